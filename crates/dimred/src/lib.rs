@@ -1,0 +1,1 @@
+//! Placeholder: the crate is being built (see issues 3 and 4).

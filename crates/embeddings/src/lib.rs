@@ -1,0 +1,27 @@
+//! Embedding sets on disk and in memory.
+//!
+//! An embedding set is a parquet file with columns `id` (int64 or utf8, unique), `label`
+//! (integer identity / class) and `embedding` (`FixedSizeList<Float32>` or `List<Float32>`,
+//! one length per file); other columns are carried along untouched. This crate reads and
+//! writes such files (streaming by row group), validates them with errors that say which file,
+//! which row and how to fix it, imports the `.npy` feature files of the original HERS code,
+//! and generates synthetic sets that imitate face, fingerprint and image embeddings.
+//!
+//! dimred, encsearch and eval all read embedding sets, and none of them may import the
+//! others, so the format lives here.
+
+mod error;
+mod npy;
+mod reader;
+mod set;
+mod synth;
+mod vector;
+mod writer;
+
+pub use error::{Error, Result};
+pub use npy::{NpyImport, import_npy};
+pub use reader::{EmbeddingReader, read_set};
+pub use set::{EmbeddingSet, Ids};
+pub use synth::{Preset, SynthSpec, SynthStats, synth_set, synth_to_parquet};
+pub use vector::{dot, l2_normalize, l2_normalize_rows};
+pub use writer::{EmbeddingWriter, write_set};

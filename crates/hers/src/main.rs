@@ -1,0 +1,72 @@
+//! `hers`: encrypted search over biometric and image embeddings — the command line.
+//!
+//! This binary only parses arguments, calls the libraries and prints; every command lives in
+//! its own file under `commands/`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod commands;
+mod progress;
+
+/// Search biometric and image embeddings while they stay encrypted.
+///
+/// Typical flow: `synth` or `import` an embedding set, `eval` it in plaintext, reduce it with
+/// DeepMDS++, then enrol and search it under homomorphic encryption. `hers demo` runs it all
+/// on the shipped data.
+#[derive(Debug, Parser)]
+#[command(name = "hers", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// More log output (-v: debug, -vv: trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// The command to run.
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Every subcommand; each variant's arguments live with its implementation.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate a synthetic embedding set imitating ArcFace, DeepPrint or ImageNet features.
+    Synth(commands::synth::Args),
+    /// Convert the `.npy` feature files of the original HERS code to a parquet embedding set.
+    Import(commands::import::Args),
+    /// Plaintext identification (rank-k, CMC) and verification (TAR@FAR) of an embedding set.
+    Eval(commands::eval::Args),
+    /// Run the whole pipeline on the shipped data and print one table.
+    Demo(commands::demo::Args),
+    /// Print a shell completion script.
+    Completions(commands::completions::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let result = match cli.command {
+        Command::Synth(a) => commands::synth::run(a),
+        Command::Import(a) => commands::import::run(a),
+        Command::Eval(a) => commands::eval::run(a),
+        Command::Demo(a) => commands::demo::run(a),
+        Command::Completions(a) => commands::completions::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn",
+        1 => "info,hers=debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
