@@ -71,9 +71,15 @@ impl EmbeddingWriter {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let tmp = tempfile::Builder::new()
-            .prefix(".hers-tmp-")
-            .suffix(".parquet")
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(".hers-tmp-").suffix(".parquet");
+        // Temporary files are private (0600) by default; a data file is not a secret.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(std::fs::Permissions::from_mode(0o644));
+        }
+        let tmp = builder
             .tempfile_in(&dir)
             .map_err(|e| Error::io(&dir, e))?;
         let id_type = match first.ids {

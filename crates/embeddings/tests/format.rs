@@ -54,6 +54,12 @@ fn write_then_read_gives_the_same_set() {
     assert_eq!(back.labels, set.labels);
     assert_eq!(back.dim, 3);
     assert_eq!(back.data, set.data);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&p).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o044, 0o044, "data files are readable by others, not 0600");
+    }
 }
 
 #[test]
