@@ -1,1 +1,39 @@
-//! Placeholder: the crate is being built (see issues 3 and 4).
+//! Dimensionality reduction of embeddings before encrypted search: DeepMDS++ (a chain of
+//! residual-MLP stages trained in burn to preserve cosine similarities, with a covariance
+//! penalty and hard-pair mining) and the PCA / shrinkage-LDA baselines, behind one [`Reducer`].
+//!
+//! ```text
+//! Config (TOML) ──► Reducer::fit ──► model directory (config.toml, meta.json, weights)
+//!                                         │
+//!            embeddings.parquet ──► project_file ──► projected.parquet (16/32/64-D)
+//! ```
+//!
+//! The compute backend (burn's flex CPU backend, or wgpu with the `wgpu` feature) is chosen
+//! by [`Backend`] at the entry point only.
+
+mod backend;
+mod config;
+pub mod data;
+mod error;
+mod inference;
+mod linalg;
+mod linear;
+pub mod loss;
+pub mod metrics;
+pub mod mining;
+pub mod model;
+mod modeldir;
+mod reducer;
+mod training;
+
+pub use backend::{device, training_device, wgpu_available};
+pub use config::{
+    Backend, Config, DataConfig, LinearConfig, LossConfig, LossKind, Method, MiningConfig, MiningStep, ModelConfig,
+    TrainConfig,
+};
+pub use error::{Error, Result};
+pub use inference::{ProjectStats, project_file};
+pub use linear::{LinearProjection, fit_lda, fit_pca};
+pub use modeldir::{EpochRecord, ModelMeta};
+pub use reducer::Reducer;
+pub use training::{TrainOptions, train_deep};

@@ -22,6 +22,6 @@ pub use error::{Error, Result};
 pub use npy::{NpyImport, import_npy};
 pub use reader::{EmbeddingReader, read_set};
 pub use set::{EmbeddingSet, Ids};
-pub use synth::{Preset, SynthSpec, SynthStats, synth_set, synth_to_parquet};
+pub use synth::{Preset, SynthSpec, SynthStats, synth_identities, synth_set, synth_to_parquet};
 pub use vector::{dot, l2_normalize, l2_normalize_rows};
 pub use writer::{EmbeddingWriter, write_set};

@@ -169,6 +169,16 @@ pub fn synth_set(spec: &SynthSpec) -> Result<EmbeddingSet> {
     Ok(block(spec, &m, 0..spec.identities))
 }
 
+/// Generates only identities `range` of the spec (labels and ids as in the full set), so
+/// disjoint train / gallery / distractor identities can come from one generator.
+pub fn synth_identities(spec: &SynthSpec, range: std::ops::Range<usize>) -> Result<EmbeddingSet> {
+    spec.check()?;
+    if range.is_empty() {
+        return Err(Error::Invalid("empty identity range".into()));
+    }
+    Ok(block(spec, &Manifold::new(spec), range))
+}
+
 fn block(spec: &SynthSpec, m: &Manifold, ids: std::ops::Range<usize>) -> EmbeddingSet {
     let per = spec.per_identity;
     let start = ids.start;

@@ -1,1 +1,31 @@
-//! Placeholder: the crate is being built (see issues 3 and 4).
+//! Encrypted biometric gallery: BFV-packed templates and encrypted 1:N search.
+//!
+//! Roles are split in the types: [`Client`] holds [`ClientKeys`] (the secret key), encrypts
+//! and decrypts; [`ServerContext`] is built from [`PublicParams`] only and scores encrypted
+//! probes against a [`HotGallery`].
+
+mod bench;
+mod client;
+mod error;
+mod gallery;
+mod keys;
+mod pack;
+mod params;
+mod protocol;
+mod quantize;
+mod score;
+mod server;
+mod topk;
+
+pub use bench::{run as run_bench, BenchConfig, BenchReport};
+pub use client::{Client, Match};
+pub use error::{Error, Result};
+pub use gallery::{Gallery, Manifest, SegmentEntry, MANIFEST_FILE};
+pub use keys::{ClientKeys, KeyId, PublicParams, PUBLIC_FILE, SECRET_FILE};
+pub use pack::{pack_bits, pack_chunk, packed_len, unpack_bits};
+pub use params::{max_log_q, Preset, SearchParams, DEFAULT_PLAINTEXT, DEFAULT_VARIANCE, HE_STANDARD_128};
+pub use protocol::{ChunkScores, EncryptedChunk, EncryptedProbe, Query, Response};
+pub use quantize::{int_dot, Metric, Quantizer};
+pub use score::{blocked_index, probe_rows, Accumulator, BLOCK, PROBE_ROWS, REDUCE_EVERY};
+pub use server::{HotChunk, HotGallery, HotProbe, ServerContext};
+pub use topk::{Hit, TopK};

@@ -1,17 +1,31 @@
 //! Evaluation of embedding sets: the identification and verification protocols, plaintext
-//! exact search, and the metrics the paper reports (rank-k, CMC, TAR@FAR).
+//! exact search, the metrics the paper reports (rank-k, CMC, TAR@FAR, retrieval mAP), and
+//! config-driven sweeps over datasets × methods × dimensions × search modes × gallery sizes
+//! with tables and plots.
 //!
 //! Plaintext exact search here is the reference every reduced or encrypted search is compared
-//! against.
+//! against. eval drives both dimred and encsearch; they never import each other.
 
+mod config;
+mod dataset;
+mod encrypted;
 mod error;
 mod metrics;
+mod plot;
 mod protocol;
 mod report;
 mod search;
+mod sweep;
+mod table;
 
+pub use config::{DatasetConfig, Mode, SweepConfig, SyntheticConfig};
+pub use dataset::Dataset;
+pub use encrypted::{EncryptedRun, encrypted_scores, preset_for};
 pub use error::{Error, Result};
-pub use metrics::{Identification, Verification, identification, score_all, verification};
+pub use metrics::{Identification, Verification, from_score_rows, identification, retrieval, score_all, verification};
+pub use plot::write_plots;
 pub use protocol::{Split, split_one_probe_per_identity};
 pub use report::{EvalOptions, EvalReport, evaluate};
 pub use search::{Gallery, top_k};
+pub use sweep::{CellResult, SweepOutput, plan_keys, run_sweep};
+pub use table::{results_frame, summary, write_matches, write_results};

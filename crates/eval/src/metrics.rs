@@ -97,12 +97,46 @@ pub fn score_all(
         })
         .collect();
 
+    let ranks: Vec<usize> = per_probe.iter().map(|(r, _, _)| *r).collect();
+    let genuine: Vec<f64> = per_probe.iter().flat_map(|(_, g, _)| g.iter().map(|&x| x as f64)).collect();
+    let impostor: Vec<f64> = per_probe.iter().flat_map(|(_, _, i)| i.iter().map(|&x| x as f64)).collect();
+    drop(per_probe);
+    summarise(&ranks, genuine, impostor, max_rank, fars)
+}
+
+/// Both protocols from precomputed score rows (`scores[p][g]`), e.g. decrypted integer
+/// scores of an encrypted search; same rules as [`score_all`].
+pub fn from_score_rows(
+    scores: &[Vec<i64>],
+    gallery_labels: &[i64],
+    probe_labels: &[i64],
+    max_rank: usize,
+    fars: &[f64],
+) -> (Identification, Verification) {
+    let (mut ranks, mut genuine, mut impostor) = (Vec::new(), Vec::new(), Vec::new());
+    for (row, &label) in scores.iter().zip(probe_labels) {
+        let mut best_mate = i64::MIN;
+        for (&s, &l) in row.iter().zip(gallery_labels) {
+            if l == label {
+                best_mate = best_mate.max(s);
+                genuine.push(s as f64);
+            } else {
+                impostor.push(s as f64);
+            }
+        }
+        ranks.push(1 + row.iter().zip(gallery_labels).filter(|(s, l)| **l != label && **s >= best_mate).count());
+    }
+    summarise(&ranks, genuine, impostor, max_rank, fars)
+}
+
+/// CMC from ranks, TAR@FAR from genuine and impostor scores.
+fn summarise(ranks: &[usize], mut genuine: Vec<f64>, mut impostor: Vec<f64>, max_rank: usize, fars: &[f64]) -> (Identification, Verification) {
     let max_rank = max_rank.max(1);
     let mut hist = vec![0usize; max_rank + 1];
-    for (r, _, _) in &per_probe {
+    for r in ranks {
         hist[(*r).min(max_rank + 1) - 1] += 1;
     }
-    let n = per_probe.len().max(1) as f64;
+    let n = ranks.len().max(1) as f64;
     let mut acc = 0;
     let cmc = hist[..max_rank]
         .iter()
@@ -111,11 +145,7 @@ pub fn score_all(
             acc as f64 / n
         })
         .collect();
-    let ident = Identification { cmc, probes: per_probe.len() };
-
-    let mut genuine: Vec<f32> = per_probe.iter().flat_map(|(_, g, _)| g.iter().copied()).collect();
-    let mut impostor: Vec<f32> = per_probe.iter().flat_map(|(_, _, i)| i.iter().copied()).collect();
-    drop(per_probe);
+    let ident = Identification { cmc, probes: ranks.len() };
     impostor.sort_unstable_by(|a, b| b.total_cmp(a));
     genuine.sort_unstable_by(|a, b| b.total_cmp(a));
     let tar_at_far = fars
@@ -131,6 +161,34 @@ pub fn score_all(
         })
         .collect();
     (ident, Verification { tar_at_far, genuine_pairs: genuine.len(), impostor_pairs: impostor.len() })
+}
+
+/// Retrieval metrics for image search: precision@k and mean average precision, with every
+/// gallery item of the probe's class relevant.
+pub fn retrieval(gallery: Gallery<'_>, gallery_labels: &[i64], probes: &[f32], probe_labels: &[i64], k: usize) -> (f64, f64) {
+    let per: Vec<(f64, f64)> = probes
+        .par_chunks_exact(gallery.dim)
+        .zip(probe_labels.par_iter())
+        .map_init(Vec::new, |scores, (p, &label)| {
+            gallery.scores_into(p, scores);
+            let mut order: Vec<usize> = (0..scores.len()).collect();
+            order.sort_unstable_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+            let relevant = gallery_labels.iter().filter(|&&l| l == label).count();
+            let (mut hits, mut ap, mut at_k) = (0usize, 0.0, 0usize);
+            for (i, &g) in order.iter().enumerate() {
+                if gallery_labels[g] == label {
+                    hits += 1;
+                    ap += hits as f64 / (i + 1) as f64;
+                    if i < k {
+                        at_k += 1;
+                    }
+                }
+            }
+            (at_k as f64 / k.min(order.len()).max(1) as f64, if relevant > 0 { ap / relevant as f64 } else { 0.0 })
+        })
+        .collect();
+    let n = per.len().max(1) as f64;
+    (per.iter().map(|x| x.0).sum::<f64>() / n, per.iter().map(|x| x.1).sum::<f64>() / n)
 }
 
 #[cfg(test)]

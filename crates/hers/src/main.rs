@@ -35,6 +35,24 @@ enum Command {
     Import(commands::import::Args),
     /// Plaintext identification (rank-k, CMC) and verification (TAR@FAR) of an embedding set.
     Eval(commands::eval::Args),
+    /// Train a dimensionality reduction (DeepMDS++, ablations, PCA, LDA) from a TOML config.
+    Train(commands::train::Args),
+    /// Project an embedding set to 16/32/64-D with a trained model.
+    Project(commands::project::Args),
+    /// Generate a key set: secret key for the client, public parameters for the server.
+    Keygen(commands::keygen::Args),
+    /// Encrypt an embedding set and append it to an encrypted gallery (client).
+    Enroll(commands::enroll::Args),
+    /// One role of an encrypted search: encrypt (client), score (server), decrypt (client).
+    Query(commands::query::Args),
+    /// Encrypted 1:N search, all roles in one process.
+    Search(commands::search::Args),
+    /// Encrypted 1:1 verification against a claimed identity.
+    Verify(commands::verify::Args),
+    /// Remove templates from an encrypted gallery (no re-encryption).
+    Remove(commands::remove::Args),
+    /// Benchmarks (`bench search`: encrypted search vs HERS vs plaintext).
+    Bench(commands::bench::Args),
     /// Run the whole pipeline on the shipped data and print one table.
     Demo(commands::demo::Args),
     /// Print a shell completion script.
@@ -48,6 +66,15 @@ fn main() -> ExitCode {
         Command::Synth(a) => commands::synth::run(a),
         Command::Import(a) => commands::import::run(a),
         Command::Eval(a) => commands::eval::run(a),
+        Command::Train(a) => commands::train::run(a),
+        Command::Project(a) => commands::project::run(a),
+        Command::Keygen(a) => commands::keygen::run(a),
+        Command::Enroll(a) => commands::enroll::run(a),
+        Command::Query(a) => commands::query::run(a),
+        Command::Search(a) => commands::search::run(a),
+        Command::Verify(a) => commands::verify::run(a),
+        Command::Remove(a) => commands::remove::run(a),
+        Command::Bench(a) => commands::bench::run(a),
         Command::Demo(a) => commands::demo::run(a),
         Command::Completions(a) => commands::completions::run(a),
     };

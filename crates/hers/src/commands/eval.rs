@@ -1,4 +1,5 @@
-//! `hers eval`: plaintext identification and verification of an embedding set.
+//! `hers eval`: plaintext identification and verification of an embedding set, or a whole
+//! sweep from a config file.
 
 use std::path::PathBuf;
 
@@ -9,8 +10,12 @@ use eval::{EvalOptions, EvalReport, evaluate};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The embedding set (parquet).
+    #[arg(long, required_unless_present = "config", conflicts_with = "config")]
+    input: Option<PathBuf>,
+    /// A sweep config (`configs/sweep-*.toml`): datasets × methods × dimensions × modes ×
+    /// gallery sizes, written to `experiments/<name>/<timestamp>/`; an interrupted sweep resumes.
     #[arg(long)]
-    input: PathBuf,
+    config: Option<PathBuf>,
     /// Seed of the probe draw.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -25,10 +30,14 @@ pub struct Args {
     split_out: Option<PathBuf>,
 }
 
-/// Loads the set, runs the protocol and prints the metrics.
+/// Loads the set, runs the protocol and prints the metrics (or runs a sweep).
 pub fn run(a: Args) -> anyhow::Result<()> {
+    if let Some(config) = &a.config {
+        return sweep(config, a.json);
+    }
+    let Some(input) = a.input.clone() else { anyhow::bail!("give --input or --config") };
     let spinner = crate::progress::spinner("loading");
-    let set = embeddings::read_set(&a.input).with_context(|| format!("reading {}", a.input.display()))?;
+    let set = embeddings::read_set(&input).with_context(|| format!("reading {}", input.display()))?;
     spinner.set_message("searching");
     let opts = EvalOptions { seed: a.seed, draws: a.draws, ..EvalOptions::default() };
     let report = evaluate(&set, &opts).context("evaluating")?;
@@ -42,7 +51,25 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if a.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
-        print!("{}", table(&a.input.display().to_string(), &report));
+        print!("{}", table(&input.display().to_string(), &report));
+    }
+    Ok(())
+}
+
+fn sweep(path: &std::path::Path, json: bool) -> anyhow::Result<()> {
+    let config = eval::SweepConfig::from_file(path)?;
+    let out = eval::run_sweep(&config, true).with_context(|| format!("running the sweep in {}", path.display()))?;
+    if json {
+        println!("{}", serde_json::to_string(&out.results)?);
+    } else {
+        print!("{}", eval::summary(&out.results));
+        eprintln!(
+            "\n{} cells ({} computed now, {} from an earlier interrupted run); results, tables and plots in {}",
+            out.results.len(),
+            out.computed,
+            out.results.len() - out.computed,
+            out.dir.display()
+        );
     }
     Ok(())
 }

@@ -1,0 +1,102 @@
+//! The model directory: `config.toml` (the resolved config), `meta.json` (method, dimensions,
+//! training history) and the weights (`weights.bpk` for the learned methods, burnpack format;
+//! `linear.json` for PCA / LDA). Projection needs nothing else.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Config, Error, Method, Result};
+
+/// File name of the resolved config.
+pub const CONFIG_FILE: &str = "config.toml";
+/// File name of the metadata.
+pub const META_FILE: &str = "meta.json";
+/// File name of the learned weights.
+pub const WEIGHTS_FILE: &str = "weights.bpk";
+/// File name of a linear projection.
+pub const LINEAR_FILE: &str = "linear.json";
+/// Version of the directory layout.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// One validated epoch of training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// Stage index (0-based).
+    pub stage: usize,
+    /// Epoch within the stage (0-based).
+    pub epoch: usize,
+    /// Mean training loss of the epoch.
+    pub loss: f64,
+    /// Learning rate at the end of the epoch.
+    pub lr: f64,
+    /// Validation rank-1 (held-out training identities), if validated.
+    pub val_rank1: Option<f64>,
+    /// Validation TAR at FAR = 1e-3, if validated.
+    pub val_tar: Option<f64>,
+    /// Seconds since training started.
+    pub elapsed_s: f64,
+}
+
+/// What a model directory says about its model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelMeta {
+    /// Directory layout version.
+    pub format_version: u32,
+    /// The method.
+    pub method: Method,
+    /// Input embedding dimension.
+    pub input_dim: usize,
+    /// Output dimensions available (stage outputs, or the linear components).
+    pub output_dims: Vec<usize>,
+    /// Hidden layers per stage (learned methods).
+    pub hidden_layers: usize,
+    /// Stages trained so far (learned methods; equals `output_dims.len()` when complete).
+    pub trained_stages: usize,
+    /// Training wall-clock seconds.
+    pub train_seconds: f64,
+    /// Per-epoch history.
+    pub history: Vec<EpochRecord>,
+}
+
+impl ModelMeta {
+    /// True when every stage is trained.
+    pub fn complete(&self) -> bool {
+        !self.method.is_deep() || self.trained_stages == self.output_dims.len()
+    }
+}
+
+pub(crate) fn write_text(path: &Path, text: &str) -> Result<()> {
+    // Write then rename, so an interrupted save never leaves a half file.
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+/// Writes `config.toml` and `meta.json` into `dir` (created if needed).
+pub fn write_header(dir: &Path, config: &Config, meta: &ModelMeta) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    write_text(&dir.join(CONFIG_FILE), &config.to_toml()?)?;
+    let json = serde_json::to_string_pretty(meta).map_err(|e| Error::model(dir, e.to_string()))?;
+    write_text(&dir.join(META_FILE), &json)
+}
+
+/// Reads `config.toml` and `meta.json` from `dir`.
+pub fn read_header(dir: &Path) -> Result<(Config, ModelMeta)> {
+    let need = |f: &str| -> Result<PathBuf> {
+        let p = dir.join(f);
+        if p.is_file() {
+            Ok(p)
+        } else {
+            Err(Error::model(dir, format!("not a model directory: `{f}` is missing (train one with `hers train`)")))
+        }
+    };
+    let config = Config::from_file(need(CONFIG_FILE)?)?;
+    let mp = need(META_FILE)?;
+    let text = std::fs::read_to_string(&mp).map_err(|e| Error::io(&mp, e))?;
+    let meta: ModelMeta = serde_json::from_str(&text).map_err(|e| Error::model(&mp, e.to_string()))?;
+    if meta.format_version != FORMAT_VERSION {
+        return Err(Error::model(&mp, format!("format version {} not supported (expected {FORMAT_VERSION})", meta.format_version)));
+    }
+    Ok((config, meta))
+}

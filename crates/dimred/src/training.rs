@@ -1,0 +1,285 @@
+//! Progressive training of the DeepMDS chain: stage by stage, each restored and (optionally)
+//! frozen before the next is trained; Adam with a step-decay schedule; validation on held-out
+//! training identities after every epoch; the best epoch of each stage is kept.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::{Device, Tensor, TensorData};
+use embeddings::EmbeddingSet;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::data::{Pair, PairSampler, gather_pairs, pair_cosines, split_identities};
+use crate::loss::{covariance_penalty, distance_loss, pair_cosine, ranking_loss};
+use crate::metrics::{rank1, tar_at_far};
+use crate::mining::select_hard;
+use crate::model::{DeepMds, Stage, tensor_to_vec};
+use crate::modeldir::{self, EpochRecord, FORMAT_VERSION, ModelMeta};
+use crate::reducer::{load_weights, save_weights};
+use crate::{Config, Error, Result, backend};
+
+/// Where and how to train.
+#[derive(Debug, Clone, Default)]
+pub struct TrainOptions {
+    /// Model directory to checkpoint into after every stage (and write at the end).
+    pub out_dir: Option<PathBuf>,
+    /// Continue from the stages already trained in `out_dir`.
+    pub resume: bool,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+}
+
+/// Most validation rows used for TAR@FAR (it is quadratic in the rows).
+const MAX_TAR_ROWS: usize = 2000;
+
+/// Trains the learned method of `config` on `set` (labels = identities). Returns the trained
+/// chain (on the training device) and its metadata.
+pub fn train_deep(config: &Config, set: &EmbeddingSet, options: &TrainOptions) -> Result<(DeepMds, ModelMeta)> {
+    config.validate()?;
+    let t = &config.train;
+    let method = t.method;
+    if !method.is_deep() {
+        return Err(Error::config("train.method", format!("`{method}` is not a learned method")));
+    }
+    let dim = set.dim;
+    let stages = &config.model.stages;
+    if stages[0] >= dim {
+        return Err(Error::config("model.stages", format!("first stage ({}) must be below the input dimension {dim}", stages[0])));
+    }
+    let device = backend::training_device(t.backend)?;
+    let infer = backend::device(t.backend)?;
+    device.seed(t.seed);
+
+    // L2-normalised inputs, split by identity.
+    let mut x = set.data.clone();
+    embeddings::l2_normalize_rows(&mut x, dim);
+    let (tr, va) = split_identities(&set.labels, config.data.validation_fraction, config.data.max_validation_identities, config.data.split_seed);
+    let take = |rows: &[usize]| -> (Vec<f32>, Vec<i64>) {
+        let mut d = Vec::with_capacity(rows.len() * dim);
+        rows.iter().for_each(|&r| d.extend_from_slice(&x[r * dim..(r + 1) * dim]));
+        (d, rows.iter().map(|&r| set.labels[r]).collect())
+    };
+    let (xtr, ltr) = take(&tr);
+    let (xva, lva) = take(&va);
+    let mut sampler = PairSampler::new(&ltr, t.seed)?;
+    if method.uses_ranking() && sampler.genuine_identities() < t.num_pairs {
+        tracing::warn!(
+            "only {} training identities for {} genuine pairs per batch: some in-batch negatives share an identity",
+            sampler.genuine_identities(),
+            t.num_pairs
+        );
+    }
+
+    let mut meta = ModelMeta {
+        format_version: FORMAT_VERSION,
+        method,
+        input_dim: dim,
+        output_dims: stages.clone(),
+        hidden_layers: config.model.hidden_layers,
+        trained_stages: 0,
+        train_seconds: 0.0,
+        history: Vec::new(),
+    };
+    let mut chain = DeepMds { stages: Vec::new() };
+    if options.resume {
+        if let Some(dir) = &options.out_dir {
+            if dir.join(modeldir::META_FILE).is_file() {
+                let (old_cfg, old) = modeldir::read_header(dir)?;
+                if old.input_dim != dim || old.output_dims != *stages || old.method != method || old_cfg.model != config.model {
+                    return Err(Error::model(dir, "cannot resume: the directory holds a different model (method, stages or input dimension)"));
+                }
+                if old.trained_stages > 0 {
+                    chain = load_weights(dir, &old, old.trained_stages, &device)?.freeze();
+                }
+                meta = old;
+                tracing::info!("resuming after {} trained stage(s)", meta.trained_stages);
+            }
+        }
+    }
+
+    let total_steps: usize = (meta.trained_stages..stages.len()).map(|s| config.epochs_of(s) * t.steps_per_epoch).sum();
+    let bar = if options.progress { ProgressBar::new(total_steps as u64) } else { ProgressBar::hidden() };
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let start = Instant::now();
+    let prior_seconds = meta.train_seconds;
+    let n = t.num_pairs;
+
+    for s in meta.trained_stages..stages.len() {
+        let in_dim = if s == 0 { dim } else { stages[s - 1] };
+        let stage = Stage::new(in_dim, stages[s], config.model.hidden_layers, &device);
+        // Frozen: earlier stages are applied once, up front, and only the new stage trains.
+        let frozen = config.freeze_of(s);
+        let (mut net, feats, fdim) = if frozen {
+            let feats = chain.valid().project_rows(&xtr, dim, s, t.inference_batch, &infer);
+            (DeepMds { stages: vec![stage] }, feats, in_dim)
+        } else {
+            let mut all = chain.clone().unfreeze();
+            all.stages.push(stage);
+            (all, xtr.clone(), dim)
+        };
+        let upto = net.stages.len();
+        let mut optim = AdamConfig::new()
+            .with_beta_1(t.beta1)
+            .with_beta_2(t.beta2)
+            .with_epsilon(t.epsilon)
+            .with_weight_decay(Some(WeightDecayConfig::new(t.weight_decay)))
+            .init();
+        let mut best: Option<(f64, DeepMds)> = None;
+        let mut step = 0usize;
+        let epochs = config.epochs_of(s);
+        for epoch in 0..epochs {
+            let mut loss_sum = 0.0;
+            for _ in 0..t.steps_per_epoch {
+                let (gp, ip) = if method.uses_mining() {
+                    let keep = config.mining.keep_at(epoch);
+                    let c = config.mining.candidates.max(n);
+                    let valid = net.valid();
+                    let g = mine(&valid, &mut sampler, &feats, fdim, &xtr, dim, upto, &infer, true, c, keep, n);
+                    let i = mine(&valid, &mut sampler, &feats, fdim, &xtr, dim, upto, &infer, false, c, keep, n);
+                    (g, i)
+                } else {
+                    (sampler.genuine(n), sampler.impostor(n))
+                };
+                let mut rows = gather_pairs(&feats, fdim, &gp);
+                rows.extend(gather_pairs(&feats, fdim, &ip));
+                let batch = Tensor::<2>::from_data(TensorData::new(rows, [4 * n, fdim]), &device);
+                let tg = Tensor::<1>::from_data(TensorData::new(pair_cosines(&xtr, dim, &gp), [n]), &device);
+                let ti = Tensor::<1>::from_data(TensorData::new(pair_cosines(&xtr, dim, &ip), [n]), &device);
+                let outputs = net.forward_all(batch, upto); // each [4n, d_k]
+                let last_k = outputs.len() - 1;
+                let mut loss = Tensor::<1>::zeros([1], &device);
+                for (k, y) in outputs.into_iter().enumerate() {
+                    let w = if k == last_k { 1.0 } else { config.loss.earlier_stage_weight };
+                    if w != 0.0 {
+                        loss = loss + batch_loss(config, y, tg.clone(), ti.clone(), n).mul_scalar(w);
+                    }
+                }
+                let value = f64::from(loss.clone().into_scalar::<f32>());
+                if !value.is_finite() {
+                    return Err(Error::Numerical(format!("loss became {value} at stage {s}, epoch {epoch}; lower train.lr")));
+                }
+                loss_sum += value;
+                let grads = GradientsParams::from_grads(loss.backward(), &net);
+                net = optim.step(config.lr_in_stage(s, step), net, grads);
+                step += 1;
+                bar.inc(1);
+            }
+            let mean_loss = loss_sum / t.steps_per_epoch as f64;
+            let last = epoch + 1 == epochs;
+            let (r1, tar) = if !lva.is_empty() && ((epoch + 1) % t.validate_every == 0 || last) {
+                let m = net.valid();
+                let head = if frozen { chain.valid() } else { DeepMds { stages: Vec::new() } };
+                let pre = head.project_rows(&xva, dim, head.stages.len(), t.inference_batch, &infer);
+                let pdim = if frozen { in_dim } else { dim };
+                let y = m.project_rows(&pre, pdim, upto, t.inference_batch, &infer);
+                let k = stages[s];
+                let rows = lva.len().min(MAX_TAR_ROWS);
+                (Some(rank1(&y, k, &lva, t.seed)), Some(tar_at_far(&y[..rows * k], k, &lva[..rows], 1e-3)))
+            } else {
+                (None, None)
+            };
+            bar.set_message(format!(
+                "stage {}/{} ({}→{}) epoch {}/{} loss {mean_loss:.4}{}",
+                s + 1,
+                stages.len(),
+                in_dim,
+                stages[s],
+                epoch + 1,
+                epochs,
+                r1.map(|r| format!(" val rank-1 {r:.3}")).unwrap_or_default()
+            ));
+            tracing::info!(
+                stage = s + 1,
+                epoch = epoch + 1,
+                loss = mean_loss,
+                val_rank1 = r1.unwrap_or(f64::NAN),
+                val_tar = tar.unwrap_or(f64::NAN),
+                elapsed_s = prior_seconds + start.elapsed().as_secs_f64(),
+                "epoch done"
+            );
+            meta.history.push(EpochRecord {
+                stage: s,
+                epoch,
+                loss: mean_loss,
+                lr: config.lr_in_stage(s, step.saturating_sub(1)),
+                val_rank1: r1,
+                val_tar: tar,
+                elapsed_s: prior_seconds + start.elapsed().as_secs_f64(),
+            });
+            // Best checkpoint: highest validation rank-1 (the last epoch without validation).
+            let score = r1.unwrap_or(f64::NEG_INFINITY);
+            if r1.is_some() && best.as_ref().is_none_or(|(b, _)| score > *b) || lva.is_empty() && last {
+                best = Some((score, net.clone()));
+            } else if best.is_none() && last {
+                best = Some((score, net.clone()));
+            }
+        }
+        let trained = best.map(|(_, m)| m).unwrap_or(net);
+        chain = if frozen {
+            let mut c = chain;
+            c.stages.extend(trained.stages);
+            c.freeze()
+        } else {
+            trained.freeze()
+        };
+        meta.trained_stages = s + 1;
+        meta.train_seconds = prior_seconds + start.elapsed().as_secs_f64();
+        if let Some(dir) = &options.out_dir {
+            modeldir::write_header(dir, config, &meta)?;
+            save_weights(dir, &chain)?;
+        }
+    }
+    bar.finish_and_clear();
+    Ok((chain, meta))
+}
+
+/// The loss of the method on one output `y: [4n, d]` laid out as genuine firsts, genuine
+/// seconds, impostor firsts, impostor seconds; `tg`, `ti`: the input cosines of the pairs.
+fn batch_loss(config: &Config, y: Tensor<2>, tg: Tensor<1>, ti: Tensor<1>, n: usize) -> Tensor<1> {
+    let method = config.train.method;
+    let l = &config.loss;
+    let (ga, gb) = (y.clone().narrow(0, 0, n), y.clone().narrow(0, n, n));
+    let (ia, ib) = (y.clone().narrow(0, 2 * n, n), y.clone().narrow(0, 3 * n, n));
+    let mut loss =
+        distance_loss(pair_cosine(ga.clone(), gb.clone()), tg, pair_cosine(ia, ib), ti, l.kind, l.genuine_weight, l.impostor_weight);
+    if method.uses_covariance() && l.covariance_weight != 0.0 {
+        loss = loss + covariance_penalty(y, l.covariance_weight);
+    }
+    if method.uses_ranking() && l.ranking_weight != 0.0 {
+        loss = loss + ranking_loss(ga, gb, l.ranking_temperature).mul_scalar(l.ranking_weight);
+    }
+    loss
+}
+
+/// Draws `candidates` pairs of one kind, ranks them by |s − ŝ| under the current network and
+/// keeps the `keep` worst plus random others, `n` in all.
+#[allow(clippy::too_many_arguments)]
+fn mine(
+    net: &DeepMds,
+    sampler: &mut PairSampler,
+    feats: &[f32],
+    fdim: usize,
+    x: &[f32],
+    dim: usize,
+    upto: usize,
+    device: &Device,
+    genuine: bool,
+    candidates: usize,
+    keep: usize,
+    n: usize,
+) -> Vec<Pair> {
+    let cand = if genuine { sampler.genuine(candidates) } else { sampler.impostor(candidates) };
+    let c = cand.len();
+    let rows = gather_pairs(feats, fdim, &cand);
+    let y = net.forward_to(Tensor::<2>::from_data(TensorData::new(rows, [2 * c, fdim]), device), upto);
+    let pred = tensor_to_vec(pair_cosine(y.clone().narrow(0, 0, c), y.narrow(0, c, c)));
+    let target = pair_cosines(x, dim, &cand);
+    let errors: Vec<f32> = pred.iter().zip(&target).map(|(p, t)| (p - t).abs()).collect();
+    select_hard(&errors, keep, n, sampler.rng()).into_iter().map(|i| cand[i]).collect()
+}

@@ -1,0 +1,230 @@
+//! `hers bench search`: one run timing our encrypted search against the HERS algorithm and
+//! plaintext brute force on a synthetic gallery.
+
+use std::time::Instant;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::client::Client;
+use crate::error::Result;
+use crate::keys::ClientKeys;
+use crate::params::Preset;
+use crate::server::{HotGallery, ServerContext};
+use crate::topk::{Hit, TopK};
+
+/// What to benchmark.
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    /// Templates in the synthetic gallery.
+    pub gallery_size: usize,
+    /// Template dimension.
+    pub dim: usize,
+    /// Parameter preset.
+    pub preset: Preset,
+    /// Templates over which the HERS baseline and our scoring are compared (e.g. 100 000).
+    pub baseline_size: usize,
+    /// Top-k of the query.
+    pub k: usize,
+    /// Dimension of the second plaintext brute-force reference.
+    pub plain_dim_high: usize,
+    /// RNG seed.
+    pub seed: u64,
+}
+
+impl Default for BenchConfig {
+    fn default() -> Self {
+        Self { gallery_size: 100_000, dim: 16, preset: Preset::N4096, baseline_size: 100_000, k: 10, plain_dim_high: 512, seed: 1 }
+    }
+}
+
+/// Results of one benchmark run (seconds and bytes).
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    /// Templates in the gallery.
+    pub gallery_size: usize,
+    /// Dimension.
+    pub dim: usize,
+    /// Ring degree N.
+    pub degree: usize,
+    /// log2 Q.
+    pub log_q: f64,
+    /// Number of primes of the multiplication basis Q ∪ P.
+    pub ext_primes: usize,
+    /// Chunks of N templates.
+    pub chunks: usize,
+    /// Client: quantise + encrypt the whole gallery (all cores).
+    pub enroll_s: f64,
+    /// Server: at-rest form → hot form for the whole gallery (all cores).
+    pub prepare_s: f64,
+    /// Client: quantise + encrypt one probe.
+    pub encrypt_s: f64,
+    /// Server: score one probe against the gallery.
+    pub score_s: f64,
+    /// Client: decrypt every chunk + top-k.
+    pub decrypt_topk_s: f64,
+    /// encrypt + score + decrypt/top-k.
+    pub query_s: f64,
+    /// Templates the baseline comparison used.
+    pub baseline_size: usize,
+    /// Our scoring over `baseline_size` templates.
+    pub ours_at_baseline_s: f64,
+    /// HERS algorithm (multiply + relinearise + add per dimension) over `baseline_size` templates.
+    pub hers_at_baseline_s: f64,
+    /// Plaintext f32 brute force + top-k at `dim`.
+    pub plain_s: f64,
+    /// Plaintext f32 brute force + top-k at `plain_dim_high`.
+    pub plain_high_s: f64,
+    /// The high plaintext dimension.
+    pub plain_dim_high: usize,
+    /// At rest (seeded ciphertexts, serialised): bytes per template.
+    pub rest_bytes_per_template: f64,
+    /// Hot form (extended basis, NTT, in memory): bytes per template.
+    pub hot_bytes_per_template: f64,
+    /// Encrypted scores in the response: bytes per template.
+    pub response_bytes_per_template: f64,
+    /// Encrypted query size in bytes.
+    pub query_bytes: usize,
+    /// HERS time / our time at `baseline_size`.
+    pub speedup_vs_hers: f64,
+    /// Our query time / plaintext brute force at `dim`.
+    pub slowdown_vs_plain: f64,
+}
+
+fn secs(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64()
+}
+
+fn plain_search(dim: usize, count: usize, k: usize, rng: &mut ChaCha20Rng) -> f64 {
+    let gallery: Vec<f32> = (0..count * dim).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    let probe: Vec<f32> = (0..dim).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    let t = Instant::now();
+    let top = gallery
+        .par_chunks(dim * 4096)
+        .enumerate()
+        .map(|(c, rows)| {
+            let mut t = TopK::new(k);
+            for (i, r) in rows.chunks_exact(dim).enumerate() {
+                let s: f32 = r.iter().zip(&probe).map(|(a, b)| a * b).sum();
+                t.push(Hit { index: (c * 4096 + i) as u64, score: (s * 1e6) as i64 });
+            }
+            t
+        })
+        .reduce(|| TopK::new(k), |mut a, b| {
+            a.merge(b);
+            a
+        });
+    std::hint::black_box(top.into_sorted());
+    secs(t)
+}
+
+/// Runs the benchmark.
+pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
+    let mut rng = ChaCha20Rng::seed_from_u64(cfg.seed);
+    let keys = ClientKeys::generate(cfg.preset.params()?, &mut rng)?;
+    let server = ServerContext::new(keys.public(), cfg.dim)?;
+    let client = Client::new(keys, cfg.dim)?;
+    let n = client.chunk_size();
+    let dim = cfg.dim;
+
+    let rows: Vec<f32> = (0..cfg.gallery_size * dim).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    let t = Instant::now();
+    let chunks = client.encrypt_templates(&rows, &mut rng)?;
+    let enroll_s = secs(t);
+    let rest_bytes: usize = chunks.par_iter().map(|c| c.to_bytes().len()).sum();
+
+    let t = Instant::now();
+    let hot = server.prepare_chunks(&chunks)?;
+    let prepare_s = secs(t);
+    let mut slot_ids = vec![None; hot.len() * n];
+    for (i, s) in slot_ids.iter_mut().take(cfg.gallery_size).enumerate() {
+        *s = Some(i.to_string());
+    }
+    let gallery = HotGallery { chunks: hot, slot_ids, scale: client.quantizer().scale, metric: client.quantizer().metric };
+
+    let probe = rows[..dim].to_vec();
+    let t = Instant::now();
+    let query = client.encrypt_query(vec!["probe".into()], &probe, &mut rng)?;
+    let encrypt_s = secs(t);
+    let query_bytes = query.to_bytes().len();
+    let t = Instant::now();
+    let resp = server.score(&query, &gallery)?;
+    let score_s = secs(t);
+    let t = Instant::now();
+    let top = client.decrypt_top_k(&resp, cfg.k)?;
+    let decrypt_topk_s = secs(t);
+    std::hint::black_box(top);
+
+    // Baseline comparison on the first `baseline_size` templates, same probe, same cores.
+    let bchunks = cfg.baseline_size.div_ceil(n).clamp(1, chunks.len());
+    let t = Instant::now();
+    std::hint::black_box(server.score_probe(&query.probes[0], &gallery.chunks[..bchunks])?);
+    let ours_at_baseline_s = secs(t);
+    let rk = client.relinearization_key(&mut rng)?;
+    let m = server.hers_multiplicator(&rk)?;
+    let t = Instant::now();
+    let hers: Vec<_> = chunks[..bchunks]
+        .par_iter()
+        .map(|c| server.score_chunk_hers(&query.probes[0], c, &m))
+        .collect::<Result<_>>()?;
+    let hers_at_baseline_s = secs(t);
+    std::hint::black_box(hers);
+
+    let plain_s = plain_search(dim, cfg.gallery_size, cfg.k, &mut rng);
+    let plain_high_s = plain_search(cfg.plain_dim_high, cfg.gallery_size, cfg.k, &mut rng);
+    let query_s = encrypt_s + score_s + decrypt_topk_s;
+    Ok(BenchReport {
+        gallery_size: cfg.gallery_size,
+        dim,
+        degree: n,
+        log_q: client.keys().public().params.log_q(),
+        ext_primes: server.extended_moduli().len(),
+        chunks: chunks.len(),
+        enroll_s,
+        prepare_s,
+        encrypt_s,
+        score_s,
+        decrypt_topk_s,
+        query_s,
+        baseline_size: bchunks * n,
+        ours_at_baseline_s,
+        hers_at_baseline_s,
+        plain_s,
+        plain_high_s,
+        plain_dim_high: cfg.plain_dim_high,
+        rest_bytes_per_template: rest_bytes as f64 / (chunks.len() * n) as f64,
+        hot_bytes_per_template: server.hot_bytes_per_template() as f64,
+        response_bytes_per_template: resp.score_bytes_per_slot(),
+        query_bytes,
+        speedup_vs_hers: hers_at_baseline_s / ours_at_baseline_s,
+        slowdown_vs_plain: query_s / plain_s,
+    })
+}
+
+impl BenchReport {
+    /// A markdown table of the report.
+    pub fn to_table(&self) -> String {
+        let mut s = String::new();
+        let mut row = |k: &str, v: String| s.push_str(&format!("| {k} | {v} |\n"));
+        row("gallery", format!("{} × {}-D, N = {}, log q = {:.0}, {} chunks, Q∪P = {} primes", self.gallery_size, self.dim, self.degree, self.log_q, self.chunks, self.ext_primes));
+        row("enrol (client encrypt, all cores)", format!("{:.2} s", self.enroll_s));
+        row("server hot-form preparation", format!("{:.2} s", self.prepare_s));
+        row("query: encrypt", format!("{:.1} ms", self.encrypt_s * 1e3));
+        row("query: score (server)", format!("{:.1} ms", self.score_s * 1e3));
+        row("query: decrypt + top-k", format!("{:.1} ms", self.decrypt_topk_s * 1e3));
+        row("query: total", format!("{:.1} ms", self.query_s * 1e3));
+        row(&format!("ours, score {} templates", self.baseline_size), format!("{:.1} ms", self.ours_at_baseline_s * 1e3));
+        row(&format!("HERS algorithm, {} templates", self.baseline_size), format!("{:.1} ms", self.hers_at_baseline_s * 1e3));
+        row("speed-up vs HERS", format!("{:.1}×", self.speedup_vs_hers));
+        row(&format!("plaintext f32 brute force {}-D", self.dim), format!("{:.2} ms", self.plain_s * 1e3));
+        row(&format!("plaintext f32 brute force {}-D", self.plain_dim_high), format!("{:.2} ms", self.plain_high_s * 1e3));
+        row("encrypted query / plaintext (same D)", format!("{:.0}×", self.slowdown_vs_plain));
+        row("bytes/template at rest (seeded)", format!("{:.1}", self.rest_bytes_per_template));
+        row("bytes/template hot form (memory)", format!("{:.0}", self.hot_bytes_per_template));
+        row("bytes/template response", format!("{:.1}", self.response_bytes_per_template));
+        row("query size", format!("{} B", self.query_bytes));
+        format!("| measure | value |\n|---|---|\n{s}")
+    }
+}

@@ -1,0 +1,224 @@
+//! The client (gallery owner): quantises, packs and encrypts templates and probes; decrypts
+//! the degree-2 score ciphertexts with `s²` and takes the top-k.
+
+use fhe::bfv::{Ciphertext, Encoding, Plaintext, RelinearizationKey};
+use fhe_math::rq::traits::TryConvertFrom;
+use fhe_math::rq::{Poly, Representation};
+use fhe_traits::{FheDecoder, FheDecrypter, FheEncoder, FheEncrypter};
+use ndarray::Array2;
+use rand::{CryptoRng, RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::keys::ClientKeys;
+use crate::pack::pack_chunk;
+use crate::protocol::{ChunkScores, EncryptedChunk, EncryptedProbe, Query, Response};
+use crate::quantize::{Metric, Quantizer};
+use crate::topk::{Hit, TopK};
+
+/// One ranked result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Match {
+    /// Probe id.
+    pub probe_id: String,
+    /// 1-based rank.
+    pub rank: usize,
+    /// Gallery id.
+    pub gallery_id: String,
+    /// Decrypted integer score: inner product (cosine) or squared distance (Euclidean) of the
+    /// quantised vectors.
+    pub score: i64,
+    /// Score divided by `s²`: cosine similarity, or squared distance for the Euclidean metric.
+    pub similarity: f64,
+}
+
+/// The client side of the protocol.
+#[derive(Debug)]
+pub struct Client {
+    keys: ClientKeys,
+    quantizer: Quantizer,
+}
+
+impl Client {
+    /// A client for `dim`-dimensional templates, cosine metric, default scale.
+    pub fn new(keys: ClientKeys, dim: usize) -> Result<Self> {
+        let quantizer = Quantizer::new(&keys.public().params, dim)?;
+        Ok(Self { keys, quantizer })
+    }
+
+    /// A client with an explicit quantiser (e.g. a gallery's recorded scale).
+    pub fn with_quantizer(keys: ClientKeys, quantizer: Quantizer) -> Result<Self> {
+        if quantizer.metric == Metric::Cosine {
+            keys.public().params.check_capacity(quantizer.dim, quantizer.scale)?;
+        }
+        Ok(Self { keys, quantizer })
+    }
+
+    /// The key set.
+    pub fn keys(&self) -> &ClientKeys {
+        &self.keys
+    }
+
+    /// The quantiser.
+    pub fn quantizer(&self) -> &Quantizer {
+        &self.quantizer
+    }
+
+    /// Slots per chunk (the ring degree).
+    pub fn chunk_size(&self) -> usize {
+        self.keys.public().params.degree
+    }
+
+    /// Encrypts up to N packed template rows (see [`Quantizer::template_row`]) as one chunk
+    /// (dimension-wise SIMD packing).
+    pub fn encrypt_chunk<R: RngCore + CryptoRng>(&self, templates: &[Vec<i64>], rng: &mut R) -> Result<EncryptedChunk> {
+        let n = self.chunk_size();
+        let cols = pack_chunk(templates, self.quantizer.rows(), n)?;
+        let bfv = self.keys.bfv();
+        let cts = cols
+            .iter()
+            .map(|col| {
+                let pt = Plaintext::try_encode(col.as_slice(), Encoding::simd(), bfv)?;
+                Ok(self.keys.secret().try_encrypt(&pt, rng)?)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(EncryptedChunk { cts })
+    }
+
+    /// Quantises and encrypts row-major templates into chunks, on all cores.
+    pub fn encrypt_templates<R: RngCore + CryptoRng>(&self, rows: &[f32], rng: &mut R) -> Result<Vec<EncryptedChunk>> {
+        let q = self.quantizer.template_rows(rows)?;
+        self.encrypt_quantized(&q, rng)
+    }
+
+    /// Encrypts packed template rows into chunks, on all cores.
+    pub fn encrypt_quantized<R: RngCore + CryptoRng>(&self, q: &[Vec<i64>], rng: &mut R) -> Result<Vec<EncryptedChunk>> {
+        let n = self.chunk_size();
+        let seeds: Vec<[u8; 32]> = q
+            .chunks(n)
+            .map(|_| {
+                let mut s = [0u8; 32];
+                rng.fill_bytes(&mut s);
+                s
+            })
+            .collect();
+        q.par_chunks(n)
+            .zip(seeds)
+            .map(|(c, s)| self.encrypt_chunk(c, &mut ChaCha20Rng::from_seed(s)))
+            .collect()
+    }
+
+    /// Encrypts one packed probe row (see [`Quantizer::probe_row`]): ciphertext j holds `p[j]`
+    /// in every slot (a constant polynomial).
+    pub fn encrypt_probe<R: RngCore + CryptoRng>(&self, probe: &[i64], rng: &mut R) -> Result<EncryptedProbe> {
+        if probe.len() != self.quantizer.rows() {
+            return Err(Error::DimensionMismatch { expected: self.quantizer.rows(), actual: probe.len() });
+        }
+        let bfv = self.keys.bfv();
+        let cts = probe
+            .iter()
+            .map(|&v| {
+                // The constant polynomial v decodes to v in every SIMD slot.
+                let pt = Plaintext::try_encode(&[v][..], Encoding::poly(), bfv)?;
+                Ok(self.keys.secret().try_encrypt(&pt, rng)?)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(EncryptedProbe { cts })
+    }
+
+    /// Quantises and encrypts probes (row-major `f32`) into one query.
+    pub fn encrypt_query<R: RngCore + CryptoRng>(&self, probe_ids: Vec<String>, rows: &[f32], rng: &mut R) -> Result<Query> {
+        let q = self.quantizer.probe_rows(rows)?;
+        if q.len() != probe_ids.len() {
+            return Err(Error::InvalidArgument { reason: format!("{} ids for {} probes", probe_ids.len(), q.len()) });
+        }
+        let probes = q.iter().map(|p| self.encrypt_probe(p, rng)).collect::<Result<Vec<_>>>()?;
+        Ok(Query {
+            key_id: self.keys.key_id().clone(),
+            scale: self.quantizer.scale,
+            metric: self.quantizer.metric,
+            probe_ids,
+            probes,
+        })
+    }
+
+    /// Decrypts one chunk's scores (N slot values, centred mod t).
+    pub fn decrypt_chunk(&self, scores: &ChunkScores) -> Result<Vec<i64>> {
+        let bfv = self.keys.bfv();
+        let ctx = bfv.context_at_level(bfv.max_level())?;
+        let n = bfv.degree();
+        let polys = scores
+            .polys
+            .iter()
+            .map(|c| {
+                let arr = Array2::from_shape_vec((1, n), c.clone())
+                    .map_err(|_| Error::malformed("response", "polynomial of wrong length"))?;
+                let mut p = Poly::try_convert_from(arr, ctx, false, Representation::PowerBasis)?;
+                p.change_representation(Representation::Ntt);
+                Ok(p)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let ct = Ciphertext::new(polys, bfv)?;
+        let pt = self.keys.secret().try_decrypt(&ct)?;
+        Ok(Vec::<i64>::try_decode(&pt, Encoding::simd())?)
+    }
+
+    /// Decrypts a response and keeps the `k` best live slots of every probe (highest score
+    /// for cosine, lowest squared distance for the Euclidean metric).
+    pub fn decrypt_top_k(&self, response: &Response, k: usize) -> Result<Vec<Match>> {
+        self.keys.key_id().ensure_eq(&response.key_id)?;
+        let params = &self.keys.public().params;
+        if response.degree != params.degree || response.modulus != params.response_modulus() {
+            return Err(Error::malformed("response", "degree or modulus differs from the key's"));
+        }
+        let n = params.degree;
+        // TopK keeps the highest values: negate distances.
+        let sign = if response.metric == Metric::SquaredEuclidean { -1 } else { 1 };
+        let mut out = Vec::new();
+        for (pid, per_chunk) in response.probe_ids.iter().zip(&response.scores) {
+            let tops = per_chunk
+                .par_iter()
+                .enumerate()
+                .map(|(c, cs)| {
+                    let vals = self.decrypt_chunk(cs)?;
+                    let mut t = TopK::new(k);
+                    for (s, v) in vals.into_iter().enumerate() {
+                        let g = c * n + s;
+                        if matches!(response.slot_ids.get(g), Some(Some(_))) {
+                            t.push(Hit { index: g as u64, score: sign * v });
+                        }
+                    }
+                    Ok(t)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let mut all = TopK::new(k);
+            for t in tops {
+                all.merge(t);
+            }
+            for (rank, mut h) in all.into_sorted().into_iter().enumerate() {
+                h.score *= sign;
+                let gallery_id = response.slot_ids[h.index as usize].clone().unwrap_or_default();
+                out.push(Match {
+                    probe_id: pid.clone(),
+                    rank: rank + 1,
+                    gallery_id,
+                    score: h.score,
+                    similarity: h.score as f64 / (f64::from(response.scale) * f64::from(response.scale)).max(1.0),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Decrypts a ciphertext produced by the HERS baseline (for tests and benches).
+    pub fn decrypt_slots(&self, ct: &Ciphertext) -> Result<Vec<i64>> {
+        let pt = self.keys.secret().try_decrypt(ct)?;
+        Ok(Vec::<i64>::try_decode(&pt, Encoding::simd())?)
+    }
+
+    /// A relinearisation key (public evaluation material), needed only by the HERS baseline.
+    pub fn relinearization_key<R: RngCore + CryptoRng>(&self, rng: &mut R) -> Result<RelinearizationKey> {
+        Ok(RelinearizationKey::new(self.keys.secret(), rng)?)
+    }
+}

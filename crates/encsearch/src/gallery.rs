@@ -1,0 +1,369 @@
+//! The encrypted gallery on disk: a directory with `manifest.json` and segment files.
+//!
+//! * A segment holds whole chunks (at-rest form: seeded ciphertexts) and the id of every used
+//!   slot; it ends with a CRC-32, and the manifest records its size and CRC too.
+//! * Writes are atomic: segment to a temp file, fsync, rename, fsync the directory; then the
+//!   manifest the same way. A crash before the manifest rename leaves an unlisted file that is
+//!   ignored, so the gallery holds exactly the committed templates.
+//! * `remove` tombstones ids in the manifest (no re-encryption); removed slots are still scored
+//!   by the server but are never returned to the client's top-k.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fs;
+use std::io::Write;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::keys::{KeyId, PublicParams};
+use crate::pack::{open_crc, put_bytes, seal_crc, Reader};
+use crate::protocol::EncryptedChunk;
+use crate::quantize::{Metric, Quantizer};
+use crate::server::{HotGallery, ServerContext};
+
+/// File name of the manifest.
+pub const MANIFEST_FILE: &str = "manifest.json";
+const SEGMENT_MAGIC: &[u8; 8] = b"HERSSG01";
+const FORMAT: u32 = 1;
+
+/// One committed segment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentEntry {
+    /// File name inside the gallery directory.
+    pub file: String,
+    /// Chunks in the segment.
+    pub chunks: usize,
+    /// Templates (used slots) in the segment.
+    pub templates: usize,
+    /// File size in bytes.
+    pub bytes: u64,
+    /// CRC-32 of the whole file.
+    pub crc32: u32,
+}
+
+/// The gallery's manifest (`manifest.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Format version.
+    pub format: u32,
+    /// Public parameters and key id of the key that encrypted every segment.
+    pub public: PublicParams,
+    /// Template dimension d (the packed rows are `d`, or `d + 2` for the Euclidean metric).
+    pub dim: usize,
+    /// Quantisation scale.
+    pub scale: u32,
+    /// Matching function.
+    pub metric: Metric,
+    /// Committed segments, in slot order.
+    pub segments: Vec<SegmentEntry>,
+    /// Tombstoned ids.
+    pub removed: BTreeSet<String>,
+    /// Number used for the next segment file name.
+    pub next_segment: u64,
+}
+
+#[derive(Debug, Clone)]
+struct ChunkEntry {
+    ids: Vec<String>,
+    range: Range<usize>,
+}
+
+#[derive(Debug, Clone)]
+struct LoadedSegment {
+    bytes: Vec<u8>,
+    chunks: Vec<ChunkEntry>,
+}
+
+/// An opened gallery directory.
+#[derive(Debug)]
+pub struct Gallery {
+    dir: PathBuf,
+    manifest: Manifest,
+    segments: Vec<LoadedSegment>,
+}
+
+fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    let dst = dir.join(name);
+    {
+        let mut f = fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
+        f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+    }
+    fs::rename(&tmp, &dst).map_err(|e| Error::io(&dst, e))?;
+    if let Ok(d) = fs::File::open(dir) {
+        // Directory fsync makes the rename durable; not supported everywhere, so best effort.
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+fn parse_segment(bytes: Vec<u8>, name: &str, n: usize) -> Result<LoadedSegment> {
+    let body_len = open_crc(&bytes, name)?.len();
+    let mut r = Reader::new(&bytes[..body_len], "segment");
+    if r.take(8)? != SEGMENT_MAGIC {
+        return Err(Error::malformed("segment", format!("{name}: bad magic")));
+    }
+    let count = r.u32()? as usize;
+    let mut chunks = Vec::with_capacity(count.min(1 << 16));
+    let mut pos = 12;
+    for _ in 0..count {
+        let used = r.u32()? as usize;
+        if used > n {
+            return Err(Error::malformed("segment", format!("{name}: {used} slots > {n}")));
+        }
+        pos += 4;
+        let mut ids = Vec::with_capacity(used);
+        for _ in 0..used {
+            let s = r.string(1 << 16)?;
+            pos += 4 + s.len();
+            ids.push(s);
+        }
+        let len = r.bytes(usize::MAX)?.len();
+        chunks.push(ChunkEntry { ids, range: pos + 4..pos + 4 + len });
+        pos += 4 + len;
+    }
+    r.finish()?;
+    Ok(LoadedSegment { bytes, chunks })
+}
+
+impl Gallery {
+    /// Creates an empty gallery in `dir` (which must not hold a manifest yet).
+    pub fn create(dir: &Path, public: &PublicParams, quantizer: Quantizer) -> Result<Self> {
+        if quantizer.metric == Metric::Cosine {
+            public.params.check_capacity(quantizer.dim, quantizer.scale)?;
+        }
+        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        if dir.join(MANIFEST_FILE).exists() {
+            return Err(Error::InvalidArgument { reason: format!("{} already holds a gallery", dir.display()) });
+        }
+        let manifest = Manifest {
+            format: FORMAT,
+            public: public.clone(),
+            dim: quantizer.dim,
+            scale: quantizer.scale,
+            metric: quantizer.metric,
+            segments: Vec::new(),
+            removed: BTreeSet::new(),
+            next_segment: 1,
+        };
+        let g = Self { dir: dir.to_path_buf(), manifest, segments: Vec::new() };
+        g.write_manifest()?;
+        Ok(g)
+    }
+
+    /// A server context for this gallery (public material only).
+    pub fn server_context(&self) -> Result<ServerContext> {
+        ServerContext::new(&self.manifest.public, self.quantizer().rows())
+    }
+
+    /// Opens a gallery, reading and verifying every committed segment (size and CRC).
+    pub fn open(dir: &Path) -> Result<Self> {
+        let path = dir.join(MANIFEST_FILE);
+        let text = fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let manifest: Manifest =
+            serde_json::from_str(&text).map_err(|source| Error::Json { path: path.clone(), source })?;
+        if manifest.format != FORMAT {
+            return Err(Error::malformed("manifest", format!("format {} (expected {FORMAT})", manifest.format)));
+        }
+        if manifest.metric == Metric::Cosine {
+            manifest.public.params.check_capacity(manifest.dim, manifest.scale)?;
+        }
+        let n = manifest.public.params.degree;
+        let segments = manifest
+            .segments
+            .par_iter()
+            .map(|s| {
+                let p = dir.join(&s.file);
+                let bytes = fs::read(&p).map_err(|e| Error::io(&p, e))?;
+                if bytes.len() as u64 != s.bytes {
+                    return Err(Error::malformed(
+                        "segment",
+                        format!("{}: {} bytes, manifest says {} (truncated?)", s.file, bytes.len(), s.bytes),
+                    ));
+                }
+                let computed = crc32fast::hash(&bytes);
+                if computed != s.crc32 {
+                    return Err(Error::Checksum { what: s.file.clone(), stored: s.crc32, computed });
+                }
+                let seg = parse_segment(bytes, &s.file, n)?;
+                if seg.chunks.len() != s.chunks {
+                    return Err(Error::malformed("segment", format!("{}: chunk count differs from manifest", s.file)));
+                }
+                Ok(seg)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { dir: dir.to_path_buf(), manifest, segments })
+    }
+
+    fn write_manifest(&self) -> Result<()> {
+        let path = self.dir.join(MANIFEST_FILE);
+        let text = serde_json::to_vec_pretty(&self.manifest).map_err(|source| Error::Json { path, source })?;
+        write_atomic(&self.dir, MANIFEST_FILE, &text)
+    }
+
+    /// The manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The quantiser the gallery was enrolled with.
+    pub fn quantizer(&self) -> Quantizer {
+        Quantizer {
+            dim: self.manifest.dim,
+            scale: self.manifest.scale,
+            metric: self.manifest.metric,
+            max_abs_score: self.manifest.public.params.max_abs_score(),
+        }
+    }
+
+    /// Number of chunks.
+    pub fn chunk_count(&self) -> usize {
+        self.segments.iter().map(|s| s.chunks.len()).sum()
+    }
+
+    /// Live (enrolled, not removed) templates.
+    pub fn len(&self) -> usize {
+        self.slot_ids().iter().filter(|s| s.is_some()).count()
+    }
+
+    /// True when no live template is enrolled.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Gallery id of every global slot (`None` for unused or removed slots).
+    pub fn slot_ids(&self) -> Vec<Option<String>> {
+        let n = self.manifest.public.params.degree;
+        let mut out = Vec::with_capacity(self.chunk_count() * n);
+        for c in self.segments.iter().flat_map(|s| &s.chunks) {
+            for i in 0..n {
+                out.push(c.ids.get(i).filter(|id| !self.manifest.removed.contains(*id)).cloned());
+            }
+        }
+        out
+    }
+
+    /// Global (chunk, slot) of a live id.
+    pub fn locate(&self, id: &str) -> Result<(usize, usize)> {
+        if !self.manifest.removed.contains(id) {
+            for (ci, c) in self.segments.iter().flat_map(|s| &s.chunks).enumerate() {
+                if let Some(slot) = c.ids.iter().position(|x| x == id) {
+                    return Ok((ci, slot));
+                }
+            }
+        }
+        Err(Error::UnknownId { id: id.to_string() })
+    }
+
+    /// Appends encrypted chunks (from [`crate::Client::encrypt_quantized`]) with their ids as
+    /// one new segment; `ids[i]` is the template in global slot i of the new chunks.
+    pub fn append(&mut self, key_id: &KeyId, ids: &[String], chunks: &[EncryptedChunk]) -> Result<()> {
+        self.manifest.public.key_id.ensure_eq(key_id)?;
+        let n = self.manifest.public.params.degree;
+        if ids.is_empty() || ids.len() > chunks.len() * n || ids.len() + n <= chunks.len() * n {
+            return Err(Error::InvalidArgument {
+                reason: format!("{} ids for {} chunks of {n} slots", ids.len(), chunks.len()),
+            });
+        }
+        let mut seen: HashMap<&str, ()> = HashMap::with_capacity(ids.len());
+        let existing: BTreeSet<&String> = self.segments.iter().flat_map(|s| &s.chunks).flat_map(|c| &c.ids).collect();
+        for id in ids {
+            if seen.insert(id, ()).is_some() || existing.contains(id) {
+                return Err(Error::DuplicateId { id: id.clone() });
+            }
+        }
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(SEGMENT_MAGIC);
+        bytes.extend_from_slice(&(chunks.len() as u32).to_le_bytes());
+        for (c, chunk) in chunks.iter().enumerate() {
+            if chunk.rows() != self.quantizer().rows() {
+                return Err(Error::DimensionMismatch { expected: self.quantizer().rows(), actual: chunk.rows() });
+            }
+            let cids = &ids[(c * n).min(ids.len())..((c + 1) * n).min(ids.len())];
+            bytes.extend_from_slice(&(cids.len() as u32).to_le_bytes());
+            for id in cids {
+                put_bytes(&mut bytes, id.as_bytes());
+            }
+            put_bytes(&mut bytes, &chunk.to_bytes());
+        }
+        seal_crc(&mut bytes);
+        let file = format!("seg-{:08}.bin", self.manifest.next_segment);
+        write_atomic(&self.dir, &file, &bytes)?;
+        let entry = SegmentEntry {
+            file: file.clone(),
+            chunks: chunks.len(),
+            templates: ids.len(),
+            bytes: bytes.len() as u64,
+            crc32: crc32fast::hash(&bytes),
+        };
+        let seg = parse_segment(bytes, &file, n)?;
+        let mut next = self.manifest.clone();
+        next.segments.push(entry);
+        next.next_segment += 1;
+        let old = std::mem::replace(&mut self.manifest, next);
+        if let Err(e) = self.write_manifest() {
+            self.manifest = old;
+            return Err(e);
+        }
+        self.segments.push(seg);
+        Ok(())
+    }
+
+    /// Tombstones ids (no re-encryption). Errors on an unknown id; returns how many were removed.
+    pub fn remove(&mut self, ids: &[String]) -> Result<usize> {
+        for id in ids {
+            self.locate(id)?;
+        }
+        let old = self.manifest.clone();
+        self.manifest.removed.extend(ids.iter().cloned());
+        if let Err(e) = self.write_manifest() {
+            self.manifest = old;
+            return Err(e);
+        }
+        Ok(ids.len())
+    }
+
+    /// Decodes one chunk's at-rest form.
+    pub fn chunk(&self, index: usize, server: &ServerContext) -> Result<EncryptedChunk> {
+        let (seg, c) = self
+            .segments
+            .iter()
+            .flat_map(|s| s.chunks.iter().map(move |c| (s, c)))
+            .nth(index)
+            .ok_or_else(|| Error::InvalidArgument { reason: format!("no chunk {index}") })?;
+        EncryptedChunk::from_bytes(&seg.bytes[c.range.clone()], server.bfv(), self.quantizer().rows())
+    }
+
+    /// Loads every chunk into the server's hot form, on all cores.
+    pub fn load_hot(&self, server: &ServerContext) -> Result<HotGallery> {
+        self.manifest.public.key_id.ensure_eq(&server.public().key_id)?;
+        let rows = self.quantizer().rows();
+        if server.dim() != rows {
+            return Err(Error::DimensionMismatch { expected: rows, actual: server.dim() });
+        }
+        let all: Vec<(&LoadedSegment, &ChunkEntry)> =
+            self.segments.iter().flat_map(|s| s.chunks.iter().map(move |c| (s, c))).collect();
+        let chunks = all
+            .par_iter()
+            .map(|(s, c)| {
+                let ec = EncryptedChunk::from_bytes(&s.bytes[c.range.clone()], server.bfv(), rows)?;
+                server.prepare_chunk(&ec)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(HotGallery { chunks, slot_ids: self.slot_ids(), scale: self.manifest.scale, metric: self.manifest.metric })
+    }
+
+    /// Bytes of all committed segment files.
+    pub fn bytes_at_rest(&self) -> u64 {
+        self.manifest.segments.iter().map(|s| s.bytes).sum()
+    }
+
+    /// The gallery directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}

@@ -1,0 +1,210 @@
+//! Key material: the client's secret key set and the public parameters the server gets.
+//!
+//! A key directory holds `public.json` (parameters + key id, readable by anyone) and
+//! `secret.key` (mode 0600). The server side of the crate only ever sees [`PublicParams`].
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use fhe::bfv::{BfvParameters, SecretKey};
+use fhe_traits::{DeserializeParametrized, Serialize as _};
+use rand::{CryptoRng, RngCore};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::params::SearchParams;
+
+/// File name of the public parameters in a key directory.
+pub const PUBLIC_FILE: &str = "public.json";
+/// File name of the secret key in a key directory.
+pub const SECRET_FILE: &str = "secret.key";
+const SECRET_MAGIC: &[u8; 8] = b"HERSSK01";
+
+/// Identifier of a key set: hex of a hash of the parameters and a commitment to the secret.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct KeyId(pub String);
+
+impl std::fmt::Display for KeyId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl KeyId {
+    /// Errors with [`Error::KeyMismatch`] unless `other` is the same id.
+    pub fn ensure_eq(&self, other: &KeyId) -> Result<()> {
+        if self == other {
+            Ok(())
+        } else {
+            Err(Error::KeyMismatch { expected: self.0.clone(), actual: other.0.clone() })
+        }
+    }
+}
+
+/// Public material of a key set: everything the server needs (no secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicParams {
+    /// Which key set this is.
+    pub key_id: KeyId,
+    /// BFV parameters.
+    pub params: SearchParams,
+}
+
+impl PublicParams {
+    /// Reads `public.json` from a key directory (or the file itself).
+    pub fn load(path: &Path) -> Result<Self> {
+        let file = if path.is_dir() { path.join(PUBLIC_FILE) } else { path.to_path_buf() };
+        let text = fs::read_to_string(&file).map_err(|e| Error::io(&file, e))?;
+        let p: Self = serde_json::from_str(&text).map_err(|source| Error::Json { path: file, source })?;
+        p.params.validate()?;
+        Ok(p)
+    }
+
+    /// Writes `public.json` into a directory.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let file = dir.join(PUBLIC_FILE);
+        let text = serde_json::to_string_pretty(self)
+            .map_err(|source| Error::Json { path: file.clone(), source })?;
+        fs::write(&file, text).map_err(|e| Error::io(&file, e))
+    }
+}
+
+/// The client's key set: public parameters plus the BFV secret key. Never given to the server.
+pub struct ClientKeys {
+    public: PublicParams,
+    bfv: Arc<BfvParameters>,
+    secret: SecretKey,
+}
+
+impl std::fmt::Debug for ClientKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientKeys").field("public", &self.public).finish_non_exhaustive()
+    }
+}
+
+fn key_id(params: &SearchParams, secret_bytes: &[u8]) -> KeyId {
+    let commit = Sha256::digest(secret_bytes);
+    let mut h = Sha256::new();
+    h.update(b"hers-encsearch-key-v1");
+    h.update(params.canonical_bytes());
+    h.update(commit);
+    let d = h.finalize();
+    KeyId(d[..16].iter().map(|b| format!("{b:02x}")).collect())
+}
+
+impl ClientKeys {
+    /// Generates a fresh key set.
+    pub fn generate<R: RngCore + CryptoRng>(params: SearchParams, rng: &mut R) -> Result<Self> {
+        let bfv = params.bfv()?;
+        let secret = SecretKey::random(&bfv, rng);
+        let bytes = Zeroizing::new(secret.to_bytes());
+        let key_id = key_id(&params, &bytes);
+        Ok(Self { public: PublicParams { key_id, params }, bfv, secret })
+    }
+
+    /// The public half (what a gallery records and the server gets).
+    pub fn public(&self) -> &PublicParams {
+        &self.public
+    }
+
+    /// The key id.
+    pub fn key_id(&self) -> &KeyId {
+        &self.public.key_id
+    }
+
+    /// fhe's parameter object shared by everything this key encrypts.
+    pub fn bfv(&self) -> &Arc<BfvParameters> {
+        &self.bfv
+    }
+
+    pub(crate) fn secret(&self) -> &SecretKey {
+        &self.secret
+    }
+
+    /// Writes `public.json` and `secret.key` (mode 0600) into `dir` (created if needed).
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        self.public.save(dir)?;
+        let file = dir.join(SECRET_FILE);
+        let sk = Zeroizing::new(self.secret.to_bytes());
+        let mut buf = Zeroizing::new(Vec::with_capacity(sk.len() + 16));
+        buf.extend_from_slice(SECRET_MAGIC);
+        buf.extend_from_slice(&(sk.len() as u32).to_le_bytes());
+        buf.extend_from_slice(&sk);
+        let crc = crc32fast::hash(&buf);
+        buf.extend_from_slice(&crc.to_le_bytes());
+        let mut opts = fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(&file).map_err(|e| Error::io(&file, e))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            f.set_permissions(fs::Permissions::from_mode(0o600)).map_err(|e| Error::io(&file, e))?;
+        }
+        f.write_all(&buf).map_err(|e| Error::io(&file, e))?;
+        f.sync_all().map_err(|e| Error::io(&file, e))
+    }
+
+    /// Reads a key directory written by [`ClientKeys::save`], checking the key id.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let public = PublicParams::load(&dir.join(PUBLIC_FILE))?;
+        let file = dir.join(SECRET_FILE);
+        let buf = Zeroizing::new(fs::read(&file).map_err(|e| Error::io(&file, e))?);
+        if buf.len() < 16 || &buf[..8] != SECRET_MAGIC {
+            return Err(Error::malformed("secret key", "bad magic or too short"));
+        }
+        let (body, tail) = buf.split_at(buf.len() - 4);
+        let stored = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
+        let computed = crc32fast::hash(body);
+        if stored != computed {
+            return Err(Error::Checksum { what: file.display().to_string(), stored, computed });
+        }
+        let len = u32::from_le_bytes([body[8], body[9], body[10], body[11]]) as usize;
+        if body.len() != 12 + len {
+            return Err(Error::malformed("secret key", "length field does not match file"));
+        }
+        let bfv = public.params.bfv()?;
+        let secret = SecretKey::from_bytes(&body[12..], &bfv)?;
+        let id = key_id(&public.params, &body[12..]);
+        public.key_id.ensure_eq(&id)?;
+        Ok(Self { public, bfv, secret })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::Preset;
+    use rand::SeedableRng;
+
+    #[test]
+    fn save_load_roundtrip_and_mode() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+        let k = ClientKeys::generate(Preset::N4096.params().expect("p"), &mut rng).expect("keys");
+        k.save(dir.path()).expect("save");
+        let l = ClientKeys::load(dir.path()).expect("load");
+        assert_eq!(l.key_id(), k.key_id());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let m = fs::metadata(dir.path().join(SECRET_FILE)).expect("meta").permissions().mode();
+            assert_eq!(m & 0o777, 0o600);
+        }
+        let k2 = ClientKeys::generate(Preset::N4096.params().expect("p"), &mut rng).expect("keys");
+        assert_ne!(k2.key_id(), k.key_id());
+        // A public.json of another key next to this secret is rejected.
+        k2.public().save(dir.path()).expect("save");
+        assert!(matches!(ClientKeys::load(dir.path()), Err(Error::KeyMismatch { .. })));
+    }
+}

@@ -1,0 +1,291 @@
+//! Messages between client and server, and their byte encodings.
+//!
+//! Every encoding starts with an 8-byte magic, carries the key id, and ends with a CRC-32;
+//! decoders never panic on malformed bytes.
+
+use std::sync::Arc;
+
+use fhe::bfv::{BfvParameters, Ciphertext};
+use fhe_traits::{DeserializeParametrized, Serialize as _};
+
+use crate::error::{Error, Result};
+use crate::keys::KeyId;
+use crate::quantize::Metric;
+use crate::pack::{open_crc, pack_bits, packed_len, put_bytes, seal_crc, unpack_bits, Reader};
+
+const CHUNK_MAGIC: &[u8; 8] = b"HERSCK01";
+const QUERY_MAGIC: &[u8; 8] = b"HERSQY01";
+const RESPONSE_MAGIC: &[u8; 8] = b"HERSRS01";
+/// Upper bound on one serialised ciphertext (N = 32768, 16 moduli).
+const MAX_CT_BYTES: usize = 32768 * 8 * 16 * 3;
+const MAX_ID_BYTES: usize = 1 << 16;
+
+fn decode_ct(bytes: &[u8], bfv: &Arc<BfvParameters>, what: &'static str) -> Result<Ciphertext> {
+    let ct = Ciphertext::from_bytes(bytes, bfv).map_err(|e| Error::malformed(what, e.to_string()))?;
+    let top = bfv.context_at_level(0)?;
+    if ct.len() != 2 || ct[0].ctx() != top {
+        return Err(Error::malformed(what, "expected a fresh 2-part ciphertext at level 0"));
+    }
+    Ok(ct)
+}
+
+/// One chunk of the gallery as stored at rest: `dim` seeded ciphertexts, the j-th holding
+/// dimension j of the chunk's N templates in its slots.
+#[derive(Debug, Clone)]
+pub struct EncryptedChunk {
+    pub(crate) cts: Vec<Ciphertext>,
+}
+
+impl EncryptedChunk {
+    /// Number of packed rows (the dimension).
+    pub fn rows(&self) -> usize {
+        self.cts.len()
+    }
+
+    /// Serialises (seeded ciphertexts: the random half is a 32-byte seed).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(CHUNK_MAGIC);
+        out.extend_from_slice(&(self.cts.len() as u32).to_le_bytes());
+        for ct in &self.cts {
+            put_bytes(&mut out, &ct.to_bytes());
+        }
+        seal_crc(&mut out);
+        out
+    }
+
+    /// Parses [`EncryptedChunk::to_bytes`], expecting `rows` ciphertexts.
+    pub fn from_bytes(bytes: &[u8], bfv: &Arc<BfvParameters>, rows: usize) -> Result<Self> {
+        let body = open_crc(bytes, "encrypted chunk")?;
+        let mut r = Reader::new(body, "encrypted chunk");
+        if r.take(8)? != CHUNK_MAGIC {
+            return Err(Error::malformed("encrypted chunk", "bad magic"));
+        }
+        let n = r.u32()? as usize;
+        if n != rows {
+            return Err(Error::DimensionMismatch { expected: rows, actual: n });
+        }
+        let cts = (0..n)
+            .map(|_| decode_ct(r.bytes(MAX_CT_BYTES)?, bfv, "encrypted chunk"))
+            .collect::<Result<Vec<_>>>()?;
+        r.finish()?;
+        Ok(Self { cts })
+    }
+}
+
+/// One encrypted probe: `dim` ciphertexts, the j-th holding `p[j]` in every slot.
+#[derive(Debug, Clone)]
+pub struct EncryptedProbe {
+    pub(crate) cts: Vec<Ciphertext>,
+}
+
+impl EncryptedProbe {
+    /// The probe's dimension.
+    pub fn dim(&self) -> usize {
+        self.cts.len()
+    }
+}
+
+/// A query: one or more encrypted probes under one key.
+#[derive(Debug, Clone)]
+pub struct Query {
+    /// Key the probes are encrypted under.
+    pub key_id: KeyId,
+    /// Quantisation scale the probes were quantised at (must be the gallery's).
+    pub scale: u32,
+    /// Matching function the probes were packed for (must be the gallery's).
+    pub metric: Metric,
+    /// Probe ids (plaintext labels chosen by the client, echoed in the response).
+    pub probe_ids: Vec<String>,
+    /// The encrypted probes.
+    pub probes: Vec<EncryptedProbe>,
+}
+
+impl Query {
+    /// Serialises the query.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(QUERY_MAGIC);
+        put_bytes(&mut out, self.key_id.0.as_bytes());
+        out.extend_from_slice(&self.scale.to_le_bytes());
+        out.push(self.metric.code());
+        out.extend_from_slice(&(self.probes.len() as u32).to_le_bytes());
+        for (id, p) in self.probe_ids.iter().zip(&self.probes) {
+            put_bytes(&mut out, id.as_bytes());
+            out.extend_from_slice(&(p.cts.len() as u32).to_le_bytes());
+            for ct in &p.cts {
+                put_bytes(&mut out, &ct.to_bytes());
+            }
+        }
+        seal_crc(&mut out);
+        out
+    }
+
+    /// Reads only the key id of an encoded query (to pick or check the key before decoding).
+    pub fn peek_key_id(bytes: &[u8]) -> Result<KeyId> {
+        let mut r = Reader::new(bytes, "query");
+        if r.take(8)? != QUERY_MAGIC {
+            return Err(Error::malformed("query", "bad magic"));
+        }
+        Ok(KeyId(r.string(256)?))
+    }
+
+    /// Parses [`Query::to_bytes`]; `dim` is the number of packed rows of the gallery.
+    pub fn from_bytes(bytes: &[u8], bfv: &Arc<BfvParameters>, dim: usize) -> Result<Self> {
+        let body = open_crc(bytes, "query")?;
+        let key_id = Self::peek_key_id(body)?;
+        let mut r = Reader::new(body, "query");
+        r.take(8)?;
+        r.string(256)?;
+        let scale = r.u32()?;
+        let metric = Metric::from_code(r.take(1)?[0])?;
+        let n = r.u32()? as usize;
+        let mut probe_ids = Vec::with_capacity(n.min(1 << 16));
+        let mut probes = Vec::with_capacity(n.min(1 << 16));
+        for _ in 0..n {
+            probe_ids.push(r.string(MAX_ID_BYTES)?);
+            let d = r.u32()? as usize;
+            if d != dim {
+                return Err(Error::DimensionMismatch { expected: dim, actual: d });
+            }
+            let cts = (0..d)
+                .map(|_| decode_ct(r.bytes(MAX_CT_BYTES)?, bfv, "query"))
+                .collect::<Result<Vec<_>>>()?;
+            probes.push(EncryptedProbe { cts });
+        }
+        r.finish()?;
+        Ok(Self { key_id, scale, metric, probe_ids, probes })
+    }
+}
+
+/// The encrypted scores of one chunk for one probe: a degree-2 ciphertext switched down to the
+/// response modulus `q0`, three polynomials in coefficient form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkScores {
+    /// `c0, c1, c2` coefficients (each N values `< q0`).
+    pub(crate) polys: [Vec<u64>; 3],
+}
+
+/// Everything the server returns for a query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// Key the scores are encrypted under.
+    pub key_id: KeyId,
+    /// Ring degree N (slots per chunk).
+    pub degree: usize,
+    /// Modulus the score ciphertexts live in.
+    pub modulus: u64,
+    /// Quantisation scale of the gallery (scores are `s²` × cosine or × squared distance).
+    pub scale: u32,
+    /// Matching function (decides whether higher or lower scores are better).
+    pub metric: Metric,
+    /// Gallery id of each global slot (`chunk · N + slot`), `None` for empty or removed slots.
+    pub slot_ids: Vec<Option<String>>,
+    /// Probe ids, as in the query.
+    pub probe_ids: Vec<String>,
+    /// `scores[probe][chunk]`.
+    pub scores: Vec<Vec<ChunkScores>>,
+}
+
+impl Response {
+    /// Bytes of encrypted scores per gallery slot (the part that grows with the gallery).
+    pub fn score_bytes_per_slot(&self) -> f64 {
+        let bits = 64 - self.modulus.leading_zeros();
+        3.0 * bits as f64 / 8.0
+    }
+
+    /// Serialises the response (coefficients bit-packed at the width of the modulus).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let bits = 64 - self.modulus.leading_zeros();
+        let mut out = Vec::new();
+        out.extend_from_slice(RESPONSE_MAGIC);
+        put_bytes(&mut out, self.key_id.0.as_bytes());
+        out.extend_from_slice(&(self.degree as u64).to_le_bytes());
+        out.extend_from_slice(&self.modulus.to_le_bytes());
+        out.extend_from_slice(&self.scale.to_le_bytes());
+        out.push(self.metric.code());
+        out.extend_from_slice(&(self.slot_ids.len() as u64).to_le_bytes());
+        for id in &self.slot_ids {
+            match id {
+                Some(s) => put_bytes(&mut out, s.as_bytes()),
+                None => out.extend_from_slice(&u32::MAX.to_le_bytes()),
+            }
+        }
+        let chunks = self.scores.first().map_or(0, Vec::len);
+        out.extend_from_slice(&(self.scores.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(chunks as u32).to_le_bytes());
+        for (pid, per_probe) in self.probe_ids.iter().zip(&self.scores) {
+            put_bytes(&mut out, pid.as_bytes());
+            for cs in per_probe {
+                for p in &cs.polys {
+                    pack_bits(p, bits, &mut out);
+                }
+            }
+        }
+        seal_crc(&mut out);
+        out
+    }
+
+    /// Parses [`Response::to_bytes`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        const W: &str = "response";
+        let body = open_crc(bytes, W)?;
+        let mut r = Reader::new(body, W);
+        if r.take(8)? != RESPONSE_MAGIC {
+            return Err(Error::malformed(W, "bad magic"));
+        }
+        let key_id = KeyId(r.string(256)?);
+        let degree = r.u64()? as usize;
+        let modulus = r.u64()?;
+        let scale = r.u32()?;
+        let metric = Metric::from_code(r.take(1)?[0])?;
+        if !degree.is_power_of_two() || !(8..=1 << 17).contains(&degree) || modulus < 3 {
+            return Err(Error::malformed(W, "bad degree or modulus"));
+        }
+        let bits = 64 - modulus.leading_zeros();
+        let nslots = r.u64()? as usize;
+        if nslots > body.len() {
+            return Err(Error::malformed(W, "slot count exceeds message"));
+        }
+        let mut slot_ids = Vec::with_capacity(nslots);
+        for _ in 0..nslots {
+            let len = r.u32()?;
+            if len == u32::MAX {
+                slot_ids.push(None);
+            } else {
+                let b = r.take(len as usize)?;
+                slot_ids.push(Some(
+                    String::from_utf8(b.to_vec()).map_err(|_| Error::malformed(W, "invalid utf-8"))?,
+                ));
+            }
+        }
+        let nprobes = r.u32()? as usize;
+        let chunks = r.u32()? as usize;
+        if chunks * degree != nslots {
+            return Err(Error::malformed(W, "slot count is not chunks × degree"));
+        }
+        let plen = packed_len(degree, bits);
+        if nprobes.saturating_mul(chunks).saturating_mul(3 * plen) > body.len() {
+            return Err(Error::malformed(W, "score count exceeds message"));
+        }
+        let mut probe_ids = Vec::with_capacity(nprobes);
+        let mut scores = Vec::with_capacity(nprobes);
+        for _ in 0..nprobes {
+            probe_ids.push(r.string(MAX_ID_BYTES)?);
+            let mut per = Vec::with_capacity(chunks);
+            for _ in 0..chunks {
+                let mut polys: [Vec<u64>; 3] = Default::default();
+                for p in &mut polys {
+                    *p = unpack_bits(r.take(plen)?, bits, degree)?;
+                    if p.iter().any(|&c| c >= modulus) {
+                        return Err(Error::malformed(W, "coefficient not reduced"));
+                    }
+                }
+                per.push(ChunkScores { polys });
+            }
+            scores.push(per);
+        }
+        r.finish()?;
+        Ok(Self { key_id, degree, modulus, scale, metric, slot_ids, probe_ids, scores })
+    }
+}

@@ -1,0 +1,298 @@
+//! The server: stores the encrypted gallery in the form the hot loop reads and scores
+//! encrypted probes against it. Nothing here takes a secret key: the only key material the
+//! server ever holds is [`PublicParams`] (and, for the HERS baseline, a relinearisation key).
+
+use std::sync::Arc;
+
+use fhe::bfv::{BfvParameters, Ciphertext, Multiplicator, RelinearizationKey};
+use fhe_math::rns::ScalingFactor;
+use fhe_math::rq::scaler::Scaler;
+use fhe_math::rq::traits::TryConvertFrom;
+use fhe_math::rq::{Context, Poly, Representation};
+use fhe_math::zq::primes::generate_prime;
+use ndarray::Array2;
+use num_bigint::BigUint;
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::keys::PublicParams;
+use crate::quantize::Metric;
+use crate::protocol::{ChunkScores, EncryptedChunk, EncryptedProbe, Query, Response};
+use crate::score::{blocked_index, probe_rows, Accumulator, PROBE_ROWS};
+
+/// A gallery chunk in the hot form: both ciphertext polynomials of every dimension, extended
+/// to the multiplication basis `Q ∪ P` and in NTT form, laid out
+/// `[prime][slot / BLOCK][dim][part][slot % BLOCK]` so that the kernel reads it sequentially.
+#[derive(Debug, Clone)]
+pub struct HotChunk {
+    data: Vec<u64>,
+}
+
+impl HotChunk {
+    /// Bytes held in memory.
+    pub fn bytes(&self) -> usize {
+        self.data.len() * 8
+    }
+}
+
+/// A probe in the hot form (`[prime][slot / BLOCK][dim][a0, a1, a0+a1][slot % BLOCK]`),
+/// prepared once per query.
+#[derive(Debug, Clone)]
+pub struct HotProbe {
+    data: Vec<u64>,
+}
+
+/// A whole gallery in the hot form, with the id of every global slot.
+#[derive(Debug, Clone, Default)]
+pub struct HotGallery {
+    /// Chunks, in global slot order.
+    pub chunks: Vec<HotChunk>,
+    /// Gallery id of each global slot (`None`: empty or removed).
+    pub slot_ids: Vec<Option<String>>,
+    /// Quantisation scale the gallery was enrolled at.
+    pub scale: u32,
+    /// Matching function of the gallery.
+    pub metric: Metric,
+}
+
+impl HotGallery {
+    /// Bytes of ciphertext held in memory.
+    pub fn bytes(&self) -> usize {
+        self.chunks.iter().map(HotChunk::bytes).sum()
+    }
+}
+
+/// Server-side state for one (key, dimension): parameters, the multiplication basis and the
+/// scalers. Built from public material only.
+#[derive(Debug, Clone)]
+pub struct ServerContext {
+    public: PublicParams,
+    dim: usize,
+    bfv: Arc<BfvParameters>,
+    q_ctx: Arc<Context>,
+    ext_ctx: Arc<Context>,
+    extender: Scaler,
+    down: Scaler,
+}
+
+impl ServerContext {
+    /// Prepares scoring of templates packed as `dim` rows (see [`crate::Quantizer::rows`]).
+    ///
+    /// The extension primes P (60-bit) make `Q·P > 2 · 2·d·N·(Q/2)²`, so the sum of `d` tensor
+    /// products of centred lifts is exact in `Q ∪ P` before the single `t/Q` scaling.
+    pub fn new(public: &PublicParams, dim: usize) -> Result<Self> {
+        if dim == 0 {
+            return Err(Error::InvalidArgument { reason: "dimension 0".into() });
+        }
+        let bfv = public.params.bfv()?;
+        let n = public.params.degree;
+        if !n.is_multiple_of(crate::score::BLOCK) {
+            return Err(Error::params(format!("degree {n} is not a multiple of {}", crate::score::BLOCK)));
+        }
+        let q_ctx = bfv.context_at_level(0)?.clone();
+        let log_q = public.params.log_q();
+        let need = (dim as f64).log2() + (n as f64).log2() + 2.0 * log_q + 2.0;
+        let mut moduli = public.params.moduli.clone();
+        let mut have = log_q;
+        let mut upper = 1u64 << 60;
+        while have < need {
+            let p = generate_prime(60, 2 * n as u64, upper)
+                .ok_or_else(|| Error::params("ran out of 60-bit extension primes"))?;
+            upper = p;
+            if !moduli.contains(&p) {
+                moduli.push(p);
+                have += (p as f64).log2();
+            }
+        }
+        let ext_ctx = Context::new_arc(&moduli, n)?;
+        let extender = Scaler::new(&q_ctx, &ext_ctx, ScalingFactor::one())?;
+        // One rounding from Q∪P straight to the response modulus q0: the BFV `t/Q` down-scaling
+        // and the modulus switch `q0/Q` combined into the factor `t·q0 / Q²`.
+        let resp_ctx = bfv.context_at_level(bfv.max_level())?.clone();
+        let q = q_ctx.modulus();
+        let down = Scaler::new(
+            &ext_ctx,
+            &resp_ctx,
+            ScalingFactor::new(&(BigUint::from(public.params.plaintext) * resp_ctx.modulus()), &(q * q)),
+        )?;
+        Ok(Self { public: public.clone(), dim, bfv, q_ctx, ext_ctx, extender, down })
+    }
+
+    /// The public parameters this context serves.
+    pub fn public(&self) -> &PublicParams {
+        &self.public
+    }
+
+    /// Template dimension.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// fhe's parameter object (public).
+    pub fn bfv(&self) -> &Arc<BfvParameters> {
+        &self.bfv
+    }
+
+    /// Moduli of the multiplication basis `Q ∪ P`.
+    pub fn extended_moduli(&self) -> &[u64] {
+        self.ext_ctx.moduli()
+    }
+
+    /// Bytes per template of the hot form.
+    pub fn hot_bytes_per_template(&self) -> usize {
+        self.dim * 2 * self.ext_ctx.moduli().len() * 8
+    }
+
+    fn to_hot(&self, cts: &[Ciphertext]) -> Result<Vec<u64>> {
+        if cts.len() != self.dim {
+            return Err(Error::DimensionMismatch { expected: self.dim, actual: cts.len() });
+        }
+        let n = self.public.params.degree;
+        let np = self.ext_ctx.moduli().len();
+        let mut data = vec![0u64; np * self.dim * 2 * n];
+        for (j, ct) in cts.iter().enumerate() {
+            if ct.len() != 2 || ct[0].ctx() != &self.q_ctx {
+                return Err(Error::malformed("ciphertext", "expected 2 parts at the top level"));
+            }
+            for part in 0..2 {
+                let e = ct[part].scale(&self.extender)?;
+                let coeffs = e.coefficients();
+                let stride = self.dim * 2 * n;
+                for (i, row) in coeffs.outer_iter().enumerate() {
+                    let dst = &mut data[i * stride..(i + 1) * stride];
+                    for (k, s) in row.iter().enumerate() {
+                        dst[blocked_index(self.dim, 2, j, part, k)] = *s;
+                    }
+                }
+            }
+        }
+        Ok(data)
+    }
+
+    /// Converts a stored chunk to the hot form (basis extension + NTT, once per chunk).
+    pub fn prepare_chunk(&self, chunk: &EncryptedChunk) -> Result<HotChunk> {
+        Ok(HotChunk { data: self.to_hot(&chunk.cts)? })
+    }
+
+    /// Converts chunks to the hot form on all cores.
+    pub fn prepare_chunks(&self, chunks: &[EncryptedChunk]) -> Result<Vec<HotChunk>> {
+        chunks.par_iter().map(|c| self.prepare_chunk(c)).collect()
+    }
+
+    /// Converts a probe to the hot form (once per query).
+    pub fn prepare_probe(&self, probe: &EncryptedProbe) -> Result<HotProbe> {
+        if probe.cts.len() != self.dim {
+            return Err(Error::DimensionMismatch { expected: self.dim, actual: probe.cts.len() });
+        }
+        let n = self.public.params.degree;
+        let pstride = self.dim * PROBE_ROWS * n;
+        let mut data = vec![0u64; self.ext_ctx.moduli().len() * pstride];
+        for (j, ct) in probe.cts.iter().enumerate() {
+            if ct.len() != 2 || ct[0].ctx() != &self.q_ctx {
+                return Err(Error::malformed("ciphertext", "expected 2 parts at the top level"));
+            }
+            let e0 = ct[0].scale(&self.extender)?;
+            let e1 = ct[1].scale(&self.extender)?;
+            let (c0, c1) = (e0.coefficients(), e1.coefficients());
+            for (i, q) in self.ext_ctx.moduli_operators().iter().enumerate() {
+                let (r0, r1) = (c0.row(i).to_vec(), c1.row(i).to_vec());
+                probe_rows(q, &r0, &r1, self.dim, j, &mut data[i * pstride..(i + 1) * pstride]);
+            }
+        }
+        Ok(HotProbe { data })
+    }
+
+    /// Scores one chunk: lazy tensor sum over all dimensions, one `t/Q` scaling, then a
+    /// modulus switch down to `q0`. Returns the degree-2 score ciphertext.
+    pub fn score_chunk(&self, probe: &HotProbe, chunk: &HotChunk, acc: &mut Accumulator) -> Result<ChunkScores> {
+        let n = self.public.params.degree;
+        let np = self.ext_ctx.moduli().len();
+        let stride = 2 * self.dim * n;
+        let pstride = PROBE_ROWS * self.dim * n;
+        if probe.data.len() != np * pstride || chunk.data.len() != np * stride {
+            return Err(Error::InvalidArgument { reason: "hot form of another context".into() });
+        }
+        let mut c = [Array2::<u64>::zeros((np, n)), Array2::<u64>::zeros((np, n)), Array2::<u64>::zeros((np, n))];
+        let mut out = vec![0u64; 3 * n];
+        for (i, q) in self.ext_ctx.moduli_operators().iter().enumerate() {
+            acc.tensor_sum(q, &probe.data[i * pstride..][..pstride], &chunk.data[i * stride..][..stride], self.dim, n, &mut out);
+            for (part, ci) in c.iter_mut().enumerate() {
+                for (d, s) in ci.row_mut(i).iter_mut().zip(&out[part * n..(part + 1) * n]) {
+                    *d = *s;
+                }
+            }
+        }
+        let mut polys: [Vec<u64>; 3] = Default::default();
+        for (arr, dst) in c.into_iter().zip(polys.iter_mut()) {
+            let mut p = Poly::try_convert_from(arr, &self.ext_ctx, true, Representation::Ntt)?;
+            p.change_representation(Representation::PowerBasis);
+            let s = p.scale(&self.down)?;
+            *dst = s.coefficients().row(0).to_vec();
+        }
+        Ok(ChunkScores { polys })
+    }
+
+    /// Scores one probe against every chunk, on all cores.
+    pub fn score_probe(&self, probe: &EncryptedProbe, chunks: &[HotChunk]) -> Result<Vec<ChunkScores>> {
+        let hp = self.prepare_probe(probe)?;
+        chunks
+            .par_iter()
+            .map_init(Accumulator::default, |acc, c| self.score_chunk(&hp, c, acc))
+            .collect()
+    }
+
+    /// Answers a query against a gallery.
+    pub fn score(&self, query: &Query, gallery: &HotGallery) -> Result<Response> {
+        self.public.key_id.ensure_eq(&query.key_id)?;
+        if query.scale != gallery.scale || query.metric != gallery.metric {
+            return Err(Error::InvalidArgument {
+                reason: format!(
+                    "query quantised at scale {} for {:?}, gallery at scale {} for {:?}",
+                    query.scale, query.metric, gallery.scale, gallery.metric
+                ),
+            });
+        }
+        let scores = query
+            .probes
+            .par_iter()
+            .map(|p| self.score_probe(p, &gallery.chunks))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Response {
+            key_id: self.public.key_id.clone(),
+            degree: self.public.params.degree,
+            modulus: self.public.params.response_modulus(),
+            scale: gallery.scale,
+            metric: gallery.metric,
+            slot_ids: gallery.slot_ids.clone(),
+            probe_ids: query.probe_ids.clone(),
+            scores,
+        })
+    }
+
+    /// fhe's default multiplication strategy with relinearisation, for the HERS baseline.
+    pub fn hers_multiplicator(&self, rk: &RelinearizationKey) -> Result<Multiplicator> {
+        Ok(Multiplicator::default(rk)?)
+    }
+
+    /// The HERS algorithm, kept as a baseline: per dimension multiply, relinearise and add
+    /// through fhe's public API (no lazy accumulation, no modulus switching).
+    pub fn score_chunk_hers(
+        &self,
+        probe: &EncryptedProbe,
+        chunk: &EncryptedChunk,
+        m: &Multiplicator,
+    ) -> Result<Ciphertext> {
+        if probe.cts.len() != self.dim || chunk.cts.len() != self.dim {
+            return Err(Error::DimensionMismatch { expected: self.dim, actual: chunk.cts.len() });
+        }
+        let mut sum: Option<Ciphertext> = None;
+        for (p, g) in probe.cts.iter().zip(&chunk.cts) {
+            let prod = m.multiply(p, g)?;
+            sum = Some(match sum {
+                None => prod,
+                Some(s) => &s + &prod,
+            });
+        }
+        sum.ok_or_else(|| Error::InvalidArgument { reason: "dimension 0".into() })
+    }
+}

@@ -1,0 +1,98 @@
+//! End-to-end: encrypted scores equal integer inner products, top-k equals plaintext top-k.
+
+use encsearch::{int_dot, Client, ClientKeys, HotGallery, Preset, Query, Response, ServerContext};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+
+fn setup(dim: usize, seed: u64) -> (Client, ServerContext, ChaCha20Rng) {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let keys = ClientKeys::generate(Preset::N4096.params().expect("preset"), &mut rng).expect("keys");
+    let server = ServerContext::new(keys.public(), dim).expect("server");
+    (Client::new(keys, dim).expect("client"), server, rng)
+}
+
+#[test]
+fn exact_scores_at_extremes_and_random() {
+    let dim = 16;
+    let (client, server, mut rng) = setup(dim, 7);
+    let s = client.quantizer().scale as i64;
+    let n = client.chunk_size();
+    // Chunk 0: all ±s (largest magnitudes); chunk 1 (partial): uniform in [-s, s].
+    let mut gallery: Vec<Vec<i64>> = (0..n)
+        .map(|_| (0..dim).map(|_| if rng.random::<bool>() { s } else { -s }).collect())
+        .collect();
+    gallery[0] = vec![s; dim];
+    gallery[1] = vec![-s; dim];
+    gallery.extend((0..1000).map(|_| (0..dim).map(|_| rng.random_range(-s..=s)).collect::<Vec<i64>>()));
+    let chunks = client.encrypt_quantized(&gallery, &mut rng).expect("encrypt");
+    assert_eq!(chunks.len(), 2);
+    let hot = server.prepare_chunks(&chunks).expect("hot");
+    for probe in [vec![s; dim], vec![-s; dim], (0..dim).map(|_| rng.random_range(-s..=s)).collect()] {
+        let ep = client.encrypt_probe(&probe, &mut rng).expect("probe");
+        let scores = server.score_probe(&ep, &hot).expect("score");
+        for (c, cs) in scores.iter().enumerate() {
+            let got = client.decrypt_chunk(cs).expect("decrypt");
+            for (k, v) in got.iter().enumerate() {
+                let expect = gallery.get(c * n + k).map_or(0, |g| int_dot(g, &probe));
+                assert_eq!(*v, expect, "chunk {c} slot {k}");
+            }
+        }
+    }
+}
+
+#[test]
+fn top_k_matches_plaintext_and_roundtrips_bytes() {
+    let dim = 16;
+    let (client, server, mut rng) = setup(dim, 11);
+    let count = 5000;
+    let rows: Vec<f32> = (0..count * dim).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    let q = client.quantizer().quantize_rows(&rows).expect("quantize");
+    let chunks = client.encrypt_quantized(&q, &mut rng).expect("encrypt");
+    let n = client.chunk_size();
+    let mut slot_ids = vec![None; chunks.len() * n];
+    for (i, s) in slot_ids.iter_mut().take(count).enumerate() {
+        *s = Some(format!("g{i}"));
+    }
+    let gallery = HotGallery { chunks: server.prepare_chunks(&chunks).expect("hot"), slot_ids, scale: client.quantizer().scale, metric: client.quantizer().metric };
+    let probes: Vec<f32> = rows[..3 * dim].to_vec();
+    let query = client
+        .encrypt_query(vec!["p0".into(), "p1".into(), "p2".into()], &probes, &mut rng)
+        .expect("query");
+    let query = Query::from_bytes(&query.to_bytes(), server.bfv(), dim).expect("query bytes");
+    let resp = server.score(&query, &gallery).expect("score");
+    let bytes = resp.to_bytes();
+    assert!(resp.score_bytes_per_slot() <= 16.0, "{}", resp.score_bytes_per_slot());
+    let resp = Response::from_bytes(&bytes).expect("response bytes");
+    let k = 10;
+    let got = client.decrypt_top_k(&resp, k).expect("decrypt");
+    for p in 0..3 {
+        let pq = &q[p];
+        let mut plain: Vec<(i64, usize)> = q.iter().enumerate().map(|(i, g)| (int_dot(g, pq), i)).collect();
+        plain.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let mine: Vec<(i64, String)> = got
+            .iter()
+            .filter(|m| m.probe_id == format!("p{p}"))
+            .map(|m| (m.score, m.gallery_id.clone()))
+            .collect();
+        let want: Vec<(i64, String)> = plain[..k].iter().map(|(s, i)| (*s, format!("g{i}"))).collect();
+        assert_eq!(mine, want);
+    }
+}
+
+#[test]
+fn hers_baseline_agrees() {
+    let dim = 4;
+    let (client, server, mut rng) = setup(dim, 3);
+    let s = client.quantizer().scale as i64;
+    let gallery: Vec<Vec<i64>> = (0..50).map(|_| (0..dim).map(|_| rng.random_range(-s..=s)).collect()).collect();
+    let chunks = client.encrypt_quantized(&gallery, &mut rng).expect("encrypt");
+    let probe: Vec<i64> = (0..dim).map(|_| rng.random_range(-s..=s)).collect();
+    let ep = client.encrypt_probe(&probe, &mut rng).expect("probe");
+    let rk = client.relinearization_key(&mut rng).expect("rk");
+    let m = server.hers_multiplicator(&rk).expect("mult");
+    let ct = server.score_chunk_hers(&ep, &chunks[0], &m).expect("hers");
+    let got = client.decrypt_slots(&ct).expect("decrypt");
+    for (k, g) in gallery.iter().enumerate() {
+        assert_eq!(got[k], int_dot(g, &probe));
+    }
+}

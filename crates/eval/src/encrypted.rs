@@ -1,0 +1,128 @@
+//! Encrypted search inside one process, for sweeps and the demo: the client enrols the gallery
+//! and encrypts the probes, the server scores, the client decrypts. The roles still only talk
+//! through encsearch's message types; running them in one process just skips the files.
+
+use std::time::Instant;
+
+use encsearch::{Client, ClientKeys, Preset, Quantizer, ServerContext, int_dot};
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use serde::Serialize;
+
+use crate::{Error, Result};
+
+/// Decrypted scores and where the time went.
+#[derive(Debug, Clone, Serialize)]
+pub struct EncryptedRun {
+    /// `scores[p][g]`: decrypted integer score of probe `p` against template `g`.
+    #[serde(skip)]
+    pub scores: Vec<Vec<i64>>,
+    /// Quantisation scale `s` (scores are `s²` × cosine).
+    pub scale: u32,
+    /// Ring degree (templates per chunk).
+    pub degree: usize,
+    /// Chunks in the gallery.
+    pub chunks: usize,
+    /// Client: quantise + encrypt the whole gallery, seconds.
+    pub enroll_s: f64,
+    /// Per probe: encryption, ms.
+    pub encrypt_ms: f64,
+    /// Per probe: server scoring of every chunk, ms.
+    pub score_ms: f64,
+    /// Per probe: decryption of every chunk's scores, ms.
+    pub decrypt_ms: f64,
+    /// Per probe: the HERS algorithm (multiply, relinearise, add per dimension) on the same
+    /// chunks, ms — measured on `hers_chunks` chunks and scaled to all; 0 when not measured.
+    pub hers_score_ms: f64,
+    /// Every decrypted score equals the integer inner product of the quantised vectors.
+    pub exact: bool,
+    /// Gallery ciphertext bytes per template, in the server's hot (scoring) form.
+    pub hot_bytes_per_template: f64,
+}
+
+fn err(e: encsearch::Error) -> Error {
+    Error::Encrypted(e.to_string())
+}
+
+/// The smallest preset whose default quantisation scale keeps at least 6 bits per value.
+pub fn preset_for(dim: usize) -> Result<Preset> {
+    for p in Preset::ALL {
+        let params = p.params().map_err(err)?;
+        if params.default_scale(dim).map_err(err)? >= 64 {
+            return Ok(p);
+        }
+    }
+    Ok(Preset::N8192)
+}
+
+/// Enrols `gallery` (row-major, `dim`) encrypted, searches every probe, decrypts all scores.
+/// Probes and templates are L2-normalised by the quantiser (cosine similarity).
+pub fn encrypted_scores(gallery: &[f32], probes: &[f32], dim: usize, hers_chunks: usize, seed: u64) -> Result<EncryptedRun> {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let params = preset_for(dim)?.params().map_err(err)?;
+    let keys = ClientKeys::generate(params, &mut rng).map_err(err)?;
+    let public = keys.public().clone();
+    let client = Client::new(keys, dim).map_err(err)?;
+    let server = ServerContext::new(&public, dim).map_err(err)?;
+    let n_gallery = gallery.len() / dim;
+    let n_probes = probes.len() / dim;
+
+    let t = Instant::now();
+    let chunks = client.encrypt_templates(gallery, &mut rng).map_err(err)?;
+    let enroll_s = t.elapsed().as_secs_f64();
+    let hot = server.prepare_chunks(&chunks).map_err(err)?;
+
+    let t = Instant::now();
+    let ids: Vec<String> = (0..n_probes).map(|i| i.to_string()).collect();
+    let query = client.encrypt_query(ids, probes, &mut rng).map_err(err)?;
+    let encrypt_ms = t.elapsed().as_secs_f64() * 1e3 / n_probes.max(1) as f64;
+
+    let (mut score_s, mut decrypt_s) = (0.0, 0.0);
+    let mut scores = Vec::with_capacity(n_probes);
+    for p in &query.probes {
+        let t = Instant::now();
+        let response = server.score_probe(p, &hot).map_err(err)?;
+        score_s += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let mut row = Vec::with_capacity(chunks.len() * client.chunk_size());
+        for cs in &response {
+            row.extend(client.decrypt_chunk(cs).map_err(err)?);
+        }
+        row.truncate(n_gallery);
+        decrypt_s += t.elapsed().as_secs_f64();
+        scores.push(row);
+    }
+
+    let hers_score_ms = if hers_chunks > 0 && !query.probes.is_empty() {
+        let rk = client.relinearization_key(&mut rng).map_err(err)?;
+        let m = server.hers_multiplicator(&rk).map_err(err)?;
+        let k = hers_chunks.min(chunks.len());
+        let t = Instant::now();
+        for c in &chunks[..k] {
+            server.score_chunk_hers(&query.probes[0], c, &m).map_err(err)?;
+        }
+        t.elapsed().as_secs_f64() * 1e3 / k as f64 * chunks.len() as f64
+    } else {
+        0.0
+    };
+
+    let q = Quantizer::new(&public.params, dim).map_err(err)?;
+    let qg = q.template_rows(gallery).map_err(err)?;
+    let qp = q.probe_rows(probes).map_err(err)?;
+    let exact = scores.iter().zip(&qp).all(|(row, p)| row.iter().zip(&qg).all(|(s, g)| *s == int_dot(&p[..dim], &g[..dim])));
+
+    let per = n_probes.max(1) as f64;
+    Ok(EncryptedRun {
+        scale: q.scale,
+        degree: client.chunk_size(),
+        chunks: chunks.len(),
+        enroll_s,
+        encrypt_ms,
+        score_ms: score_s * 1e3 / per,
+        decrypt_ms: decrypt_s * 1e3 / per,
+        hers_score_ms,
+        exact,
+        hot_bytes_per_template: hot.iter().map(|h| h.bytes()).sum::<usize>() as f64 / n_gallery.max(1) as f64,
+        scores,
+    })
+}

@@ -1,0 +1,128 @@
+//! The results of a sweep as tables: `results.parquet` and `results.csv` (polars), the CMC
+//! curves in long form (`cmc.csv`), and `summary.md`, a table like the paper's.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use polars::prelude::*;
+
+use crate::sweep::{CellResult, write_atomic};
+use crate::{Error, Result};
+
+fn table_err(e: impl std::fmt::Display) -> Error {
+    Error::Table(e.to_string())
+}
+
+/// The results as a polars frame, one row per cell (CMC curves left out: see `cmc_frame`).
+pub fn results_frame(rows: &[CellResult]) -> Result<DataFrame> {
+    let s = |f: fn(&CellResult) -> String| rows.iter().map(f).collect::<Vec<_>>();
+    let u = |f: fn(&CellResult) -> usize| rows.iter().map(|r| f(r) as u64).collect::<Vec<_>>();
+    let x = |f: fn(&CellResult) -> f64| rows.iter().map(f).collect::<Vec<_>>();
+    df!(
+        "dataset" => s(|r| r.dataset.clone()),
+        "method" => s(|r| r.method.clone()),
+        "dim" => u(|r| r.dim),
+        "mode" => s(|r| r.mode.clone()),
+        "gallery" => u(|r| r.gallery),
+        "probes" => u(|r| r.probes),
+        "rank1" => x(|r| r.rank1),
+        "rank5" => x(|r| r.rank5),
+        "rank10" => x(|r| r.rank10),
+        "tar_far_1e-3" => x(|r| r.tar_far_1e3),
+        "precision_at_10" => x(|r| r.precision_at_10),
+        "map" => x(|r| r.map),
+        "train_s" => x(|r| r.train_s),
+        "query_ms" => x(|r| r.query_ms),
+        "score_ms" => x(|r| r.score_ms),
+        "hers_query_ms" => x(|r| r.hers_query_ms),
+        "speedup_vs_hers" => x(|r| r.speedup_vs_hers),
+        "exact" => rows.iter().map(|r| r.exact).collect::<Vec<_>>(),
+    )
+    .map_err(table_err)
+}
+
+/// CMC curves in long form: one row per cell and rank.
+pub fn cmc_frame(rows: &[CellResult]) -> Result<DataFrame> {
+    let (mut ds, mut me, mut di, mut mo, mut ga, mut rk, mut acc) = (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+    for r in rows {
+        for (i, a) in r.cmc.iter().enumerate() {
+            ds.push(r.dataset.clone());
+            me.push(r.method.clone());
+            di.push(r.dim as u64);
+            mo.push(r.mode.clone());
+            ga.push(r.gallery as u64);
+            rk.push(i as u64 + 1);
+            acc.push(*a);
+        }
+    }
+    df!("dataset" => ds, "method" => me, "dim" => di, "mode" => mo, "gallery" => ga, "rank" => rk, "accuracy" => acc).map_err(table_err)
+}
+
+/// Writes `results.parquet`, `results.csv`, `cmc.csv` and `summary.md` into `dir`.
+pub fn write_results(dir: &Path, rows: &[CellResult]) -> Result<()> {
+    let df = results_frame(rows)?;
+    let write = |name: &str, f: &dyn Fn(&mut std::fs::File) -> PolarsResult<()>| -> Result<()> {
+        let tmp = dir.join(format!("{name}.tmp"));
+        let mut file = std::fs::File::create(&tmp).map_err(|e| crate::sweep::io(&tmp, e))?;
+        f(&mut file).map_err(table_err)?;
+        std::fs::rename(&tmp, dir.join(name)).map_err(|e| crate::sweep::io(dir, e))
+    };
+    write("results.parquet", &|file| ParquetWriter::new(file).finish(&mut df.clone()).map(|_| ()))?;
+    write("results.csv", &|file| CsvWriter::new(file).include_header(true).finish(&mut df.clone()))?;
+    let cmc = cmc_frame(rows)?;
+    write("cmc.csv", &|file| CsvWriter::new(file).include_header(true).finish(&mut cmc.clone()))?;
+    write_atomic(&dir.join("summary.md"), summary(rows).as_bytes())
+}
+
+/// A markdown table like the paper's: rank-1 (and TAR) per method and dimension, then the
+/// encrypted timings.
+pub fn summary(rows: &[CellResult]) -> String {
+    let mut s = String::from("# Sweep results\n\n");
+    s += "| dataset | method | dim | mode | gallery | probes | rank-1 | rank-10 | TAR@FAR=1e-3 | P@10 | mAP | query (ms) | HERS alg. (ms) | speed-up |\n";
+    s += "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+    let f = |x: f64, p: usize| if x.is_finite() && x != 0.0 { format!("{x:.p$}") } else { "–".into() };
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {:.4} | {:.4} | {} | {} | {} | {:.3} | {} | {} |",
+            r.dataset,
+            r.method,
+            r.dim,
+            r.mode,
+            r.gallery,
+            r.probes,
+            r.rank1,
+            r.rank10,
+            f(r.tar_far_1e3, 4),
+            f(r.precision_at_10, 4),
+            f(r.map, 4),
+            r.query_ms,
+            f(r.hers_query_ms, 1),
+            f(r.speedup_vs_hers, 1),
+        );
+    }
+    s
+}
+
+/// Writes search results `probe_id, rank, gallery_id, score, similarity` to `path`: parquet,
+/// or CSV when the file name ends in `.csv`. Atomic (temporary file, then rename).
+pub fn write_matches(path: &Path, matches: &[encsearch::Match]) -> Result<()> {
+    let mut df = df!(
+        "probe_id" => matches.iter().map(|m| m.probe_id.clone()).collect::<Vec<_>>(),
+        "rank" => matches.iter().map(|m| m.rank as u32).collect::<Vec<_>>(),
+        "gallery_id" => matches.iter().map(|m| m.gallery_id.clone()).collect::<Vec<_>>(),
+        "score" => matches.iter().map(|m| m.score).collect::<Vec<_>>(),
+        "similarity" => matches.iter().map(|m| m.similarity).collect::<Vec<_>>(),
+    )
+    .map_err(table_err)?;
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    let mut file = std::fs::File::create(&tmp).map_err(|e| crate::sweep::io(&tmp, e))?;
+    if name.to_ascii_lowercase().ends_with(".csv") {
+        CsvWriter::new(&mut file).include_header(true).finish(&mut df).map_err(table_err)?;
+    } else {
+        ParquetWriter::new(&mut file).finish(&mut df).map_err(table_err)?;
+    }
+    file.sync_all().map_err(|e| crate::sweep::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| crate::sweep::io(path, e))
+}

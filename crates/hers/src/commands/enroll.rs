@@ -1,0 +1,78 @@
+//! `hers enroll`: encrypt an embedding set (client side, all cores) and append it to a gallery.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use encsearch::{Client, ClientKeys, Gallery, Metric, Quantizer, MANIFEST_FILE};
+
+/// Arguments of `hers enroll`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Key directory written by `hers keygen`.
+    #[arg(long)]
+    keys: PathBuf,
+    /// Embedding set to enrol (parquet).
+    #[arg(long)]
+    input: PathBuf,
+    /// Gallery directory (created if it does not exist, appended to otherwise).
+    #[arg(long)]
+    gallery: PathBuf,
+    /// Quantisation scale for a new gallery (default: largest that fits the plaintext modulus).
+    #[arg(long)]
+    scale: Option<u32>,
+    /// Matching function of a new gallery: cosine (normalised features) or euclidean (squared
+    /// Euclidean distance of raw features).
+    #[arg(long, default_value = "cosine")]
+    metric: String,
+    /// Euclidean metric: largest feature norm to provision for (sets the default scale).
+    #[arg(long, default_value_t = 1.0)]
+    max_norm: f64,
+    /// Chunks per committed segment.
+    #[arg(long, default_value_t = 32)]
+    chunks_per_segment: usize,
+}
+
+/// Encrypts `--input` and appends it to `--gallery`, one committed segment at a time.
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let keys = ClientKeys::load(&a.keys).with_context(|| format!("loading keys {}", a.keys.display()))?;
+    let set = embeddings::read_set(&a.input).with_context(|| format!("reading {}", a.input.display()))?;
+    let mut gallery = if a.gallery.join(MANIFEST_FILE).exists() {
+        let g = Gallery::open(&a.gallery).with_context(|| format!("opening gallery {}", a.gallery.display()))?;
+        g.manifest().public.key_id.ensure_eq(keys.key_id()).context("the gallery was enrolled with another key")?;
+        g
+    } else {
+        let p = &keys.public().params;
+        let q = match (Metric::from_name(&a.metric)?, a.scale) {
+            (Metric::Cosine, Some(s)) => Quantizer::with_scale(p, set.dim, s)?,
+            (Metric::Cosine, None) => Quantizer::new(p, set.dim)?,
+            (_, Some(s)) => Quantizer::euclidean_with_scale(p, set.dim, s)?,
+            (_, None) => Quantizer::euclidean(p, set.dim, a.max_norm)?,
+        };
+        Gallery::create(&a.gallery, keys.public(), q)?
+    };
+    if gallery.manifest().dim != set.dim {
+        anyhow::bail!("gallery is {}-D, {} is {}-D", gallery.manifest().dim, a.input.display(), set.dim);
+    }
+    let client = Client::with_quantizer(keys, gallery.quantizer())?;
+    let batch = client.chunk_size() * a.chunks_per_segment.max(1);
+    let pb = crate::progress::bar(set.len() as u64, "enroll");
+    let t = std::time::Instant::now();
+    let mut rng = rand::rng();
+    for start in (0..set.len()).step_by(batch) {
+        let end = (start + batch).min(set.len());
+        let ids: Vec<String> = (start..end).map(|i| set.ids.display(i)).collect();
+        let chunks = client.encrypt_templates(&set.data[start * set.dim..end * set.dim], &mut rng)?;
+        gallery.append(client.keys().key_id(), &ids, &chunks)?;
+        pb.inc((end - start) as u64);
+    }
+    pb.finish_and_clear();
+    eprintln!(
+        "enrolled {} templates in {:.1} s; gallery {} holds {} ({:.1} B/template at rest)",
+        set.len(),
+        t.elapsed().as_secs_f64(),
+        a.gallery.display(),
+        gallery.len(),
+        gallery.bytes_at_rest() as f64 / (gallery.chunk_count() * client.chunk_size()).max(1) as f64
+    );
+    Ok(())
+}
