@@ -3,7 +3,7 @@
 //! ```toml
 //! name = "bible-minilm"
 //! [data]
-//! train = "../shared/data/bible-minilm-train.parquet"
+//! train = "data/bible-minilm-train.parquet"
 //! [model]
 //! stages = [256, 128, 64, 32, 16]
 //! [train]
