@@ -1,0 +1,65 @@
+//! The whole pipeline through the real binary, small: synth → train → project → keygen →
+//! enroll → search (one process and split roles) → results readable by pyarrow, plus the
+//! errors a user meets first (wrong key, wrong dimension).
+
+use std::path::Path;
+
+use assert_cmd::Command as Bin;
+use predicates::prelude::*;
+
+fn hers() -> Bin {
+    Bin::cargo_bin("hers").expect("binary built")
+}
+
+fn ok(args: &[&str], dir: &Path) {
+    let out = hers().current_dir(dir).args(args).output().expect("run");
+    assert!(out.status.success(), "hers {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn train_project_enroll_search_and_roles_agree() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    ok(&["synth", "--preset", "deepprint", "--identities", "150", "--per-identity", "4", "--seed", "1", "--out", "train.parquet"], d);
+    ok(&["synth", "--preset", "deepprint", "--identities", "60", "--per-identity", "4", "--seed", "2", "--out", "test.parquet"], d);
+    std::fs::write(
+        d.join("pca.toml"),
+        "name = \"pca-test\"\n[data]\ntrain = \"train.parquet\"\n[model]\nstages = [64, 32, 16]\n[train]\nmethod = \"pca\"\n",
+    )
+    .expect("config");
+    ok(&["train", "--config", "pca.toml", "--out", "model"], d);
+    ok(&["project", "--model", "model", "--input", "test.parquet", "--out", "p16.parquet", "--dim", "16"], d);
+    ok(&["keygen", "--out", "keys"], d);
+    ok(&["enroll", "--keys", "keys", "--input", "p16.parquet", "--gallery", "g"], d);
+
+    // All roles in one process.
+    ok(&["search", "--keys", "keys", "--gallery", "g", "--probes", "p16.parquet", "--top-k", "3", "--out", "r.csv"], d);
+    // The same query with the roles split; the server step gets no key.
+    ok(&["query", "encrypt", "--keys", "keys", "--gallery", "g", "--probes", "p16.parquet", "--out", "q.enc"], d);
+    ok(&["query", "score", "--gallery", "g", "--query", "q.enc", "--out", "r.enc"], d);
+    ok(&["query", "decrypt", "--keys", "keys", "--response", "r.enc", "--top-k", "3", "--out", "r2.csv"], d);
+    let one = std::fs::read_to_string(d.join("r.csv")).expect("r");
+    let split = std::fs::read_to_string(d.join("r2.csv")).expect("r2");
+    assert_eq!(one, split, "split roles give the same results");
+    assert_eq!(one.lines().count(), 1 + 240 * 3, "header + 3 matches per probe");
+    // Every probe is itself enrolled: its top match is itself, with the largest score.
+    for line in one.lines().skip(1).filter(|l| l.split(',').nth(1) == Some("1")) {
+        let f: Vec<&str> = line.split(',').collect();
+        assert_eq!(f[0], f[2], "{line}");
+    }
+
+    // Parquet output by default.
+    ok(&["search", "--keys", "keys", "--gallery", "g", "--probes", "p16.parquet", "--top-k", "1", "--out", "r.parquet"], d);
+    assert!(std::fs::read(d.join("r.parquet")).expect("parquet").starts_with(b"PAR1"));
+
+    // Another key set cannot read this gallery; a full-dimension probe file is refused.
+    ok(&["keygen", "--out", "other"], d);
+    hers().current_dir(d).args(["search", "--keys", "other", "--gallery", "g", "--probes", "p16.parquet", "--top-k", "1", "--out", "x.csv"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("key").and(predicate::str::contains("panicked").not()));
+    hers().current_dir(d).args(["search", "--keys", "keys", "--gallery", "g", "--probes", "test.parquet", "--top-k", "1", "--out", "x.csv"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("192").and(predicate::str::contains("16")));
+}
