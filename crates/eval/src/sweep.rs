@@ -180,7 +180,14 @@ fn run_dir(config: &SweepConfig) -> Result<PathBuf> {
             return Ok(last.clone());
         }
     }
-    let dir = root.join(timestamp());
+    // Two runs started in the same second get `-2`, `-3`, … rather than sharing a folder.
+    let stamp = timestamp();
+    let mut dir = root.join(&stamp);
+    let mut n = 1;
+    while dir.exists() {
+        n += 1;
+        dir = root.join(format!("{stamp}-{n}"));
+    }
     std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
     write_atomic(&dir.join("config.toml"), resolved.as_bytes())?;
     Ok(dir)
