@@ -159,9 +159,9 @@ pub fn write_plots(dir: &Path, rows: &[CellResult]) -> Result<()> {
         }
         save(dir, &format!("rank1-vs-dim-{ds}"), &Chart {
             title: format!("Rank-1 vs dimension, {ds} ({mode})"),
-            x_label: "dimension (log scale)",
+            x_label: "dimension",
             y_label: "rank-1 accuracy",
-            log_x: true,
+            log_x: false,
             log_y: false,
             legend: SeriesLabelPosition::LowerRight,
             series,
