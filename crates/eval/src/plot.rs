@@ -42,6 +42,9 @@ macro_rules! draw_body {
     ($chart:expr, $c:expr) => {{
         let mut cc = $c;
         cc.configure_mesh()
+            .x_labels(8)
+            .y_labels(8)
+            .x_label_formatter(&|x: &f64| tick(*x))
             .x_desc($chart.x_label)
             .y_desc($chart.y_label)
             .label_style(("sans-serif", 16))
@@ -64,6 +67,23 @@ macro_rules! draw_body {
             .draw()
             .map_err(plot_err)?;
     }};
+}
+
+/// Axis ticks without float noise: `16`, `0.5`, `10k`, `1M`.
+fn tick(x: f64) -> String {
+    let a = x.abs();
+    if a >= 1e6 {
+        format!("{}M", trim(x / 1e6))
+    } else if a >= 1e4 {
+        format!("{}k", trim(x / 1e3))
+    } else {
+        trim(x)
+    }
+}
+
+fn trim(x: f64) -> String {
+    let s = format!("{x:.2}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &Chart) -> Result<()>
