@@ -32,7 +32,8 @@ pub struct EncryptedRun {
     /// Per probe: decryption of every chunk's scores, ms.
     pub decrypt_ms: f64,
     /// Per probe: the HERS algorithm (multiply, relinearise, add per dimension) on the same
-    /// chunks, ms — measured on `hers_chunks` chunks and scaled to all; 0 when not measured.
+    /// chunks, ms — measured on `hers_chunks` chunks, scaled to all chunks and divided by the
+    /// cores they would be spread over (as ours are); 0 when not measured.
     pub hers_score_ms: f64,
     /// Every decrypted score equals the integer inner product of the quantised vectors.
     pub exact: bool,
@@ -101,7 +102,10 @@ pub fn encrypted_scores(gallery: &[f32], probes: &[f32], dim: usize, hers_chunks
         for c in &chunks[..k] {
             server.score_chunk_hers(&query.probes[0], c, &m).map_err(err)?;
         }
-        t.elapsed().as_secs_f64() * 1e3 / k as f64 * chunks.len() as f64
+        // Chunks are independent, so the HERS algorithm gets the same cores as ours: the
+        // single-thread per-chunk time × chunks, divided by the threads that would share them.
+        let threads = rayon::current_num_threads().min(chunks.len()).max(1);
+        t.elapsed().as_secs_f64() * 1e3 / k as f64 * chunks.len() as f64 / threads as f64
     } else {
         0.0
     };
