@@ -172,7 +172,7 @@ fn train_or_load(train_path: &Path, dir: &Path, epochs: usize, retrain: bool) ->
     if !retrain {
         if let Ok((r, _, meta)) = Reducer::load(dir, None) {
             if meta.complete() {
-                eprintln!("[2/4] DeepMDS++: reusing the model in {} (--retrain to train again)", dir.display());
+                eprintln!("[2/4] reusing the {} model in {} (--retrain to train again)", r.method(), dir.display());
                 return Ok((r, meta.train_seconds));
             }
         }
