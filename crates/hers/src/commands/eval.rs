@@ -22,6 +22,9 @@ pub struct Args {
     /// Seeded draws to average (seed, seed+1, …).
     #[arg(long, default_value_t = 1)]
     draws: usize,
+    /// Also report rank-1 on the vectors quantised as encrypted search packs them.
+    #[arg(long)]
+    quantize: bool,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
@@ -39,7 +42,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let spinner = crate::progress::spinner("loading");
     let set = embeddings::read_set(&input).with_context(|| format!("reading {}", input.display()))?;
     spinner.set_message("searching");
-    let opts = EvalOptions { seed: a.seed, draws: a.draws, ..EvalOptions::default() };
+    let opts = EvalOptions { seed: a.seed, draws: a.draws, quantize: a.quantize, ..EvalOptions::default() };
     let report = evaluate(&set, &opts).context("evaluating")?;
     spinner.finish_and_clear();
     if let Some(path) = &a.split_out {
@@ -82,6 +85,9 @@ pub fn table(name: &str, r: &EvalReport) -> String {
     );
     s += "| metric | value |\n|---|---|\n";
     s += &format!("| rank-1 | {:.4} |\n| rank-5 | {:.4} |\n| rank-10 | {:.4} |\n", r.rank1, r.rank5, r.rank10);
+    if let Some((scale, rank1)) = r.quantized {
+        s += &format!("| rank-1, quantised as encrypted (scale {scale}) | {rank1:.4} |\n");
+    }
     for (far, tar) in &r.tar_at_far {
         let v = tar.map_or("n/a (too few impostors)".to_string(), |t| format!("{t:.4}"));
         s += &format!("| TAR @ FAR {far:.0e} | {v} |\n");
