@@ -16,6 +16,19 @@ pub struct Split {
     pub gallery: Vec<usize>,
 }
 
+impl Split {
+    /// The gallery and probe sides of a row-major `data` (`dim` wide) with their labels:
+    /// `((gallery, gallery_labels), (probes, probe_labels))`.
+    pub fn parts(&self, data: &[f32], labels: &[i64], dim: usize) -> ((Vec<f32>, Vec<i64>), (Vec<f32>, Vec<i64>)) {
+        let side = |rows: &[usize]| {
+            let mut v = Vec::with_capacity(rows.len() * dim);
+            rows.iter().for_each(|&r| v.extend_from_slice(&data[r * dim..(r + 1) * dim]));
+            (v, rows.iter().map(|&r| labels[r]).collect())
+        };
+        (side(&self.gallery), side(&self.probes))
+    }
+}
+
 /// Draws one probe per identity (among identities with ≥ 2 samples), seeded; the rest of the
 /// rows form the gallery, so every probe has at least one mate in it.
 pub fn split_one_probe_per_identity(labels: &[i64], seed: u64) -> Result<Split> {

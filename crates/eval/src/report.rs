@@ -78,22 +78,11 @@ pub fn evaluate(set: &EmbeddingSet, opts: &EvalOptions) -> Result<EvalReport> {
     let mut quantized_rank1 = 0.0;
     for d in 0..draws {
         let split = split_one_probe_per_identity(&set.labels, opts.seed + d as u64)?;
-        let gather = |rows: &[usize]| {
-            let mut v = Vec::with_capacity(rows.len() * set.dim);
-            rows.iter().for_each(|&r| v.extend_from_slice(&data[r * set.dim..(r + 1) * set.dim]));
-            (v, rows.iter().map(|&r| set.labels[r]).collect::<Vec<_>>())
-        };
-        let (g, gl) = gather(&split.gallery);
-        let (p, pl) = gather(&split.probes);
+        let ((g, gl), (p, pl)) = split.parts(&data, &set.labels, set.dim);
         let gallery = Gallery { data: &g, dim: set.dim };
         let (i, v) = score_all(gallery, &gl, &p, &pl, opts.max_rank, &opts.fars);
         if let Some((_, q)) = &quantized {
-            let gather_q = |rows: &[usize]| {
-                let mut v = Vec::with_capacity(rows.len() * set.dim);
-                rows.iter().for_each(|&r| v.extend_from_slice(&q[r * set.dim..(r + 1) * set.dim]));
-                v
-            };
-            let (qg, qp) = (gather_q(&split.gallery), gather_q(&split.probes));
+            let ((qg, _), (qp, _)) = split.parts(q, &set.labels, set.dim);
             quantized_rank1 += score_all(Gallery { data: &qg, dim: set.dim }, &gl, &qp, &pl, 1, &[]).0.rank(1) / draws as f64;
         }
         ids.push(i);

@@ -219,13 +219,7 @@ fn run_cell(
     let mut projected = projected;
     l2_normalize_rows(&mut projected, dim);
     let split = split_one_probe_per_identity(&set.labels, config.seed)?;
-    let gather = |rows: &[usize]| {
-        let mut v = Vec::with_capacity(rows.len() * dim);
-        rows.iter().for_each(|&r| v.extend_from_slice(&projected[r * dim..(r + 1) * dim]));
-        (v, rows.iter().map(|&r| set.labels[r]).collect::<Vec<i64>>())
-    };
-    let (g, gl) = gather(&split.gallery);
-    let (mut p, mut pl) = gather(&split.probes);
+    let ((g, gl), (mut p, mut pl)) = split.parts(&projected, &set.labels, dim);
     let mut r = CellResult {
         dataset: cell.dataset.clone(),
         method: cell.method.clone(),
@@ -247,15 +241,18 @@ fn run_cell(
         exact: true,
         cmc: vec![],
     };
-    let scores_gallery: Vec<f32>;
-    let scores_dim;
-    match cell.mode {
+    let (ident, ver) = match cell.mode {
         Mode::Plaintext => {
+            let gallery = Gallery { data: &g, dim };
             let t = Instant::now();
-            let _ = crate::top_k(Gallery { data: &g, dim }, &p, 10);
+            let _ = crate::top_k(gallery, &p, 10);
             r.query_ms = t.elapsed().as_secs_f64() * 1e3 / pl.len().max(1) as f64;
-            scores_gallery = g;
-            scores_dim = dim;
+            if config.retrieval {
+                let (prec, map) = retrieval(gallery, &gl, &p, &pl, 10);
+                r.precision_at_10 = prec;
+                r.map = map;
+            }
+            score_all(gallery, &gl, &p, &pl, 20, &[1e-3])
         }
         Mode::Encrypted => {
             let n = pl.len().min(config.max_encrypted_probes);
@@ -269,29 +266,14 @@ fn run_cell(
             r.hers_query_ms = run.hers_score_ms;
             r.speedup_vs_hers = if run.score_ms > 0.0 { run.hers_score_ms / run.score_ms } else { 0.0 };
             r.exact = run.exact;
-            // Metrics on the decrypted integer scores: a "gallery" of one-hot rows would be
-            // wasteful, so score matrices go through the same metric code as 1-D galleries.
-            let (ident, ver) = crate::metrics::from_score_rows(&run.scores, &gl, &pl, 20, &[1e-3]);
-            r.rank1 = ident.rank(1);
-            r.rank5 = ident.rank(5);
-            r.rank10 = ident.rank(10);
-            r.tar_far_1e3 = ver.tar_at_far[0].1.unwrap_or(f64::NAN);
-            r.cmc = ident.cmc;
-            return Ok(r);
+            crate::metrics::from_score_rows(&run.scores, &gl, &pl, 20, &[1e-3])
         }
-    }
-    let gallery = Gallery { data: &scores_gallery, dim: scores_dim };
-    let (ident, ver) = score_all(gallery, &gl, &p, &pl, 20, &[1e-3]);
+    };
     r.rank1 = ident.rank(1);
     r.rank5 = ident.rank(5);
     r.rank10 = ident.rank(10);
     r.tar_far_1e3 = ver.tar_at_far[0].1.unwrap_or(f64::NAN);
     r.cmc = ident.cmc;
-    if config.retrieval {
-        let (prec, map) = retrieval(gallery, &gl, &p, &pl, 10);
-        r.precision_at_10 = prec;
-        r.map = map;
-    }
     Ok(r)
 }
 

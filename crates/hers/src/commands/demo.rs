@@ -86,8 +86,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     // 3 + 4. Keys, encrypted enrolment, encrypted search of every probe, decryption.
     eprintln!("[4/4] encrypted search: enrol {} templates, search every probe", projected.len());
     let split = split_one_probe_per_identity(&projected.labels, 0)?;
-    let (g, gl) = gather(&projected, &split.gallery);
-    let (p, pl) = gather(&projected, &split.probes);
+    let ((g, gl), (p, pl)) = split.parts(&projected.data, &projected.labels, a.dim);
     let t = Instant::now();
     let run = encrypted_scores(&g, &p, a.dim, 1, 0)?;
     let total_s = t.elapsed().as_secs_f64();
@@ -142,17 +141,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn gather(set: &EmbeddingSet, rows: &[usize]) -> (Vec<f32>, Vec<i64>) {
-    let mut v = Vec::with_capacity(rows.len() * set.dim);
-    rows.iter().for_each(|&r| v.extend_from_slice(set.row(r)));
-    (v, rows.iter().map(|&r| set.labels[r]).collect())
-}
-
 /// Plaintext brute-force top-10 time per probe.
 fn plain_query_ms(set: &EmbeddingSet) -> anyhow::Result<f64> {
     let split = split_one_probe_per_identity(&set.labels, 0)?;
-    let (mut g, _) = gather(set, &split.gallery);
-    let (mut p, _) = gather(set, &split.probes);
+    let ((mut g, _), (mut p, _)) = split.parts(&set.data, &set.labels, set.dim);
     l2_normalize_rows(&mut g, set.dim);
     l2_normalize_rows(&mut p, set.dim);
     let t = Instant::now();
