@@ -12,8 +12,8 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::keys::ClientKeys;
-use crate::pack::pack_chunk;
-use crate::protocol::{ChunkScores, EncryptedChunk, EncryptedProbe, Query, Response};
+use crate::pack::{pack_chunk, pack_coefficients, pack_probe_coefficients, Layout};
+use crate::protocol::{ChunkScores, EncryptedChunk, EncryptedProbe, FineProbe, FineQuery, FineResponse, Query, Response};
 use crate::quantize::{Metric, Quantizer};
 use crate::topk::{Hit, TopK};
 
@@ -92,17 +92,53 @@ impl Client {
         self.encrypt_quantized(&q, rng)
     }
 
-    /// Encrypts packed template rows into chunks, on all cores.
-    pub fn encrypt_quantized<R: RngCore + CryptoRng>(&self, q: &[Vec<i64>], rng: &mut R) -> Result<Vec<EncryptedChunk>> {
+    /// Quantises and encrypts row-major templates into chunks of the given layout, on all cores.
+    pub fn encrypt_templates_as<R: RngCore + CryptoRng>(
+        &self,
+        layout: Layout,
+        rows: &[f32],
+        rng: &mut R,
+    ) -> Result<Vec<EncryptedChunk>> {
+        let q = self.quantizer.template_rows(rows)?;
+        match layout {
+            Layout::DimensionWise => self.encrypt_quantized(&q, rng),
+            Layout::Coefficient => self.encrypt_coefficient_chunks(&q, rng),
+        }
+    }
+
+    /// Coefficient layout: encrypts packed template rows, ⌊N/R⌋ per chunk of one ciphertext.
+    pub fn encrypt_coefficient_chunks<R: RngCore + CryptoRng>(&self, q: &[Vec<i64>], rng: &mut R) -> Result<Vec<EncryptedChunk>> {
         let n = self.chunk_size();
-        let seeds: Vec<[u8; 32]> = q
-            .chunks(n)
+        let rows = self.quantizer.rows();
+        let per = Layout::Coefficient.templates_per_chunk(n, rows);
+        if per == 0 {
+            return Err(Error::InvalidArgument { reason: format!("{rows} rows do not fit one ciphertext of N = {n}") });
+        }
+        let bfv = self.keys.bfv();
+        let seeds = self.chunk_seeds(q.len().div_ceil(per), rng);
+        q.par_chunks(per)
+            .zip(seeds)
+            .map(|(c, s)| {
+                let pt = Plaintext::try_encode(pack_coefficients(c, rows, n)?.as_slice(), Encoding::poly(), bfv)?;
+                Ok(EncryptedChunk { cts: vec![self.keys.secret().try_encrypt(&pt, &mut ChaCha20Rng::from_seed(s))?] })
+            })
+            .collect()
+    }
+
+    fn chunk_seeds<R: RngCore + CryptoRng>(&self, count: usize, rng: &mut R) -> Vec<[u8; 32]> {
+        (0..count)
             .map(|_| {
                 let mut s = [0u8; 32];
                 rng.fill_bytes(&mut s);
                 s
             })
-            .collect();
+            .collect()
+    }
+
+    /// Encrypts packed template rows into chunks, on all cores.
+    pub fn encrypt_quantized<R: RngCore + CryptoRng>(&self, q: &[Vec<i64>], rng: &mut R) -> Result<Vec<EncryptedChunk>> {
+        let n = self.chunk_size();
+        let seeds = self.chunk_seeds(q.len().div_ceil(n), rng);
         q.par_chunks(n)
             .zip(seeds)
             .map(|(c, s)| self.encrypt_chunk(c, &mut ChaCha20Rng::from_seed(s)))
@@ -143,8 +179,80 @@ impl Client {
         })
     }
 
+    /// Encrypts the second-stage query of a two-stage search: each full-dimension probe (row-major
+    /// `rows`) as one coefficient-layout ciphertext, with the candidate ids the first stage kept.
+    pub fn encrypt_fine_query<R: RngCore + CryptoRng>(
+        &self,
+        probe_ids: Vec<String>,
+        rows: &[f32],
+        candidates: Vec<Vec<String>>,
+        rng: &mut R,
+    ) -> Result<FineQuery> {
+        let q = self.quantizer.probe_rows(rows)?;
+        if q.len() != probe_ids.len() || q.len() != candidates.len() {
+            return Err(Error::InvalidArgument {
+                reason: format!("{} probes, {} ids, {} candidate lists", q.len(), probe_ids.len(), candidates.len()),
+            });
+        }
+        let n = self.chunk_size();
+        let bfv = self.keys.bfv();
+        let probes = q
+            .iter()
+            .zip(probe_ids)
+            .zip(candidates)
+            .map(|((p, probe_id), candidates)| {
+                let pt = Plaintext::try_encode(pack_probe_coefficients(p, n)?.as_slice(), Encoding::poly(), bfv)?;
+                let probe = EncryptedProbe { cts: vec![self.keys.secret().try_encrypt(&pt, rng)?] };
+                Ok(FineProbe { probe_id, probe, candidates })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(FineQuery { key_id: self.keys.key_id().clone(), scale: self.quantizer.scale, metric: self.quantizer.metric, probes })
+    }
+
+    /// Decrypts a second-stage response and ranks each probe's candidates (best first, at most
+    /// `k` per probe).
+    pub fn decrypt_fine(&self, response: &FineResponse, k: usize) -> Result<Vec<Match>> {
+        self.keys.key_id().ensure_eq(&response.key_id)?;
+        let sign = if response.metric == Metric::SquaredEuclidean { -1 } else { 1 };
+        let s2 = (f64::from(response.scale) * f64::from(response.scale)).max(1.0);
+        let mut out = Vec::new();
+        for (probe_id, chunks) in &response.probes {
+            let scored = chunks
+                .par_iter()
+                .map(|c| {
+                    let coeffs = self.decrypt_scores(&c.scores, Encoding::poly())?;
+                    c.candidates
+                        .iter()
+                        .map(|(id, b)| {
+                            let v = coeffs.get(b * response.rows).copied().ok_or_else(|| {
+                                Error::malformed("fine response", format!("block {b} outside the ciphertext"))
+                            })?;
+                            Ok((id.clone(), v))
+                        })
+                        .collect::<Result<Vec<_>>>()
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let mut all: Vec<(String, i64)> = scored.into_iter().flatten().collect();
+            // Best first; ties broken by id so that the order is reproducible.
+            all.sort_by(|a, b| (sign * b.1).cmp(&(sign * a.1)).then_with(|| a.0.cmp(&b.0)));
+            out.extend(all.into_iter().take(k).enumerate().map(|(rank, (gallery_id, score))| Match {
+                probe_id: probe_id.clone(),
+                rank: rank + 1,
+                gallery_id,
+                score,
+                similarity: score as f64 / s2,
+            }));
+        }
+        Ok(out)
+    }
+
     /// Decrypts one chunk's scores (N slot values, centred mod t).
     pub fn decrypt_chunk(&self, scores: &ChunkScores) -> Result<Vec<i64>> {
+        self.decrypt_scores(scores, Encoding::simd())
+    }
+
+    /// Decrypts a score ciphertext and decodes it with `encoding` (values centred mod t).
+    fn decrypt_scores(&self, scores: &ChunkScores, encoding: Encoding) -> Result<Vec<i64>> {
         let bfv = self.keys.bfv();
         let ctx = bfv.context_at_level(bfv.max_level())?;
         let n = bfv.degree();
@@ -161,7 +269,7 @@ impl Client {
             .collect::<Result<Vec<_>>>()?;
         let ct = Ciphertext::new(polys, bfv)?;
         let pt = self.keys.secret().try_decrypt(&ct)?;
-        Ok(Vec::<i64>::try_decode(&pt, Encoding::simd())?)
+        Ok(Vec::<i64>::try_decode(&pt, encoding)?)
     }
 
     /// Decrypts a response and keeps the `k` best live slots of every probe (highest score

@@ -7,6 +7,9 @@
 //!   ignored, so the gallery holds exactly the committed templates.
 //! * `remove` tombstones ids in the manifest (no re-encryption); removed slots are still scored
 //!   by the server but are never returned to the client's top-k.
+//! * The manifest records the [`Layout`]: dimension-wise galleries are scored whole; a
+//!   coefficient-layout ("fine") gallery serves the second stage of a two-stage search, where
+//!   the server gathers only the chunks that hold the client's candidates.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
@@ -19,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::keys::{KeyId, PublicParams};
-use crate::pack::{open_crc, put_bytes, seal_crc, Reader};
+use crate::pack::{open_crc, put_bytes, seal_crc, Layout, Reader};
 use crate::protocol::EncryptedChunk;
 use crate::quantize::{Metric, Quantizer};
 use crate::server::{HotGallery, ServerContext};
@@ -57,6 +60,9 @@ pub struct Manifest {
     pub scale: u32,
     /// Matching function.
     pub metric: Metric,
+    /// How templates are packed (absent in older manifests: dimension-wise).
+    #[serde(default)]
+    pub layout: Layout,
     /// Committed segments, in slot order.
     pub segments: Vec<SegmentEntry>,
     /// Tombstoned ids.
@@ -101,6 +107,7 @@ fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Parses a segment whose chunks hold at most `n` templates each.
 fn parse_segment(bytes: Vec<u8>, name: &str, n: usize) -> Result<LoadedSegment> {
     let body_len = open_crc(&bytes, name)?.len();
     let mut r = Reader::new(&bytes[..body_len], "segment");
@@ -131,8 +138,18 @@ fn parse_segment(bytes: Vec<u8>, name: &str, n: usize) -> Result<LoadedSegment> 
 }
 
 impl Gallery {
-    /// Creates an empty gallery in `dir` (which must not hold a manifest yet).
+    /// Creates an empty dimension-wise gallery in `dir` (which must not hold a manifest yet).
     pub fn create(dir: &Path, public: &PublicParams, quantizer: Quantizer) -> Result<Self> {
+        Self::create_with_layout(dir, public, quantizer, Layout::DimensionWise)
+    }
+
+    /// Creates an empty gallery with an explicit packing layout.
+    pub fn create_with_layout(dir: &Path, public: &PublicParams, quantizer: Quantizer, layout: Layout) -> Result<Self> {
+        if layout == Layout::Coefficient && quantizer.rows() > public.params.degree {
+            return Err(Error::InvalidArgument {
+                reason: format!("{} rows do not fit one ciphertext of N = {}", quantizer.rows(), public.params.degree),
+            });
+        }
         if quantizer.metric == Metric::Cosine {
             public.params.check_capacity(quantizer.dim, quantizer.scale)?;
         }
@@ -146,6 +163,7 @@ impl Gallery {
             dim: quantizer.dim,
             scale: quantizer.scale,
             metric: quantizer.metric,
+            layout,
             segments: Vec::new(),
             removed: BTreeSet::new(),
             next_segment: 1,
@@ -155,9 +173,25 @@ impl Gallery {
         Ok(g)
     }
 
-    /// A server context for this gallery (public material only).
+    /// A server context for this gallery (public material only): it multiplies one probe
+    /// ciphertext per chunk ciphertext.
     pub fn server_context(&self) -> Result<ServerContext> {
-        ServerContext::new(&self.manifest.public, self.quantizer().rows())
+        ServerContext::new(&self.manifest.public, self.cts_per_chunk())
+    }
+
+    /// The packing layout.
+    pub fn layout(&self) -> Layout {
+        self.manifest.layout
+    }
+
+    /// Templates per chunk: N (dimension-wise) or ⌊N/R⌋ (coefficient layout).
+    pub fn templates_per_chunk(&self) -> usize {
+        self.manifest.layout.templates_per_chunk(self.manifest.public.params.degree, self.quantizer().rows())
+    }
+
+    /// Ciphertexts per chunk.
+    pub fn cts_per_chunk(&self) -> usize {
+        self.manifest.layout.cts_per_chunk(self.quantizer().rows())
     }
 
     /// Opens a gallery, reading and verifying every committed segment (size and CRC).
@@ -172,7 +206,11 @@ impl Gallery {
         if manifest.metric == Metric::Cosine {
             manifest.public.params.check_capacity(manifest.dim, manifest.scale)?;
         }
-        let n = manifest.public.params.degree;
+        let rows = match manifest.metric {
+            Metric::Cosine => manifest.dim,
+            Metric::SquaredEuclidean => manifest.dim + 2,
+        };
+        let n = manifest.layout.templates_per_chunk(manifest.public.params.degree, rows);
         let segments = manifest
             .segments
             .par_iter()
@@ -237,7 +275,7 @@ impl Gallery {
 
     /// Gallery id of every global slot (`None` for unused or removed slots).
     pub fn slot_ids(&self) -> Vec<Option<String>> {
-        let n = self.manifest.public.params.degree;
+        let n = self.templates_per_chunk();
         let mut out = Vec::with_capacity(self.chunk_count() * n);
         for c in self.segments.iter().flat_map(|s| &s.chunks) {
             for i in 0..n {
@@ -245,6 +283,26 @@ impl Gallery {
             }
         }
         out
+    }
+
+    /// (chunk, slot) of each of `ids`, in order; one pass over the gallery.
+    pub fn locate_many(&self, ids: &[String]) -> Result<Vec<(usize, usize)>> {
+        let wanted: HashMap<&str, usize> = ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
+        let mut found = vec![None; ids.len()];
+        for (ci, c) in self.segments.iter().flat_map(|s| &s.chunks).enumerate() {
+            for (slot, id) in c.ids.iter().enumerate() {
+                if let Some(&i) = wanted.get(id.as_str()) {
+                    found[i] = Some((ci, slot));
+                }
+            }
+        }
+        ids.iter()
+            .zip(found)
+            .map(|(id, f)| match f {
+                Some(p) if !self.manifest.removed.contains(id) => Ok(p),
+                _ => Err(Error::UnknownId { id: id.clone() }),
+            })
+            .collect()
     }
 
     /// Global (chunk, slot) of a live id.
@@ -263,7 +321,7 @@ impl Gallery {
     /// one new segment; `ids[i]` is the template in global slot i of the new chunks.
     pub fn append(&mut self, key_id: &KeyId, ids: &[String], chunks: &[EncryptedChunk]) -> Result<()> {
         self.manifest.public.key_id.ensure_eq(key_id)?;
-        let n = self.manifest.public.params.degree;
+        let n = self.templates_per_chunk();
         if ids.is_empty() || ids.len() > chunks.len() * n || ids.len() + n <= chunks.len() * n {
             return Err(Error::InvalidArgument {
                 reason: format!("{} ids for {} chunks of {n} slots", ids.len(), chunks.len()),
@@ -280,8 +338,8 @@ impl Gallery {
         bytes.extend_from_slice(SEGMENT_MAGIC);
         bytes.extend_from_slice(&(chunks.len() as u32).to_le_bytes());
         for (c, chunk) in chunks.iter().enumerate() {
-            if chunk.rows() != self.quantizer().rows() {
-                return Err(Error::DimensionMismatch { expected: self.quantizer().rows(), actual: chunk.rows() });
+            if chunk.rows() != self.cts_per_chunk() {
+                return Err(Error::DimensionMismatch { expected: self.cts_per_chunk(), actual: chunk.rows() });
             }
             let cids = &ids[(c * n).min(ids.len())..((c + 1) * n).min(ids.len())];
             bytes.extend_from_slice(&(cids.len() as u32).to_le_bytes());
@@ -335,13 +393,21 @@ impl Gallery {
             .flat_map(|s| s.chunks.iter().map(move |c| (s, c)))
             .nth(index)
             .ok_or_else(|| Error::InvalidArgument { reason: format!("no chunk {index}") })?;
-        EncryptedChunk::from_bytes(&seg.bytes[c.range.clone()], server.bfv(), self.quantizer().rows())
+        EncryptedChunk::from_bytes(&seg.bytes[c.range.clone()], server.bfv(), self.cts_per_chunk())
     }
 
     /// Loads every chunk into the server's hot form, on all cores.
     pub fn load_hot(&self, server: &ServerContext) -> Result<HotGallery> {
         self.manifest.public.key_id.ensure_eq(&server.public().key_id)?;
-        let rows = self.quantizer().rows();
+        if self.layout() != Layout::DimensionWise {
+            return Err(Error::InvalidArgument {
+                reason: format!(
+                    "{} is a coefficient-layout (fine) gallery: use it as the second stage of a two-stage search",
+                    self.dir.display()
+                ),
+            });
+        }
+        let rows = self.cts_per_chunk();
         if server.dim() != rows {
             return Err(Error::DimensionMismatch { expected: rows, actual: server.dim() });
         }

@@ -2,7 +2,9 @@
 //!
 //! Roles are split in the types: [`Client`] holds [`ClientKeys`] (the secret key), encrypts
 //! and decrypts; [`ServerContext`] is built from [`PublicParams`] only and scores encrypted
-//! probes against a [`HotGallery`].
+//! probes against a [`HotGallery`]. A two-stage search narrows the gallery to a few candidates
+//! at low dimension, then rescores them at full dimension in a coefficient-layout gallery
+//! ([`Layout::Coefficient`], [`ServerContext::score_candidates`]).
 
 mod bench;
 mod client;
@@ -22,9 +24,11 @@ pub use client::{Client, Match};
 pub use error::{Error, Result};
 pub use gallery::{Gallery, Manifest, SegmentEntry, MANIFEST_FILE};
 pub use keys::{ClientKeys, KeyId, PublicParams, PUBLIC_FILE, SECRET_FILE};
-pub use pack::{pack_bits, pack_chunk, packed_len, unpack_bits};
+pub use pack::{pack_bits, pack_chunk, pack_coefficients, pack_probe_coefficients, packed_len, unpack_bits, Layout};
 pub use params::{max_log_q, Preset, SearchParams, DEFAULT_PLAINTEXT, DEFAULT_VARIANCE, HE_STANDARD_128};
-pub use protocol::{ChunkScores, EncryptedChunk, EncryptedProbe, Query, Response};
+pub use protocol::{
+    ChunkScores, EncryptedChunk, EncryptedProbe, FineProbe, FineQuery, FineResponse, GatheredChunk, Query, Response,
+};
 pub use quantize::{int_dot, Metric, Quantizer};
 pub use score::{blocked_index, probe_rows, Accumulator, BLOCK, PROBE_ROWS, REDUCE_EVERY};
 pub use server::{HotChunk, HotGallery, HotProbe, ServerContext};

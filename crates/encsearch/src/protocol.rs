@@ -289,3 +289,61 @@ impl Response {
         Ok(Self { key_id, degree, modulus, scale, metric, slot_ids, probe_ids, scores })
     }
 }
+
+/// One probe of the second (fine) stage: its full-dimension encryption (coefficient layout, one
+/// ciphertext) and the candidate ids the first stage kept for it.
+#[derive(Debug, Clone)]
+pub struct FineProbe {
+    /// Probe id.
+    pub probe_id: String,
+    /// The probe as one ciphertext of `p(x⁻¹)` (see [`crate::pack_probe_coefficients`]).
+    pub probe: EncryptedProbe,
+    /// Gallery ids to rescore. The server learns these ids (which templates were candidates),
+    /// never a score.
+    pub candidates: Vec<String>,
+}
+
+/// The second-stage query of a two-stage search.
+#[derive(Debug, Clone)]
+pub struct FineQuery {
+    /// Key the probes are encrypted under.
+    pub key_id: KeyId,
+    /// Quantisation scale of the probes (must be the fine gallery's).
+    pub scale: u32,
+    /// Matching function (must be the fine gallery's).
+    pub metric: Metric,
+    /// One entry per probe.
+    pub probes: Vec<FineProbe>,
+}
+
+/// One gathered chunk: which candidates it holds (id, block) and their encrypted scores.
+#[derive(Debug, Clone)]
+pub struct GatheredChunk {
+    /// Candidate ids in this chunk with their block index: the score of block b is coefficient
+    /// `b·R` of the decrypted polynomial.
+    pub candidates: Vec<(String, usize)>,
+    /// Degree-2 ciphertext switched down to `q0`.
+    pub scores: ChunkScores,
+}
+
+/// The server's answer to a [`FineQuery`].
+#[derive(Debug, Clone)]
+pub struct FineResponse {
+    /// Key the scores are encrypted under.
+    pub key_id: KeyId,
+    /// Packed rows per template R (coefficient stride).
+    pub rows: usize,
+    /// Quantisation scale of the fine gallery.
+    pub scale: u32,
+    /// Matching function.
+    pub metric: Metric,
+    /// `(probe id, gathered chunks)` per probe.
+    pub probes: Vec<(String, Vec<GatheredChunk>)>,
+}
+
+impl FineResponse {
+    /// Ciphertexts returned (one per distinct chunk per probe: at most the candidate count).
+    pub fn ciphertexts(&self) -> usize {
+        self.probes.iter().map(|(_, c)| c.len()).sum()
+    }
+}

@@ -14,10 +14,14 @@ use ndarray::Array2;
 use num_bigint::BigUint;
 use rayon::prelude::*;
 
+use std::collections::BTreeMap;
+
 use crate::error::{Error, Result};
+use crate::gallery::Gallery;
 use crate::keys::PublicParams;
+use crate::pack::Layout;
 use crate::quantize::Metric;
-use crate::protocol::{ChunkScores, EncryptedChunk, EncryptedProbe, Query, Response};
+use crate::protocol::{ChunkScores, EncryptedChunk, EncryptedProbe, FineQuery, FineResponse, GatheredChunk, Query, Response};
 use crate::score::{blocked_index, probe_rows, Accumulator, PROBE_ROWS};
 
 /// A gallery chunk in the hot form: both ciphertext polynomials of every dimension, extended
@@ -267,6 +271,52 @@ impl ServerContext {
             probe_ids: query.probe_ids.clone(),
             scores,
         })
+    }
+
+    /// Second stage of a two-stage search: for each probe, gathers the coefficient-layout chunks
+    /// of `gallery` that hold its candidates and multiplies each by the probe once (one tensor
+    /// product scores every template of the chunk; the client reads only the candidates' blocks).
+    /// The server learns the candidate ids, nothing else. `self` must be the gallery's context.
+    pub fn score_candidates(&self, query: &FineQuery, gallery: &Gallery) -> Result<FineResponse> {
+        self.public.key_id.ensure_eq(&query.key_id)?;
+        gallery.manifest().public.key_id.ensure_eq(&self.public.key_id)?;
+        if gallery.layout() != Layout::Coefficient || self.dim != 1 {
+            return Err(Error::InvalidArgument {
+                reason: format!(
+                    "{} is not a coefficient-layout (fine) gallery; enrol the full-dimension set with `--layout coefficient`",
+                    gallery.dir().display()
+                ),
+            });
+        }
+        let q = gallery.quantizer();
+        if query.scale != q.scale || query.metric != q.metric {
+            return Err(Error::InvalidArgument {
+                reason: format!(
+                    "fine query quantised at scale {} for {:?}, fine gallery at scale {} for {:?}",
+                    query.scale, query.metric, q.scale, q.metric
+                ),
+            });
+        }
+        let probes = query
+            .probes
+            .iter()
+            .map(|fp| {
+                let hp = self.prepare_probe(&fp.probe)?;
+                let mut by_chunk: BTreeMap<usize, Vec<(String, usize)>> = BTreeMap::new();
+                for (id, (chunk, block)) in fp.candidates.iter().zip(gallery.locate_many(&fp.candidates)?) {
+                    by_chunk.entry(chunk).or_default().push((id.clone(), block));
+                }
+                let chunks = by_chunk
+                    .into_par_iter()
+                    .map_init(Accumulator::default, |acc, (ci, candidates)| {
+                        let hot = self.prepare_chunk(&gallery.chunk(ci, self)?)?;
+                        Ok(GatheredChunk { candidates, scores: self.score_chunk(&hp, &hot, acc)? })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Ok((fp.probe_id.clone(), chunks))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(FineResponse { key_id: self.public.key_id.clone(), rows: q.rows(), scale: q.scale, metric: q.metric, probes })
     }
 
     /// fhe's default multiplication strategy with relinearisation, for the HERS baseline.

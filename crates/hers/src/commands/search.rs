@@ -1,10 +1,13 @@
-//! `hers search`: encrypt, score and decrypt in one process (client and server roles together).
+//! `hers search`: encrypt, score and decrypt in one process (client and server roles together),
+//! optionally as a two-stage search (low-dimension 1:N search → full-dimension rescoring of the
+//! candidates).
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
-use encsearch::{Client, ClientKeys, Gallery};
+use encsearch::{Client, ClientKeys, Gallery, Match};
 
 use super::query::{load_probes, write_matches};
 
@@ -26,6 +29,20 @@ pub struct Args {
     /// Output results (parquet, or CSV for a .csv name): probe_id, rank, gallery_id, score, similarity.
     #[arg(long)]
     out: PathBuf,
+    /// Two-stage search: the 1:N search over `--gallery` keeps `--candidates` per probe, then
+    /// the full-dimension `--fine-gallery` rescores only those. The server learns the candidate
+    /// ids (not their scores).
+    #[arg(long, requires_all = ["fine_gallery", "fine_probes"])]
+    two_stage: bool,
+    /// Full-dimension gallery enrolled with `--layout coefficient` (same ids, same key).
+    #[arg(long, requires = "two_stage")]
+    fine_gallery: Option<PathBuf>,
+    /// Full-dimension probes with the same ids as `--probes` (e.g. the set `--probes` was projected from).
+    #[arg(long, requires = "two_stage")]
+    fine_probes: Option<PathBuf>,
+    /// Candidates per probe kept by the first stage.
+    #[arg(long, default_value_t = 100)]
+    candidates: usize,
 }
 
 /// Runs an encrypted search and prints the time of each stage.
@@ -37,29 +54,79 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if dim != g.manifest().dim {
         anyhow::bail!("probes are {dim}-D, the gallery is {}-D", g.manifest().dim);
     }
+    let first_k = if a.two_stage { a.candidates.max(a.top_k) } else { a.top_k };
     let client = Client::with_quantizer(keys, g.quantizer())?;
     let server = g.server_context()?;
     let t = Instant::now();
     let hot = g.load_hot(&server)?;
     let load = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let q = client.encrypt_query(ids, &data, &mut rand::rng())?;
+    let q = client.encrypt_query(ids.clone(), &data, &mut rand::rng())?;
     let enc = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let r = server.score(&q, &hot)?;
     let score = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let m = client.decrypt_top_k(&r, a.top_k)?;
+    let m = client.decrypt_top_k(&r, first_k)?;
     let dec = t.elapsed().as_secs_f64();
-    write_matches(&a.out, &m)?;
     eprintln!(
-        "{} probes × {} templates: load {load:.2} s, encrypt {:.1} ms, score {:.1} ms, decrypt+top-k {:.1} ms → {}",
+        "{} probes × {} templates: load {load:.2} s, encrypt {:.1} ms, score {:.1} ms, decrypt+top-k {:.1} ms",
         q.probes.len(),
         g.len(),
         enc * 1e3,
         score * 1e3,
         dec * 1e3,
-        a.out.display()
     );
+    let m = match (a.two_stage, &a.fine_gallery, &a.fine_probes) {
+        (true, Some(fg), Some(fp)) => fine_stage(&a.keys, fg, fp, &ids, &m, a.top_k)?,
+        _ => m,
+    };
+    write_matches(&a.out, &m)?;
+    eprintln!("{} results → {}", m.len(), a.out.display());
     Ok(())
+}
+
+/// The second stage: rescores each probe's first-stage candidates at full dimension.
+fn fine_stage(keys: &Path, fine: &Path, probes: &Path, ids: &[String], first: &[Match], k: usize) -> anyhow::Result<Vec<Match>> {
+    let keys = ClientKeys::load(keys).with_context(|| format!("loading keys {}", keys.display()))?;
+    let g = Gallery::open(fine).with_context(|| format!("opening fine gallery {}", fine.display()))?;
+    g.manifest().public.key_id.ensure_eq(keys.key_id()).context("the fine gallery was enrolled with another key")?;
+    let (fids, fdim, fdata) = load_probes(probes)?;
+    if fdim != g.manifest().dim {
+        anyhow::bail!("fine probes {} are {fdim}-D, the fine gallery is {}-D", probes.display(), g.manifest().dim);
+    }
+    let row_of: HashMap<&str, usize> = fids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
+    let mut rows = Vec::with_capacity(ids.len() * fdim);
+    for id in ids {
+        let i = *row_of
+            .get(id.as_str())
+            .with_context(|| format!("probe {id} is missing from the fine probes {}", probes.display()))?;
+        rows.extend_from_slice(&fdata[i * fdim..(i + 1) * fdim]);
+    }
+    let mut candidates: HashMap<&str, Vec<String>> = HashMap::new();
+    for m in first {
+        candidates.entry(m.probe_id.as_str()).or_default().push(m.gallery_id.clone());
+    }
+    let lists = ids.iter().map(|id| candidates.remove(id.as_str()).unwrap_or_default()).collect();
+    let client = Client::with_quantizer(keys, g.quantizer())?;
+    let server = g.server_context()?;
+    let t = Instant::now();
+    let q = client.encrypt_fine_query(ids.to_vec(), &rows, lists, &mut rand::rng())?;
+    let enc = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let r = server.score_candidates(&q, &g).context("the fine stage could not gather the candidates")?;
+    let score = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let m = client.decrypt_fine(&r, k)?;
+    let dec = t.elapsed().as_secs_f64();
+    eprintln!(
+        "fine stage: {} candidates in {} ciphertexts ({}-D): encrypt {:.1} ms, gather+score {:.1} ms, decrypt+rank {:.1} ms",
+        first.len(),
+        r.ciphertexts(),
+        fdim,
+        enc * 1e3,
+        score * 1e3,
+        dec * 1e3
+    );
+    Ok(m)
 }
