@@ -14,13 +14,13 @@ use ndarray::Array2;
 use num_bigint::BigUint;
 use rayon::prelude::*;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::error::{Error, Result};
 use crate::gallery::Gallery;
 use crate::keys::PublicParams;
 use crate::pack::Layout;
-use crate::quantize::Metric;
+use crate::quantize::{Metric, Quantizer};
 use crate::protocol::{ChunkScores, EncryptedChunk, EncryptedProbe, FineQuery, FineResponse, GatheredChunk, Query, Response};
 use crate::score::{blocked_index, probe_rows, Accumulator, PROBE_ROWS};
 
@@ -278,9 +278,8 @@ impl ServerContext {
     /// product scores every template of the chunk; the client reads only the candidates' blocks).
     /// The server learns the candidate ids, nothing else. `self` must be the gallery's context.
     pub fn score_candidates(&self, query: &FineQuery, gallery: &Gallery) -> Result<FineResponse> {
-        self.public.key_id.ensure_eq(&query.key_id)?;
         gallery.manifest().public.key_id.ensure_eq(&self.public.key_id)?;
-        if gallery.layout() != Layout::Coefficient || self.dim != 1 {
+        if gallery.layout() != Layout::Coefficient {
             return Err(Error::InvalidArgument {
                 reason: format!(
                     "{} is not a coefficient-layout (fine) gallery; enrol the full-dimension set with `--layout coefficient`",
@@ -288,7 +287,41 @@ impl ServerContext {
                 ),
             });
         }
-        let q = gallery.quantizer();
+        self.gather(query, &gallery.quantizer(), |ids| gallery.locate_many(ids), |ci| gallery.chunk(ci, self))
+    }
+
+    /// [`ServerContext::score_candidates`] over coefficient-layout chunks held in memory
+    /// (`index` maps an id to its template's position in `chunks`), for in-process evaluation.
+    pub fn score_candidates_in_memory(
+        &self,
+        query: &FineQuery,
+        quantizer: &Quantizer,
+        chunks: &[EncryptedChunk],
+        index: &HashMap<String, usize>,
+    ) -> Result<FineResponse> {
+        let per = Layout::Coefficient.templates_per_chunk(self.public.params.degree, quantizer.rows()).max(1);
+        let locate = |ids: &[String]| {
+            ids.iter()
+                .map(|id| match index.get(id) {
+                    Some(&g) if g / per < chunks.len() => Ok((g / per, g % per)),
+                    _ => Err(Error::UnknownId { id: id.clone() }),
+                })
+                .collect()
+        };
+        self.gather(query, quantizer, locate, |ci| Ok(chunks[ci].clone()))
+    }
+
+    fn gather(
+        &self,
+        query: &FineQuery,
+        q: &Quantizer,
+        locate: impl Fn(&[String]) -> Result<Vec<(usize, usize)>>,
+        fetch: impl Fn(usize) -> Result<EncryptedChunk> + Sync,
+    ) -> Result<FineResponse> {
+        self.public.key_id.ensure_eq(&query.key_id)?;
+        if self.dim != 1 {
+            return Err(Error::InvalidArgument { reason: "the fine stage needs the context of a coefficient-layout gallery".into() });
+        }
         if query.scale != q.scale || query.metric != q.metric {
             return Err(Error::InvalidArgument {
                 reason: format!(
@@ -303,13 +336,13 @@ impl ServerContext {
             .map(|fp| {
                 let hp = self.prepare_probe(&fp.probe)?;
                 let mut by_chunk: BTreeMap<usize, Vec<(String, usize)>> = BTreeMap::new();
-                for (id, (chunk, block)) in fp.candidates.iter().zip(gallery.locate_many(&fp.candidates)?) {
+                for (id, (chunk, block)) in fp.candidates.iter().zip(locate(&fp.candidates)?) {
                     by_chunk.entry(chunk).or_default().push((id.clone(), block));
                 }
                 let chunks = by_chunk
                     .into_par_iter()
                     .map_init(Accumulator::default, |acc, (ci, candidates)| {
-                        let hot = self.prepare_chunk(&gallery.chunk(ci, self)?)?;
+                        let hot = self.prepare_chunk(&fetch(ci)?)?;
                         Ok(GatheredChunk { candidates, scores: self.score_chunk(&hp, &hot, acc)? })
                     })
                     .collect::<Result<Vec<_>>>()?;

@@ -56,6 +56,9 @@ pub struct SweepConfig {
     /// plaintext: hundreds of ciphertexts per probe is what the reduction exists to avoid).
     #[serde(default = "default_max_encrypted_dim")]
     pub max_encrypted_dim: usize,
+    /// Two-stage mode: candidates per probe kept by the reduced-dimension stage.
+    #[serde(default = "default_candidates")]
+    pub candidates: usize,
     /// Retrieval metrics (precision@k, mAP over same-class items) for image-retrieval setups.
     #[serde(default)]
     pub retrieval: bool,
@@ -69,6 +72,9 @@ pub enum Mode {
     Plaintext,
     /// BFV-encrypted gallery and probe; scores decrypted by the client.
     Encrypted,
+    /// Encrypted search at the reduced dimension keeps `candidates` per probe; an encrypted
+    /// full-dimension gallery (coefficient layout) rescores them.
+    TwoStage,
 }
 
 impl Mode {
@@ -77,6 +83,7 @@ impl Mode {
         match self {
             Mode::Plaintext => "plaintext",
             Mode::Encrypted => "encrypted",
+            Mode::TwoStage => "two-stage",
         }
     }
 }
@@ -130,6 +137,9 @@ fn default_dims() -> Vec<usize> {
 }
 fn default_modes() -> Vec<Mode> {
     vec![Mode::Plaintext]
+}
+fn default_candidates() -> usize {
+    100
 }
 fn default_hers_chunks() -> usize {
     1

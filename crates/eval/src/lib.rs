@@ -17,6 +17,7 @@ mod report;
 mod search;
 mod sweep;
 mod table;
+mod twostage;
 
 pub use config::{DatasetConfig, Mode, SweepConfig, SyntheticConfig};
 pub use dataset::Dataset;
@@ -29,3 +30,4 @@ pub use report::{EvalOptions, EvalReport, evaluate};
 pub use search::{Gallery, top_k};
 pub use sweep::{CellResult, SweepOutput, plan_keys, run_sweep};
 pub use table::{results_frame, summary, write_matches, write_results};
+pub use twostage::{TwoStageRun, two_stage_scores};

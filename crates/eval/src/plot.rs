@@ -173,6 +173,13 @@ pub fn write_plots(dir: &Path, rows: &[CellResult]) -> Result<()> {
         for r in base.iter().filter(|r| r.mode == mode && r.method != "none") {
             by_method.entry(r.method.clone()).or_default().push((r.dim as f64, r.rank1));
         }
+        // Two-stage cells: first stage at the x dimension, full dimension rescoring the candidates.
+        for r in base.iter().filter(|r| r.mode == "two-stage" && r.method != "none") {
+            by_method.entry(format!("{} two-stage", r.method)).or_default().push((r.dim as f64, r.rank1));
+        }
+        for v in by_method.values_mut() {
+            v.sort_by(|a, b| a.0.total_cmp(&b.0));
+        }
         let mut series: Vec<Series> = by_method.into_iter().collect();
         if let (Some((d, acc)), Some(lo), Some(hi)) = (full_dim, dims.first(), dims.last()) {
             series.push((format!("none ({d}-D)"), vec![(*lo as f64, acc), (*hi as f64, acc)]));
@@ -206,6 +213,7 @@ pub fn write_plots(dir: &Path, rows: &[CellResult]) -> Result<()> {
                 series.push((format!("hers encrypted, {m} {d}-D"), sel("encrypted", |r| r.query_ms)));
                 series.push((format!("HERS algorithm, {m} {d}-D"), sel("encrypted", |r| r.hers_query_ms)));
                 series.push((format!("plaintext, {m} {d}-D"), sel("plaintext", |r| r.query_ms)));
+                series.push((format!("hers two-stage, {m} {d}-D"), sel("two-stage", |r| r.query_ms)));
             }
             series.retain(|s| !s.1.is_empty());
             save(dir, &format!("time-vs-gallery-{ds}"), &Chart {

@@ -101,7 +101,7 @@ pub fn summary(rows: &[CellResult]) -> String {
             r.query_ms,
             f(r.hers_query_ms, 1),
             f(r.speedup_vs_hers, 1),
-            if r.mode == "encrypted" { if r.exact { "yes" } else { "NO" } } else { "–" },
+            if r.mode != "plaintext" { if r.exact { "yes" } else { "NO" } } else { "–" },
         );
     }
     s

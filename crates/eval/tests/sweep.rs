@@ -76,13 +76,20 @@ fn a_sweep_writes_tables_and_plots_and_resumes_without_redoing_cells() {
 #[test]
 fn encrypted_cells_match_plaintext_on_quantised_vectors() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let mut c = config(tmp.path(), r#""encrypted""#);
+    let mut c = config(tmp.path(), r#""encrypted", "two-stage""#);
     c.methods = vec!["pca".into()];
     c.dims = vec![8];
+    c.candidates = 5;
     let out = run_sweep(&c, false).expect("sweep");
     let r = &out.results[0];
     assert_eq!((r.mode.as_str(), r.dim, r.probes), ("encrypted", 8, 40));
     assert!(r.exact, "decrypted scores equal integer inner products");
     assert!(r.rank1 > 0.2, "far above chance (1/60): {r:?}");
     assert!(r.hers_query_ms > r.score_ms, "{r:?}");
+    // Two-stage: the 8-D stage keeps 5 candidates, the 192-D encrypted stage reranks them.
+    let t = &out.results[1];
+    assert_eq!((t.mode.as_str(), t.dim, t.probes), ("two-stage", 8, 40));
+    assert!(t.exact, "both stages exact");
+    assert!(t.rank1 >= r.rank1 && t.rank1 <= r.cmc[4], "between 8-D rank-1 and 8-D rank-5: {t:?} vs {r:?}");
+    assert!(t.query_ms > r.query_ms && t.tar_far_1e3.is_nan());
 }

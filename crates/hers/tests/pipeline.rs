@@ -48,6 +48,39 @@ fn train_project_enroll_search_and_roles_agree() {
         assert_eq!(f[0], f[2], "{line}");
     }
 
+    // Two-stage: 16-D candidates rescored in a 192-D coefficient-layout gallery under its own key.
+    ok(&["keygen", "--preset", "n8192", "--out", "fkeys"], d);
+    ok(&["enroll", "--keys", "fkeys", "--input", "test.parquet", "--gallery", "fine", "--layout", "coefficient"], d);
+    ok(&["search", "--keys", "keys", "--gallery", "g", "--probes", "p16.parquet", "--top-k", "5", "--out", "r5.csv"], d);
+    ok(
+        &[
+            "search", "--keys", "keys", "--gallery", "g", "--probes", "p16.parquet", "--top-k", "3", "--out", "two.csv",
+            "--two-stage", "--fine-gallery", "fine", "--fine-keys", "fkeys", "--fine-probes", "test.parquet", "--candidates", "5",
+        ],
+        d,
+    );
+    let first = std::fs::read_to_string(d.join("r5.csv")).expect("r5");
+    let two = std::fs::read_to_string(d.join("two.csv")).expect("two");
+    assert_eq!(two.lines().count(), 1 + 240 * 3, "header + 3 matches per probe");
+    let mut last: Option<(String, f64)> = None;
+    for line in two.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let (probe, rank, id, sim) = (f[0], f[1], f[2], f[4].parse::<f64>().expect("similarity"));
+        assert!(first.lines().any(|l| l.starts_with(&format!("{probe},")) && l.split(',').nth(2) == Some(id)), "{line}: not a first-stage candidate");
+        if rank == "1" {
+            assert_eq!(probe, id, "a probe enrolled in both galleries finds itself");
+            assert!((sim - 1.0).abs() < 0.01, "self-similarity at 192-D: {line}");
+        } else if let Some((p, s)) = &last {
+            assert!(p == probe && *s >= sim, "ranked best first: {line}");
+        }
+        last = Some((probe.to_string(), sim));
+    }
+    // A coefficient-layout gallery is not a 1:N gallery.
+    hers().current_dir(d).args(["search", "--keys", "fkeys", "--gallery", "fine", "--probes", "test.parquet", "--top-k", "1", "--out", "x.csv"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("two-stage").and(predicate::str::contains("panicked").not()));
+
     // Parquet output by default.
     ok(&["search", "--keys", "keys", "--gallery", "g", "--probes", "p16.parquet", "--top-k", "1", "--out", "r.parquet"], d);
     assert!(std::fs::read(d.join("r.parquet")).expect("parquet").starts_with(b"PAR1"));

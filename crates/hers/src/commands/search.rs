@@ -37,6 +37,10 @@ pub struct Args {
     /// Full-dimension gallery enrolled with `--layout coefficient` (same ids, same key).
     #[arg(long, requires = "two_stage")]
     fine_gallery: Option<PathBuf>,
+    /// Key directory of the fine gallery, when it differs from `--keys` (a full-dimension
+    /// gallery wants a larger plaintext modulus: `hers keygen --preset n8192`).
+    #[arg(long, requires = "two_stage")]
+    fine_keys: Option<PathBuf>,
     /// Full-dimension probes with the same ids as `--probes` (e.g. the set `--probes` was projected from).
     #[arg(long, requires = "two_stage")]
     fine_probes: Option<PathBuf>,
@@ -78,7 +82,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         dec * 1e3,
     );
     let m = match (a.two_stage, &a.fine_gallery, &a.fine_probes) {
-        (true, Some(fg), Some(fp)) => fine_stage(&a.keys, fg, fp, &ids, &m, a.top_k)?,
+        (true, Some(fg), Some(fp)) => fine_stage(a.fine_keys.as_ref().unwrap_or(&a.keys), fg, fp, &ids, &m, a.top_k)?,
         _ => m,
     };
     write_matches(&a.out, &m)?;
