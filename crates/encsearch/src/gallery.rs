@@ -16,7 +16,9 @@ use std::fs;
 use std::io::Write;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use memmap2::Mmap;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -71,15 +73,85 @@ pub struct Manifest {
     pub next_segment: u64,
 }
 
+impl Manifest {
+    /// Parses and checks the bytes of a `manifest.json` (`path` names it in errors).
+    pub fn from_json(bytes: &[u8], path: &Path) -> Result<Self> {
+        let m: Manifest = serde_json::from_slice(bytes).map_err(|source| Error::Json { path: path.to_path_buf(), source })?;
+        if m.format != FORMAT {
+            return Err(Error::malformed("manifest", format!("format {} (expected {FORMAT})", m.format)));
+        }
+        m.public.params.validate()?;
+        if m.dim == 0 {
+            return Err(Error::malformed("manifest", "dimension 0"));
+        }
+        if m.metric == Metric::Cosine {
+            m.public.params.check_capacity(m.dim, m.scale)?;
+        }
+        if m.templates_per_chunk() == 0 {
+            return Err(Error::malformed("manifest", "a chunk cannot hold one template"));
+        }
+        Ok(m)
+    }
+
+    /// Packed rows per template: `d`, or `d + 2` for the Euclidean metric.
+    fn rows(&self) -> usize {
+        match self.metric {
+            Metric::Cosine => self.dim,
+            Metric::SquaredEuclidean => self.dim + 2,
+        }
+    }
+
+    /// Templates per chunk under this manifest's layout.
+    pub fn templates_per_chunk(&self) -> usize {
+        self.layout.templates_per_chunk(self.public.params.degree, self.rows())
+    }
+}
+
+/// Checks the bytes of a segment file whose chunks hold at most `templates_per_chunk`
+/// templates; returns its chunk count. (The decoder `Gallery::open` runs on every segment.)
+pub fn check_segment(bytes: &[u8], templates_per_chunk: usize) -> Result<usize> {
+    Ok(parse_segment(SegmentBytes::Owned(bytes.to_vec()), "segment", templates_per_chunk)?.chunks.len())
+}
+
 #[derive(Debug, Clone)]
 struct ChunkEntry {
     ids: Vec<String>,
     range: Range<usize>,
 }
 
+/// A segment's bytes: memory-mapped when opened from disk (the page cache holds them, so a
+/// gallery larger than memory can still be opened and streamed), owned right after a write.
+#[derive(Debug, Clone)]
+enum SegmentBytes {
+    Owned(Vec<u8>),
+    Mapped(Arc<Mmap>),
+}
+
+impl std::ops::Deref for SegmentBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            SegmentBytes::Owned(v) => v,
+            SegmentBytes::Mapped(m) => m,
+        }
+    }
+}
+
+/// Maps a committed segment file read-only.
+fn map_segment(path: &Path) -> Result<SegmentBytes> {
+    let f = fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    // SAFETY: segment files are immutable once committed (written to a temp file, fsynced and
+    // renamed; hers never writes, truncates or appends to a committed segment), so the mapping
+    // cannot change under us unless another program tampers with the gallery directory — the
+    // size and CRC checks on open catch a file changed before that point.
+    #[allow(unsafe_code, reason = "read-only mapping of an immutable, checksummed file")]
+    let map = unsafe { Mmap::map(&f) }.map_err(|e| Error::io(path, e))?;
+    Ok(SegmentBytes::Mapped(Arc::new(map)))
+}
+
 #[derive(Debug, Clone)]
 struct LoadedSegment {
-    bytes: Vec<u8>,
+    bytes: SegmentBytes,
     chunks: Vec<ChunkEntry>,
 }
 
@@ -108,7 +180,7 @@ fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
 }
 
 /// Parses a segment whose chunks hold at most `n` templates each.
-fn parse_segment(bytes: Vec<u8>, name: &str, n: usize) -> Result<LoadedSegment> {
+fn parse_segment(bytes: SegmentBytes, name: &str, n: usize) -> Result<LoadedSegment> {
     let body_len = open_crc(&bytes, name)?.len();
     let mut r = Reader::new(&bytes[..body_len], "segment");
     if r.take(8)? != SEGMENT_MAGIC {
@@ -197,33 +269,29 @@ impl Gallery {
     /// Opens a gallery, reading and verifying every committed segment (size and CRC).
     pub fn open(dir: &Path) -> Result<Self> {
         let path = dir.join(MANIFEST_FILE);
-        let text = fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        let manifest: Manifest =
-            serde_json::from_str(&text).map_err(|source| Error::Json { path: path.clone(), source })?;
-        if manifest.format != FORMAT {
-            return Err(Error::malformed("manifest", format!("format {} (expected {FORMAT})", manifest.format)));
-        }
-        if manifest.metric == Metric::Cosine {
-            manifest.public.params.check_capacity(manifest.dim, manifest.scale)?;
-        }
-        let rows = match manifest.metric {
-            Metric::Cosine => manifest.dim,
-            Metric::SquaredEuclidean => manifest.dim + 2,
-        };
-        let n = manifest.layout.templates_per_chunk(manifest.public.params.degree, rows);
+        let text = fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let manifest = Manifest::from_json(&text, &path)?;
+        let n = manifest.templates_per_chunk();
         let segments = manifest
             .segments
             .par_iter()
             .map(|s| {
                 let p = dir.join(&s.file);
-                let bytes = fs::read(&p).map_err(|e| Error::io(&p, e))?;
+                let size = fs::metadata(&p).map_err(|e| Error::io(&p, e))?.len();
+                if size != s.bytes {
+                    return Err(Error::malformed(
+                        "segment",
+                        format!("{}: {size} bytes, manifest says {} (truncated?)", s.file, s.bytes),
+                    ));
+                }
+                let bytes = map_segment(&p)?;
                 if bytes.len() as u64 != s.bytes {
                     return Err(Error::malformed(
                         "segment",
                         format!("{}: {} bytes, manifest says {} (truncated?)", s.file, bytes.len(), s.bytes),
                     ));
                 }
-                let computed = crc32fast::hash(&bytes);
+                let computed = crc32fast::hash(&bytes[..]);
                 if computed != s.crc32 {
                     return Err(Error::Checksum { what: s.file.clone(), stored: s.crc32, computed });
                 }
@@ -358,7 +426,7 @@ impl Gallery {
             bytes: bytes.len() as u64,
             crc32: crc32fast::hash(&bytes),
         };
-        let seg = parse_segment(bytes, &file, n)?;
+        let seg = parse_segment(SegmentBytes::Owned(bytes), &file, n)?;
         let mut next = self.manifest.clone();
         next.segments.push(entry);
         next.next_segment += 1;
@@ -387,13 +455,14 @@ impl Gallery {
 
     /// Decodes one chunk's at-rest form.
     pub fn chunk(&self, index: usize, server: &ServerContext) -> Result<EncryptedChunk> {
-        let (seg, c) = self
-            .segments
-            .iter()
-            .flat_map(|s| s.chunks.iter().map(move |c| (s, c)))
-            .nth(index)
-            .ok_or_else(|| Error::InvalidArgument { reason: format!("no chunk {index}") })?;
-        EncryptedChunk::from_bytes(&seg.bytes[c.range.clone()], server.bfv(), self.cts_per_chunk())
+        let mut i = index;
+        for seg in &self.segments {
+            if let Some(c) = seg.chunks.get(i) {
+                return EncryptedChunk::from_bytes(&seg.bytes[c.range.clone()], server.bfv(), self.cts_per_chunk());
+            }
+            i -= seg.chunks.len();
+        }
+        Err(Error::InvalidArgument { reason: format!("no chunk {index}") })
     }
 
     /// Loads every chunk into the server's hot form, on all cores.

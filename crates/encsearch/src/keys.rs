@@ -59,8 +59,13 @@ impl PublicParams {
     /// Reads `public.json` from a key directory (or the file itself).
     pub fn load(path: &Path) -> Result<Self> {
         let file = if path.is_dir() { path.join(PUBLIC_FILE) } else { path.to_path_buf() };
-        let text = fs::read_to_string(&file).map_err(|e| Error::io(&file, e))?;
-        let p: Self = serde_json::from_str(&text).map_err(|source| Error::Json { path: file, source })?;
+        let text = fs::read(&file).map_err(|e| Error::io(&file, e))?;
+        Self::from_json(&text, &file)
+    }
+
+    /// Parses and validates the bytes of a `public.json` (`path` names it in errors).
+    pub fn from_json(bytes: &[u8], path: &Path) -> Result<Self> {
+        let p: Self = serde_json::from_slice(bytes).map_err(|source| Error::Json { path: path.to_path_buf(), source })?;
         p.params.validate()?;
         Ok(p)
     }
@@ -160,6 +165,12 @@ impl ClientKeys {
         let public = PublicParams::load(&dir.join(PUBLIC_FILE))?;
         let file = dir.join(SECRET_FILE);
         let buf = Zeroizing::new(fs::read(&file).map_err(|e| Error::io(&file, e))?);
+        Self::from_secret_bytes(public, &buf, &file.display().to_string())
+    }
+
+    /// Decodes the bytes of a `secret.key` file against its public parameters (`what` names
+    /// the file in errors), checking magic, length, CRC and the key id.
+    pub fn from_secret_bytes(public: PublicParams, buf: &[u8], what: &str) -> Result<Self> {
         if buf.len() < 16 || &buf[..8] != SECRET_MAGIC {
             return Err(Error::malformed("secret key", "bad magic or too short"));
         }
@@ -167,7 +178,7 @@ impl ClientKeys {
         let stored = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
         let computed = crc32fast::hash(body);
         if stored != computed {
-            return Err(Error::Checksum { what: file.display().to_string(), stored, computed });
+            return Err(Error::Checksum { what: what.to_string(), stored, computed });
         }
         let len = u32::from_le_bytes([body[8], body[9], body[10], body[11]]) as usize;
         if body.len() != 12 + len {

@@ -22,7 +22,7 @@ mod topk;
 pub use bench::{run as run_bench, BenchConfig, BenchReport};
 pub use client::{Client, Match};
 pub use error::{Error, Result};
-pub use gallery::{Gallery, Manifest, SegmentEntry, MANIFEST_FILE};
+pub use gallery::{check_segment, Gallery, Manifest, SegmentEntry, MANIFEST_FILE};
 pub use keys::{ClientKeys, KeyId, PublicParams, PUBLIC_FILE, SECRET_FILE};
 pub use pack::{pack_bits, pack_chunk, pack_coefficients, pack_probe_coefficients, packed_len, unpack_bits, Layout};
 pub use params::{max_log_q, Preset, SearchParams, DEFAULT_PLAINTEXT, DEFAULT_VARIANCE, HE_STANDARD_128};

@@ -191,12 +191,18 @@ impl ServerContext {
         let n = self.public.params.degree;
         let pstride = self.dim * PROBE_ROWS * n;
         let mut data = vec![0u64; self.ext_ctx.moduli().len() * pstride];
-        for (j, ct) in probe.cts.iter().enumerate() {
-            if ct.len() != 2 || ct[0].ctx() != &self.q_ctx {
-                return Err(Error::malformed("ciphertext", "expected 2 parts at the top level"));
-            }
-            let e0 = ct[0].scale(&self.extender)?;
-            let e1 = ct[1].scale(&self.extender)?;
+        // Basis extension of every dimension on all cores (the costly part), then the layout.
+        let extended = probe
+            .cts
+            .par_iter()
+            .map(|ct| {
+                if ct.len() != 2 || ct[0].ctx() != &self.q_ctx {
+                    return Err(Error::malformed("ciphertext", "expected 2 parts at the top level"));
+                }
+                Ok((ct[0].scale(&self.extender)?, ct[1].scale(&self.extender)?))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        for (j, (e0, e1)) in extended.iter().enumerate() {
             let (c0, c1) = (e0.coefficients(), e1.coefficients());
             for (i, q) in self.ext_ctx.moduli_operators().iter().enumerate() {
                 let (r0, r1) = (c0.row(i).to_vec(), c1.row(i).to_vec());
@@ -245,17 +251,22 @@ impl ServerContext {
             .collect()
     }
 
-    /// Answers a query against a gallery.
-    pub fn score(&self, query: &Query, gallery: &HotGallery) -> Result<Response> {
+    fn check_query(&self, query: &Query, scale: u32, metric: Metric) -> Result<()> {
         self.public.key_id.ensure_eq(&query.key_id)?;
-        if query.scale != gallery.scale || query.metric != gallery.metric {
+        if query.scale != scale || query.metric != metric {
             return Err(Error::InvalidArgument {
                 reason: format!(
-                    "query quantised at scale {} for {:?}, gallery at scale {} for {:?}",
-                    query.scale, query.metric, gallery.scale, gallery.metric
+                    "query quantised at scale {} for {:?}, gallery at scale {scale} for {metric:?}",
+                    query.scale, query.metric
                 ),
             });
         }
+        Ok(())
+    }
+
+    /// Answers a query against a gallery.
+    pub fn score(&self, query: &Query, gallery: &HotGallery) -> Result<Response> {
+        self.check_query(query, gallery.scale, gallery.metric)?;
         let scores = query
             .probes
             .par_iter()
@@ -268,6 +279,46 @@ impl ServerContext {
             scale: gallery.scale,
             metric: gallery.metric,
             slot_ids: gallery.slot_ids.clone(),
+            probe_ids: query.probe_ids.clone(),
+            scores,
+        })
+    }
+
+    /// Answers a query straight from the gallery's at-rest segments (memory-mapped): each chunk
+    /// is brought to the hot form, scored against every probe and dropped, so memory stays at a
+    /// few chunks per core whatever the gallery size. The price is the hot-form preparation on
+    /// every query (about as long as the scoring itself); a gallery that fits in memory is
+    /// faster through [`Gallery::load_hot`] + [`ServerContext::score`].
+    pub fn score_streaming(&self, query: &Query, gallery: &Gallery) -> Result<Response> {
+        gallery.manifest().public.key_id.ensure_eq(&self.public.key_id)?;
+        if gallery.layout() != Layout::DimensionWise || self.dim != gallery.cts_per_chunk() {
+            return Err(Error::InvalidArgument {
+                reason: format!("{} is not a dimension-wise gallery of this context", gallery.dir().display()),
+            });
+        }
+        let q = gallery.quantizer();
+        self.check_query(query, q.scale, q.metric)?;
+        let probes = query.probes.iter().map(|p| self.prepare_probe(p)).collect::<Result<Vec<_>>>()?;
+        let per_chunk = (0..gallery.chunk_count())
+            .into_par_iter()
+            .map_init(Accumulator::default, |acc, ci| {
+                let hot = self.prepare_chunk(&gallery.chunk(ci, self)?)?;
+                probes.iter().map(|hp| self.score_chunk(hp, &hot, acc)).collect::<Result<Vec<_>>>()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut scores: Vec<Vec<ChunkScores>> = vec![Vec::with_capacity(per_chunk.len()); probes.len()];
+        for chunk in per_chunk {
+            for (p, cs) in chunk.into_iter().enumerate() {
+                scores[p].push(cs);
+            }
+        }
+        Ok(Response {
+            key_id: self.public.key_id.clone(),
+            degree: self.public.params.degree,
+            modulus: self.public.params.response_modulus(),
+            scale: q.scale,
+            metric: q.metric,
+            slot_ids: gallery.slot_ids(),
             probe_ids: query.probe_ids.clone(),
             scores,
         })

@@ -28,6 +28,8 @@ fn search(g: &Gallery, client: &Client, probe: &[f32], k: usize, rng: &mut ChaCh
     let q = client.encrypt_query(vec!["p".into()], probe, rng)?;
     let q = Query::from_bytes(&q.to_bytes(), server.bfv(), server.dim())?;
     let r = server.score(&q, &hot)?;
+    // Streaming from the memory-mapped segments answers the same, ciphertext for ciphertext.
+    assert_eq!(server.score_streaming(&q, g)?, r);
     Ok(client.decrypt_top_k(&r, k)?.into_iter().map(|m| m.gallery_id).collect())
 }
 

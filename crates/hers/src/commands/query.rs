@@ -46,6 +46,10 @@ enum Step {
         /// Output response file.
         #[arg(long)]
         out: PathBuf,
+        /// Score straight from the memory-mapped segments without holding the gallery's hot
+        /// form in memory (galleries larger than memory; the hot-form preparation is paid per query).
+        #[arg(long)]
+        stream: bool,
     },
     /// Client: decrypt a response and keep the top-k of every probe.
     Decrypt {
@@ -103,17 +107,20 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             fs::write(&out, &bytes).with_context(|| format!("writing {}", out.display()))?;
             eprintln!("encrypted {} probes ({} B) → {}", q.probes.len(), bytes.len(), out.display());
         }
-        Step::Score { gallery, query, out } => {
+        Step::Score { gallery, query, out, stream } => {
             let g = Gallery::open(&gallery).with_context(|| format!("opening gallery {}", gallery.display()))?;
             let server = g.server_context()?;
             let bytes = fs::read(&query).with_context(|| format!("reading {}", query.display()))?;
             g.manifest().public.key_id.ensure_eq(&Query::peek_key_id(&bytes)?).context("query made with another key")?;
             let q = Query::from_bytes(&bytes, server.bfv(), server.dim())?;
             let t = std::time::Instant::now();
-            let hot = g.load_hot(&server)?;
+            let hot = if stream { None } else { Some(g.load_hot(&server)?) };
             let load = t.elapsed().as_secs_f64();
             let t = std::time::Instant::now();
-            let r = server.score(&q, &hot)?;
+            let r = match &hot {
+                Some(hot) => server.score(&q, hot)?,
+                None => server.score_streaming(&q, &g)?,
+            };
             let score = t.elapsed().as_secs_f64();
             let bytes = r.to_bytes();
             fs::write(&out, &bytes).with_context(|| format!("writing {}", out.display()))?;

@@ -1,0 +1,49 @@
+//! Writes valid messages as seed corpora for the cargo-fuzz targets in `fuzz/`:
+//! `cargo run -p encsearch --example fuzz_seeds -- fuzz/corpus`. Each seed is written whole and
+//! without its trailing CRC-32 (the targets reseal inputs, so mutations reach the decoders).
+use std::fs;
+use std::path::Path;
+
+use encsearch::{Client, ClientKeys, Gallery, HotGallery, Preset, ServerContext};
+use rand::SeedableRng;
+
+fn put(root: &Path, target: &str, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = root.join(target);
+    fs::create_dir_all(&dir)?;
+    fs::write(dir.join(format!("{name}-whole")), bytes)?;
+    if bytes.len() >= 4 {
+        fs::write(dir.join(format!("{name}-body")), &bytes[..bytes.len() - 4])?;
+    }
+    Ok(())
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = std::env::args().nth(1).unwrap_or_else(|| "fuzz/corpus".into());
+    let root = Path::new(&root);
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+    let keys = ClientKeys::generate(Preset::N4096.params()?, &mut rng)?;
+    let tmp = tempfile::tempdir()?;
+    keys.save(&tmp.path().join("keys"))?;
+    let server = ServerContext::new(keys.public(), 2)?;
+    let client = Client::new(keys, 2)?;
+    let rows = [0.6f32, 0.8, -0.28, 0.96];
+    let chunks = client.encrypt_templates(&rows, &mut rng)?;
+    put(root, "chunk", "chunk", &chunks[0].to_bytes())?;
+    let q = client.encrypt_query(vec!["p".into()], &rows[..2], &mut rng)?;
+    put(root, "query", "query", &q.to_bytes())?;
+    let mut slot_ids = vec![None; client.chunk_size()];
+    slot_ids[0] = Some("a".to_string());
+    let hot = HotGallery { chunks: server.prepare_chunks(&chunks)?, slot_ids, scale: client.quantizer().scale, metric: client.quantizer().metric };
+    put(root, "response", "response", &server.score(&q, &hot)?.to_bytes())?;
+    let gdir = tmp.path().join("g");
+    let mut g = Gallery::create(&gdir, client.keys().public(), *client.quantizer())?;
+    g.append(client.keys().key_id(), &["a".into(), "b".into()], &chunks)?;
+    put(root, "segment", "segment", &fs::read(gdir.join(&g.manifest().segments[0].file))?)?;
+    put(root, "manifest", "manifest", &fs::read(gdir.join(encsearch::MANIFEST_FILE))?)?;
+    let secret = fs::read(tmp.path().join("keys").join(encsearch::SECRET_FILE))?;
+    // The keys target frames its input as the secret-key payload: seed it with the payload.
+    put(root, "keys", "secret-payload", &secret[12..])?;
+    put(root, "keys", "public", &fs::read(tmp.path().join("keys").join(encsearch::PUBLIC_FILE))?)?;
+    println!("seeds written under {}", root.display());
+    Ok(())
+}
