@@ -16,9 +16,10 @@ pub const REDUCE_EVERY: usize = 32;
 /// Rows per dimension in the probe's hot form: `a0`, `a1`, `a0 + a1`.
 pub const PROBE_ROWS: usize = 3;
 
-/// Coefficients processed together: their accumulators (3 × 64 × 16 B) stay in L1 while all
-/// dimensions stream past.
-pub const BLOCK: usize = 64;
+/// Coefficients per layout block. With 1 the layout is coefficient-major (`[k][j][row]`): the
+/// kernel keeps its accumulators in registers while all dimensions of one coefficient stream
+/// past.
+pub const BLOCK: usize = 1;
 
 /// Scratch state of the kernel (kept for API stability; the accumulators live on the stack).
 #[derive(Debug, Default)]
@@ -29,9 +30,9 @@ pub struct Accumulator {
 impl Accumulator {
     /// Accumulates `Σ_j probe_j ⊗ chunk_j` for one prime.
     ///
-    /// Both inputs are in the blocked layout (see [`blocked_index`]): for each block of
-    /// [`BLOCK`] coefficients, every dimension's rows follow each other, so the kernel reads
-    /// both streams strictly sequentially. `probe` has [`PROBE_ROWS`] rows per dimension
+    /// Both inputs are in the blocked layout (see [`blocked_index`]): for each coefficient,
+    /// every dimension's rows follow each other, so the kernel reads both streams strictly
+    /// sequentially. `probe` has [`PROBE_ROWS`] rows per dimension
     /// (`a0, a1, a0+a1`), `chunk` 2 (`b0, b1`), all reduced mod q; `n` must be a multiple of
     /// [`BLOCK`]. `out` receives `c0 | c1 | c2` (3n values mod q, natural order).
     pub fn tensor_sum(&mut self, q: &Modulus, probe: &[u64], chunk: &[u64], dim: usize, n: usize, out: &mut [u64]) {
@@ -40,37 +41,29 @@ impl Accumulator {
         debug_assert_eq!(out.len(), 3 * n);
         let (o0, rest) = out.split_at_mut(n);
         let (o1, o2) = rest.split_at_mut(n);
-        debug_assert_eq!(n % BLOCK, 0);
-        let b = BLOCK;
-        for (blk, (pb, gb)) in probe.chunks_exact(PROBE_ROWS * dim * b).zip(chunk.chunks_exact(2 * dim * b)).enumerate() {
-            let start = blk * b;
-            let mut acc0 = [0u128; BLOCK];
-            let mut accm = [0u128; BLOCK];
-            let mut acc2 = [0u128; BLOCK];
-            for (j, (p, g)) in pb.chunks_exact(PROBE_ROWS * b).zip(gb.chunks_exact(2 * b)).enumerate() {
-                let (a0, rest) = p.split_at(b);
-                let (a1, am) = rest.split_at(b);
-                let (b0, b1) = g.split_at(b);
-                for k in 0..b {
-                    let (y0, y1) = (b0[k], b1[k]);
-                    acc0[k] += a0[k] as u128 * y0 as u128;
-                    acc2[k] += a1[k] as u128 * y1 as u128;
-                    accm[k] += am[k] as u128 * (y0 + y1) as u128;
+        // One coefficient at a time, all dimensions innermost: the three u128 accumulators stay
+        // in registers and both streams are read strictly sequentially.
+        for (k, (p, g)) in probe.chunks_exact(PROBE_ROWS * dim).zip(chunk.chunks_exact(2 * dim)).enumerate() {
+            let (mut c0, mut cm, mut c2) = (0u128, 0u128, 0u128);
+            for (block, (pb, gb)) in p.chunks(PROBE_ROWS * REDUCE_EVERY).zip(g.chunks(2 * REDUCE_EVERY)).enumerate() {
+                if block > 0 {
+                    c0 = q.reduce_u128(c0) as u128;
+                    cm = q.reduce_u128(cm) as u128;
+                    c2 = q.reduce_u128(c2) as u128;
                 }
-                if (j + 1) % REDUCE_EVERY == 0 && j + 1 < dim {
-                    for v in acc0.iter_mut().chain(accm.iter_mut()).chain(acc2.iter_mut()) {
-                        *v = q.reduce_u128(*v) as u128;
-                    }
+                for (a, b) in pb.chunks_exact(PROBE_ROWS).zip(gb.chunks_exact(2)) {
+                    let (y0, y1) = (b[0], b[1]);
+                    c0 += a[0] as u128 * y0 as u128;
+                    c2 += a[1] as u128 * y1 as u128;
+                    cm += a[2] as u128 * (y0 + y1) as u128;
                 }
             }
-            for k in 0..b {
-                let c0 = q.reduce_u128(acc0[k]);
-                let c2 = q.reduce_u128(acc2[k]);
-                let m = q.reduce_u128(accm[k]);
-                o0[start + k] = c0;
-                o2[start + k] = c2;
-                o1[start + k] = q.sub(m, q.add(c0, c2));
-            }
+            let c0 = q.reduce_u128(c0);
+            let c2 = q.reduce_u128(c2);
+            let m = q.reduce_u128(cm);
+            o0[k] = c0;
+            o2[k] = c2;
+            o1[k] = q.sub(m, q.add(c0, c2));
         }
     }
 }
