@@ -89,6 +89,9 @@ pub struct BenchReport {
     pub query_bytes: usize,
     /// HERS time / our time at `baseline_size`.
     pub speedup_vs_hers: f64,
+    /// Every decrypted score of the probe (whole gallery) equals the integer inner product of
+    /// the quantised vectors, and the encrypted top-k equals the plaintext top-k of those.
+    pub exact: bool,
     /// Our query time / plaintext brute force at `dim`.
     pub slowdown_vs_plain: f64,
 }
@@ -118,6 +121,30 @@ fn plain_search(dim: usize, count: usize, k: usize, rng: &mut ChaCha20Rng) -> f6
         });
     std::hint::black_box(top.into_sorted());
     secs(t)
+}
+
+/// Decrypts every score of the response (outside the timed query) and compares it, and the
+/// top-k, with the plaintext integer scores of the quantised vectors.
+fn check_exact(
+    client: &Client,
+    rows: &[f32],
+    probe: &[f32],
+    resp: &crate::protocol::Response,
+    top: &[crate::client::Match],
+    cfg: &BenchConfig,
+) -> Result<bool> {
+    let q = client.quantizer();
+    let p = q.probe_row(probe, 0)?;
+    let want: Vec<i64> = rows.par_chunks(cfg.dim).enumerate().map(|(i, r)| Ok(crate::quantize::int_dot(&q.template_row(r, i)?, &p))).collect::<Result<_>>()?;
+    let got: Vec<Vec<i64>> = resp.scores[0].par_iter().map(|c| client.decrypt_chunk(c)).collect::<Result<_>>()?;
+    let all_equal = got.iter().flatten().zip(&want).all(|(a, b)| a == b);
+    let mut t = TopK::new(cfg.k);
+    for (i, s) in want.iter().enumerate() {
+        t.push(Hit { index: i as u64, score: *s });
+    }
+    let plain: Vec<i64> = t.into_sorted().iter().map(|h| h.score).collect();
+    let enc: Vec<i64> = top.iter().map(|m| m.score).collect();
+    Ok(all_equal && plain == enc)
 }
 
 /// Runs the benchmark.
@@ -155,7 +182,7 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
     let t = Instant::now();
     let top = client.decrypt_top_k(&resp, cfg.k)?;
     let decrypt_topk_s = secs(t);
-    std::hint::black_box(top);
+    let exact = check_exact(&client, &rows, &probe, &resp, &top, cfg)?;
 
     // Baseline comparison on the first `baseline_size` templates, same probe, same cores.
     let bchunks = cfg.baseline_size.div_ceil(n).clamp(1, chunks.len());
@@ -199,6 +226,7 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
         response_bytes_per_template: resp.score_bytes_per_slot(),
         query_bytes,
         speedup_vs_hers: hers_at_baseline_s / ours_at_baseline_s,
+        exact,
         slowdown_vs_plain: query_s / plain_s,
     })
 }
@@ -221,6 +249,7 @@ impl BenchReport {
         row(&format!("plaintext f32 brute force {}-D", self.dim), format!("{:.2} ms", self.plain_s * 1e3));
         row(&format!("plaintext f32 brute force {}-D", self.plain_dim_high), format!("{:.2} ms", self.plain_high_s * 1e3));
         row("encrypted query / plaintext (same D)", format!("{:.0}×", self.slowdown_vs_plain));
+        row("every decrypted score exact, top-k = plaintext top-k", (if self.exact { "yes" } else { "NO" }).to_string());
         row("bytes/template at rest (seeded)", format!("{:.1}", self.rest_bytes_per_template));
         row("bytes/template hot form (memory)", format!("{:.0}", self.hot_bytes_per_template));
         row("bytes/template response", format!("{:.1}", self.response_bytes_per_template));

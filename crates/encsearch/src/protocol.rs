@@ -265,7 +265,9 @@ impl Response {
             return Err(Error::malformed(W, "slot count is not chunks × degree"));
         }
         let plen = packed_len(degree, bits);
-        if nprobes.saturating_mul(chunks).saturating_mul(3 * plen) > body.len() {
+        // Every probe takes at least its 4-byte id length (found by cargo fuzz: a probe count
+        // of 2^28 with zero chunks passed the score-size check and reserved gigabytes).
+        if nprobes.saturating_mul(chunks).saturating_mul(3 * plen) > body.len() || nprobes > body.len() / 4 {
             return Err(Error::malformed(W, "score count exceeds message"));
         }
         let mut probe_ids = Vec::with_capacity(nprobes);

@@ -69,3 +69,16 @@ fn mutated_messages_are_errors_not_panics() {
     // Some mutations land in ciphertext payloads and still decode; that is fine.
     assert!(ok < 450);
 }
+
+/// Found by `cargo fuzz` (target `response`): a 90-byte response claiming 2^28 probes and no
+/// chunks once reserved 6 GB. It must be refused without allocating.
+#[test]
+fn fuzz_found_huge_probe_count_is_refused() {
+    let hex = "4845525352533031200000006636616363623866616464303130306231623033623439653834373664356363001000000000000001c0fdffff0001bb002d000000000000000000000047bda50f000000000100000061ffffffff";
+    let bytes: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex")).collect();
+    // The fuzz target reseals its input with a valid CRC-32, as here.
+    let sealed = reseal([bytes.clone(), vec![0; 4]].concat());
+    let e = Response::from_bytes(&sealed).expect_err("refused");
+    assert!(e.to_string().contains("score count exceeds message"), "refused up front, before reserving: {e}");
+    assert!(Response::from_bytes(&bytes).is_err());
+}
