@@ -9,10 +9,16 @@ cd "$(dirname "$0")/.."
 secs=${1:-100}
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 cargo run -q -p encsearch --example fuzz_seeds -- fuzz/corpus
-for t in chunk query response segment keys manifest; do
+targets=${TARGETS:-chunk query response segment keys manifest}
+mkdir -p fuzz/logs
+for t in $targets; do
   echo "== fuzz target $t, ${secs} s"
-  cargo +nightly fuzz run "$t" "fuzz/corpus/$t" -- -max_total_time="$secs" -rss_limit_mb=4096 -print_final_stats=1 2>&1 \
-    | grep -E "^(#[0-9]+ +DONE|Done|stat::number_of_executed_units|==[0-9]+==|SUMMARY|thread .* panicked)" || true
-  test ! -d "fuzz/artifacts/$t" || test -z "$(ls -A "fuzz/artifacts/$t")" || { echo "crash in $t: fuzz/artifacts/$t"; exit 1; }
+  cargo +nightly fuzz run "$t" "fuzz/corpus/$t" -- -max_total_time="$secs" -rss_limit_mb=4096 -print_final_stats=1 \
+    > "fuzz/logs/$t.log" 2>&1 || true
+  grep -aE "Done [0-9]+ runs|number_of_executed_units|SUMMARY|panicked" "fuzz/logs/$t.log" || tail -n 5 "fuzz/logs/$t.log"
+  if [ -d "fuzz/artifacts/$t" ] && [ -n "$(ls -A "fuzz/artifacts/$t")" ]; then
+    echo "crash in $t: fuzz/artifacts/$t (log: fuzz/logs/$t.log)"
+    exit 1
+  fi
 done
 echo "no crashes"

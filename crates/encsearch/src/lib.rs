@@ -15,6 +15,7 @@ mod pack;
 mod params;
 mod protocol;
 mod quantize;
+mod rescale;
 mod score;
 mod server;
 mod topk;

@@ -21,6 +21,7 @@ use crate::gallery::Gallery;
 use crate::keys::PublicParams;
 use crate::pack::Layout;
 use crate::quantize::{Metric, Quantizer};
+use crate::rescale::Rescaler;
 use crate::protocol::{ChunkScores, EncryptedChunk, EncryptedProbe, FineQuery, FineResponse, GatheredChunk, Query, Response};
 use crate::score::{blocked_index, probe_rows, Accumulator, PROBE_ROWS};
 
@@ -76,14 +77,16 @@ pub struct ServerContext {
     q_ctx: Arc<Context>,
     ext_ctx: Arc<Context>,
     extender: Scaler,
-    down: Scaler,
+    down: Rescaler,
 }
 
 impl ServerContext {
     /// Prepares scoring of templates packed as `dim` rows (see [`crate::Quantizer::rows`]).
     ///
-    /// The extension primes P (60-bit) make `Q·P > 2 · 2·d·N·(Q/2)²`, so the sum of `d` tensor
-    /// products of centred lifts is exact in `Q ∪ P` before the single `t/Q` scaling.
+    /// The extension primes P (60-bit) make `M = Q·P ≥ 4·d·N·Q²`: a coefficient of the sum of
+    /// `d` tensor products of centred lifts is at most `2·d·N·(Q/2)² ≤ M/8` in magnitude, so it
+    /// is exact in `Q ∪ P` before the single `t/Q` scaling, and the 1/8 margin is what
+    /// [`crate::rescale`] relies on.
     pub fn new(public: &PublicParams, dim: usize) -> Result<Self> {
         if dim == 0 {
             return Err(Error::InvalidArgument { reason: "dimension 0".into() });
@@ -114,10 +117,11 @@ impl ServerContext {
         // and the modulus switch `q0/Q` combined into the factor `t·q0 / Q²`.
         let resp_ctx = bfv.context_at_level(bfv.max_level())?.clone();
         let q = q_ctx.modulus();
-        let down = Scaler::new(
-            &ext_ctx,
-            &resp_ctx,
-            ScalingFactor::new(&(BigUint::from(public.params.plaintext) * resp_ctx.modulus()), &(q * q)),
+        let down = Rescaler::new(
+            ext_ctx.moduli(),
+            &(BigUint::from(public.params.plaintext) * resp_ctx.modulus()),
+            &(q * q),
+            public.params.response_modulus(),
         )?;
         Ok(Self { public: public.clone(), dim, bfv, q_ctx, ext_ctx, extender, down })
     }
@@ -236,8 +240,14 @@ impl ServerContext {
         for (arr, dst) in c.into_iter().zip(polys.iter_mut()) {
             let mut p = Poly::try_convert_from(arr, &self.ext_ctx, true, Representation::Ntt)?;
             p.change_representation(Representation::PowerBasis);
-            let s = p.scale(&self.down)?;
-            *dst = s.coefficients().row(0).to_vec();
+            let coeffs = p.coefficients();
+            let rows = coeffs
+                .outer_iter()
+                .map(|r| r.to_slice().ok_or_else(|| Error::params("non-contiguous polynomial rows")))
+                .collect::<Result<Vec<&[u64]>>>()?;
+            let mut out = vec![0u64; n];
+            self.down.scale_poly(&rows, &mut out);
+            *dst = out;
         }
         Ok(ChunkScores { polys })
     }
