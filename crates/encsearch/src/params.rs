@@ -8,7 +8,8 @@
 //! * the plaintext modulus `t` is an NTT-friendly prime (`t ≡ 1 mod 2N`, so SIMD slots
 //!   exist) and holds `d · s²` with its sign.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use fhe::bfv::{BfvParameters, BfvParametersBuilder};
 use fhe_math::zq::primes::generate_prime;
@@ -186,15 +187,24 @@ impl SearchParams {
         Ok(())
     }
 
-    /// Builds fhe's parameter object.
+    /// fhe's parameter object, built once per process and parameter set (its NTT and
+    /// multiplication tables take milliseconds; keys, clients, servers and decoders share it).
     pub fn bfv(&self) -> Result<Arc<BfvParameters>> {
+        static CACHE: OnceLock<Mutex<HashMap<Vec<u8>, Arc<BfvParameters>>>> = OnceLock::new();
         self.validate()?;
-        Ok(BfvParametersBuilder::new()
+        let key = self.canonical_bytes();
+        let cache = CACHE.get_or_init(Default::default);
+        if let Some(p) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return Ok(p.clone());
+        }
+        let p = BfvParametersBuilder::new()
             .set_degree(self.degree)
             .set_plaintext_modulus(self.plaintext)
             .set_moduli(&self.moduli)
             .set_variance(self.variance)
-            .build_arc()?)
+            .build_arc()?;
+        cache.lock().unwrap_or_else(|e| e.into_inner()).insert(key, p.clone());
+        Ok(p)
     }
 
     /// Canonical bytes (used in key ids).
