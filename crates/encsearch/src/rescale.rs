@@ -47,6 +47,9 @@ impl Rescaler {
     /// Constants for the basis `moduli` (all below 2^60), the factor `num / den` and the
     /// output modulus `q0`.
     pub fn new(moduli: &[u64], num: &BigUint, den: &BigUint, q0: u64) -> Result<Self> {
+        if moduli.is_empty() || moduli.len() > 8 {
+            return Err(Error::params(format!("rescaling supports 1..=8 moduli, not {}", moduli.len())));
+        }
         let big_m: BigUint = moduli.iter().map(|&m| BigUint::from(m)).product();
         let q0m = Modulus::new(q0)?;
         let mut inv = Vec::with_capacity(moduli.len());
@@ -79,21 +82,6 @@ impl Rescaler {
         })
     }
 
-    /// Scales one coefficient given by its residues (`residues[i] < m_i`).
-    #[inline]
-    pub fn scale(&self, residues: impl Iterator<Item = u64>) -> u64 {
-        let (mut est, mut int, mut frac) = (0f64, 0u128, 0u128);
-        for (i, r) in residues.enumerate() {
-            let (inv, inv_shoup) = self.inv[i];
-            let u = self.moduli[i].mul_shoup(r, inv, inv_shoup);
-            est += u as f64 * self.recip[i];
-            // u < 2^60 and w_int < q0 < 2^60: up to 256 terms fit in u128 unreduced.
-            int += u as u128 * self.w_int[i] as u128;
-            frac += u as u128 * self.w_frac[i] as u128;
-        }
-        self.finish(est, int, frac)
-    }
-
     /// Scales every coefficient of a polynomial given as its residue rows (`rows[i][k] < m_i`).
     pub fn scale_poly(&self, rows: &[&[u64]], out: &mut [u64]) {
         for (k, o) in out.iter_mut().enumerate() {
@@ -102,6 +90,8 @@ impl Rescaler {
                 let (inv, inv_shoup) = self.inv[i];
                 let u = self.moduli[i].mul_shoup(row[k], inv, inv_shoup);
                 est += u as f64 * self.recip[i];
+                // u < 2^60, w_int < q0 < 2^60, w_frac < 2^64: at most 8 terms (checked in
+                // `new`) keep both sums below 2^127, so they fit unreduced (and `frac` in i128).
                 int += u as u128 * self.w_int[i] as u128;
                 frac += u as u128 * self.w_frac[i] as u128;
             }
@@ -159,7 +149,11 @@ mod tests {
             let negative = case % 2 == 0;
             let c = if negative { &big_m - &mag } else { mag.clone() } % &big_m;
             let residues: Vec<u64> = moduli.iter().map(|&m| (&c % m).to_u64().expect("u64")).collect();
-            let got = rs.scale(residues.into_iter());
+            let rows: Vec<[u64; 1]> = residues.iter().map(|&r| [r]).collect();
+            let rows: Vec<&[u64]> = rows.iter().map(|r| &r[..]).collect();
+            let mut out = [0u64];
+            rs.scale_poly(&rows, &mut out);
+            let got = out[0];
             // round(±mag · num / den) mod q0, exactly.
             let t = (&mag * &num * 2u32 + &den) / (&den * 2u32);
             let t = (t % q0).to_u64().expect("u64");
