@@ -174,8 +174,10 @@ pub fn write_plots(dir: &Path, rows: &[CellResult]) -> Result<()> {
             by_method.entry(r.method.clone()).or_default().push((r.dim as f64, r.rank1));
         }
         // Two-stage cells: first stage at the x dimension, full dimension rescoring the candidates.
+        let mut two_stage = false;
         for r in base.iter().filter(|r| r.mode == "two-stage" && r.method != "none") {
-            by_method.entry(format!("{} two-stage", r.method)).or_default().push((r.dim as f64, r.rank1));
+            two_stage = true;
+            by_method.entry(format!("{} two-stage ({} probes)", r.method, r.probes)).or_default().push((r.dim as f64, r.rank1));
         }
         for v in by_method.values_mut() {
             v.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -185,7 +187,11 @@ pub fn write_plots(dir: &Path, rows: &[CellResult]) -> Result<()> {
             series.push((format!("none ({d}-D)"), vec![(*lo as f64, acc), (*hi as f64, acc)]));
         }
         save(dir, &format!("rank1-vs-dim-{ds}"), &Chart {
-            title: format!("Rank-1 vs dimension, {ds} ({mode})"),
+            title: if two_stage {
+                format!("Rank-1 vs dimension, {ds} ({mode}; two-stage: x-D encrypted stage, full-D rescoring)")
+            } else {
+                format!("Rank-1 vs dimension, {ds} ({mode})")
+            },
             x_label: "dimension",
             y_label: "rank-1 accuracy",
             log_x: false,
