@@ -1,25 +1,9 @@
 //! Encrypted chunks as read from a segment: any bytes decode or error, never panic.
 #![no_main]
 
-use std::sync::OnceLock;
-
-use encsearch::{ClientKeys, EncryptedChunk, Preset, ServerContext};
+use encsearch::EncryptedChunk;
+use hers_fuzz::{sealed, server};
 use libfuzzer_sys::fuzz_target;
-
-fn server() -> &'static ServerContext {
-    static S: OnceLock<ServerContext> = OnceLock::new();
-    S.get_or_init(|| {
-        let keys = ClientKeys::generate(Preset::N4096.params().expect("preset"), &mut rand::rng()).expect("keys");
-        ServerContext::new(keys.public(), 2).expect("server")
-    })
-}
-
-/// `data` followed by its CRC-32, so mutations reach the decoder behind the checksum.
-fn sealed(data: &[u8]) -> Vec<u8> {
-    let mut b = data.to_vec();
-    b.extend_from_slice(&crc32fast::hash(data).to_le_bytes());
-    b
-}
 
 fuzz_target!(|data: &[u8]| {
     let rows = data.first().map_or(1, |b| usize::from(*b % 4) + 1);

@@ -47,70 +47,22 @@ impl Sym {
     }
 }
 
-/// Eigen-decomposition of a symmetric matrix by cyclic Jacobi rotations.
+/// Eigen-decomposition of a symmetric matrix (nalgebra: Householder tridiagonalisation and
+/// implicit QR, O(n³) — seconds at the 1536-D of the ImageNet setup, where cyclic Jacobi
+/// rotations took tens of minutes).
 ///
 /// Returns the eigenvalues in decreasing order and the matching eigenvectors as the columns
 /// of a row-major `n × n` matrix.
 pub(crate) fn symmetric_eigen(m: &Sym) -> (Vec<f64>, Vec<f64>) {
     let n = m.n;
-    let mut a = m.a.clone();
-    let mut v = vec![0.0; n * n];
-    for i in 0..n {
-        v[i * n + i] = 1.0;
-    }
-    let scale: f64 = a.iter().map(|x| x * x).sum::<f64>().sqrt().max(f64::MIN_POSITIVE);
-    for _sweep in 0..100 {
-        let mut off = 0.0;
-        for i in 0..n {
-            for j in i + 1..n {
-                off += a[i * n + j] * a[i * n + j];
-            }
-        }
-        if off.sqrt() <= 1e-14 * scale {
-            break;
-        }
-        for p in 0..n {
-            for q in p + 1..n {
-                let apq = a[p * n + q];
-                if apq.abs() <= 1e-300 {
-                    continue;
-                }
-                let app = a[p * n + p];
-                let aqq = a[q * n + q];
-                let theta = (aqq - app) / (2.0 * apq);
-                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
-                let t = if theta == 0.0 { 1.0 } else { t };
-                let c = 1.0 / (t * t + 1.0).sqrt();
-                let s = t * c;
-                // A ← Jᵀ A J, on rows/columns p and q.
-                for k in 0..n {
-                    let akp = a[k * n + p];
-                    let akq = a[k * n + q];
-                    a[k * n + p] = c * akp - s * akq;
-                    a[k * n + q] = s * akp + c * akq;
-                }
-                for k in 0..n {
-                    let apk = a[p * n + k];
-                    let aqk = a[q * n + k];
-                    a[p * n + k] = c * apk - s * aqk;
-                    a[q * n + k] = s * apk + c * aqk;
-                }
-                for k in 0..n {
-                    let vkp = v[k * n + p];
-                    let vkq = v[k * n + q];
-                    v[k * n + p] = c * vkp - s * vkq;
-                    v[k * n + q] = s * vkp + c * vkq;
-                }
-            }
-        }
-    }
+    let e = nalgebra::SymmetricEigen::new(nalgebra::DMatrix::from_row_slice(n, n, &m.a));
     let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by(|&i, &j| a[j * n + j].total_cmp(&a[i * n + i]));
-    let vals = order.iter().map(|&i| a[i * n + i]).collect();
+    order.sort_by(|&i, &j| e.eigenvalues[j].total_cmp(&e.eigenvalues[i]));
+    let vals = order.iter().map(|&i| e.eigenvalues[i]).collect();
     let mut vecs = vec![0.0; n * n];
     for (c, &i) in order.iter().enumerate() {
         for k in 0..n {
-            vecs[k * n + c] = v[k * n + i];
+            vecs[k * n + c] = e.eigenvectors[(k, i)];
         }
     }
     (vals, vecs)
