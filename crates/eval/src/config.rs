@@ -44,6 +44,10 @@ pub struct SweepConfig {
     /// Overrides of the training config: epochs per stage (short runs for sweeps).
     #[serde(default)]
     pub epochs: Option<usize>,
+    /// Overrides of the training config: optimiser steps per epoch (short runs for sweeps of
+    /// wide inputs, where each step is costly).
+    #[serde(default)]
+    pub steps_per_epoch: Option<usize>,
     /// Also time the HERS algorithm (multiply + relinearise + add per dimension) on this many
     /// chunks per encrypted cell and report the ratio (0 turns it off).
     #[serde(default = "default_hers_chunks")]

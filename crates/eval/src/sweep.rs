@@ -310,6 +310,9 @@ fn fit_cached(config: &SweepConfig, method: &str, dataset: &str, data: &Dataset,
         tc.train.epochs = e;
         tc.train.stage_epochs.clear();
     }
+    if let Some(s) = config.steps_per_epoch {
+        tc.train.steps_per_epoch = s;
+    }
     adapt_stages(&mut tc, train.dim, &config.dims);
     let key = {
         let mut h = Sha256::new();
