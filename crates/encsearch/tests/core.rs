@@ -96,3 +96,26 @@ fn hers_baseline_agrees() {
         assert_eq!(got[k], int_dot(g, &probe));
     }
 }
+
+/// A gallery of many chunks scored on all cores: every chunk (including a partly used last one)
+/// decrypts to its own exact scores, in gallery order.
+#[test]
+fn many_chunks_all_exact_and_in_order() {
+    let dim = 3;
+    let (client, server, mut rng) = setup(dim, 9);
+    let s = client.quantizer().scale as i64;
+    let n = client.chunk_size();
+    let count = 37 * n + 11; // 38 chunks, the last with 11 templates
+    let gallery: Vec<Vec<i64>> = (0..count).map(|_| (0..dim).map(|_| rng.random_range(-s..=s)).collect()).collect();
+    let chunks = client.encrypt_quantized(&gallery, &mut rng).expect("encrypt");
+    let hot = server.prepare_chunks(&chunks).expect("hot");
+    let probe: Vec<i64> = (0..dim).map(|_| rng.random_range(-s..=s)).collect();
+    let scores = server.score_probe(&client.encrypt_probe(&probe, &mut rng).expect("probe"), &hot).expect("score");
+    assert_eq!(scores.len(), 38);
+    for (c, cs) in scores.iter().enumerate() {
+        let got = client.decrypt_chunk(cs).expect("decrypt");
+        for (k, v) in got.iter().enumerate() {
+            assert_eq!(*v, gallery.get(c * n + k).map_or(0, |g| int_dot(g, &probe)), "chunk {c} slot {k}");
+        }
+    }
+}
