@@ -34,7 +34,8 @@ pub struct Args {
     /// ids (not their scores).
     #[arg(long, requires_all = ["fine_gallery", "fine_probes"])]
     two_stage: bool,
-    /// Full-dimension gallery enrolled with `--layout coefficient` (same ids, same key).
+    /// Full-dimension gallery enrolled with `--layout coefficient`, holding the same ids
+    /// (under `--fine-keys`, or `--keys` when that is absent).
     #[arg(long, requires = "two_stage")]
     fine_gallery: Option<PathBuf>,
     /// Key directory of the fine gallery, when it differs from `--keys` (a full-dimension
