@@ -16,11 +16,6 @@ pub const REDUCE_EVERY: usize = 32;
 /// Rows per dimension in the probe's hot form: `a0`, `a1`, `a0 + a1`.
 pub const PROBE_ROWS: usize = 3;
 
-/// Coefficients per layout block. With 1 the layout is coefficient-major (`[k][j][row]`): the
-/// kernel keeps its accumulators in registers while all dimensions of one coefficient stream
-/// past.
-pub const BLOCK: usize = 1;
-
 /// Scratch state of the kernel (kept for API stability; the accumulators live on the stack).
 #[derive(Debug, Default)]
 pub struct Accumulator {
@@ -30,11 +25,10 @@ pub struct Accumulator {
 impl Accumulator {
     /// Accumulates `Σ_j probe_j ⊗ chunk_j` for one prime.
     ///
-    /// Both inputs are in the blocked layout (see [`blocked_index`]): for each coefficient,
-    /// every dimension's rows follow each other, so the kernel reads both streams strictly
-    /// sequentially. `probe` has [`PROBE_ROWS`] rows per dimension
-    /// (`a0, a1, a0+a1`), `chunk` 2 (`b0, b1`), all reduced mod q; `n` must be a multiple of
-    /// [`BLOCK`]. `out` receives `c0 | c1 | c2` (3n values mod q, natural order).
+    /// Both inputs are in the coefficient-major layout (see [`blocked_index`]): for each
+    /// coefficient, every dimension's rows follow each other, so the kernel reads both streams
+    /// strictly sequentially. `probe` has [`PROBE_ROWS`] rows per dimension (`a0, a1, a0+a1`),
+    /// `chunk` 2 (`b0, b1`), all reduced mod q. `out` receives `c0 | c1 | c2` (3n values mod q, natural order).
     pub fn tensor_sum(&mut self, q: &Modulus, probe: &[u64], chunk: &[u64], dim: usize, n: usize, out: &mut [u64]) {
         debug_assert_eq!(probe.len(), PROBE_ROWS * dim * n);
         debug_assert_eq!(chunk.len(), 2 * dim * n);
@@ -69,9 +63,10 @@ impl Accumulator {
 }
 
 /// Position of coefficient `k` of row `row` (of `rows` per dimension) of dimension `j` in the
-/// blocked layout of one prime: `[k / BLOCK][j][row][k % BLOCK]`.
+/// coefficient-major layout of one prime, `[k][j][row]`: the kernel keeps its accumulators in
+/// registers while all dimensions of one coefficient stream past.
 pub fn blocked_index(dim: usize, rows: usize, j: usize, row: usize, k: usize) -> usize {
-    ((k / BLOCK) * dim + j) * rows * BLOCK + row * BLOCK + k % BLOCK
+    (k * dim + j) * rows + row
 }
 
 /// Writes the probe rows `a0, a1, a0 + a1` of dimension `j` for one prime into the blocked
@@ -92,7 +87,7 @@ mod tests {
     fn matches_naive_modular_sum() {
         let qv = (1u64 << 60) - 93; // any odd modulus below 2^60 works for the kernel
         let q = Modulus::new(qv).expect("modulus");
-        let (dim, n) = (130, 2 * BLOCK);
+        let (dim, n) = (130, 5);
         let mut x = 0x1234_5678_9abc_def1u64;
         let mut next = || {
             x ^= x << 13;

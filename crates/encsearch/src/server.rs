@@ -27,7 +27,7 @@ use crate::score::{blocked_index, probe_rows, Accumulator, PROBE_ROWS};
 
 /// A gallery chunk in the hot form: both ciphertext polynomials of every dimension, extended
 /// to the multiplication basis `Q ∪ P` and in NTT form, laid out
-/// `[prime][slot / BLOCK][dim][part][slot % BLOCK]` so that the kernel reads it sequentially.
+/// `[prime][slot][dim][part]` so that the kernel reads it sequentially.
 #[derive(Debug, Clone)]
 pub struct HotChunk {
     data: Vec<u64>,
@@ -40,7 +40,7 @@ impl HotChunk {
     }
 }
 
-/// A probe in the hot form (`[prime][slot / BLOCK][dim][a0, a1, a0+a1][slot % BLOCK]`),
+/// A probe in the hot form (`[prime][slot][dim][a0, a1, a0+a1]`),
 /// prepared once per query.
 #[derive(Debug, Clone)]
 pub struct HotProbe {
@@ -93,9 +93,6 @@ impl ServerContext {
         }
         let bfv = public.params.bfv()?;
         let n = public.params.degree;
-        if !n.is_multiple_of(crate::score::BLOCK) {
-            return Err(Error::params(format!("degree {n} is not a multiple of {}", crate::score::BLOCK)));
-        }
         let q_ctx = bfv.context_at_level(0)?.clone();
         let log_q = public.params.log_q();
         let need = (dim as f64).log2() + (n as f64).log2() + 2.0 * log_q + 2.0;
