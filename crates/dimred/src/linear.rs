@@ -27,7 +27,7 @@ impl LinearProjection {
             return Err(Error::OutputDim { requested: k, available: format!("1..={}", self.components) });
         }
         let d = self.in_dim;
-        if data.len() % d != 0 {
+        if !data.len().is_multiple_of(d) {
             return Err(Error::InputDim { context: "input".into(), expected: d, found: data.len() });
         }
         let rows = data.len() / d;

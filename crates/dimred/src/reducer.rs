@@ -108,7 +108,7 @@ impl Reducer {
     /// Projects row-major `rows × input_dim` data to `dim` dimensions; rows come out unit-norm.
     pub fn project(&self, data: &[f32], dim: usize) -> Result<Vec<f32>> {
         let d = self.input_dim();
-        if d == 0 || data.len() % d != 0 {
+        if d == 0 || !data.len().is_multiple_of(d) {
             return Err(Error::InputDim { context: "input".into(), expected: d, found: data.len() });
         }
         match self {

@@ -84,9 +84,9 @@ pub fn train_deep(config: &Config, set: &EmbeddingSet, options: &TrainOptions) -
         history: Vec::new(),
     };
     let mut chain = DeepMds { stages: Vec::new() };
-    if options.resume {
-        if let Some(dir) = &options.out_dir {
-            if dir.join(modeldir::META_FILE).is_file() {
+    if options.resume
+        && let Some(dir) = &options.out_dir
+            && dir.join(modeldir::META_FILE).is_file() {
                 let (old_cfg, old) = modeldir::read_header(dir)?;
                 if old.input_dim != dim || old.output_dims != *stages || old.method != method || old_cfg.model != config.model {
                     return Err(Error::model(dir, "cannot resume: the directory holds a different model (method, stages or input dimension)"));
@@ -97,8 +97,6 @@ pub fn train_deep(config: &Config, set: &EmbeddingSet, options: &TrainOptions) -
                 meta = old;
                 tracing::info!("resuming after {} trained stage(s)", meta.trained_stages);
             }
-        }
-    }
 
     let total_steps: usize = (meta.trained_stages..stages.len()).map(|s| config.epochs_of(s) * t.steps_per_epoch).sum();
     let bar = if options.progress { ProgressBar::new(total_steps as u64) } else { ProgressBar::hidden() };
@@ -214,9 +212,8 @@ pub fn train_deep(config: &Config, set: &EmbeddingSet, options: &TrainOptions) -
             });
             // Best checkpoint: highest validation rank-1 (the last epoch without validation).
             let score = r1.unwrap_or(f64::NEG_INFINITY);
-            if r1.is_some() && best.as_ref().is_none_or(|(b, _)| score > *b) || lva.is_empty() && last {
-                best = Some((score, net.clone()));
-            } else if best.is_none() && last {
+            let improved = r1.is_some() && best.as_ref().is_none_or(|(b, _)| score > *b);
+            if improved || last && (lva.is_empty() || best.is_none()) {
                 best = Some((score, net.clone()));
             }
         }

@@ -237,6 +237,7 @@ mod tests {
     }
 
     /// Negacyclic product mod x^n + 1, over the integers.
+    #[allow(clippy::needless_range_loop, reason = "the exponent arithmetic is the point")]
     fn negacyclic(a: &[i64], b: &[i64]) -> Vec<i64> {
         let n = a.len();
         let mut c = vec![0i64; n];

@@ -32,14 +32,13 @@ impl Dataset {
         let test_path = config.test.as_ref().ok_or_else(|| Error::Config(format!("dataset `{}` has no test file", config.name)))?;
         let test = read_set(test_path)?;
         let train = config.train.as_ref().map(read_set).transpose()?;
-        if let Some(t) = &train {
-            if t.dim != test.dim {
+        if let Some(t) = &train
+            && t.dim != test.dim {
                 return Err(Error::Config(format!(
                     "dataset `{}`: train is {}-D but test is {}-D",
                     config.name, t.dim, test.dim
                 )));
             }
-        }
         Ok(Dataset { train, test, distractors: None })
     }
 

@@ -88,7 +88,7 @@ pub fn score_all(
                     if want_verification {
                         genuine.push(s);
                     }
-                } else if want_verification && (pi * gallery.len() + gi) % stride == 0 {
+                } else if want_verification && (pi * gallery.len() + gi).is_multiple_of(stride) {
                     impostor.push(s);
                 }
             }

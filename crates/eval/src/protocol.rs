@@ -16,10 +16,13 @@ pub struct Split {
     pub gallery: Vec<usize>,
 }
 
+/// One side of a split: row-major vectors and their labels.
+pub type Side = (Vec<f32>, Vec<i64>);
+
 impl Split {
     /// The gallery and probe sides of a row-major `data` (`dim` wide) with their labels:
     /// `((gallery, gallery_labels), (probes, probe_labels))`.
-    pub fn parts(&self, data: &[f32], labels: &[i64], dim: usize) -> ((Vec<f32>, Vec<i64>), (Vec<f32>, Vec<i64>)) {
+    pub fn parts(&self, data: &[f32], labels: &[i64], dim: usize) -> (Side, Side) {
         let side = |rows: &[usize]| {
             let mut v = Vec::with_capacity(rows.len() * dim);
             rows.iter().for_each(|&r| v.extend_from_slice(&data[r * dim..(r + 1) * dim]));

@@ -97,13 +97,12 @@ pub fn run_sweep(config: &SweepConfig, progress: bool) -> Result<SweepOutput> {
     for cell in &plan {
         bar.set_message(cell.key());
         let file = cells_dir.join(format!("{}.json", cell.key()));
-        if let Ok(text) = std::fs::read_to_string(&file) {
-            if let Ok(r) = serde_json::from_str::<CellResult>(&text) {
+        if let Ok(text) = std::fs::read_to_string(&file)
+            && let Ok(r) = serde_json::from_str::<CellResult>(&text) {
                 results.push(r);
                 bar.inc(1);
                 continue;
             }
-        }
         if current.as_ref().map(|(n, _)| n != &cell.dataset).unwrap_or(true) {
             let ds = config.datasets.iter().find(|d| d.name == cell.dataset).ok_or_else(|| Error::Config("dataset vanished".into()))?;
             current = Some((cell.dataset.clone(), Dataset::load(ds)?));
@@ -321,11 +320,10 @@ fn fit_cached(config: &SweepConfig, method: &str, dataset: &str, data: &Dataset,
         format!("{:x}", h.finalize())[..16].to_string()
     };
     let dir = config.out_dir.join("models").join(format!("{dataset}-{}-{key}", method.replace('+', "p")));
-    if let Ok((reducer, _, meta)) = Reducer::load(&dir, None) {
-        if meta.complete() {
+    if let Ok((reducer, _, meta)) = Reducer::load(&dir, None)
+        && meta.complete() {
             return Ok((reducer, meta.train_seconds));
         }
-    }
     bar.set_message(format!("training {method} on {dataset}"));
     let t = Instant::now();
     let options = TrainOptions { out_dir: Some(dir.clone()), resume: true, progress: false };

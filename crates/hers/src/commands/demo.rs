@@ -188,14 +188,12 @@ fn run_quantised(g: &[f32], p: &[f32], dim: usize) -> anyhow::Result<Vec<Vec<i64
 }
 
 fn train_or_load(train_path: &Path, dir: &Path, epochs: usize, retrain: bool) -> anyhow::Result<(Reducer, f64)> {
-    if !retrain {
-        if let Ok((r, _, meta)) = Reducer::load(dir, None) {
-            if meta.complete() {
+    if !retrain
+        && let Ok((r, _, meta)) = Reducer::load(dir, None)
+            && meta.complete() {
                 eprintln!("[2/4] reusing the {} model in {} (--retrain to train again)", r.method(), dir.display());
                 return Ok((r, meta.train_seconds));
             }
-        }
-    }
     let config_path = [PathBuf::from("configs/bible-minilm.toml"), repo_root().join("configs/bible-minilm.toml")]
         .into_iter()
         .find(|p| p.exists())
