@@ -28,37 +28,60 @@ impl Accumulator {
     /// Both inputs are in the coefficient-major layout (see [`blocked_index`]): for each
     /// coefficient, every dimension's rows follow each other, so the kernel reads both streams
     /// strictly sequentially. `probe` has [`PROBE_ROWS`] rows per dimension (`a0, a1, a0+a1`),
-    /// `chunk` 2 (`b0, b1`), all reduced mod q. `out` receives `c0 | c1 | c2` (3n values mod q, natural order).
+    /// `chunk` 2 (`b0, b1`), all reduced mod q. `out` receives `c0 | c1 | c2` (3n values mod q,
+    /// natural order). On x86-64 CPUs with BMI2 and ADX a build of the kernel using them runs.
     pub fn tensor_sum(&mut self, q: &Modulus, probe: &[u64], chunk: &[u64], dim: usize, n: usize, out: &mut [u64]) {
-        debug_assert_eq!(probe.len(), PROBE_ROWS * dim * n);
-        debug_assert_eq!(chunk.len(), 2 * dim * n);
-        debug_assert_eq!(out.len(), 3 * n);
-        let (o0, rest) = out.split_at_mut(n);
-        let (o1, o2) = rest.split_at_mut(n);
-        // One coefficient at a time, all dimensions innermost: the three u128 accumulators stay
-        // in registers and both streams are read strictly sequentially.
-        for (k, (p, g)) in probe.chunks_exact(PROBE_ROWS * dim).zip(chunk.chunks_exact(2 * dim)).enumerate() {
-            let (mut c0, mut cm, mut c2) = (0u128, 0u128, 0u128);
-            for (block, (pb, gb)) in p.chunks(PROBE_ROWS * REDUCE_EVERY).zip(g.chunks(2 * REDUCE_EVERY)).enumerate() {
-                if block > 0 {
-                    c0 = q.reduce_u128(c0) as u128;
-                    cm = q.reduce_u128(cm) as u128;
-                    c2 = q.reduce_u128(c2) as u128;
-                }
-                for (a, b) in pb.chunks_exact(PROBE_ROWS).zip(gb.chunks_exact(2)) {
-                    let (y0, y1) = (b[0], b[1]);
-                    c0 += a[0] as u128 * y0 as u128;
-                    c2 += a[1] as u128 * y1 as u128;
-                    cm += a[2] as u128 * (y0 + y1) as u128;
-                }
-            }
-            let c0 = q.reduce_u128(c0);
-            let c2 = q.reduce_u128(c2);
-            let m = q.reduce_u128(cm);
-            o0[k] = c0;
-            o2[k] = c2;
-            o1[k] = q.sub(m, q.add(c0, c2));
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("bmi2") && std::is_x86_feature_detected!("adx") {
+            // SAFETY: both target features were detected on the running CPU just above.
+            #[allow(unsafe_code, reason = "calls the BMI2/ADX build of the kernel after detecting both features")]
+            unsafe {
+                tensor_sum_bmi2(q, probe, chunk, dim, n, out)
+            };
+            return;
         }
+        tensor_sum_portable(q, probe, chunk, dim, n, out);
+    }
+}
+
+/// The kernel compiled with BMI2 (`mulx`: 64×64→128 products into any registers) and ADX
+/// (carry chains), which the baseline x86-64 target lacks.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "bmi2,adx")]
+fn tensor_sum_bmi2(q: &Modulus, probe: &[u64], chunk: &[u64], dim: usize, n: usize, out: &mut [u64]) {
+    tensor_sum_portable(q, probe, chunk, dim, n, out);
+}
+
+#[inline(always)]
+fn tensor_sum_portable(q: &Modulus, probe: &[u64], chunk: &[u64], dim: usize, n: usize, out: &mut [u64]) {
+    debug_assert_eq!(probe.len(), PROBE_ROWS * dim * n);
+    debug_assert_eq!(chunk.len(), 2 * dim * n);
+    debug_assert_eq!(out.len(), 3 * n);
+    let (o0, rest) = out.split_at_mut(n);
+    let (o1, o2) = rest.split_at_mut(n);
+    // One coefficient at a time, all dimensions innermost: the three u128 accumulators stay
+    // in registers and both streams are read strictly sequentially.
+    for (k, (p, g)) in probe.chunks_exact(PROBE_ROWS * dim).zip(chunk.chunks_exact(2 * dim)).enumerate() {
+        let (mut c0, mut cm, mut c2) = (0u128, 0u128, 0u128);
+        for (block, (pb, gb)) in p.chunks(PROBE_ROWS * REDUCE_EVERY).zip(g.chunks(2 * REDUCE_EVERY)).enumerate() {
+            if block > 0 {
+                c0 = q.reduce_u128(c0) as u128;
+                cm = q.reduce_u128(cm) as u128;
+                c2 = q.reduce_u128(c2) as u128;
+            }
+            for (a, b) in pb.chunks_exact(PROBE_ROWS).zip(gb.chunks_exact(2)) {
+                let (y0, y1) = (b[0], b[1]);
+                c0 += a[0] as u128 * y0 as u128;
+                c2 += a[1] as u128 * y1 as u128;
+                cm += a[2] as u128 * (y0 + y1) as u128;
+            }
+        }
+        let c0 = q.reduce_u128(c0);
+        let c2 = q.reduce_u128(c2);
+        let m = q.reduce_u128(cm);
+        o0[k] = c0;
+        o2[k] = c2;
+        o1[k] = q.sub(m, q.add(c0, c2));
     }
 }
 
@@ -110,6 +133,10 @@ mod tests {
         }
         let mut out = vec![0; 3 * n];
         Accumulator::default().tensor_sum(&q, &probe, &blocked, dim, n, &mut out);
+        // The portable build agrees with whichever build the CPU selected.
+        let mut portable = vec![0; 3 * n];
+        tensor_sum_portable(&q, &probe, &blocked, dim, n, &mut portable);
+        assert_eq!(portable, out);
         let m = |a: u64, b: u64| ((a as u128 * b as u128) % qv as u128) as u64;
         let ad = |a: u64, b: u64| ((a as u128 + b as u128) % qv as u128) as u64;
         for k in 0..n {
