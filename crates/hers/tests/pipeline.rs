@@ -38,9 +38,13 @@ fn train_project_enroll_search_and_roles_agree() {
     ok(&["query", "encrypt", "--keys", "keys", "--gallery", "g", "--probes", "p16.parquet", "--out", "q.enc"], d);
     ok(&["query", "score", "--gallery", "g", "--query", "q.enc", "--out", "r.enc"], d);
     ok(&["query", "decrypt", "--keys", "keys", "--response", "r.enc", "--top-k", "3", "--out", "r2.csv"], d);
+    // The server scoring straight from the memory-mapped segments answers the same.
+    ok(&["query", "score", "--gallery", "g", "--query", "q.enc", "--out", "r3.enc", "--stream"], d);
+    ok(&["query", "decrypt", "--keys", "keys", "--response", "r3.enc", "--top-k", "3", "--out", "r3.csv"], d);
     let one = std::fs::read_to_string(d.join("r.csv")).expect("r");
     let split = std::fs::read_to_string(d.join("r2.csv")).expect("r2");
     assert_eq!(one, split, "split roles give the same results");
+    assert_eq!(std::fs::read_to_string(d.join("r3.csv")).expect("r3"), split, "streamed scoring gives the same results");
     assert_eq!(one.lines().count(), 1 + 240 * 3, "header + 3 matches per probe");
     // Every probe is itself enrolled: its top match is itself, with the largest score.
     for line in one.lines().skip(1).filter(|l| l.split(',').nth(1) == Some("1")) {
