@@ -60,6 +60,11 @@ impl Client {
         &self.keys
     }
 
+    /// Gives the key set back (e.g. to serve a second gallery with another quantiser).
+    pub fn into_keys(self) -> ClientKeys {
+        self.keys
+    }
+
     /// The quantiser.
     pub fn quantizer(&self) -> &Quantizer {
         &self.quantizer
@@ -213,8 +218,7 @@ impl Client {
     /// `k` per probe).
     pub fn decrypt_fine(&self, response: &FineResponse, k: usize) -> Result<Vec<Match>> {
         self.keys.key_id().ensure_eq(&response.key_id)?;
-        let sign = if response.metric == Metric::SquaredEuclidean { -1 } else { 1 };
-        let s2 = (f64::from(response.scale) * f64::from(response.scale)).max(1.0);
+        let sign = better_sign(response.metric);
         let mut out = Vec::new();
         for (probe_id, chunks) in &response.probes {
             let scored = chunks
@@ -240,7 +244,7 @@ impl Client {
                 rank: rank + 1,
                 gallery_id,
                 score,
-                similarity: score as f64 / s2,
+                similarity: similarity(score, response.scale),
             }));
         }
         Ok(out)
@@ -282,7 +286,7 @@ impl Client {
         }
         let n = params.degree;
         // TopK keeps the highest values: negate distances.
-        let sign = if response.metric == Metric::SquaredEuclidean { -1 } else { 1 };
+        let sign = better_sign(response.metric);
         let mut out = Vec::new();
         for (pid, per_chunk) in response.probe_ids.iter().zip(&response.scores) {
             let tops = per_chunk
@@ -312,7 +316,7 @@ impl Client {
                     rank: rank + 1,
                     gallery_id,
                     score: h.score,
-                    similarity: h.score as f64 / (f64::from(response.scale) * f64::from(response.scale)).max(1.0),
+                    similarity: similarity(h.score, response.scale),
                 });
             }
         }
@@ -329,4 +333,14 @@ impl Client {
     pub fn relinearization_key<R: RngCore + CryptoRng>(&self, rng: &mut R) -> Result<RelinearizationKey> {
         Ok(RelinearizationKey::new(self.keys.secret(), rng)?)
     }
+}
+
+/// `1` when higher scores are better (cosine), `-1` when lower are (squared distance).
+fn better_sign(metric: Metric) -> i64 {
+    if metric == Metric::SquaredEuclidean { -1 } else { 1 }
+}
+
+/// A decrypted integer score divided by `s²`: cosine similarity or squared distance.
+fn similarity(score: i64, scale: u32) -> f64 {
+    score as f64 / (f64::from(scale) * f64::from(scale)).max(1.0)
 }

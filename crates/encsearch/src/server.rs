@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::error::{Error, Result};
 use crate::gallery::Gallery;
-use crate::keys::PublicParams;
+use crate::keys::{KeyId, PublicParams};
 use crate::pack::Layout;
 use crate::quantize::{Metric, Quantizer};
 use crate::rescale::Rescaler;
@@ -258,37 +258,44 @@ impl ServerContext {
             .collect()
     }
 
-    fn check_query(&self, query: &Query, scale: u32, metric: Metric) -> Result<()> {
-        self.public.key_id.ensure_eq(&query.key_id)?;
-        if query.scale != scale || query.metric != metric {
+    /// Checks that a query (its key id, scale and metric) was made for this key and gallery.
+    fn check_query(&self, key_id: &KeyId, query: (u32, Metric), gallery: (u32, Metric)) -> Result<()> {
+        self.public.key_id.ensure_eq(key_id)?;
+        if query != gallery {
             return Err(Error::InvalidArgument {
                 reason: format!(
-                    "query quantised at scale {} for {:?}, gallery at scale {scale} for {metric:?}",
-                    query.scale, query.metric
+                    "query quantised at scale {} for {:?}, gallery at scale {} for {:?}",
+                    query.0, query.1, gallery.0, gallery.1
                 ),
             });
         }
         Ok(())
     }
 
+    /// The response to `query`: `scores[probe][chunk]` of a gallery with these slot ids.
+    fn response(&self, query: &Query, gallery: (u32, Metric), slot_ids: Vec<Option<String>>, scores: Vec<Vec<ChunkScores>>) -> Response {
+        Response {
+            key_id: self.public.key_id.clone(),
+            degree: self.public.params.degree,
+            modulus: self.public.params.response_modulus(),
+            scale: gallery.0,
+            metric: gallery.1,
+            slot_ids,
+            probe_ids: query.probe_ids.clone(),
+            scores,
+        }
+    }
+
     /// Answers a query against a gallery.
     pub fn score(&self, query: &Query, gallery: &HotGallery) -> Result<Response> {
-        self.check_query(query, gallery.scale, gallery.metric)?;
+        let quantised = (gallery.scale, gallery.metric);
+        self.check_query(&query.key_id, (query.scale, query.metric), quantised)?;
         let scores = query
             .probes
             .par_iter()
             .map(|p| self.score_probe(p, &gallery.chunks))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Response {
-            key_id: self.public.key_id.clone(),
-            degree: self.public.params.degree,
-            modulus: self.public.params.response_modulus(),
-            scale: gallery.scale,
-            metric: gallery.metric,
-            slot_ids: gallery.slot_ids.clone(),
-            probe_ids: query.probe_ids.clone(),
-            scores,
-        })
+        Ok(self.response(query, quantised, gallery.slot_ids.clone(), scores))
     }
 
     /// Answers a query straight from the gallery's at-rest segments (memory-mapped): each chunk
@@ -304,7 +311,7 @@ impl ServerContext {
             });
         }
         let q = gallery.quantizer();
-        self.check_query(query, q.scale, q.metric)?;
+        self.check_query(&query.key_id, (query.scale, query.metric), (q.scale, q.metric))?;
         let probes = query.probes.iter().map(|p| self.prepare_probe(p)).collect::<Result<Vec<_>>>()?;
         let per_chunk = (0..gallery.chunk_count())
             .into_par_iter()
@@ -319,16 +326,7 @@ impl ServerContext {
                 scores[p].push(cs);
             }
         }
-        Ok(Response {
-            key_id: self.public.key_id.clone(),
-            degree: self.public.params.degree,
-            modulus: self.public.params.response_modulus(),
-            scale: q.scale,
-            metric: q.metric,
-            slot_ids: gallery.slot_ids(),
-            probe_ids: query.probe_ids.clone(),
-            scores,
-        })
+        Ok(self.response(query, (q.scale, q.metric), gallery.slot_ids(), scores))
     }
 
     /// Second stage of a two-stage search: for each probe, gathers the coefficient-layout chunks
@@ -345,7 +343,7 @@ impl ServerContext {
                 ),
             });
         }
-        self.gather(query, &gallery.quantizer(), |ids| gallery.locate_many(ids), |ci| gallery.chunk(ci, self))
+        self.gather(query, &gallery.quantizer(), |ids| gallery.locate_many(ids), |ci| self.prepare_chunk(&gallery.chunk(ci, self)?))
     }
 
     /// [`ServerContext::score_candidates`] over coefficient-layout chunks held in memory
@@ -366,28 +364,22 @@ impl ServerContext {
                 })
                 .collect()
         };
-        self.gather(query, quantizer, locate, |ci| Ok(chunks[ci].clone()))
+        self.gather(query, quantizer, locate, |ci| self.prepare_chunk(&chunks[ci]))
     }
 
+    /// The fine stage over any chunk source: `locate` maps candidate ids to (chunk, block),
+    /// `hot` brings a chunk to the hot form.
     fn gather(
         &self,
         query: &FineQuery,
         q: &Quantizer,
         locate: impl Fn(&[String]) -> Result<Vec<(usize, usize)>>,
-        fetch: impl Fn(usize) -> Result<EncryptedChunk> + Sync,
+        hot: impl Fn(usize) -> Result<HotChunk> + Sync,
     ) -> Result<FineResponse> {
-        self.public.key_id.ensure_eq(&query.key_id)?;
         if self.dim != 1 {
             return Err(Error::InvalidArgument { reason: "the fine stage needs the context of a coefficient-layout gallery".into() });
         }
-        if query.scale != q.scale || query.metric != q.metric {
-            return Err(Error::InvalidArgument {
-                reason: format!(
-                    "fine query quantised at scale {} for {:?}, fine gallery at scale {} for {:?}",
-                    query.scale, query.metric, q.scale, q.metric
-                ),
-            });
-        }
+        self.check_query(&query.key_id, (query.scale, query.metric), (q.scale, q.metric))?;
         let probes = query
             .probes
             .iter()
@@ -400,8 +392,7 @@ impl ServerContext {
                 let chunks = by_chunk
                     .into_par_iter()
                     .map_init(Accumulator::default, |acc, (ci, candidates)| {
-                        let hot = self.prepare_chunk(&fetch(ci)?)?;
-                        Ok(GatheredChunk { candidates, scores: self.score_chunk(&hp, &hot, acc)? })
+                        Ok(GatheredChunk { candidates, scores: self.score_chunk(&hp, &hot(ci)?, acc)? })
                     })
                     .collect::<Result<Vec<_>>>()?;
                 Ok((fp.probe_id.clone(), chunks))

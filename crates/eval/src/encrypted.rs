@@ -9,7 +9,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use serde::Serialize;
 
-use crate::{Error, Result};
+use crate::Result;
 
 /// Decrypted scores and where the time went.
 #[derive(Debug, Clone, Serialize)]
@@ -41,15 +41,11 @@ pub struct EncryptedRun {
     pub hot_bytes_per_template: f64,
 }
 
-fn err(e: encsearch::Error) -> Error {
-    Error::Encrypted(e.to_string())
-}
-
 /// The smallest preset whose default quantisation scale keeps at least 6 bits per value.
 pub fn preset_for(dim: usize) -> Result<Preset> {
     for p in Preset::ALL {
-        let params = p.params().map_err(err)?;
-        if params.default_scale(dim).map_err(err)? >= 64 {
+        let params = p.params()?;
+        if params.default_scale(dim)? >= 64 {
             return Ok(p);
         }
     }
@@ -60,34 +56,34 @@ pub fn preset_for(dim: usize) -> Result<Preset> {
 /// Probes and templates are L2-normalised by the quantiser (cosine similarity).
 pub fn encrypted_scores(gallery: &[f32], probes: &[f32], dim: usize, hers_chunks: usize, seed: u64) -> Result<EncryptedRun> {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
-    let params = preset_for(dim)?.params().map_err(err)?;
-    let keys = ClientKeys::generate(params, &mut rng).map_err(err)?;
+    let params = preset_for(dim)?.params()?;
+    let keys = ClientKeys::generate(params, &mut rng)?;
     let public = keys.public().clone();
-    let client = Client::new(keys, dim).map_err(err)?;
-    let server = ServerContext::new(&public, dim).map_err(err)?;
+    let client = Client::new(keys, dim)?;
+    let server = ServerContext::new(&public, dim)?;
     let n_gallery = gallery.len() / dim;
     let n_probes = probes.len() / dim;
 
     let t = Instant::now();
-    let chunks = client.encrypt_templates(gallery, &mut rng).map_err(err)?;
+    let chunks = client.encrypt_templates(gallery, &mut rng)?;
     let enroll_s = t.elapsed().as_secs_f64();
-    let hot = server.prepare_chunks(&chunks).map_err(err)?;
+    let hot = server.prepare_chunks(&chunks)?;
 
     let t = Instant::now();
     let ids: Vec<String> = (0..n_probes).map(|i| i.to_string()).collect();
-    let query = client.encrypt_query(ids, probes, &mut rng).map_err(err)?;
+    let query = client.encrypt_query(ids, probes, &mut rng)?;
     let encrypt_ms = t.elapsed().as_secs_f64() * 1e3 / n_probes.max(1) as f64;
 
     let (mut score_s, mut decrypt_s) = (0.0, 0.0);
     let mut scores = Vec::with_capacity(n_probes);
     for p in &query.probes {
         let t = Instant::now();
-        let response = server.score_probe(p, &hot).map_err(err)?;
+        let response = server.score_probe(p, &hot)?;
         score_s += t.elapsed().as_secs_f64();
         let t = Instant::now();
         let mut row = Vec::with_capacity(chunks.len() * client.chunk_size());
         for cs in &response {
-            row.extend(client.decrypt_chunk(cs).map_err(err)?);
+            row.extend(client.decrypt_chunk(cs)?);
         }
         row.truncate(n_gallery);
         decrypt_s += t.elapsed().as_secs_f64();
@@ -95,12 +91,12 @@ pub fn encrypted_scores(gallery: &[f32], probes: &[f32], dim: usize, hers_chunks
     }
 
     let hers_score_ms = if hers_chunks > 0 && !query.probes.is_empty() {
-        let rk = client.relinearization_key(&mut rng).map_err(err)?;
-        let m = server.hers_multiplicator(&rk).map_err(err)?;
+        let rk = client.relinearization_key(&mut rng)?;
+        let m = server.hers_multiplicator(&rk)?;
         let k = hers_chunks.min(chunks.len());
         let t = Instant::now();
         for c in &chunks[..k] {
-            server.score_chunk_hers(&query.probes[0], c, &m).map_err(err)?;
+            server.score_chunk_hers(&query.probes[0], c, &m)?;
         }
         // Chunks are independent, so the HERS algorithm gets the same cores as ours: the
         // single-thread per-chunk time × chunks, divided by the threads that would share them.
@@ -110,9 +106,9 @@ pub fn encrypted_scores(gallery: &[f32], probes: &[f32], dim: usize, hers_chunks
         0.0
     };
 
-    let q = Quantizer::new(&public.params, dim).map_err(err)?;
-    let qg = q.template_rows(gallery).map_err(err)?;
-    let qp = q.probe_rows(probes).map_err(err)?;
+    let q = Quantizer::new(&public.params, dim)?;
+    let qg = q.template_rows(gallery)?;
+    let qp = q.probe_rows(probes)?;
     let exact = scores.iter().zip(&qp).all(|(row, p)| row.iter().zip(&qg).all(|(s, g)| *s == int_dot(&p[..dim], &g[..dim])));
 
     let per = n_probes.max(1) as f64;

@@ -26,3 +26,9 @@ pub enum Error {
     #[error("{0}")]
     Protocol(String),
 }
+
+impl From<encsearch::Error> for Error {
+    fn from(e: encsearch::Error) -> Self {
+        Error::Encrypted(e.to_string())
+    }
+}

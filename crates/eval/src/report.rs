@@ -125,9 +125,8 @@ pub fn evaluate(set: &EmbeddingSet, opts: &EvalOptions) -> Result<EvalReport> {
 /// chosen for this dimension, as f32: exact for the N = 4096 preset (d ≤ 96, inner products
 /// ≤ t/2 < 2^24); above that, inner products are rounded to f32.
 fn quantize_rows(data: &[f32], dim: usize) -> Result<(u32, Vec<f32>)> {
-    let err = |e: encsearch::Error| crate::Error::Encrypted(e.to_string());
-    let params = crate::preset_for(dim)?.params().map_err(err)?;
-    let q = encsearch::Quantizer::new(&params, dim).map_err(err)?;
-    let rows = q.template_rows(data).map_err(err)?;
+    let params = crate::preset_for(dim)?.params()?;
+    let q = encsearch::Quantizer::new(&params, dim)?;
+    let rows = q.template_rows(data)?;
     Ok((q.scale, rows.iter().flat_map(|r| r[..dim].iter().map(|&x| x as f32)).collect()))
 }

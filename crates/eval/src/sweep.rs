@@ -241,6 +241,14 @@ fn run_cell(
         exact: true,
         cmc: vec![],
     };
+    if cell.mode != Mode::Plaintext {
+        // Encrypted search costs one query per probe: search the first probes only.
+        let n = pl.len().min(config.max_encrypted_probes);
+        p.truncate(n * dim);
+        pl.truncate(n);
+        r.probes = n;
+        bar.set_message(format!("{} ({})", cell.key(), cell.mode.name()));
+    }
     let (ident, ver) = match cell.mode {
         Mode::Plaintext => {
             let gallery = Gallery { data: &g, dim };
@@ -255,11 +263,6 @@ fn run_cell(
             score_all(gallery, &gl, &p, &pl, 20, &[1e-3])
         }
         Mode::Encrypted => {
-            let n = pl.len().min(config.max_encrypted_probes);
-            p.truncate(n * dim);
-            pl.truncate(n);
-            r.probes = n;
-            bar.set_message(format!("{} (encrypted)", cell.key()));
             let run = encrypted_scores(&g, &p, dim, config.hers_chunks, config.seed)?;
             r.query_ms = run.encrypt_ms + run.score_ms + run.decrypt_ms;
             r.score_ms = run.score_ms;
@@ -269,15 +272,10 @@ fn run_cell(
             crate::metrics::from_score_rows(&run.scores, &gl, &pl, 20, &[1e-3])
         }
         Mode::TwoStage => {
-            let n = pl.len().min(config.max_encrypted_probes);
-            p.truncate(n * dim);
-            pl.truncate(n);
-            r.probes = n;
-            bar.set_message(format!("{} (two-stage)", cell.key()));
             let mut full = set.data.clone();
             l2_normalize_rows(&mut full, set.dim);
             let ((fg, _), (mut fp, _)) = split.parts(&full, &set.labels, set.dim);
-            fp.truncate(n * set.dim);
+            fp.truncate(pl.len() * set.dim);
             let run = two_stage_scores(&g, &p, dim, &fg, &fp, set.dim, config.candidates, config.hers_chunks, config.seed)?;
             let c = &run.coarse;
             r.query_ms = c.encrypt_ms + c.score_ms + c.decrypt_ms + run.fine_encrypt_ms + run.fine_score_ms + run.fine_decrypt_ms;

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use encsearch::{Client, ClientKeys, Layout, ServerContext, int_dot};
+use encsearch::{Client, ClientKeys, ServerContext, int_dot};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
@@ -32,10 +32,6 @@ pub struct TwoStageRun {
     pub fine_scale: u32,
     /// Both stages' decrypted scores equal the integer inner products of the quantised vectors.
     pub exact: bool,
-}
-
-fn err(e: encsearch::Error) -> Error {
-    Error::Encrypted(e.to_string())
 }
 
 /// Top `k` gallery indices of one score row (ties: lower index first).
@@ -67,12 +63,14 @@ pub fn two_stage_scores(
     let coarse = encrypted_scores(gallery, probes, dim, hers_chunks, seed)?;
     let n_probes = coarse.scores.len();
     let mut rng = ChaCha20Rng::seed_from_u64(seed ^ 0x5eed);
-    let keys = ClientKeys::generate(preset_for(full_dim)?.params().map_err(err)?, &mut rng).map_err(err)?;
+    let keys = ClientKeys::generate(preset_for(full_dim)?.params()?, &mut rng)?;
     let public = keys.public().clone();
-    let client = Client::new(keys, full_dim).map_err(err)?;
+    let client = Client::new(keys, full_dim)?;
     let q = *client.quantizer();
-    let server = ServerContext::new(&public, 1).map_err(err)?;
-    let chunks = client.encrypt_templates_as(Layout::Coefficient, full_gallery, &mut rng).map_err(err)?;
+    let server = ServerContext::new(&public, 1)?;
+    // Quantised once: encrypted here, and compared with the decrypted scores below.
+    let qg = q.template_rows(full_gallery)?;
+    let chunks = client.encrypt_coefficient_chunks(&qg, &mut rng)?;
     let n_gallery = full_gallery.len() / full_dim.max(1);
     let index: HashMap<String, usize> = (0..n_gallery).map(|g| (g.to_string(), g)).collect();
 
@@ -85,21 +83,20 @@ pub fn two_stage_scores(
             lists.iter().map(|l| l.iter().map(|g| g.to_string()).collect()).collect(),
             &mut rng,
         )
-        .map_err(err)?;
+        ?;
     let fine_encrypt = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let resp = server.score_candidates_in_memory(&fq, &q, &chunks, &index).map_err(err)?;
+    let resp = server.score_candidates_in_memory(&fq, &q, &chunks, &index)?;
     let fine_score = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let matches = client.decrypt_fine(&resp, candidates).map_err(err)?;
+    let matches = client.decrypt_fine(&resp, candidates)?;
     let fine_decrypt = t.elapsed().as_secs_f64();
 
     // Candidates sit above every other template: fine scores and first-stage scores are both
     // below t/2 < 2^31 in magnitude, so a 2^40 offset separates the two bands.
     const BAND: i64 = 1 << 40;
     let mut scores: Vec<Vec<i64>> = coarse.scores.iter().map(|row| row.iter().map(|s| s - BAND).collect()).collect();
-    let qg = q.template_rows(full_gallery).map_err(err)?;
-    let qp = q.probe_rows(&full_probes[..n_probes * full_dim]).map_err(err)?;
+    let qp = q.probe_rows(&full_probes[..n_probes * full_dim])?;
     let mut exact = coarse.exact;
     let mut seen = 0usize;
     for m in &matches {

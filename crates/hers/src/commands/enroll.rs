@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use encsearch::{Client, ClientKeys, Gallery, Layout, Metric, Quantizer, MANIFEST_FILE};
+use encsearch::{Client, Gallery, Layout, Metric, Quantizer, MANIFEST_FILE};
+
+use super::open::{load_keys, open_gallery_for};
 
 /// Arguments of `hers enroll`.
 #[derive(Debug, clap::Args)]
@@ -57,11 +59,10 @@ impl From<LayoutArg> for Layout {
 
 /// Encrypts `--input` and appends it to `--gallery`, one committed segment at a time.
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let keys = ClientKeys::load(&a.keys).with_context(|| format!("loading keys {}", a.keys.display()))?;
+    let keys = load_keys(&a.keys)?;
     let set = embeddings::read_set(&a.input).with_context(|| format!("reading {}", a.input.display()))?;
     let mut gallery = if a.gallery.join(MANIFEST_FILE).exists() {
-        let g = Gallery::open(&a.gallery).with_context(|| format!("opening gallery {}", a.gallery.display()))?;
-        g.manifest().public.key_id.ensure_eq(keys.key_id()).context("the gallery was enrolled with another key")?;
+        let g = open_gallery_for(&a.gallery, &keys)?;
         if let Some(l) = a.layout.map(Layout::from).filter(|l| *l != g.layout()) {
             anyhow::bail!(
                 "gallery {} has the {:?} layout, --layout asks for {l:?}; enrol into a new gallery directory instead",

@@ -4,7 +4,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use encsearch::{Client, ClientKeys, Gallery, Match, Query, Quantizer, Response};
+use encsearch::{Client, Match, Query, Quantizer, Response};
+
+use super::open::{load_keys, open_gallery};
 
 /// Arguments of `hers query`.
 #[derive(Debug, clap::Args)]
@@ -81,7 +83,7 @@ pub(crate) fn write_matches(path: &Path, matches: &[Match]) -> anyhow::Result<()
 }
 
 fn client(keys: &Path, dim: usize, scale: Option<u32>) -> anyhow::Result<Client> {
-    let keys = ClientKeys::load(keys).with_context(|| format!("loading keys {}", keys.display()))?;
+    let keys = load_keys(keys)?;
     let q = match scale {
         Some(s) => Quantizer::with_scale(&keys.public().params, dim, s)?,
         None => Quantizer::new(&keys.public().params, dim)?,
@@ -96,8 +98,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             let (ids, dim, data) = load_probes(&probes)?;
             let c = match gallery {
                 Some(g) => {
-                    let g = Gallery::open(&g).with_context(|| format!("opening gallery {}", g.display()))?;
-                    let keys = ClientKeys::load(&keys).with_context(|| format!("loading keys {}", keys.display()))?;
+                    let g = open_gallery(&g)?;
+                    let keys = load_keys(&keys)?;
                     Client::with_quantizer(keys, g.quantizer())?
                 }
                 None => client(&keys, dim, scale)?,
@@ -108,7 +110,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             eprintln!("encrypted {} probes ({} B) → {}", q.probes.len(), bytes.len(), out.display());
         }
         Step::Score { gallery, query, out, stream } => {
-            let g = Gallery::open(&gallery).with_context(|| format!("opening gallery {}", gallery.display()))?;
+            let g = open_gallery(&gallery)?;
             let server = g.server_context()?;
             let bytes = fs::read(&query).with_context(|| format!("reading {}", query.display()))?;
             g.manifest().public.key_id.ensure_eq(&Query::peek_key_id(&bytes)?).context("query made with another key")?;
@@ -129,7 +131,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         Step::Decrypt { keys, response, top_k, out } => {
             let bytes = fs::read(&response).with_context(|| format!("reading {}", response.display()))?;
             let r = Response::from_bytes(&bytes)?;
-            let keys = ClientKeys::load(&keys).with_context(|| format!("loading keys {}", keys.display()))?;
+            let keys = load_keys(&keys)?;
             let c = Client::new(keys, 1)?;
             let m = c.decrypt_top_k(&r, top_k)?;
             write_matches(&out, &m)?;

@@ -2,8 +2,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
-use encsearch::Gallery;
 
 /// Arguments of `hers remove`.
 #[derive(Debug, clap::Args)]
@@ -18,7 +16,7 @@ pub struct Args {
 
 /// Removes `--ids` from `--gallery`.
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let mut g = Gallery::open(&a.gallery).with_context(|| format!("opening gallery {}", a.gallery.display()))?;
+    let mut g = super::open::open_gallery(&a.gallery)?;
     let n = g.remove(&a.ids)?;
     eprintln!("removed {n} ids; {} templates remain", g.len());
     Ok(())

@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
-use encsearch::{Client, ClientKeys, Gallery, Match};
+use encsearch::{Client, ClientKeys, Match};
 
+use super::open::{load_keys, open_gallery_for};
 use super::query::{load_probes, write_matches};
 
 /// Arguments of `hers search`.
@@ -52,9 +53,8 @@ pub struct Args {
 
 /// Runs an encrypted search and prints the time of each stage.
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let keys = ClientKeys::load(&a.keys).with_context(|| format!("loading keys {}", a.keys.display()))?;
-    let g = Gallery::open(&a.gallery).with_context(|| format!("opening gallery {}", a.gallery.display()))?;
-    g.manifest().public.key_id.ensure_eq(keys.key_id()).context("the gallery was enrolled with another key")?;
+    let keys = load_keys(&a.keys)?;
+    let g = open_gallery_for(&a.gallery, &keys)?;
     let (ids, dim, data) = load_probes(&a.probes)?;
     if dim != g.manifest().dim {
         anyhow::bail!("probes are {dim}-D, the gallery is {}-D", g.manifest().dim);
@@ -83,7 +83,14 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         dec * 1e3,
     );
     let m = match (a.two_stage, &a.fine_gallery, &a.fine_probes) {
-        (true, Some(fg), Some(fp)) => fine_stage(a.fine_keys.as_ref().unwrap_or(&a.keys), fg, fp, &ids, &m, a.top_k)?,
+        (true, Some(fg), Some(fp)) => {
+            // The first stage's key set serves the fine gallery unless it has its own.
+            let keys = match &a.fine_keys {
+                Some(k) => load_keys(k)?,
+                None => client.into_keys(),
+            };
+            fine_stage(keys, fg, fp, &ids, &m, a.top_k)?
+        }
         _ => m,
     };
     write_matches(&a.out, &m)?;
@@ -92,10 +99,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 }
 
 /// The second stage: rescores each probe's first-stage candidates at full dimension.
-fn fine_stage(keys: &Path, fine: &Path, probes: &Path, ids: &[String], first: &[Match], k: usize) -> anyhow::Result<Vec<Match>> {
-    let keys = ClientKeys::load(keys).with_context(|| format!("loading keys {}", keys.display()))?;
-    let g = Gallery::open(fine).with_context(|| format!("opening fine gallery {}", fine.display()))?;
-    g.manifest().public.key_id.ensure_eq(keys.key_id()).context("the fine gallery was enrolled with another key")?;
+fn fine_stage(keys: ClientKeys, fine: &Path, probes: &Path, ids: &[String], first: &[Match], k: usize) -> anyhow::Result<Vec<Match>> {
+    let g = open_gallery_for(fine, &keys).context("the fine gallery of the two-stage search")?;
     let (fids, fdim, fdata) = load_probes(probes)?;
     if fdim != g.manifest().dim {
         anyhow::bail!("fine probes {} are {fdim}-D, the fine gallery is {}-D", probes.display(), g.manifest().dim);

@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use encsearch::{Client, ClientKeys, Gallery, Metric};
+use encsearch::{Client, Metric};
 
+use super::open::{load_keys, open_gallery_for};
 use super::query::load_probes;
 
 /// Arguments of `hers verify`.
@@ -33,9 +34,8 @@ pub struct Args {
 
 /// Verifies a claim; prints `accept`/`reject` with the similarity.
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let keys = ClientKeys::load(&a.keys).with_context(|| format!("loading keys {}", a.keys.display()))?;
-    let g = Gallery::open(&a.gallery).with_context(|| format!("opening gallery {}", a.gallery.display()))?;
-    g.manifest().public.key_id.ensure_eq(keys.key_id()).context("the gallery was enrolled with another key")?;
+    let keys = load_keys(&a.keys)?;
+    let g = open_gallery_for(&a.gallery, &keys)?;
     let (ids, dim, data) = load_probes(&a.probe)?;
     let row = match &a.probe_id {
         Some(p) => ids.iter().position(|x| x == p).with_context(|| format!("no probe {p}"))?,
