@@ -329,6 +329,18 @@ impl Client {
         Ok(Vec::<i64>::try_decode(&pt, Encoding::simd())?)
     }
 
+    /// log2 of the largest noise coefficient of `ct` and the bits left before decryption fails
+    /// (`log2(q / 2t)` minus the noise bits): how far a parameter set is from its limit.
+    pub fn noise_margin_bits(&self, ct: &Ciphertext) -> Result<(usize, f64)> {
+        // SAFETY: not memory-unsafe; fhe marks it `unsafe` because the noise leaks information
+        // about the secret, which is the key holder's own business here.
+        #[allow(unsafe_code, reason = "fhe marks noise measurement unsafe as a secret-leak warning only")]
+        let noise = unsafe { self.keys.secret().measure_noise(ct)? };
+        let q = ct[0].ctx().modulus().bits() as f64;
+        let t = (self.keys.public().params.plaintext as f64).log2();
+        Ok((noise, q - 1.0 - t - 1.0 - noise as f64))
+    }
+
     /// A relinearisation key (public evaluation material), needed only by the HERS baseline.
     pub fn relinearization_key<R: RngCore + CryptoRng>(&self, rng: &mut R) -> Result<RelinearizationKey> {
         Ok(RelinearizationKey::new(self.keys.secret(), rng)?)

@@ -31,6 +31,6 @@ pub use protocol::{
     ChunkScores, EncryptedChunk, EncryptedProbe, FineProbe, FineQuery, FineResponse, GatheredChunk, Query, Response,
 };
 pub use quantize::{int_dot, Metric, Quantizer};
-pub use score::{blocked_index, probe_rows, Accumulator, PROBE_ROWS, REDUCE_EVERY};
+pub use score::{blocked_index, probe_rows, Accumulator, Kernel, IFMA_BLOCK, IFMA_MAX_BITS, LANES, PROBE_ROWS, REDUCE_EVERY};
 pub use server::{HotChunk, HotGallery, HotProbe, ServerContext};
 pub use topk::{Hit, TopK};

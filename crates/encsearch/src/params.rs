@@ -16,6 +16,7 @@ use fhe_math::zq::primes::generate_prime;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::score::IFMA_MAX_BITS;
 
 /// HomomorphicEncryption.org standard, classical 128-bit security: `(N, max log2 q)`.
 pub const HE_STANDARD_128: [(usize, u32); 6] =
@@ -36,7 +37,8 @@ pub fn max_log_q(degree: usize) -> Option<u32> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Preset {
-    /// N = 4096 slots, t = 786433 (scale 156 at d = 16), log q = 100.
+    /// N = 4096 slots, t = 786433 (scale 156 at d = 16), log q = 77 (every prime below 2^48,
+    /// so the IFMA kernel runs).
     N4096,
     /// N = 8192 slots, t ≈ 2^30 (large scales or dimensions), log q = 111.
     N8192,
@@ -92,8 +94,12 @@ impl SearchParams {
     /// Chooses the moduli for ring degree `degree` and plaintext modulus `plaintext`.
     ///
     /// `q0` gets `log2 t + 1 + log2(8σ) + 2` bits where σ ≈ N·variance/√12 is the standard
-    /// deviation of the modulus-switching rounding term `e2·s²`; one 60-bit prime follows, which
-    /// leaves the multiplication noise ~2^30 below its bound.
+    /// deviation of the modulus-switching rounding term `e2·s²`. One more prime `q1` follows.
+    /// Where `q0` is below 2^48, `q1` is as large as lets 16-D scoring extend `Q` by just two
+    /// 48-bit primes (`log2 Q ≤ 95 − log2(16·N) − 2`, see [`crate::ServerContext::new`]), which
+    /// keeps the IFMA kernel and 4 primes in the hot form: 37 bits at N = 4096, where the
+    /// multiplication noise at the largest magnitudes still stays 2^17 below its bound (test
+    /// `noise_margin_at_extremes`). Otherwise `q1` is a 60-bit prime.
     pub fn for_degree(degree: usize, plaintext: u64) -> Result<Self> {
         let variance = DEFAULT_VARIANCE;
         let sigma = degree as f64 * variance as f64 / 12f64.sqrt();
@@ -105,8 +111,12 @@ impl SearchParams {
         }
         let q0 = generate_prime(q0_bits, two_n, 1 << q0_bits)
             .ok_or_else(|| Error::params(format!("no {q0_bits}-bit prime ≡ 1 mod {two_n}")))?;
-        let q1 = generate_prime(60, two_n, 1 << 60)
-            .ok_or_else(|| Error::params(format!("no 60-bit prime ≡ 1 mod {two_n}")))?;
+        let log_n = degree.trailing_zeros() as usize;
+        let fast_q1 = 95usize.saturating_sub(4 + log_n + 2 + q0_bits);
+        // At least 16 bits above `t` for the multiplication noise (2^38 at N = 4096, d = 16).
+        let q1_bits = if q0_bits < IFMA_MAX_BITS as usize && fast_q1 >= t_bits + 16 { fast_q1 } else { 60 };
+        let q1 = generate_prime(q1_bits, two_n, 1 << q1_bits)
+            .ok_or_else(|| Error::params(format!("no {q1_bits}-bit prime ≡ 1 mod {two_n}")))?;
         let p = Self { degree, plaintext, moduli: vec![q0, q1], variance };
         p.validate()?;
         Ok(p)
@@ -244,5 +254,35 @@ mod tests {
         p.check_capacity(16, s).expect("fits");
         assert!(p.check_capacity(16, s + 1).is_err());
         assert!(SearchParams { moduli: vec![1 << 59; 3], ..p.clone() }.validate().is_err());
+    }
+
+    /// The sum of `d` ciphertext products at the largest magnitudes keeps a wide noise margin
+    /// for every preset (the exactness tests only see that it decrypts; this sees how far off
+    /// the limit it is).
+    #[test]
+    fn noise_margin_at_extremes() {
+        use rand::SeedableRng;
+        for preset in Preset::ALL {
+            let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(3);
+            let params = preset.params().expect("preset");
+            let dim = 16;
+            let keys = crate::ClientKeys::generate(params, &mut rng).expect("keys");
+            let client = crate::Client::new(keys, dim).expect("client");
+            let s = client.quantizer().scale as i64;
+            let n = client.chunk_size();
+            let g: Vec<Vec<i64>> = (0..n).map(|i| vec![if i % 2 == 0 { s } else { -s }; dim]).collect();
+            let chunks = client.encrypt_quantized(&g, &mut rng).expect("encrypt");
+            let probe = client.encrypt_probe(&vec![s; dim], &mut rng).expect("probe");
+            let sum = probe
+                .cts
+                .iter()
+                .zip(&chunks[0].cts)
+                .map(|(p, c)| p * c)
+                .reduce(|a, b| &a + &b)
+                .expect("dim > 0");
+            let (noise, margin) = client.noise_margin_bits(&sum).expect("noise");
+            println!("{preset:?}: moduli {:?} bits, noise 2^{noise}, margin {margin:.1} bits", client.keys().public().params.moduli_bits());
+            assert!(margin >= 10.0, "{preset:?}: only {margin:.1} bits of noise margin");
+        }
     }
 }

@@ -2,35 +2,106 @@
 //!
 //! For one RNS prime q, with the probe `(a0, a1)_j` and the gallery `(b0, b1)_j` of every
 //! dimension j in NTT form (so products are pointwise), it computes
-//! `c0 = Σ a0·b0`, `c2 = Σ a1·b1` and (Karatsuba) `c1 = Σ (a0+a1)(b0+b1) − c0 − c2` with u128
-//! accumulators, reducing mod q only every [`REDUCE_EVERY`] dimensions: 3 products per
-//! coefficient and dimension instead of 4. The probe's hot form carries `a0 + a1` as a third
-//! row. Primes must be below 2^60: sums are below 2^61, their products below 2^122, and
-//! `REDUCE_EVERY` of them (plus a reduced remainder) stay below 2^128.
+//! `c0 = Σ a0·b0`, `c2 = Σ a1·b1` and (Karatsuba) `c1 = Σ (a0+a1)(b0+b1) − c0 − c2`:
+//! 3 products per coefficient and dimension instead of 4. Both sums `a0+a1` and `b0+b1` are
+//! formed in the kernel: storing a third probe row was measured slower (the scan is limited by
+//! the bytes it reads, and the probe is read once per chunk).
+//!
+//! Two builds of the kernel, chosen once per [`crate::ServerContext`] ([`Kernel::select`]):
+//! * [`Kernel::Ifma`], on CPUs with AVX-512 IFMA and when every prime is below 2^48: eight
+//!   coefficients per instruction with 52-bit multiply-accumulates. Sums of up to
+//!   [`IFMA_BLOCK`] products (< 16·q² < q·2^52) are reduced by one Montgomery step, which
+//!   divides by 2^52; the probe's rows are stored multiplied by `2^52 mod q` so the result is
+//!   the plain sum.
+//! * [`Kernel::Scalar`], anywhere and for primes up to 2^60: u128 accumulators reduced every
+//!   [`REDUCE_EVERY`] dimensions (sums below 2^61, products below 2^122, `32 · 2^122 + 2^60 <
+//!   2^128`), in a BMI2/ADX build where the CPU has them.
+//!
+//! Both read the same layout, `[k / LANES][dim][row][k % LANES]` per prime (see
+//! [`blocked_index`]): eight coefficients of one row side by side, all dimensions of those
+//! eight coefficients in one contiguous block, so both streams are read strictly sequentially.
 
 use fhe_math::zq::Modulus;
 
-/// Dimensions accumulated between two reductions (`32 · 2^122 + 2^60 < 2^128`).
+/// Dimensions accumulated between two reductions by the scalar kernel.
 pub const REDUCE_EVERY: usize = 32;
 
-/// Rows per dimension in the probe's hot form: `a0`, `a1`, `a0 + a1`.
-pub const PROBE_ROWS: usize = 3;
+/// Products summed before a Montgomery reduction in the IFMA kernel (needs `q < 2^52 / 16`).
+pub const IFMA_BLOCK: usize = 16;
 
-/// Scratch state of the kernel (kept for API stability; the accumulators live on the stack).
-#[derive(Debug, Default)]
-pub struct Accumulator {
-    _private: (),
+/// Bits every prime must stay below for the IFMA kernel.
+pub const IFMA_MAX_BITS: u32 = 48;
+
+/// Rows per dimension in the probe's hot form: `a0`, `a1`.
+pub const PROBE_ROWS: usize = 2;
+
+/// Coefficients side by side in the hot layout (one 512-bit vector of u64).
+pub const LANES: usize = 8;
+
+/// Which build of the kernel scores a context's chunks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernel {
+    /// Portable u128 kernel (BMI2/ADX build where available).
+    Scalar,
+    /// AVX-512 IFMA kernel; the probe is stored in Montgomery form.
+    Ifma,
 }
 
-impl Accumulator {
+impl Kernel {
+    /// The fastest kernel this CPU runs for these primes. `HERS_KERNEL=scalar` forces the
+    /// portable one (for A/B measurements).
+    pub fn select(moduli: &[u64]) -> Kernel {
+        if std::env::var("HERS_KERNEL").is_ok_and(|v| v == "scalar") {
+            return Kernel::Scalar;
+        }
+        if Self::ifma_available() && moduli.iter().all(|&q| q < 1 << IFMA_MAX_BITS) {
+            Kernel::Ifma
+        } else {
+            Kernel::Scalar
+        }
+    }
+
+    /// Whether the running CPU has AVX-512F and AVX-512 IFMA.
+    pub fn ifma_available() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512ifma")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    }
+
+    /// The factor the probe's rows are stored multiplied by: `2^52 mod q` for the Montgomery
+    /// reduction of the IFMA kernel, 1 otherwise.
+    pub fn probe_factor(self, q: &Modulus) -> u64 {
+        match self {
+            Kernel::Scalar => 1,
+            Kernel::Ifma => ((1u128 << 52) % **q as u128) as u64,
+        }
+    }
+
     /// Accumulates `Σ_j probe_j ⊗ chunk_j` for one prime.
     ///
-    /// Both inputs are in the coefficient-major layout (see [`blocked_index`]): for each
-    /// coefficient, every dimension's rows follow each other, so the kernel reads both streams
-    /// strictly sequentially. `probe` has [`PROBE_ROWS`] rows per dimension (`a0, a1, a0+a1`),
-    /// `chunk` 2 (`b0, b1`), all reduced mod q. `out` receives `c0 | c1 | c2` (3n values mod q,
-    /// natural order). On x86-64 CPUs with BMI2 and ADX a build of the kernel using them runs.
-    pub fn tensor_sum(&mut self, q: &Modulus, probe: &[u64], chunk: &[u64], dim: usize, n: usize, out: &mut [u64]) {
+    /// `probe` has [`PROBE_ROWS`] rows per dimension (`a0, a1`, times
+    /// [`Kernel::probe_factor`]), `chunk` 2 (`b0, b1`), all reduced mod q and in the layout of
+    /// [`blocked_index`]. `out` receives `c0 | c1 | c2` (3n values mod q, natural order).
+    pub fn tensor_sum(self, q: &Modulus, probe: &[u64], chunk: &[u64], dim: usize, n: usize, out: &mut [u64]) {
+        assert!(n.is_multiple_of(LANES), "ring degree {n} is not a multiple of {LANES}");
+        assert_eq!(probe.len(), PROBE_ROWS * dim * n, "probe of another shape");
+        assert_eq!(chunk.len(), 2 * dim * n, "chunk of another shape");
+        assert_eq!(out.len(), 3 * n, "output of another shape");
+        #[cfg(target_arch = "x86_64")]
+        if self == Kernel::Ifma && Self::ifma_available() && **q < 1 << IFMA_MAX_BITS {
+            // SAFETY: AVX-512F and IFMA were detected on the running CPU just above, and the
+            // slice lengths the kernel reads and writes were asserted at the top.
+            #[allow(unsafe_code, reason = "AVX-512 IFMA intrinsics after detecting the features")]
+            unsafe {
+                tensor_sum_ifma(**q, probe, chunk, dim, n, out)
+            };
+            return;
+        }
         #[cfg(target_arch = "x86_64")]
         if std::is_x86_feature_detected!("bmi2") && std::is_x86_feature_detected!("adx") {
             // SAFETY: both target features were detected on the running CPU just above.
@@ -44,6 +115,16 @@ impl Accumulator {
     }
 }
 
+/// Per-thread scratch of the scorer: the kernel's output and the score polynomials, reused
+/// from chunk to chunk so that scoring allocates nothing per chunk.
+#[derive(Debug, Default)]
+pub struct Accumulator {
+    /// `c0 | c1 | c2` of one prime.
+    pub(crate) out: Vec<u64>,
+    /// The three score polynomials, `[part][prime][coefficient]`.
+    pub(crate) polys: Vec<u64>,
+}
+
 /// The kernel compiled with BMI2 (`mulx`: 64×64→128 products into any registers) and ADX
 /// (carry chains), which the baseline x86-64 target lacks.
 #[cfg(target_arch = "x86_64")]
@@ -54,51 +135,114 @@ fn tensor_sum_bmi2(q: &Modulus, probe: &[u64], chunk: &[u64], dim: usize, n: usi
 
 #[inline(always)]
 fn tensor_sum_portable(q: &Modulus, probe: &[u64], chunk: &[u64], dim: usize, n: usize, out: &mut [u64]) {
-    debug_assert_eq!(probe.len(), PROBE_ROWS * dim * n);
-    debug_assert_eq!(chunk.len(), 2 * dim * n);
-    debug_assert_eq!(out.len(), 3 * n);
     let (o0, rest) = out.split_at_mut(n);
     let (o1, o2) = rest.split_at_mut(n);
-    // One coefficient at a time, all dimensions innermost: the three u128 accumulators stay
-    // in registers and both streams are read strictly sequentially.
-    for (k, (p, g)) in probe.chunks_exact(PROBE_ROWS * dim).zip(chunk.chunks_exact(2 * dim)).enumerate() {
-        let (mut c0, mut cm, mut c2) = (0u128, 0u128, 0u128);
-        for (block, (pb, gb)) in p.chunks(PROBE_ROWS * REDUCE_EVERY).zip(g.chunks(2 * REDUCE_EVERY)).enumerate() {
-            if block > 0 {
-                c0 = q.reduce_u128(c0) as u128;
-                cm = q.reduce_u128(cm) as u128;
-                c2 = q.reduce_u128(c2) as u128;
+    let (pb, gb) = (PROBE_ROWS * dim * LANES, 2 * dim * LANES);
+    // One coefficient at a time, all dimensions innermost: the three u128 accumulators stay in
+    // registers; the strided reads stay within one block of a few KB (in L1).
+    for (blk, (p, g)) in probe.chunks_exact(pb).zip(chunk.chunks_exact(gb)).enumerate() {
+        for lane in 0..LANES {
+            let (mut c0, mut cm, mut c2) = (0u128, 0u128, 0u128);
+            for j in 0..dim {
+                if j > 0 && j % REDUCE_EVERY == 0 {
+                    c0 = q.reduce_u128(c0) as u128;
+                    cm = q.reduce_u128(cm) as u128;
+                    c2 = q.reduce_u128(c2) as u128;
+                }
+                let (x0, x1) = (p[2 * j * LANES + lane], p[(2 * j + 1) * LANES + lane]);
+                let (y0, y1) = (g[2 * j * LANES + lane], g[(2 * j + 1) * LANES + lane]);
+                c0 += x0 as u128 * y0 as u128;
+                c2 += x1 as u128 * y1 as u128;
+                cm += (x0 + x1) as u128 * (y0 + y1) as u128;
             }
-            for (a, b) in pb.chunks_exact(PROBE_ROWS).zip(gb.chunks_exact(2)) {
-                let (y0, y1) = (b[0], b[1]);
-                c0 += a[0] as u128 * y0 as u128;
-                c2 += a[1] as u128 * y1 as u128;
-                cm += a[2] as u128 * (y0 + y1) as u128;
-            }
+            let k = blk * LANES + lane;
+            let (c0, c2, m) = (q.reduce_u128(c0), q.reduce_u128(c2), q.reduce_u128(cm));
+            o0[k] = c0;
+            o2[k] = c2;
+            o1[k] = q.sub(m, q.add(c0, c2));
         }
-        let c0 = q.reduce_u128(c0);
-        let c2 = q.reduce_u128(c2);
-        let m = q.reduce_u128(cm);
-        o0[k] = c0;
-        o2[k] = c2;
-        o1[k] = q.sub(m, q.add(c0, c2));
+    }
+}
+
+/// The IFMA kernel. Preconditions (checked by the caller): `q < 2^48`, every input below q,
+/// the probe multiplied by `2^52 mod q`, slice lengths as in [`Kernel::tensor_sum`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512ifma")]
+fn tensor_sum_ifma(q: u64, probe: &[u64], chunk: &[u64], dim: usize, n: usize, out: &mut [u64]) {
+    use std::arch::x86_64::*;
+    // −q⁻¹ mod 2^52 by Newton's iteration (each step doubles the correct low bits).
+    let mut inv = q; // correct to 3 bits for odd q
+    for _ in 0..6 {
+        inv = inv.wrapping_mul(2u64.wrapping_sub(q.wrapping_mul(inv)));
+    }
+    let qneg_inv = inv.wrapping_neg() & ((1 << 52) - 1);
+    let vq = _mm512_set1_epi64(q as i64);
+    let v2q = _mm512_set1_epi64(2 * q as i64);
+    let vqi = _mm512_set1_epi64(qneg_inv as i64);
+    let zero = _mm512_setzero_si512();
+    // (lo + hi·2^52) · 2^-52 mod q, in [0, 2q), for lo + hi·2^52 < q·2^52.
+    let montgomery = |lo: __m512i, hi: __m512i| {
+        let m = _mm512_madd52lo_epu64(zero, lo, vqi);
+        let carry = _mm512_srli_epi64::<52>(_mm512_madd52lo_epu64(lo, m, vq));
+        _mm512_madd52hi_epu64(_mm512_add_epi64(hi, carry), m, vq)
+    };
+    // x mod m for x < 2m (unsigned min picks x − m unless it wrapped).
+    let reduce = |x: __m512i, m: __m512i| _mm512_min_epu64(x, _mm512_sub_epi64(x, m));
+    let (pb, gb) = (PROBE_ROWS * dim * LANES, 2 * dim * LANES);
+    for blk in 0..n / LANES {
+        let p = &probe[blk * pb..(blk + 1) * pb];
+        let g = &chunk[blk * gb..(blk + 1) * gb];
+        // SAFETY (all loads): every offset below is `(row index) · LANES` with the row inside
+        // the `p` / `g` block just sliced, so each 8-word read is in bounds.
+        #[allow(unsafe_code, reason = "unaligned 512-bit loads inside bounds-checked blocks")]
+        let load = |s: &[u64], row: usize| unsafe { _mm512_loadu_si512(s.as_ptr().add(row * LANES).cast()) };
+        let (mut r0, mut rm, mut r2) = (zero, zero, zero);
+        for start in (0..dim).step_by(IFMA_BLOCK) {
+            let (mut l0, mut h0, mut lm, mut hm, mut l2, mut h2) = (zero, zero, zero, zero, zero, zero);
+            for j in start..(start + IFMA_BLOCK).min(dim) {
+                let (a0, a1) = (load(p, 2 * j), load(p, 2 * j + 1));
+                let (b0, b1) = (load(g, 2 * j), load(g, 2 * j + 1));
+                let a2 = reduce(_mm512_add_epi64(a0, a1), vq);
+                let s = reduce(_mm512_add_epi64(b0, b1), vq);
+                l0 = _mm512_madd52lo_epu64(l0, a0, b0);
+                h0 = _mm512_madd52hi_epu64(h0, a0, b0);
+                l2 = _mm512_madd52lo_epu64(l2, a1, b1);
+                h2 = _mm512_madd52hi_epu64(h2, a1, b1);
+                lm = _mm512_madd52lo_epu64(lm, a2, s);
+                hm = _mm512_madd52hi_epu64(hm, a2, s);
+            }
+            r0 = reduce(_mm512_add_epi64(r0, montgomery(l0, h0)), v2q);
+            rm = reduce(_mm512_add_epi64(rm, montgomery(lm, hm)), v2q);
+            r2 = reduce(_mm512_add_epi64(r2, montgomery(l2, h2)), v2q);
+        }
+        let (c0, c2, m) = (reduce(r0, vq), reduce(r2, vq), reduce(rm, vq));
+        // c1 = m − (c0 + c2) mod q: on a wrap, d + q is the small one.
+        let d = _mm512_sub_epi64(m, reduce(_mm512_add_epi64(c0, c2), vq));
+        let c1 = _mm512_min_epu64(d, _mm512_add_epi64(d, vq));
+        for (part, v) in [c0, c1, c2].into_iter().enumerate() {
+            let dst = &mut out[part * n + blk * LANES..part * n + (blk + 1) * LANES];
+            // SAFETY: `dst` is exactly LANES words.
+            #[allow(unsafe_code, reason = "unaligned 512-bit store into an 8-word slice")]
+            unsafe {
+                _mm512_storeu_si512(dst.as_mut_ptr().cast(), v)
+            };
+        }
     }
 }
 
 /// Position of coefficient `k` of row `row` (of `rows` per dimension) of dimension `j` in the
-/// coefficient-major layout of one prime, `[k][j][row]`: the kernel keeps its accumulators in
-/// registers while all dimensions of one coefficient stream past.
+/// layout of one prime, `[k / LANES][j][row][k % LANES]`.
 pub fn blocked_index(dim: usize, rows: usize, j: usize, row: usize, k: usize) -> usize {
-    (k * dim + j) * rows + row
+    ((k / LANES * dim + j) * rows + row) * LANES + k % LANES
 }
 
-/// Writes the probe rows `a0, a1, a0 + a1` of dimension `j` for one prime into the blocked
-/// layout `out` (one prime's part).
-pub fn probe_rows(q: &Modulus, a0: &[u64], a1: &[u64], dim: usize, j: usize, out: &mut [u64]) {
+/// Writes the probe rows `f·a0, f·a1` (f = [`Kernel::probe_factor`]) of dimension `j` for one
+/// prime into the blocked layout `out` (one prime's part).
+pub fn probe_rows(q: &Modulus, factor: u64, a0: &[u64], a1: &[u64], dim: usize, j: usize, out: &mut [u64]) {
+    let shoup = q.shoup(factor);
     for (k, (x, y)) in a0.iter().zip(a1).enumerate() {
-        out[blocked_index(dim, PROBE_ROWS, j, 0, k)] = *x;
-        out[blocked_index(dim, PROBE_ROWS, j, 1, k)] = *y;
-        out[blocked_index(dim, PROBE_ROWS, j, 2, k)] = q.add(*x, *y);
+        out[blocked_index(dim, PROBE_ROWS, j, 0, k)] = q.mul_shoup(*x, factor, shoup);
+        out[blocked_index(dim, PROBE_ROWS, j, 1, k)] = q.mul_shoup(*y, factor, shoup);
     }
 }
 
@@ -106,49 +250,72 @@ pub fn probe_rows(q: &Modulus, a0: &[u64], a1: &[u64], dim: usize, j: usize, out
 mod tests {
     use super::*;
 
-    #[test]
-    fn matches_naive_modular_sum() {
-        let qv = (1u64 << 60) - 93; // any odd modulus below 2^60 works for the kernel
+    fn check(qv: u64, dim: usize, n: usize) {
         let q = Modulus::new(qv).expect("modulus");
-        let (dim, n) = (130, 5);
-        let mut x = 0x1234_5678_9abc_def1u64;
+        let mut x = 0x1234_5678_9abc_def1u64 ^ qv;
         let mut next = || {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
             x % qv
         };
-        let pairs: Vec<u64> = (0..2 * dim * n).map(|_| next()).collect();
-        let chunk: Vec<u64> = (0..2 * dim * n).map(|_| next()).collect();
-        let mut probe = vec![0u64; PROBE_ROWS * dim * n];
+        let mut pairs: Vec<u64> = (0..2 * dim * n).map(|_| next()).collect();
+        let mut chunk: Vec<u64> = (0..2 * dim * n).map(|_| next()).collect();
+        // The extremes: q − 1 everywhere in the first coefficient.
+        for j in 0..2 * dim {
+            pairs[j * n] = qv - 1;
+            chunk[j * n] = qv - 1;
+        }
         let mut blocked = vec![0u64; 2 * dim * n];
         for j in 0..dim {
-            let p = &pairs[2 * j * n..2 * (j + 1) * n];
-            probe_rows(&q, &p[..n], &p[n..], dim, j, &mut probe);
             for k in 0..n {
                 for row in 0..2 {
                     blocked[blocked_index(dim, 2, j, row, k)] = chunk[(2 * j + row) * n + k];
                 }
             }
         }
-        let mut out = vec![0; 3 * n];
-        Accumulator::default().tensor_sum(&q, &probe, &blocked, dim, n, &mut out);
-        // The portable build agrees with whichever build the CPU selected.
-        let mut portable = vec![0; 3 * n];
-        tensor_sum_portable(&q, &probe, &blocked, dim, n, &mut portable);
-        assert_eq!(portable, out);
         let m = |a: u64, b: u64| ((a as u128 * b as u128) % qv as u128) as u64;
         let ad = |a: u64, b: u64| ((a as u128 + b as u128) % qv as u128) as u64;
-        for k in 0..n {
-            let (mut c0, mut c1, mut c2) = (0, 0, 0);
+        let mut kernels = vec![Kernel::Scalar];
+        if Kernel::ifma_available() && qv < 1 << IFMA_MAX_BITS {
+            kernels.push(Kernel::Ifma);
+        }
+        for kernel in kernels {
+            let mut probe = vec![0u64; PROBE_ROWS * dim * n];
             for j in 0..dim {
-                let (a0, a1) = (pairs[2 * j * n + k], pairs[(2 * j + 1) * n + k]);
-                let (b0, b1) = (chunk[2 * j * n + k], chunk[(2 * j + 1) * n + k]);
-                c0 = ad(c0, m(a0, b0));
-                c1 = ad(ad(c1, m(a0, b1)), m(a1, b0));
-                c2 = ad(c2, m(a1, b1));
+                let p = &pairs[2 * j * n..2 * (j + 1) * n];
+                probe_rows(&q, kernel.probe_factor(&q), &p[..n], &p[n..], dim, j, &mut probe);
             }
-            assert_eq!((out[k], out[n + k], out[2 * n + k]), (c0, c1, c2));
+            let mut out = vec![0; 3 * n];
+            kernel.tensor_sum(&q, &probe, &blocked, dim, n, &mut out);
+            if kernel == Kernel::Scalar {
+                // The portable build agrees with whichever scalar build the CPU selected.
+                let mut portable = vec![0; 3 * n];
+                tensor_sum_portable(&q, &probe, &blocked, dim, n, &mut portable);
+                assert_eq!(portable, out);
+            }
+            for k in 0..n {
+                let (mut c0, mut c1, mut c2) = (0, 0, 0);
+                for j in 0..dim {
+                    let (a0, a1) = (pairs[2 * j * n + k], pairs[(2 * j + 1) * n + k]);
+                    let (b0, b1) = (chunk[2 * j * n + k], chunk[(2 * j + 1) * n + k]);
+                    c0 = ad(c0, m(a0, b0));
+                    c1 = ad(ad(c1, m(a0, b1)), m(a1, b0));
+                    c2 = ad(c2, m(a1, b1));
+                }
+                assert_eq!((out[k], out[n + k], out[2 * n + k]), (c0, c1, c2), "{kernel:?} q={qv} dim={dim} k={k}");
+            }
+        }
+    }
+
+    #[test]
+    fn matches_naive_modular_sum() {
+        // Below 2^60 (scalar only), just below 2^48 (both kernels) and small; dimensions
+        // across the reduction blocks of both kernels.
+        for qv in [(1u64 << 60) - 93, (1u64 << 48) - 59, 65_537] {
+            for dim in [1, 15, 16, 17, 33, 130] {
+                check(qv, dim, 16);
+            }
         }
     }
 }

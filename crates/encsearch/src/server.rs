@@ -7,10 +7,9 @@ use std::sync::Arc;
 use fhe::bfv::{BfvParameters, Ciphertext, Multiplicator, RelinearizationKey};
 use fhe_math::rns::ScalingFactor;
 use fhe_math::rq::scaler::Scaler;
-use fhe_math::rq::traits::TryConvertFrom;
-use fhe_math::rq::{Context, Poly, Representation};
+use fhe_math::ntt::NttOperator;
+use fhe_math::rq::Context;
 use fhe_math::zq::primes::generate_prime;
-use ndarray::Array2;
 use num_bigint::BigUint;
 use rayon::prelude::*;
 
@@ -23,11 +22,11 @@ use crate::pack::Layout;
 use crate::quantize::{Metric, Quantizer};
 use crate::rescale::Rescaler;
 use crate::protocol::{ChunkScores, EncryptedChunk, EncryptedProbe, FineQuery, FineResponse, GatheredChunk, Query, Response};
-use crate::score::{blocked_index, probe_rows, Accumulator, PROBE_ROWS};
+use crate::score::{blocked_index, probe_rows, Accumulator, Kernel, IFMA_MAX_BITS, PROBE_ROWS};
 
 /// A gallery chunk in the hot form: both ciphertext polynomials of every dimension, extended
 /// to the multiplication basis `Q ∪ P` and in NTT form, laid out
-/// `[prime][slot][dim][part]` so that the kernel reads it sequentially.
+/// `[prime][slot / 8][dim][part][slot % 8]` so that the kernel reads it sequentially.
 #[derive(Debug, Clone)]
 pub struct HotChunk {
     data: Vec<u64>,
@@ -40,8 +39,8 @@ impl HotChunk {
     }
 }
 
-/// A probe in the hot form (`[prime][slot][dim][a0, a1, a0+a1]`),
-/// prepared once per query.
+/// A probe in the hot form (`[prime][slot / 8][dim][a0, a1][slot % 8]`, times the
+/// kernel's [`Kernel::probe_factor`]), prepared once per query.
 #[derive(Debug, Clone)]
 pub struct HotProbe {
     data: Vec<u64>,
@@ -78,15 +77,18 @@ pub struct ServerContext {
     ext_ctx: Arc<Context>,
     extender: Scaler,
     down: Rescaler,
+    kernel: Kernel,
+    ntt: Arc<[NttOperator]>,
 }
 
 impl ServerContext {
     /// Prepares scoring of templates packed as `dim` rows (see [`crate::Quantizer::rows`]).
     ///
-    /// The extension primes P (60-bit) make `M = Q·P ≥ 4·d·N·Q²`: a coefficient of the sum of
-    /// `d` tensor products of centred lifts is at most `2·d·N·(Q/2)² ≤ M/8` in magnitude, so it
-    /// is exact in `Q ∪ P` before the single `t/Q` scaling, and the 1/8 margin is what
-    /// [`crate::rescale`] relies on.
+    /// The extension primes P make `M = Q·P ≥ 4·d·N·Q²`: a coefficient of the sum of `d`
+    /// tensor products of centred lifts is at most `2·d·N·(Q/2)² ≤ M/8` in magnitude, so it is
+    /// exact in `Q ∪ P` before the single `t/Q` scaling, and the 1/8 margin is what
+    /// [`crate::rescale`] relies on. They are 48-bit when every prime of Q is (so the IFMA
+    /// kernel can run, [`Kernel`]), 60-bit otherwise.
     pub fn new(public: &PublicParams, dim: usize) -> Result<Self> {
         if dim == 0 {
             return Err(Error::InvalidArgument { reason: "dimension 0".into() });
@@ -98,10 +100,11 @@ impl ServerContext {
         let need = (dim as f64).log2() + (n as f64).log2() + 2.0 * log_q + 2.0;
         let mut moduli = public.params.moduli.clone();
         let mut have = log_q;
-        let mut upper = 1u64 << 60;
+        let bits = if moduli.iter().all(|&q| q < 1 << IFMA_MAX_BITS) { IFMA_MAX_BITS as usize } else { 60 };
+        let mut upper = 1u64 << bits;
         while have < need {
-            let p = generate_prime(60, 2 * n as u64, upper)
-                .ok_or_else(|| Error::params("ran out of 60-bit extension primes"))?;
+            let p = generate_prime(bits, 2 * n as u64, upper)
+                .ok_or_else(|| Error::params(format!("ran out of {bits}-bit extension primes")))?;
             upper = p;
             if !moduli.contains(&p) {
                 moduli.push(p);
@@ -120,7 +123,19 @@ impl ServerContext {
             &(q * q),
             public.params.response_modulus(),
         )?;
-        Ok(Self { public: public.clone(), dim, bfv, q_ctx, ext_ctx, extender, down })
+        let kernel = Kernel::select(ext_ctx.moduli());
+        let ntt = ext_ctx
+            .moduli_operators()
+            .iter()
+            .map(|q| NttOperator::new(q, n).ok_or_else(|| Error::params("extension prime without an NTT")))
+            .collect::<Result<Vec<_>>>()?
+            .into();
+        Ok(Self { public: public.clone(), dim, bfv, q_ctx, ext_ctx, extender, down, kernel, ntt })
+    }
+
+    /// The build of the scoring kernel this context runs.
+    pub fn kernel(&self) -> Kernel {
+        self.kernel
     }
 
     /// The public parameters this context serves.
@@ -207,7 +222,8 @@ impl ServerContext {
             let (c0, c1) = (e0.coefficients(), e1.coefficients());
             for (i, q) in self.ext_ctx.moduli_operators().iter().enumerate() {
                 let (r0, r1) = (c0.row(i).to_vec(), c1.row(i).to_vec());
-                probe_rows(q, &r0, &r1, self.dim, j, &mut data[i * pstride..(i + 1) * pstride]);
+                let factor = self.kernel.probe_factor(q);
+                probe_rows(q, factor, &r0, &r1, self.dim, j, &mut data[i * pstride..(i + 1) * pstride]);
             }
         }
         Ok(HotProbe { data })
@@ -223,25 +239,20 @@ impl ServerContext {
         if probe.data.len() != np * pstride || chunk.data.len() != np * stride {
             return Err(Error::InvalidArgument { reason: "hot form of another context".into() });
         }
-        let mut c = [Array2::<u64>::zeros((np, n)), Array2::<u64>::zeros((np, n)), Array2::<u64>::zeros((np, n))];
-        let mut out = vec![0u64; 3 * n];
-        for (i, q) in self.ext_ctx.moduli_operators().iter().enumerate() {
-            acc.tensor_sum(q, &probe.data[i * pstride..][..pstride], &chunk.data[i * stride..][..stride], self.dim, n, &mut out);
-            for (part, ci) in c.iter_mut().enumerate() {
-                for (d, s) in ci.row_mut(i).iter_mut().zip(&out[part * n..(part + 1) * n]) {
-                    *d = *s;
-                }
+        acc.out.resize(3 * n, 0);
+        acc.polys.resize(3 * np * n, 0);
+        // Kernel per prime, then each part's row of that prime to the coefficient domain.
+        for (i, (q, ntt)) in self.ext_ctx.moduli_operators().iter().zip(self.ntt.iter()).enumerate() {
+            self.kernel.tensor_sum(q, &probe.data[i * pstride..][..pstride], &chunk.data[i * stride..][..stride], self.dim, n, &mut acc.out);
+            for part in 0..3 {
+                let row = &mut acc.polys[(part * np + i) * n..][..n];
+                row.copy_from_slice(&acc.out[part * n..][..n]);
+                ntt.backward(row);
             }
         }
         let mut polys: [Vec<u64>; 3] = Default::default();
-        for (arr, dst) in c.into_iter().zip(polys.iter_mut()) {
-            let mut p = Poly::try_convert_from(arr, &self.ext_ctx, true, Representation::Ntt)?;
-            p.change_representation(Representation::PowerBasis);
-            let coeffs = p.coefficients();
-            let rows = coeffs
-                .outer_iter()
-                .map(|r| r.to_slice().ok_or_else(|| Error::params("non-contiguous polynomial rows")))
-                .collect::<Result<Vec<&[u64]>>>()?;
+        for (part, dst) in polys.iter_mut().enumerate() {
+            let rows: Vec<&[u64]> = (0..np).map(|i| &acc.polys[(part * np + i) * n..][..n]).collect();
             let mut out = vec![0u64; n];
             self.down.scale_poly(&rows, &mut out);
             *dst = out;
