@@ -1,4 +1,5 @@
-//! Runs `score_chunk` ITERS times over DISTINCT copies of a chunk: `kernel_loop ITERS [DISTINCT]`.
+//! Runs `score_chunk` ITERS times over DISTINCT copies of a chunk on one thread, then scores
+//! one probe against DISTINCT chunks on all cores: `kernel_loop ITERS [DISTINCT]`.
 use encsearch::{Accumulator, Client, ClientKeys, Preset, ServerContext};
 use rand::{Rng, SeedableRng};
 
@@ -15,12 +16,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let hot = server.prepare_chunks(&chunks)?;
     let distinct: usize = std::env::args().nth(2).map(|s| s.parse()).transpose()?.unwrap_or(1);
     let hot: Vec<_> = (0..distinct).map(|_| hot[0].clone()).collect();
-    let hp = server.prepare_probe(&client.encrypt_probe(&g[0], &mut rng)?)?;
+    let probe = client.encrypt_probe(&g[0], &mut rng)?;
+    let mut hp = server.prepare_probe(&probe)?;
+    let t = std::time::Instant::now();
+    for _ in 0..200 {
+        hp = server.prepare_probe(&probe)?;
+    }
+    println!("{:?} kernel; probe preparation {:.3} ms", server.kernel(), t.elapsed().as_secs_f64() * 5.0);
     let mut acc = Accumulator::default();
     let t = std::time::Instant::now();
     for i in 0..iters {
         std::hint::black_box(server.score_chunk(&hp, &hot[i % distinct], &mut acc)?);
     }
-    println!("{:.3} ms/chunk", t.elapsed().as_secs_f64() * 1e3 / iters as f64);
+    println!("one thread: {:.3} ms/chunk", t.elapsed().as_secs_f64() * 1e3 / iters as f64);
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
+        std::hint::black_box(server.score_probe(&probe, &hot)?);
+        println!("score_probe over {distinct} chunks, all cores: {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
+    }
     Ok(())
 }

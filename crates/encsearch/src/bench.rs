@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::client::Client;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::keys::ClientKeys;
 use crate::params::Preset;
 use crate::server::{HotGallery, ServerContext};
@@ -32,11 +32,14 @@ pub struct BenchConfig {
     pub plain_dim_high: usize,
     /// RNG seed.
     pub seed: u64,
+    /// Times each timed step runs; the report gives the median (first-call effects such as
+    /// page faults and thread-pool start-up are not what a serving system sees).
+    pub repeats: usize,
 }
 
 impl Default for BenchConfig {
     fn default() -> Self {
-        Self { gallery_size: 100_000, dim: 16, preset: Preset::N4096, baseline_size: 100_000, k: 10, plain_dim_high: 512, seed: 1 }
+        Self { gallery_size: 100_000, dim: 16, preset: Preset::N4096, baseline_size: 100_000, k: 10, plain_dim_high: 512, seed: 1, repeats: 3 }
     }
 }
 
@@ -55,6 +58,10 @@ pub struct BenchReport {
     pub ext_primes: usize,
     /// Chunks of N templates.
     pub chunks: usize,
+    /// The scoring kernel that ran (`Ifma` or `Scalar`, see [`crate::Kernel`]).
+    pub kernel: String,
+    /// Repetitions per timed step (times are medians).
+    pub repeats: usize,
     /// Client: quantise + encrypt the whole gallery (all cores).
     pub enroll_s: f64,
     /// Server: at-rest form → hot form for the whole gallery (all cores).
@@ -94,6 +101,20 @@ pub struct BenchReport {
     pub exact: bool,
     /// Our query time / plaintext brute force at `dim`.
     pub slowdown_vs_plain: f64,
+}
+
+/// Runs `f` `repeats` times (at least once); returns the median time and the last result.
+fn median<T>(repeats: usize, mut f: impl FnMut() -> Result<T>) -> Result<(f64, T)> {
+    let mut times = Vec::new();
+    let mut last = None;
+    for _ in 0..repeats.max(1) {
+        let t = Instant::now();
+        last = Some(f()?);
+        times.push(secs(t));
+    }
+    times.sort_by(f64::total_cmp);
+    let out = last.ok_or_else(|| Error::InvalidArgument { reason: "no repetition ran".into() })?;
+    Ok((times[times.len() / 2], out))
 }
 
 fn secs(t: Instant) -> f64 {
@@ -172,32 +193,20 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
     let gallery = HotGallery { chunks: hot, slot_ids, scale: client.quantizer().scale, metric: client.quantizer().metric };
 
     let probe = rows[..dim].to_vec();
-    let t = Instant::now();
-    let query = client.encrypt_query(vec!["probe".into()], &probe, &mut rng)?;
-    let encrypt_s = secs(t);
+    let (encrypt_s, query) = median(cfg.repeats, || client.encrypt_query(vec!["probe".into()], &probe, &mut rng))?;
     let query_bytes = query.to_bytes().len();
-    let t = Instant::now();
-    let resp = server.score(&query, &gallery)?;
-    let score_s = secs(t);
-    let t = Instant::now();
-    let top = client.decrypt_top_k(&resp, cfg.k)?;
-    let decrypt_topk_s = secs(t);
+    let (score_s, resp) = median(cfg.repeats, || server.score(&query, &gallery))?;
+    let (decrypt_topk_s, top) = median(cfg.repeats, || client.decrypt_top_k(&resp, cfg.k))?;
     let exact = check_exact(&client, &rows, &probe, &resp, &top, cfg)?;
 
     // Baseline comparison on the first `baseline_size` templates, same probe, same cores.
     let bchunks = cfg.baseline_size.div_ceil(n).clamp(1, chunks.len());
-    let t = Instant::now();
-    std::hint::black_box(server.score_probe(&query.probes[0], &gallery.chunks[..bchunks])?);
-    let ours_at_baseline_s = secs(t);
+    let (ours_at_baseline_s, _) = median(cfg.repeats, || server.score_probe(&query.probes[0], &gallery.chunks[..bchunks]))?;
     let rk = client.relinearization_key(&mut rng)?;
     let m = server.hers_multiplicator(&rk)?;
-    let t = Instant::now();
-    let hers: Vec<_> = chunks[..bchunks]
-        .par_iter()
-        .map(|c| server.score_chunk_hers(&query.probes[0], c, &m))
-        .collect::<Result<_>>()?;
-    let hers_at_baseline_s = secs(t);
-    std::hint::black_box(hers);
+    let (hers_at_baseline_s, _) = median(cfg.repeats, || {
+        chunks[..bchunks].par_iter().map(|c| server.score_chunk_hers(&query.probes[0], c, &m)).collect::<Result<Vec<_>>>()
+    })?;
 
     let plain_s = plain_search(dim, cfg.gallery_size, cfg.k, &mut rng);
     let plain_high_s = plain_search(cfg.plain_dim_high, cfg.gallery_size, cfg.k, &mut rng);
@@ -209,6 +218,8 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
         log_q: client.keys().public().params.log_q(),
         ext_primes: server.extended_moduli().len(),
         chunks: chunks.len(),
+        kernel: format!("{:?}", server.kernel()),
+        repeats: cfg.repeats.max(1),
         enroll_s,
         prepare_s,
         encrypt_s,
@@ -236,7 +247,10 @@ impl BenchReport {
     pub fn to_table(&self) -> String {
         let mut s = String::new();
         let mut row = |k: &str, v: String| s.push_str(&format!("| {k} | {v} |\n"));
-        row("gallery", format!("{} × {}-D, N = {}, log q = {:.0}, {} chunks, Q∪P = {} primes", self.gallery_size, self.dim, self.degree, self.log_q, self.chunks, self.ext_primes));
+        row("gallery", format!(
+            "{} × {}-D, N = {}, log q = {:.0}, {} chunks, Q∪P = {} primes, {} kernel; times: median of {}",
+            self.gallery_size, self.dim, self.degree, self.log_q, self.chunks, self.ext_primes, self.kernel, self.repeats
+        ));
         row("enrol (client encrypt, all cores)", format!("{:.2} s", self.enroll_s));
         row("server hot-form preparation", format!("{:.2} s", self.prepare_s));
         row("query: encrypt", format!("{:.1} ms", self.encrypt_s * 1e3));

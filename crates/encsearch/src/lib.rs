@@ -9,6 +9,7 @@
 mod bench;
 mod client;
 mod error;
+mod extend;
 mod gallery;
 mod keys;
 mod pack;

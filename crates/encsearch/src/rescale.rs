@@ -11,6 +11,11 @@
 //! into an integer part (used mod q0) and a 64-bit fraction: the fractions' truncation costs
 //! at most `k·2^60·2^-64 < 1/2` in total, so `y` is the exact rounding or off by one — one
 //! unit of noise, far below the `q0 / 2t` decryption margin.
+//!
+//! Where every modulus is below 2^48 and the CPU has AVX-512 IFMA, eight coefficients go at
+//! once through the same steps in 52-bit arithmetic: Shoup products for `u_i`, 52-bit
+//! fractions (truncation at most `k·2^48·2^-52 = k/16 < 1/2` for `k ≤ 7` moduli), and the
+//! integer part reduced mod q0 by a Montgomery step on constants stored times `2^52 mod q0`.
 
 use fhe_math::zq::Modulus;
 use num_bigint::BigUint;
@@ -33,7 +38,29 @@ pub struct Rescaler {
     big_int: u64,
     big_frac: u64,
     q0: Modulus,
+    /// Constants of the IFMA build, where it applies.
+    ifma: Option<IfmaConstants>,
 }
+
+/// The constants of [`Rescaler`] in the 52-bit forms the IFMA build uses.
+#[derive(Debug, Clone)]
+struct IfmaConstants {
+    /// Per modulus: `m_i`, `M_i⁻¹ mod m_i`, its 52-bit Shoup factor, `w_int·2^52 mod q0`,
+    /// the 52-bit fraction of `w_i`.
+    rows: Vec<[u64; 5]>,
+    /// `(q0 − w_int)·2^52 mod q0` (subtracts `v·w`), the 52-bit fraction of `w`.
+    neg_big: u64,
+    big_frac52: u64,
+    /// `2^52 mod q0` (a Montgomery product with it reduces mod q0).
+    r_mod_q0: u64,
+    /// `−q0⁻¹ mod 2^52`.
+    q0_neg_inv: u64,
+}
+
+/// Moduli below this many bits can take the IFMA build.
+const IFMA_BITS: u32 = 48;
+/// At most this many moduli keep the 52-bit fractions' truncation below 1/2.
+const IFMA_MAX_MODULI: usize = 7;
 
 /// `num / den` as (integer part mod q0, 64-bit fraction).
 fn split(num: &BigUint, den: &BigUint, q0: u64) -> Result<(u64, u64)> {
@@ -70,7 +97,25 @@ impl Rescaler {
             ops.push(op);
         }
         let (big_int, big_frac) = split(&(&big_m * num), den, q0)?;
+        let ifma = (moduli.len() <= IFMA_MAX_MODULI && moduli.iter().chain([&q0]).all(|&m| m < 1 << IFMA_BITS)).then(|| {
+            let r = ((1u128 << 52) % q0 as u128) as u64;
+            let mont = |x: u64| ((x as u128 * r as u128) % q0 as u128) as u64;
+            let rows = moduli
+                .iter()
+                .zip(&inv)
+                .zip(w_int.iter().zip(&w_frac))
+                .map(|((&m, &(i, _)), (&wi, &wf))| [m, i, (((i as u128) << 52) / m as u128) as u64, mont(wi), wf >> 12])
+                .collect();
+            IfmaConstants {
+                rows,
+                neg_big: mont((q0 - big_int) % q0),
+                big_frac52: big_frac >> 12,
+                r_mod_q0: r,
+                q0_neg_inv: neg_inv_52(q0),
+            }
+        });
         Ok(Self {
+            ifma,
             recip: moduli.iter().map(|&m| 1.0 / m as f64).collect(),
             moduli: ops,
             inv,
@@ -84,7 +129,30 @@ impl Rescaler {
 
     /// Scales every coefficient of a polynomial given as its residue rows (`rows[i][k] < m_i`).
     pub fn scale_poly(&self, rows: &[&[u64]], out: &mut [u64]) {
-        for (k, o) in out.iter_mut().enumerate() {
+        assert_eq!(rows.len(), self.moduli.len(), "rows of another basis");
+        assert!(rows.iter().all(|r| r.len() >= out.len()), "rows shorter than the output");
+        let mut done = 0;
+        #[cfg(target_arch = "x86_64")]
+        if let Some(c) = &self.ifma {
+            if std::is_x86_feature_detected!("avx512f")
+                && std::is_x86_feature_detected!("avx512ifma")
+                && std::is_x86_feature_detected!("avx512dq")
+            {
+                done = out.len() / 8 * 8;
+                // SAFETY: the features were detected just above; the kernel reads and writes
+                // `done` coefficients, within every row and `out` (asserted at the top).
+                #[allow(unsafe_code, reason = "AVX-512 IFMA intrinsics after detecting the features")]
+                unsafe {
+                    scale_ifma(c, *self.q0, rows, &mut out[..done])
+                };
+            }
+        }
+        self.scale_scalar(rows, out, done);
+    }
+
+    /// The portable path, from coefficient `from` on.
+    fn scale_scalar(&self, rows: &[&[u64]], out: &mut [u64], from: usize) {
+        for (k, o) in out.iter_mut().enumerate().skip(from) {
             let (mut est, mut int, mut frac) = (0f64, 0u128, 0u128);
             for (i, row) in rows.iter().enumerate() {
                 let (inv, inv_shoup) = self.inv[i];
@@ -115,22 +183,90 @@ impl Rescaler {
     }
 }
 
+/// `−q⁻¹ mod 2^52` for odd q (Newton's iteration doubles the correct low bits each step).
+pub(crate) fn neg_inv_52(q: u64) -> u64 {
+    let mut inv = q; // correct to 3 bits for odd q
+    for _ in 0..6 {
+        inv = inv.wrapping_mul(2u64.wrapping_sub(q.wrapping_mul(inv)));
+    }
+    inv.wrapping_neg() & ((1 << 52) - 1)
+}
+
+/// The IFMA build of [`Rescaler::scale_poly`] over `out.len()` (a multiple of 8) coefficients.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq,avx512ifma")]
+fn scale_ifma(c: &IfmaConstants, q0: u64, rows: &[&[u64]], out: &mut [u64]) {
+    use std::arch::x86_64::*;
+    let zero = _mm512_setzero_si512();
+    let mask = _mm512_set1_epi64((1 << 52) - 1);
+    let vq0 = _mm512_set1_epi64(q0 as i64);
+    let vqi = _mm512_set1_epi64(c.q0_neg_inv as i64);
+    let reduce = |x: __m512i, m: __m512i| _mm512_min_epu64(x, _mm512_sub_epi64(x, m));
+    // (lo + hi·2^52)·2^-52 mod q0, in [0, 2·q0 + hi) — see the kernel in score.rs.
+    let montgomery = |lo: __m512i, hi: __m512i| {
+        let m = _mm512_madd52lo_epu64(zero, lo, vqi);
+        let carry = _mm512_srli_epi64::<52>(_mm512_madd52lo_epu64(lo, m, vq0));
+        _mm512_madd52hi_epu64(_mm512_add_epi64(hi, carry), m, vq0)
+    };
+    let consts: Vec<[__m512i; 5]> = c.rows.iter().map(|r| r.map(|x| _mm512_set1_epi64(x as i64))).collect();
+    let recips: Vec<__m512d> = c.rows.iter().map(|r| _mm512_set1_pd(1.0 / r[0] as f64)).collect();
+    let (neg_big, big_frac) = (_mm512_set1_epi64(c.neg_big as i64), _mm512_set1_epi64(c.big_frac52 as i64));
+    let r_mod_q0 = _mm512_set1_epi64(c.r_mod_q0 as i64);
+    // Round half up, plus a bias of 8 that keeps the fraction sum non-negative (removed at the end).
+    let bias = _mm512_set1_epi64((1 << 51) + (8 << 52));
+    let eight = _mm512_set1_epi64(8);
+    for (b, dst) in out.chunks_exact_mut(8).enumerate() {
+        let (mut int_lo, mut int_hi, mut frac_lo, mut frac_hi) = (zero, zero, zero, zero);
+        let mut est = _mm512_setzero_pd();
+        for ((row, k), recip) in rows.iter().zip(&consts).zip(&recips) {
+            let [m, inv, inv_shoup, w_int, w_frac] = *k;
+            // SAFETY: `row` holds at least `out.len()` words (asserted by the caller).
+            #[allow(unsafe_code, reason = "unaligned 512-bit load inside the asserted row length")]
+            let r = unsafe { _mm512_loadu_si512(row.as_ptr().add(8 * b).cast()) };
+            let qe = _mm512_madd52hi_epu64(zero, r, inv_shoup);
+            let u = _mm512_and_si512(
+                _mm512_sub_epi64(_mm512_madd52lo_epu64(zero, r, inv), _mm512_madd52lo_epu64(zero, qe, m)),
+                mask,
+            );
+            let u = reduce(u, m);
+            est = _mm512_fmadd_pd(_mm512_cvtepu64_pd(u), *recip, est);
+            int_lo = _mm512_madd52lo_epu64(int_lo, u, w_int);
+            int_hi = _mm512_madd52hi_epu64(int_hi, u, w_int);
+            frac_lo = _mm512_madd52lo_epu64(frac_lo, u, w_frac);
+            frac_hi = _mm512_madd52hi_epu64(frac_hi, u, w_frac);
+        }
+        // v = round(Σ u_i / m_i): the multiple of M to subtract.
+        let v = _mm512_cvttpd_epu64(_mm512_add_pd(est, _mm512_set1_pd(0.5)));
+        int_lo = _mm512_madd52lo_epu64(int_lo, v, neg_big);
+        int_hi = _mm512_madd52hi_epu64(int_hi, v, neg_big);
+        let x = _mm512_sub_epi64(_mm512_add_epi64(frac_lo, bias), _mm512_mullo_epi64(v, big_frac));
+        let carry = _mm512_add_epi64(frac_hi, _mm512_srli_epi64::<52>(x));
+        // Below 2·q0 + 2^51 < 2^52: one Montgomery product with 2^52 mod q0 reduces it.
+        let y = _mm512_add_epi64(montgomery(int_lo, int_hi), carry);
+        let y = reduce(montgomery(_mm512_madd52lo_epu64(zero, y, r_mod_q0), _mm512_madd52hi_epu64(zero, y, r_mod_q0)), vq0);
+        // Remove the bias of 8 (mod q0: on a wrap, d + q0 is the small one).
+        let d = _mm512_sub_epi64(y, eight);
+        let y = _mm512_min_epu64(d, _mm512_add_epi64(d, vq0));
+        // SAFETY: `dst` is exactly 8 words.
+        #[allow(unsafe_code, reason = "unaligned 512-bit store into an 8-word slice")]
+        unsafe {
+            _mm512_storeu_si512(dst.as_mut_ptr().cast(), y)
+        };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Checks against exact big-integer arithmetic on centred values |c| ≤ M/8.
-    #[test]
-    fn matches_exact_rounding_up_to_one() {
-        use fhe_math::zq::primes::generate_prime;
-        let m0 = generate_prime(60, 8192, 1 << 60).expect("prime");
-        let m1 = generate_prime(60, 8192, m0).expect("prime");
-        let m2 = generate_prime(50, 8192, 1 << 50).expect("prime");
-        let q0 = generate_prime(40, 8192, 1 << 40).expect("prime");
-        let moduli = [m2, m1, m0];
+    /// Checks against exact big-integer arithmetic on centred values |c| ≤ M/8, for the basis
+    /// `moduli` whose first `q_count` primes are Q.
+    fn check(moduli: &[u64], q_count: usize, q0: u64) {
         let big_m: BigUint = moduli.iter().map(|&m| BigUint::from(m)).product();
-        let (num, den) = (BigUint::from(786_433u64) * q0, BigUint::from(m2) * m2);
-        let rs = Rescaler::new(&moduli, &num, &den, q0).expect("rescaler");
+        let big_q: BigUint = moduli[..q_count].iter().map(|&m| BigUint::from(m)).product();
+        let (num, den) = (BigUint::from(786_433u64) * q0, &big_q * &big_q);
+        let rs = Rescaler::new(moduli, &num, &den, q0).expect("rescaler");
+        assert_eq!(rs.ifma.is_some(), moduli.iter().all(|&m| m < 1 << IFMA_BITS));
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
         let mut next = || {
             x ^= x << 13;
@@ -139,27 +275,56 @@ mod tests {
             x
         };
         let eighth = &big_m >> 3u32;
-        for case in 0..2000 {
-            // A random magnitude below M/8, either sign, plus the extremes.
-            let mag = match case {
-                0 => BigUint::ZERO,
-                1 | 2 => eighth.clone(),
-                _ => (BigUint::from(next()) << 128u32 | BigUint::from(next()) << 64u32 | BigUint::from(next())) % &eighth,
-            };
-            let negative = case % 2 == 0;
-            let c = if negative { &big_m - &mag } else { mag.clone() } % &big_m;
-            let residues: Vec<u64> = moduli.iter().map(|&m| (&c % m).to_u64().expect("u64")).collect();
-            let rows: Vec<[u64; 1]> = residues.iter().map(|&r| [r]).collect();
-            let rows: Vec<&[u64]> = rows.iter().map(|r| &r[..]).collect();
-            let mut out = [0u64];
-            rs.scale_poly(&rows, &mut out);
-            let got = out[0];
+        // A random magnitude below M/8, either sign, plus the extremes; 2003 coefficients so
+        // that both the 8-wide and the scalar tail run.
+        let cases: Vec<(BigUint, bool)> = (0..2003)
+            .map(|case| {
+                let mag = match case {
+                    0 => BigUint::ZERO,
+                    1 | 2 => eighth.clone(),
+                    _ => (BigUint::from(next()) << 128u32 | BigUint::from(next()) << 64u32 | BigUint::from(next())) % &eighth,
+                };
+                (mag, case % 2 == 0)
+            })
+            .collect();
+        let rows: Vec<Vec<u64>> = moduli
+            .iter()
+            .map(|&m| {
+                cases
+                    .iter()
+                    .map(|(mag, negative)| {
+                        let c = if *negative { &big_m - mag } else { mag.clone() } % &big_m;
+                        (&c % m).to_u64().expect("u64")
+                    })
+                    .collect()
+            })
+            .collect();
+        let row_refs: Vec<&[u64]> = rows.iter().map(|r| &r[..]).collect();
+        let mut out = vec![0u64; cases.len()];
+        rs.scale_poly(&row_refs, &mut out);
+        for (case, ((mag, negative), got)) in cases.iter().zip(out).enumerate() {
             // round(±mag · num / den) mod q0, exactly.
-            let t = (&mag * &num * 2u32 + &den) / (&den * 2u32);
+            let t = (mag * &num * 2u32 + &den) / (&den * 2u32);
             let t = (t % q0).to_u64().expect("u64");
-            let want = if negative { (q0 - t) % q0 } else { t };
+            let want = if *negative { (q0 - t) % q0 } else { t };
             let diff = (got + q0 - want) % q0;
             assert!(diff <= 1 || diff == q0 - 1, "case {case}: got {got}, want {want}");
         }
+    }
+
+    #[test]
+    fn matches_exact_rounding_up_to_one() {
+        use fhe_math::zq::primes::generate_prime;
+        // 60-bit primes: the portable path.
+        let m0 = generate_prime(60, 8192, 1 << 60).expect("prime");
+        let m1 = generate_prime(60, 8192, m0).expect("prime");
+        let m2 = generate_prime(50, 8192, 1 << 50).expect("prime");
+        let q0 = generate_prime(40, 8192, 1 << 40).expect("prime");
+        check(&[m2, m1, m0], 1, q0);
+        // The N4096 preset's shape, every prime below 2^48: the IFMA path where the CPU has it.
+        let q1 = generate_prime(37, 8192, 1 << 37).expect("prime");
+        let p0 = generate_prime(48, 8192, 1 << 48).expect("prime");
+        let p1 = generate_prime(48, 8192, p0).expect("prime");
+        check(&[q0, q1, p0, p1], 2, q0);
     }
 }

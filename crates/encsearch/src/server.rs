@@ -5,10 +5,8 @@
 use std::sync::Arc;
 
 use fhe::bfv::{BfvParameters, Ciphertext, Multiplicator, RelinearizationKey};
-use fhe_math::rns::ScalingFactor;
-use fhe_math::rq::scaler::Scaler;
 use fhe_math::ntt::NttOperator;
-use fhe_math::rq::Context;
+use fhe_math::rq::{Context, Representation};
 use fhe_math::zq::primes::generate_prime;
 use num_bigint::BigUint;
 use rayon::prelude::*;
@@ -16,6 +14,7 @@ use rayon::prelude::*;
 use std::collections::{BTreeMap, HashMap};
 
 use crate::error::{Error, Result};
+use crate::extend::Extender;
 use crate::gallery::Gallery;
 use crate::keys::{KeyId, PublicParams};
 use crate::pack::Layout;
@@ -75,7 +74,7 @@ pub struct ServerContext {
     bfv: Arc<BfvParameters>,
     q_ctx: Arc<Context>,
     ext_ctx: Arc<Context>,
-    extender: Scaler,
+    extender: Extender,
     down: Rescaler,
     kernel: Kernel,
     ntt: Arc<[NttOperator]>,
@@ -112,7 +111,8 @@ impl ServerContext {
             }
         }
         let ext_ctx = Context::new_arc(&moduli, n)?;
-        let extender = Scaler::new(&q_ctx, &ext_ctx, ScalingFactor::one())?;
+        let q_len = public.params.moduli.len();
+        let extender = Extender::new(&moduli[..q_len], &moduli[q_len..], n)?;
         // One rounding from Q∪P straight to the response modulus q0: the BFV `t/Q` down-scaling
         // and the modulus switch `q0/Q` combined into the factor `t·q0 / Q²`.
         let resp_ctx = bfv.context_at_level(bfv.max_level())?.clone();
@@ -163,27 +163,35 @@ impl ServerContext {
         self.dim * 2 * self.ext_ctx.moduli().len() * 8
     }
 
+    /// The NTT-form rows mod Q of a top-level, 2-part ciphertext.
+    fn q_rows<'a>(&self, ct: &'a Ciphertext, part: usize) -> Result<Vec<&'a [u64]>> {
+        if ct.len() != 2 || ct[0].ctx() != &self.q_ctx || *ct[part].representation() != Representation::Ntt {
+            return Err(Error::malformed("ciphertext", "expected 2 parts at the top level, in NTT form"));
+        }
+        ct[part]
+            .coefficients()
+            .into_outer_iter()
+            .map(|r| r.to_slice().ok_or_else(|| Error::params("non-contiguous polynomial rows")))
+            .collect()
+    }
+
     fn to_hot(&self, cts: &[Ciphertext]) -> Result<Vec<u64>> {
         if cts.len() != self.dim {
             return Err(Error::DimensionMismatch { expected: self.dim, actual: cts.len() });
         }
         let n = self.public.params.degree;
         let np = self.ext_ctx.moduli().len();
-        let mut data = vec![0u64; np * self.dim * 2 * n];
+        let stride = self.dim * 2 * n;
+        let mut data = vec![0u64; np * stride];
+        let mut scratch = Vec::new();
         for (j, ct) in cts.iter().enumerate() {
-            if ct.len() != 2 || ct[0].ctx() != &self.q_ctx {
-                return Err(Error::malformed("ciphertext", "expected 2 parts at the top level"));
-            }
             for part in 0..2 {
-                let e = ct[part].scale(&self.extender)?;
-                let coeffs = e.coefficients();
-                let stride = self.dim * 2 * n;
-                for (i, row) in coeffs.outer_iter().enumerate() {
+                self.extender.extend(&self.q_rows(ct, part)?, &mut scratch, |i, row| {
                     let dst = &mut data[i * stride..(i + 1) * stride];
                     for (k, s) in row.iter().enumerate() {
                         dst[blocked_index(self.dim, 2, j, part, k)] = *s;
                     }
-                }
+                })?;
             }
         }
         Ok(data)
@@ -208,22 +216,22 @@ impl ServerContext {
         let pstride = self.dim * PROBE_ROWS * n;
         let mut data = vec![0u64; self.ext_ctx.moduli().len() * pstride];
         // Basis extension of every dimension on all cores (the costly part), then the layout.
-        let extended = probe
+        let parts = probe
             .cts
             .par_iter()
             .map(|ct| {
-                if ct.len() != 2 || ct[0].ctx() != &self.q_ctx {
-                    return Err(Error::malformed("ciphertext", "expected 2 parts at the top level"));
+                let mut rows = vec![vec![0u64; n]; 2 * self.ext_ctx.moduli().len()];
+                let mut scratch = Vec::new();
+                for part in 0..2 {
+                    self.extender.extend(&self.q_rows(ct, part)?, &mut scratch, |i, row| rows[2 * i + part].copy_from_slice(row))?;
                 }
-                Ok((ct[0].scale(&self.extender)?, ct[1].scale(&self.extender)?))
+                Ok(rows)
             })
             .collect::<Result<Vec<_>>>()?;
-        for (j, (e0, e1)) in extended.iter().enumerate() {
-            let (c0, c1) = (e0.coefficients(), e1.coefficients());
+        for (j, rows) in parts.iter().enumerate() {
             for (i, q) in self.ext_ctx.moduli_operators().iter().enumerate() {
-                let (r0, r1) = (c0.row(i).to_vec(), c1.row(i).to_vec());
                 let factor = self.kernel.probe_factor(q);
-                probe_rows(q, factor, &r0, &r1, self.dim, j, &mut data[i * pstride..(i + 1) * pstride]);
+                probe_rows(q, factor, &rows[2 * i], &rows[2 * i + 1], self.dim, j, &mut data[i * pstride..(i + 1) * pstride]);
             }
         }
         Ok(HotProbe { data })

@@ -27,6 +27,9 @@ enum What {
         /// Parameter preset (n4096, n8192).
         #[arg(long, default_value = "n4096")]
         preset: String,
+        /// Times each step runs; the table gives the median.
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
         /// Also print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -36,12 +39,13 @@ enum What {
 /// Runs the benchmark and prints a table.
 pub fn run(a: Args) -> anyhow::Result<()> {
     match a.what {
-        What::Search { gallery_size, dim, baseline_size, preset, json } => {
+        What::Search { gallery_size, dim, baseline_size, preset, repeats, json } => {
             let cfg = BenchConfig {
                 gallery_size,
                 dim,
                 baseline_size,
                 preset: Preset::from_name(&preset)?,
+                repeats,
                 ..Default::default()
             };
             let r = encsearch::run_bench(&cfg)?;

@@ -1,0 +1,173 @@
+//! Exact basis extension of ciphertext polynomials from `Q` to `Q ∪ P` (the centred lift),
+//! the step that brings a stored chunk or a probe to the hot form.
+//!
+//! For each coefficient with residues `r_i` mod the primes `q_i` of Q, Garner's mixed-radix
+//! digits `v_i` give `x = v_0 + v_1·q_0 + v_2·q_0·q_1 + …` in `[0, Q)`; the centred lift is
+//! `x` or `x − Q` (when `x > ⌊Q/2⌋`, compared digit by digit), and its residue mod each `p` of
+//! P is `Σ v_i·(q_0⋯q_{i−1} mod p)` minus `Q mod p` if lifted down. Only P needs transforms:
+//! the Q rows stay in NTT form as stored, so a polynomial costs |Q| inverse and |P| forward
+//! NTTs. fhe-math's general scaler (which also handles non-unit factors) does the same lift
+//! with multi-word arithmetic and transforms every row; this is several times cheaper, and a
+//! test checks it against fhe-math's, row for row.
+
+use fhe_math::ntt::NttOperator;
+use fhe_math::zq::Modulus;
+
+use crate::error::{Error, Result};
+
+/// Precomputed constants of the extension for one (Q, P, N).
+#[derive(Debug, Clone)]
+pub struct Extender {
+    n: usize,
+    q: Vec<Modulus>,
+    p: Vec<Modulus>,
+    q_ntt: Vec<NttOperator>,
+    p_ntt: Vec<NttOperator>,
+    /// `garner[i][j] = q_j⁻¹ mod q_i` (j < i), with Shoup factors.
+    garner: Vec<Vec<(u64, u64)>>,
+    /// `radix[p][i] = q_0⋯q_{i−1} mod p`, with Shoup factors.
+    radix: Vec<Vec<(u64, u64)>>,
+    /// `Q mod p`.
+    q_mod_p: Vec<u64>,
+    /// Mixed-radix digits of `⌊Q/2⌋`, most significant first.
+    half: Vec<u64>,
+}
+
+impl Extender {
+    /// Constants for the primes `q` of Q, `p` of P and ring degree `n`.
+    pub fn new(q: &[u64], p: &[u64], n: usize) -> Result<Self> {
+        if q.is_empty() {
+            return Err(Error::params("basis extension from an empty basis"));
+        }
+        let ops = |m: &[u64]| m.iter().map(|&x| Modulus::new(x).map_err(Error::from)).collect::<Result<Vec<_>>>();
+        let ntts = |m: &[Modulus]| {
+            m.iter()
+                .map(|x| NttOperator::new(x, n).ok_or_else(|| Error::params(format!("{} has no NTT of size {n}", **x))))
+                .collect::<Result<Vec<_>>>()
+        };
+        let (qm, pm) = (ops(q)?, ops(p)?);
+        let inv = |m: &Modulus, x: u64| {
+            m.inv(m.reduce(x)).ok_or_else(|| Error::params("basis primes are not coprime")).map(|i| (i, m.shoup(i)))
+        };
+        let garner = qm
+            .iter()
+            .enumerate()
+            .map(|(i, qi)| q[..i].iter().map(|&qj| inv(qi, qj)).collect::<Result<Vec<_>>>())
+            .collect::<Result<Vec<_>>>()?;
+        let radix = pm
+            .iter()
+            .map(|pj| {
+                let mut acc = 1u64;
+                q.iter()
+                    .map(|&qi| {
+                        let r = (acc, pj.shoup(acc));
+                        acc = pj.mul(acc, pj.reduce(qi));
+                        r
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let q_mod_p = pm.iter().map(|pj| q.iter().fold(1u64, |acc, &qi| pj.mul(acc, pj.reduce(qi)))).collect();
+        // Digits of ⌊Q/2⌋: Q = Π q_i has digits (q_0, …) = (0, …, 0, 1) shifted; with all q_i
+        // odd, ⌊Q/2⌋ has digit i equal to (q_i − 1)/2 — a standard mixed-radix identity:
+        // Σ_i (q_i − 1)/2 · Π_{j<i} q_j = (Q − 1)/2.
+        let half = q.iter().rev().map(|&qi| (qi - 1) / 2).collect();
+        Ok(Self { n, q_ntt: ntts(&qm)?, p_ntt: ntts(&pm)?, q: qm, p: pm, garner, radix, q_mod_p, half })
+    }
+
+    /// Extends one polynomial given by its NTT-form rows mod Q (`rows[i]`, n values each) and
+    /// writes all `|Q| + |P|` NTT-form rows, Q's primes first, through `write(row_index, values)`.
+    /// `scratch` is reused between calls.
+    pub fn extend(&self, rows: &[&[u64]], scratch: &mut Vec<u64>, mut write: impl FnMut(usize, &[u64])) -> Result<()> {
+        let (k, n) = (self.q.len(), self.n);
+        if rows.len() != k || rows.iter().any(|r| r.len() != n) {
+            return Err(Error::malformed("ciphertext", "polynomial of another basis or degree"));
+        }
+        for (i, r) in rows.iter().enumerate() {
+            write(i, r);
+        }
+        // Coefficients mod Q, then the mixed-radix digits in place, then each P row.
+        scratch.clear();
+        scratch.resize((k + 1) * n, 0);
+        let (digits, prow) = scratch.split_at_mut(k * n);
+        for (i, r) in rows.iter().enumerate() {
+            let d = &mut digits[i * n..(i + 1) * n];
+            d.copy_from_slice(r);
+            self.q_ntt[i].backward(d);
+        }
+        for c in 0..n {
+            for i in 1..k {
+                let qi = &self.q[i];
+                let mut t = digits[i * n + c];
+                for (j, &(inv, inv_s)) in self.garner[i].iter().enumerate() {
+                    t = qi.mul_shoup(qi.sub(t, qi.reduce(digits[j * n + c])), inv, inv_s);
+                }
+                digits[i * n + c] = t;
+            }
+        }
+        for (pi, (pm, ntt)) in self.p.iter().zip(&self.p_ntt).enumerate() {
+            let q_mod = self.q_mod_p[pi];
+            for (c, out) in prow.iter_mut().enumerate() {
+                let mut acc = 0u64;
+                // x > ⌊Q/2⌋ ⇔ its digits, most significant first, exceed those of ⌊Q/2⌋.
+                let mut above = None;
+                for i in (0..k).rev() {
+                    let v = digits[i * n + c];
+                    if above.is_none() && v != self.half[k - 1 - i] {
+                        above = Some(v > self.half[k - 1 - i]);
+                    }
+                    let (r, r_s) = self.radix[pi][i];
+                    acc = pm.add(acc, pm.mul_shoup(pm.reduce(v), r, r_s));
+                }
+                *out = if above == Some(true) { pm.sub(acc, q_mod) } else { acc };
+            }
+            ntt.forward(prow);
+            write(k + pi, prow);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fhe_math::rns::ScalingFactor;
+    use fhe_math::rq::scaler::Scaler;
+    use fhe_math::rq::{Context, Poly, Representation};
+    use fhe_math::zq::primes::generate_prime;
+
+    /// Equal to fhe-math's scaler with factor one (the centred lift), row for row, for the
+    /// bases the presets use and a three-prime Q.
+    #[test]
+    fn matches_fhe_math_scaler() {
+        let n = 1024;
+        let two_n = 2 * n as u64;
+        let prime = |bits: usize, below: u64| generate_prime(bits, two_n, below).expect("prime");
+        let q0 = prime(40, 1 << 40);
+        let cases = [
+            (vec![q0, prime(37, 1 << 37)], vec![prime(48, 1 << 48), prime(48, prime(48, 1 << 48))]),
+            (vec![prime(51, 1 << 51), prime(60, 1 << 60)], vec![prime(60, prime(60, 1 << 60)), prime(59, 1 << 59)]),
+            (vec![q0, prime(30, 1 << 30), prime(35, 1 << 35)], vec![prime(48, 1 << 48)]),
+        ];
+        let mut rng = rand::rng();
+        for (q, p) in cases {
+            let q_ctx = Context::new_arc(&q, n).expect("ctx");
+            let all: Vec<u64> = q.iter().chain(&p).copied().collect();
+            let ext_ctx = Context::new_arc(&all, n).expect("ctx");
+            let scaler = Scaler::new(&q_ctx, &ext_ctx, ScalingFactor::one()).expect("scaler");
+            let ext = Extender::new(&q, &p, n).expect("extender");
+            for _ in 0..3 {
+                let poly = Poly::random(&q_ctx, Representation::Ntt, &mut rng);
+                let want = poly.scale(&scaler).expect("scale");
+                assert_eq!(*want.representation(), Representation::Ntt);
+                let coeffs = poly.coefficients();
+                let rows: Vec<&[u64]> = coeffs.outer_iter().map(|r| r.to_slice().expect("contiguous")).collect();
+                let mut got = vec![vec![0u64; n]; all.len()];
+                ext.extend(&rows, &mut Vec::new(), |i, r| got[i].copy_from_slice(r)).expect("extend");
+                for (i, row) in want.coefficients().outer_iter().enumerate() {
+                    assert_eq!(row.to_vec(), got[i], "basis {q:?} ∪ {p:?}, row {i}");
+                }
+            }
+        }
+    }
+}
