@@ -133,19 +133,18 @@ impl Rescaler {
         assert!(rows.iter().all(|r| r.len() >= out.len()), "rows shorter than the output");
         let mut done = 0;
         #[cfg(target_arch = "x86_64")]
-        if let Some(c) = &self.ifma {
-            if std::is_x86_feature_detected!("avx512f")
-                && std::is_x86_feature_detected!("avx512ifma")
-                && std::is_x86_feature_detected!("avx512dq")
-            {
-                done = out.len() / 8 * 8;
-                // SAFETY: the features were detected just above; the kernel reads and writes
-                // `done` coefficients, within every row and `out` (asserted at the top).
-                #[allow(unsafe_code, reason = "AVX-512 IFMA intrinsics after detecting the features")]
-                unsafe {
-                    scale_ifma(c, *self.q0, rows, &mut out[..done])
-                };
-            }
+        if let Some(c) = &self.ifma
+            && std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512ifma")
+            && std::is_x86_feature_detected!("avx512dq")
+        {
+            done = out.len() / 8 * 8;
+            // SAFETY: the features were detected just above; the kernel reads and writes
+            // `done` coefficients, within every row and `out` (asserted at the top).
+            #[allow(unsafe_code, reason = "AVX-512 IFMA intrinsics after detecting the features")]
+            unsafe {
+                scale_ifma(c, *self.q0, rows, &mut out[..done])
+            };
         }
         self.scale_scalar(rows, out, done);
     }
