@@ -10,10 +10,10 @@
 //! with multi-word arithmetic and transforms every row; this is several times cheaper, and a
 //! test checks it against fhe-math's, row for row.
 
-use fhe_math::ntt::NttOperator;
 use fhe_math::zq::Modulus;
 
 use crate::error::{Error, Result};
+use crate::ntt::Ntt;
 
 /// Precomputed constants of the extension for one (Q, P, N).
 #[derive(Debug, Clone)]
@@ -21,8 +21,8 @@ pub struct Extender {
     n: usize,
     q: Vec<Modulus>,
     p: Vec<Modulus>,
-    q_ntt: Vec<NttOperator>,
-    p_ntt: Vec<NttOperator>,
+    q_ntt: Vec<Ntt>,
+    p_ntt: Vec<Ntt>,
     /// `garner[i][j] = q_j⁻¹ mod q_i` (j < i), with Shoup factors.
     garner: Vec<Vec<(u64, u64)>>,
     /// `radix[p][i] = q_0⋯q_{i−1} mod p`, with Shoup factors.
@@ -40,11 +40,7 @@ impl Extender {
             return Err(Error::params("basis extension from an empty basis"));
         }
         let ops = |m: &[u64]| m.iter().map(|&x| Modulus::new(x).map_err(Error::from)).collect::<Result<Vec<_>>>();
-        let ntts = |m: &[Modulus]| {
-            m.iter()
-                .map(|x| NttOperator::new(x, n).ok_or_else(|| Error::params(format!("{} has no NTT of size {n}", **x))))
-                .collect::<Result<Vec<_>>>()
-        };
+        let ntts = |m: &[Modulus]| m.iter().map(|x| Ntt::new(x, n)).collect::<Result<Vec<_>>>();
         let (qm, pm) = (ops(q)?, ops(p)?);
         let inv = |m: &Modulus, x: u64| {
             m.inv(m.reduce(x)).ok_or_else(|| Error::params("basis primes are not coprime")).map(|i| (i, m.shoup(i)))

@@ -72,17 +72,18 @@ fn split(num: &BigUint, den: &BigUint, q0: u64) -> Result<(u64, u64)> {
 
 impl Rescaler {
     /// Constants for the basis `moduli` (all below 2^60), the factor `num / den` and the
-    /// output modulus `q0`.
-    pub fn new(moduli: &[u64], num: &BigUint, den: &BigUint, q0: u64) -> Result<Self> {
-        if moduli.is_empty() || moduli.len() > 8 {
-            return Err(Error::params(format!("rescaling supports 1..=8 moduli, not {}", moduli.len())));
+    /// output modulus `q0`. Residue `i` arrives divided by `factors[i]` (mod `m_i`; the IFMA
+    /// kernel's Montgomery factor), which the constants multiply back.
+    pub fn new(moduli: &[u64], factors: &[u64], num: &BigUint, den: &BigUint, q0: u64) -> Result<Self> {
+        if moduli.is_empty() || moduli.len() > 8 || factors.len() != moduli.len() {
+            return Err(Error::params(format!("rescaling supports 1..=8 moduli with a factor each, not {}", moduli.len())));
         }
         let big_m: BigUint = moduli.iter().map(|&m| BigUint::from(m)).product();
         let q0m = Modulus::new(q0)?;
         let mut inv = Vec::with_capacity(moduli.len());
         let (mut w_int, mut w_frac) = (Vec::new(), Vec::new());
         let mut ops = Vec::with_capacity(moduli.len());
-        for &m in moduli {
+        for (&m, &f) in moduli.iter().zip(factors) {
             if m >= 1 << 60 {
                 return Err(Error::params("rescale moduli must be below 2^60"));
             }
@@ -90,6 +91,7 @@ impl Rescaler {
             let mi = &big_m / m;
             let r = (&mi % m).to_u64().ok_or_else(|| Error::params("rescale residue"))?;
             let i = op.inv(r).ok_or_else(|| Error::params("basis moduli are not coprime"))?;
+            let i = op.mul(i, op.reduce(f));
             inv.push((i, op.shoup(i)));
             let (a, b) = split(&(&mi * num), den, q0)?;
             w_int.push(a);
@@ -264,7 +266,9 @@ mod tests {
         let big_m: BigUint = moduli.iter().map(|&m| BigUint::from(m)).product();
         let big_q: BigUint = moduli[..q_count].iter().map(|&m| BigUint::from(m)).product();
         let (num, den) = (BigUint::from(786_433u64) * q0, &big_q * &big_q);
-        let rs = Rescaler::new(moduli, &num, &den, q0).expect("rescaler");
+        // Residues divided by a factor per modulus, as the IFMA kernel leaves them.
+        let factors: Vec<u64> = moduli.iter().map(|&m| ((1u128 << 52) % m as u128) as u64).collect();
+        let rs = Rescaler::new(moduli, &factors, &num, &den, q0).expect("rescaler");
         assert_eq!(rs.ifma.is_some(), moduli.iter().all(|&m| m < 1 << IFMA_BITS));
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
         let mut next = || {
@@ -293,7 +297,10 @@ mod tests {
                     .iter()
                     .map(|(mag, negative)| {
                         let c = if *negative { &big_m - mag } else { mag.clone() } % &big_m;
-                        (&c % m).to_u64().expect("u64")
+                        let r = (&c % m).to_u64().expect("u64");
+                        // r · 2^-52 mod m
+                        let inv = Modulus::new(m).expect("modulus").inv(((1u128 << 52) % m as u128) as u64).expect("invertible");
+                        ((r as u128 * inv as u128) % m as u128) as u64
                     })
                     .collect()
             })

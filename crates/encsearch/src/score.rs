@@ -11,8 +11,9 @@
 //! * [`Kernel::Ifma`], on CPUs with AVX-512 IFMA and when every prime is below 2^48: eight
 //!   coefficients per instruction with 52-bit multiply-accumulates. Sums of up to
 //!   [`IFMA_BLOCK`] products (< 16·q² < q·2^52) are reduced by one Montgomery step, which
-//!   divides by 2^52; the probe's rows are stored multiplied by `2^52 mod q` so the result is
-//!   the plain sum.
+//!   divides by 2^52: the kernel returns the sums times `2^-52 mod q`, and the down-scaling
+//!   after the inverse NTT (linear, so the factor passes through) multiplies it back for free
+//!   ([`Kernel::output_factor`], folded into [`crate::rescale`]'s constants).
 //! * [`Kernel::Scalar`], anywhere and for primes up to 2^60: u128 accumulators reduced every
 //!   [`REDUCE_EVERY`] dimensions (sums below 2^61, products below 2^122, `32 · 2^122 + 2^60 <
 //!   2^128`), in a BMI2/ADX build where the CPU has them.
@@ -43,7 +44,7 @@ pub const LANES: usize = 8;
 pub enum Kernel {
     /// Portable u128 kernel (BMI2/ADX build where available).
     Scalar,
-    /// AVX-512 IFMA kernel; the probe is stored in Montgomery form.
+    /// AVX-512 IFMA kernel; its sums come out times `2^-52 mod q`.
     Ifma,
 }
 
@@ -73,9 +74,9 @@ impl Kernel {
         }
     }
 
-    /// The factor the probe's rows are stored multiplied by: `2^52 mod q` for the Montgomery
-    /// reduction of the IFMA kernel, 1 otherwise.
-    pub fn probe_factor(self, q: &Modulus) -> u64 {
+    /// The factor that turns the kernel's output for prime q into the plain sums: `2^52 mod q`
+    /// for the Montgomery reduction of the IFMA kernel, 1 otherwise.
+    pub fn output_factor(self, q: &Modulus) -> u64 {
         match self {
             Kernel::Scalar => 1,
             Kernel::Ifma => ((1u128 << 52) % **q as u128) as u64,
@@ -84,9 +85,9 @@ impl Kernel {
 
     /// Accumulates `Σ_j probe_j ⊗ chunk_j` for one prime.
     ///
-    /// `probe` has [`PROBE_ROWS`] rows per dimension (`a0, a1`, times
-    /// [`Kernel::probe_factor`]), `chunk` 2 (`b0, b1`), all reduced mod q and in the layout of
-    /// [`blocked_index`]. `out` receives `c0 | c1 | c2` (3n values mod q, natural order).
+    /// `probe` has [`PROBE_ROWS`] rows per dimension (`a0, a1`), `chunk` 2 (`b0, b1`), all
+    /// reduced mod q and in the layout of [`blocked_index`]. `out` receives `c0 | c1 | c2`
+    /// (3n values mod q, natural order), times `1 / `[`Kernel::output_factor`].
     pub fn tensor_sum(self, q: &Modulus, probe: &[u64], chunk: &[u64], dim: usize, n: usize, out: &mut [u64]) {
         assert!(n.is_multiple_of(LANES), "ring degree {n} is not a multiple of {LANES}");
         assert_eq!(probe.len(), PROBE_ROWS * dim * n, "probe of another shape");
@@ -165,7 +166,7 @@ fn tensor_sum_portable(q: &Modulus, probe: &[u64], chunk: &[u64], dim: usize, n:
 }
 
 /// The IFMA kernel. Preconditions (checked by the caller): `q < 2^48`, every input below q,
-/// the probe multiplied by `2^52 mod q`, slice lengths as in [`Kernel::tensor_sum`].
+/// slice lengths as in [`Kernel::tensor_sum`]. Returns the sums times `2^-52 mod q`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512ifma")]
 fn tensor_sum_ifma(q: u64, probe: &[u64], chunk: &[u64], dim: usize, n: usize, out: &mut [u64]) {
@@ -236,14 +237,20 @@ pub fn blocked_index(dim: usize, rows: usize, j: usize, row: usize, k: usize) ->
     ((k / LANES * dim + j) * rows + row) * LANES + k % LANES
 }
 
-/// Writes the probe rows `f·a0, f·a1` (f = [`Kernel::probe_factor`]) of dimension `j` for one
-/// prime into the blocked layout `out` (one prime's part).
-pub fn probe_rows(q: &Modulus, factor: u64, a0: &[u64], a1: &[u64], dim: usize, j: usize, out: &mut [u64]) {
-    let shoup = q.shoup(factor);
-    for (k, (x, y)) in a0.iter().zip(a1).enumerate() {
-        out[blocked_index(dim, PROBE_ROWS, j, 0, k)] = q.mul_shoup(*x, factor, shoup);
-        out[blocked_index(dim, PROBE_ROWS, j, 1, k)] = q.mul_shoup(*y, factor, shoup);
+/// Copies row `row` (of `rows` per dimension) of dimension `j`, `n` values in natural order,
+/// into the blocked layout `out` of one prime: runs of [`LANES`] values stay contiguous.
+pub fn scatter_row(dim: usize, rows: usize, j: usize, row: usize, src: &[u64], out: &mut [u64]) {
+    for (b, s) in src.chunks_exact(LANES).enumerate() {
+        let at = blocked_index(dim, rows, j, row, b * LANES);
+        out[at..at + LANES].copy_from_slice(s);
     }
+}
+
+/// Writes the probe rows `a0, a1` of dimension `j` for one prime into the blocked layout
+/// `out` (one prime's part).
+pub fn probe_rows(a0: &[u64], a1: &[u64], dim: usize, j: usize, out: &mut [u64]) {
+    scatter_row(dim, PROBE_ROWS, j, 0, a0, out);
+    scatter_row(dim, PROBE_ROWS, j, 1, a1, out);
 }
 
 #[cfg(test)]
@@ -267,12 +274,13 @@ mod tests {
             chunk[j * n] = qv - 1;
         }
         let mut blocked = vec![0u64; 2 * dim * n];
+        let mut probe = vec![0u64; PROBE_ROWS * dim * n];
         for j in 0..dim {
-            for k in 0..n {
-                for row in 0..2 {
-                    blocked[blocked_index(dim, 2, j, row, k)] = chunk[(2 * j + row) * n + k];
-                }
+            for row in 0..2 {
+                scatter_row(dim, 2, j, row, &chunk[(2 * j + row) * n..(2 * j + row + 1) * n], &mut blocked);
             }
+            let p = &pairs[2 * j * n..2 * (j + 1) * n];
+            probe_rows(&p[..n], &p[n..], dim, j, &mut probe);
         }
         let m = |a: u64, b: u64| ((a as u128 * b as u128) % qv as u128) as u64;
         let ad = |a: u64, b: u64| ((a as u128 + b as u128) % qv as u128) as u64;
@@ -281,13 +289,10 @@ mod tests {
             kernels.push(Kernel::Ifma);
         }
         for kernel in kernels {
-            let mut probe = vec![0u64; PROBE_ROWS * dim * n];
-            for j in 0..dim {
-                let p = &pairs[2 * j * n..2 * (j + 1) * n];
-                probe_rows(&q, kernel.probe_factor(&q), &p[..n], &p[n..], dim, j, &mut probe);
-            }
             let mut out = vec![0; 3 * n];
             kernel.tensor_sum(&q, &probe, &blocked, dim, n, &mut out);
+            let f = kernel.output_factor(&q);
+            out.iter_mut().for_each(|v| *v = q.mul(*v, f));
             if kernel == Kernel::Scalar {
                 // The portable build agrees with whichever scalar build the CPU selected.
                 let mut portable = vec![0; 3 * n];

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use fhe::bfv::{BfvParameters, Ciphertext, Multiplicator, RelinearizationKey};
-use fhe_math::ntt::NttOperator;
 use fhe_math::rq::{Context, Representation};
 use fhe_math::zq::primes::generate_prime;
 use num_bigint::BigUint;
@@ -15,13 +14,14 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::error::{Error, Result};
 use crate::extend::Extender;
+use crate::ntt::Ntt;
 use crate::gallery::Gallery;
 use crate::keys::{KeyId, PublicParams};
 use crate::pack::Layout;
 use crate::quantize::{Metric, Quantizer};
 use crate::rescale::Rescaler;
 use crate::protocol::{ChunkScores, EncryptedChunk, EncryptedProbe, FineQuery, FineResponse, GatheredChunk, Query, Response};
-use crate::score::{blocked_index, probe_rows, Accumulator, Kernel, IFMA_MAX_BITS, PROBE_ROWS};
+use crate::score::{probe_rows, scatter_row, Accumulator, Kernel, IFMA_MAX_BITS, PROBE_ROWS};
 
 /// A gallery chunk in the hot form: both ciphertext polynomials of every dimension, extended
 /// to the multiplication basis `Q ∪ P` and in NTT form, laid out
@@ -77,7 +77,7 @@ pub struct ServerContext {
     extender: Extender,
     down: Rescaler,
     kernel: Kernel,
-    ntt: Arc<[NttOperator]>,
+    ntt: Arc<[Ntt]>,
 }
 
 impl ServerContext {
@@ -117,17 +117,19 @@ impl ServerContext {
         // and the modulus switch `q0/Q` combined into the factor `t·q0 / Q²`.
         let resp_ctx = bfv.context_at_level(bfv.max_level())?.clone();
         let q = q_ctx.modulus();
+        let kernel = Kernel::select(ext_ctx.moduli());
+        let factors: Vec<u64> = ext_ctx.moduli_operators().iter().map(|m| kernel.output_factor(m)).collect();
         let down = Rescaler::new(
             ext_ctx.moduli(),
+            &factors,
             &(BigUint::from(public.params.plaintext) * resp_ctx.modulus()),
             &(q * q),
             public.params.response_modulus(),
         )?;
-        let kernel = Kernel::select(ext_ctx.moduli());
         let ntt = ext_ctx
             .moduli_operators()
             .iter()
-            .map(|q| NttOperator::new(q, n).ok_or_else(|| Error::params("extension prime without an NTT")))
+            .map(|q| Ntt::new(q, n))
             .collect::<Result<Vec<_>>>()?
             .into();
         Ok(Self { public: public.clone(), dim, bfv, q_ctx, ext_ctx, extender, down, kernel, ntt })
@@ -187,10 +189,7 @@ impl ServerContext {
         for (j, ct) in cts.iter().enumerate() {
             for part in 0..2 {
                 self.extender.extend(&self.q_rows(ct, part)?, &mut scratch, |i, row| {
-                    let dst = &mut data[i * stride..(i + 1) * stride];
-                    for (k, s) in row.iter().enumerate() {
-                        dst[blocked_index(self.dim, 2, j, part, k)] = *s;
-                    }
+                    scatter_row(self.dim, 2, j, part, row, &mut data[i * stride..(i + 1) * stride]);
                 })?;
             }
         }
@@ -229,9 +228,8 @@ impl ServerContext {
             })
             .collect::<Result<Vec<_>>>()?;
         for (j, rows) in parts.iter().enumerate() {
-            for (i, q) in self.ext_ctx.moduli_operators().iter().enumerate() {
-                let factor = self.kernel.probe_factor(q);
-                probe_rows(q, factor, &rows[2 * i], &rows[2 * i + 1], self.dim, j, &mut data[i * pstride..(i + 1) * pstride]);
+            for i in 0..self.ext_ctx.moduli().len() {
+                probe_rows(&rows[2 * i], &rows[2 * i + 1], self.dim, j, &mut data[i * pstride..(i + 1) * pstride]);
             }
         }
         Ok(HotProbe { data })
