@@ -33,7 +33,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     put(root, "query", "query", &q.to_bytes())?;
     let mut slot_ids = vec![None; client.chunk_size()];
     slot_ids[0] = Some("a".to_string());
-    let hot = HotGallery { chunks: server.prepare_chunks(&chunks)?, slot_ids, scale: client.quantizer().scale, metric: client.quantizer().metric };
+    let hot = HotGallery { chunks: server.prepare_chunks(&chunks)?, slot_ids: slot_ids.into(), scale: client.quantizer().scale, metric: client.quantizer().metric };
     put(root, "response", "response", &server.score(&q, &hot)?.to_bytes())?;
     let gdir = tmp.path().join("g");
     let mut g = Gallery::create(&gdir, client.keys().public(), *client.quantizer())?;

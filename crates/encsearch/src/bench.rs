@@ -190,7 +190,7 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
     for (i, s) in slot_ids.iter_mut().take(cfg.gallery_size).enumerate() {
         *s = Some(i.to_string());
     }
-    let gallery = HotGallery { chunks: hot, slot_ids, scale: client.quantizer().scale, metric: client.quantizer().metric };
+    let gallery = HotGallery { chunks: hot, slot_ids: slot_ids.into(), scale: client.quantizer().scale, metric: client.quantizer().metric };
 
     let probe = rows[..dim].to_vec();
     let (encrypt_s, query) = median(cfg.repeats, || client.encrypt_query(vec!["probe".into()], &probe, &mut rng))?;

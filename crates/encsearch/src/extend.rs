@@ -14,6 +14,11 @@ use fhe_math::zq::Modulus;
 
 use crate::error::{Error, Result};
 use crate::ntt::Ntt;
+use crate::simd::{self, shoup52};
+
+/// Primes below this many bits (all of Q and P) let the IFMA build of the digit and residue
+/// loops run.
+const FAST_BITS: u32 = 48;
 
 /// Precomputed constants of the extension for one (Q, P, N).
 #[derive(Debug, Clone)]
@@ -31,6 +36,8 @@ pub struct Extender {
     q_mod_p: Vec<u64>,
     /// Mixed-radix digits of `⌊Q/2⌋`, most significant first.
     half: Vec<u64>,
+    /// Whether the IFMA build runs (then `garner` and `radix` carry 52-bit Shoup factors).
+    fast: bool,
 }
 
 impl Extender {
@@ -42,8 +49,10 @@ impl Extender {
         let ops = |m: &[u64]| m.iter().map(|&x| Modulus::new(x).map_err(Error::from)).collect::<Result<Vec<_>>>();
         let ntts = |m: &[Modulus]| m.iter().map(|x| Ntt::new(x, n)).collect::<Result<Vec<_>>>();
         let (qm, pm) = (ops(q)?, ops(p)?);
+        let fast = simd::available() && q.iter().chain(p).all(|&x| x < 1 << FAST_BITS);
+        let shoup = |m: &Modulus, w: u64| if fast { shoup52(w, **m) } else { m.shoup(w) };
         let inv = |m: &Modulus, x: u64| {
-            m.inv(m.reduce(x)).ok_or_else(|| Error::params("basis primes are not coprime")).map(|i| (i, m.shoup(i)))
+            m.inv(m.reduce(x)).ok_or_else(|| Error::params("basis primes are not coprime")).map(|i| (i, shoup(m, i)))
         };
         let garner = qm
             .iter()
@@ -56,7 +65,7 @@ impl Extender {
                 let mut acc = 1u64;
                 q.iter()
                     .map(|&qi| {
-                        let r = (acc, pj.shoup(acc));
+                        let r = (acc, shoup(pj, acc));
                         acc = pj.mul(acc, pj.reduce(qi));
                         r
                     })
@@ -68,7 +77,7 @@ impl Extender {
         // odd, ⌊Q/2⌋ has digit i equal to (q_i − 1)/2 — a standard mixed-radix identity:
         // Σ_i (q_i − 1)/2 · Π_{j<i} q_j = (Q − 1)/2.
         let half = q.iter().rev().map(|&qi| (qi - 1) / 2).collect();
-        Ok(Self { n, q_ntt: ntts(&qm)?, p_ntt: ntts(&pm)?, q: qm, p: pm, garner, radix, q_mod_p, half })
+        Ok(Self { n, q_ntt: ntts(&qm)?, p_ntt: ntts(&pm)?, q: qm, p: pm, garner, radix, q_mod_p, half, fast })
     }
 
     /// Extends one polynomial given by its NTT-form rows mod Q (`rows[i]`, n values each) and
@@ -90,6 +99,24 @@ impl Extender {
             let d = &mut digits[i * n..(i + 1) * n];
             d.copy_from_slice(r);
             self.q_ntt[i].backward(d);
+        }
+        #[cfg(target_arch = "x86_64")]
+        if self.fast {
+            // SAFETY: `fast` is only set after detecting AVX-512F and IFMA.
+            #[allow(unsafe_code, reason = "AVX-512 IFMA build after detecting the features")]
+            unsafe {
+                self.digits_ifma(digits)
+            };
+            for (pi, ntt) in self.p_ntt.iter().enumerate() {
+                // SAFETY: as above.
+                #[allow(unsafe_code, reason = "AVX-512 IFMA build after detecting the features")]
+                unsafe {
+                    self.residues_ifma(pi, digits, prow)
+                };
+                ntt.forward(prow);
+                write(k + pi, prow);
+            }
+            return Ok(());
         }
         for c in 0..n {
             for i in 1..k {
@@ -124,6 +151,53 @@ impl Extender {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+impl Extender {
+    /// Garner's digits in place, eight coefficients at a time: `(t − d_j)·q_j⁻¹` as two Shoup
+    /// products, which also reduces a digit `d_j ≥ q_i`.
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    fn digits_ifma(&self, digits: &mut [u64]) {
+        use std::arch::x86_64::*;
+        let n = self.n;
+        for i in 1..self.q.len() {
+            let qi = _mm512_set1_epi64(*self.q[i] as i64);
+            let (lower, rest) = digits.split_at_mut(i * n);
+            let row = &mut rest[..n];
+            for c in (0..n).step_by(8) {
+                let mut t = simd::load(row, c);
+                for (j, &(inv, inv_s)) in self.garner[i].iter().enumerate() {
+                    let (w, ws) = (_mm512_set1_epi64(inv as i64), _mm512_set1_epi64(inv_s as i64));
+                    let d = simd::load(lower, j * n + c);
+                    t = simd::sub(simd::mul(t, w, ws, qi), simd::mul(d, w, ws, qi), qi);
+                }
+                simd::store(row, c, t);
+            }
+        }
+    }
+
+    /// The residues mod P prime `pi` of the centred lift, eight coefficients at a time.
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    fn residues_ifma(&self, pi: usize, digits: &[u64], out: &mut [u64]) {
+        use std::arch::x86_64::*;
+        let (k, n) = (self.q.len(), self.n);
+        let p = _mm512_set1_epi64(*self.p[pi] as i64);
+        let q_mod = _mm512_set1_epi64(self.q_mod_p[pi] as i64);
+        for c in (0..n).step_by(8) {
+            let mut acc = _mm512_setzero_si512();
+            let (mut above, mut undecided): (__mmask8, __mmask8) = (0, 0xFF);
+            for i in (0..k).rev() {
+                let v = simd::load(digits, i * n + c);
+                let h = _mm512_set1_epi64(self.half[k - 1 - i] as i64);
+                above |= undecided & _mm512_cmpgt_epu64_mask(v, h);
+                undecided &= _mm512_cmpeq_epu64_mask(v, h);
+                let (r, r_s) = self.radix[pi][i];
+                acc = simd::add(acc, simd::mul(v, _mm512_set1_epi64(r as i64), _mm512_set1_epi64(r_s as i64), p), p);
+            }
+            simd::store(out, c, _mm512_mask_blend_epi64(above, acc, simd::sub(acc, q_mod, p)));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,6 +226,7 @@ mod tests {
             let ext_ctx = Context::new_arc(&all, n).expect("ctx");
             let scaler = Scaler::new(&q_ctx, &ext_ctx, ScalingFactor::one()).expect("scaler");
             let ext = Extender::new(&q, &p, n).expect("extender");
+            assert_eq!(ext.fast, simd::available() && all.iter().all(|&x| x < 1 << FAST_BITS));
             for _ in 0..3 {
                 let poly = Poly::random(&q_ctx, Representation::Ntt, &mut rng);
                 let want = poly.scale(&scaler).expect("scale");

@@ -477,7 +477,7 @@ impl Gallery {
                 server.prepare_chunk(&ec)
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(HotGallery { chunks, slot_ids: self.slot_ids(), scale: self.manifest.scale, metric: self.manifest.metric })
+        Ok(HotGallery { chunks, slot_ids: Arc::new(self.slot_ids()), scale: self.manifest.scale, metric: self.manifest.metric })
     }
 
     /// Bytes of all committed segment files.

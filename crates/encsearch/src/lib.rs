@@ -20,6 +20,7 @@ mod quantize;
 mod rescale;
 mod score;
 mod server;
+mod simd;
 mod topk;
 
 pub use bench::{run as run_bench, BenchConfig, BenchReport};

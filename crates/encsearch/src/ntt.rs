@@ -17,6 +17,7 @@ use fhe_math::ntt::NttOperator;
 use fhe_math::zq::Modulus;
 
 use crate::error::{Error, Result};
+use crate::simd::{self, shoup52};
 
 /// Primes below this many bits can take the IFMA build.
 const FAST_BITS: u32 = 48;
@@ -41,10 +42,6 @@ struct Tables {
     n_inv: (u64, u64),
 }
 
-fn shoup52(w: u64, p: u64) -> u64 {
-    (((w as u128) << 52) / p as u128) as u64
-}
-
 fn reverse_bits(k: usize, bits: u32) -> usize {
     if bits == 0 { 0 } else { k.reverse_bits() >> (usize::BITS - bits) }
 }
@@ -53,22 +50,10 @@ impl Ntt {
     /// The transform of size `n` (a power of two, at least 16) modulo the prime `q`.
     pub fn new(q: &Modulus, n: usize) -> Result<Self> {
         let reference = NttOperator::new(q, n).ok_or_else(|| Error::params(format!("{} has no NTT of size {n}", **q)))?;
-        let fast = (Self::fast_available() && **q < 1 << FAST_BITS && n >= 16 && n.is_power_of_two())
+        let fast = (simd::available() && **q < 1 << FAST_BITS && n >= 16 && n.is_power_of_two())
             .then(|| Tables::matching(&reference, q, n))
             .flatten();
         Ok(Self { reference, fast })
-    }
-
-    /// Whether the running CPU has what the fast build needs.
-    fn fast_available() -> bool {
-        #[cfg(target_arch = "x86_64")]
-        {
-            std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512ifma")
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            false
-        }
     }
 
     /// Whether the fast build runs for this prime.
@@ -146,60 +131,6 @@ impl Tables {
         };
         let n_inv = q.inv(q.reduce(n as u64))?;
         Some(Self { p, fwd_lanes: build(&fwd), inv_lanes: build(&inv), fwd, inv, n_inv: with_shoup(n_inv) })
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-mod simd {
-    use std::arch::x86_64::*;
-
-    /// `x·w mod p` in `[0, p)` for `x < 2^52`, `w < p < 2^50`, `ws` = Shoup factor of w.
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512ifma")]
-    pub fn mul(x: __m512i, w: __m512i, ws: __m512i, p: __m512i) -> __m512i {
-        let zero = _mm512_setzero_si512();
-        let q = _mm512_madd52hi_epu64(zero, x, ws);
-        let r = _mm512_sub_epi64(_mm512_madd52lo_epu64(zero, x, w), _mm512_madd52lo_epu64(zero, q, p));
-        let r = _mm512_and_si512(r, _mm512_set1_epi64((1 << 52) - 1));
-        _mm512_min_epu64(r, _mm512_sub_epi64(r, p))
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512ifma")]
-    pub fn add(a: __m512i, b: __m512i, p: __m512i) -> __m512i {
-        let s = _mm512_add_epi64(a, b);
-        _mm512_min_epu64(s, _mm512_sub_epi64(s, p))
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512ifma")]
-    pub fn sub(a: __m512i, b: __m512i, p: __m512i) -> __m512i {
-        let d = _mm512_sub_epi64(a, b);
-        _mm512_min_epu64(d, _mm512_add_epi64(d, p))
-    }
-
-    /// Unaligned load of 8 words at `a[i..i + 8]` (bounds checked by the slice index).
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512ifma")]
-    pub fn load(a: &[u64], i: usize) -> __m512i {
-        let s = &a[i..i + 8];
-        // SAFETY: `s` is exactly 8 words.
-        #[allow(unsafe_code, reason = "unaligned 512-bit load of an 8-word slice")]
-        unsafe {
-            _mm512_loadu_si512(s.as_ptr().cast())
-        }
-    }
-
-    /// Unaligned store of 8 words at `a[i..i + 8]`.
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512ifma")]
-    pub fn store(a: &mut [u64], i: usize, v: __m512i) {
-        let s = &mut a[i..i + 8];
-        // SAFETY: `s` is exactly 8 words.
-        #[allow(unsafe_code, reason = "unaligned 512-bit store into an 8-word slice")]
-        unsafe {
-            _mm512_storeu_si512(s.as_mut_ptr().cast(), v)
-        }
     }
 }
 
@@ -299,7 +230,7 @@ mod tests {
             let p = generate_prime(bits, 2 * n as u64, 1 << bits).expect("prime");
             let q = Modulus::new(p).expect("modulus");
             let ntt = Ntt::new(&q, n).expect("ntt");
-            assert_eq!(ntt.is_fast(), Ntt::fast_available() && p < 1 << FAST_BITS, "{bits}-bit prime, n = {n}");
+            assert_eq!(ntt.is_fast(), simd::available() && p < 1 << FAST_BITS, "{bits}-bit prime, n = {n}");
             let reference = NttOperator::new(&q, n).expect("reference");
             let a: Vec<u64> = (0..n)
                 .map(|_| {

@@ -180,7 +180,7 @@ pub struct Response {
     /// Matching function (decides whether higher or lower scores are better).
     pub metric: Metric,
     /// Gallery id of each global slot (`chunk · N + slot`), `None` for empty or removed slots.
-    pub slot_ids: Vec<Option<String>>,
+    pub slot_ids: Arc<Vec<Option<String>>>,
     /// Probe ids, as in the query.
     pub probe_ids: Vec<String>,
     /// `scores[probe][chunk]`.
@@ -205,7 +205,7 @@ impl Response {
         out.extend_from_slice(&self.scale.to_le_bytes());
         out.push(self.metric.code());
         out.extend_from_slice(&(self.slot_ids.len() as u64).to_le_bytes());
-        for id in &self.slot_ids {
+        for id in self.slot_ids.iter() {
             match id {
                 Some(s) => put_bytes(&mut out, s.as_bytes()),
                 None => out.extend_from_slice(&u32::MAX.to_le_bytes()),
@@ -288,7 +288,7 @@ impl Response {
             scores.push(per);
         }
         r.finish()?;
-        Ok(Self { key_id, degree, modulus, scale, metric, slot_ids, probe_ids, scores })
+        Ok(Self { key_id, degree, modulus, scale, metric, slot_ids: Arc::new(slot_ids), probe_ids, scores })
     }
 }
 

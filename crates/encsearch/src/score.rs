@@ -64,14 +64,7 @@ impl Kernel {
 
     /// Whether the running CPU has AVX-512F and AVX-512 IFMA.
     pub fn ifma_available() -> bool {
-        #[cfg(target_arch = "x86_64")]
-        {
-            std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512ifma")
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            false
-        }
+        crate::simd::available()
     }
 
     /// The factor that turns the kernel's output for prime q into the plain sums: `2^52 mod q`

@@ -51,7 +51,7 @@ pub struct HotGallery {
     /// Chunks, in global slot order.
     pub chunks: Vec<HotChunk>,
     /// Gallery id of each global slot (`None`: empty or removed).
-    pub slot_ids: Vec<Option<String>>,
+    pub slot_ids: Arc<Vec<Option<String>>>,
     /// Quantisation scale the gallery was enrolled at.
     pub scale: u32,
     /// Matching function of the gallery.
@@ -290,7 +290,7 @@ impl ServerContext {
     }
 
     /// The response to `query`: `scores[probe][chunk]` of a gallery with these slot ids.
-    fn response(&self, query: &Query, gallery: (u32, Metric), slot_ids: Vec<Option<String>>, scores: Vec<Vec<ChunkScores>>) -> Response {
+    fn response(&self, query: &Query, gallery: (u32, Metric), slot_ids: Arc<Vec<Option<String>>>, scores: Vec<Vec<ChunkScores>>) -> Response {
         Response {
             key_id: self.public.key_id.clone(),
             degree: self.public.params.degree,
@@ -343,7 +343,7 @@ impl ServerContext {
                 scores[p].push(cs);
             }
         }
-        Ok(self.response(query, (q.scale, q.metric), gallery.slot_ids(), scores))
+        Ok(self.response(query, (q.scale, q.metric), Arc::new(gallery.slot_ids()), scores))
     }
 
     /// Second stage of a two-stage search: for each probe, gathers the coefficient-layout chunks

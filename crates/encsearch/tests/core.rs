@@ -53,7 +53,7 @@ fn top_k_matches_plaintext_and_roundtrips_bytes() {
     for (i, s) in slot_ids.iter_mut().take(count).enumerate() {
         *s = Some(format!("g{i}"));
     }
-    let gallery = HotGallery { chunks: server.prepare_chunks(&chunks).expect("hot"), slot_ids, scale: client.quantizer().scale, metric: client.quantizer().metric };
+    let gallery = HotGallery { chunks: server.prepare_chunks(&chunks).expect("hot"), slot_ids: slot_ids.into(), scale: client.quantizer().scale, metric: client.quantizer().metric };
     let probes: Vec<f32> = rows[..3 * dim].to_vec();
     let query = client
         .encrypt_query(vec!["p0".into(), "p1".into(), "p2".into()], &probes, &mut rng)

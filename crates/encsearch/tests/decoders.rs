@@ -43,7 +43,7 @@ fn mutated_messages_are_errors_not_panics() {
     slot_ids[0] = Some("a".to_string());
     let hot = HotGallery {
         chunks: server.prepare_chunks(&chunks).expect("hot"),
-        slot_ids,
+        slot_ids: slot_ids.into(),
         scale: client.quantizer().scale,
         metric: client.quantizer().metric,
     };
