@@ -136,8 +136,7 @@ impl Rescaler {
         let mut done = 0;
         #[cfg(target_arch = "x86_64")]
         if let Some(c) = &self.ifma
-            && std::is_x86_feature_detected!("avx512f")
-            && std::is_x86_feature_detected!("avx512ifma")
+            && crate::simd::available()
             && std::is_x86_feature_detected!("avx512dq")
         {
             done = out.len() / 8 * 8;

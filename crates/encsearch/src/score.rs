@@ -49,12 +49,9 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    /// The fastest kernel this CPU runs for these primes. `HERS_KERNEL=scalar` forces the
-    /// portable one (for A/B measurements).
+    /// The fastest kernel this CPU runs for these primes (`HERS_SIMD=off` in the environment
+    /// forces the portable one).
     pub fn select(moduli: &[u64]) -> Kernel {
-        if std::env::var("HERS_KERNEL").is_ok_and(|v| v == "scalar") {
-            return Kernel::Scalar;
-        }
         if Self::ifma_available() && moduli.iter().all(|&q| q < 1 << IFMA_MAX_BITS) {
             Kernel::Ifma
         } else {
@@ -62,7 +59,7 @@ impl Kernel {
         }
     }
 
-    /// Whether the running CPU has AVX-512F and AVX-512 IFMA.
+    /// Whether the running CPU has AVX-512F and AVX-512 IFMA (and `HERS_SIMD` is not `off`).
     pub fn ifma_available() -> bool {
         crate::simd::available()
     }
@@ -96,16 +93,12 @@ impl Kernel {
             };
             return;
         }
-        #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("bmi2") && std::is_x86_feature_detected!("adx") {
-            // SAFETY: both target features were detected on the running CPU just above.
-            #[allow(unsafe_code, reason = "calls the BMI2/ADX build of the kernel after detecting both features")]
-            unsafe {
-                tensor_sum_bmi2(q, probe, chunk, dim, n, out)
-            };
-            return;
+        tensor_sum_scalar(q, probe, chunk, dim, n, out);
+        if self == Kernel::Ifma {
+            // Asked for the IFMA kernel where it cannot run: keep its output convention.
+            let r_inv = q.inv(self.output_factor(q)).unwrap_or(1);
+            out.iter_mut().for_each(|v| *v = q.mul(*v, r_inv));
         }
-        tensor_sum_portable(q, probe, chunk, dim, n, out);
     }
 }
 
@@ -117,6 +110,20 @@ pub struct Accumulator {
     pub(crate) out: Vec<u64>,
     /// The three score polynomials, `[part][prime][coefficient]`.
     pub(crate) polys: Vec<u64>,
+}
+
+/// The scalar kernel, in its BMI2/ADX build where the CPU has them.
+fn tensor_sum_scalar(q: &Modulus, probe: &[u64], chunk: &[u64], dim: usize, n: usize, out: &mut [u64]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("bmi2") && std::is_x86_feature_detected!("adx") {
+        // SAFETY: both target features were detected on the running CPU just above.
+        #[allow(unsafe_code, reason = "calls the BMI2/ADX build of the kernel after detecting both features")]
+        unsafe {
+            tensor_sum_bmi2(q, probe, chunk, dim, n, out)
+        };
+        return;
+    }
+    tensor_sum_portable(q, probe, chunk, dim, n, out);
 }
 
 /// The kernel compiled with BMI2 (`mulx`: 64×64→128 products into any registers) and ADX
@@ -277,11 +284,8 @@ mod tests {
         }
         let m = |a: u64, b: u64| ((a as u128 * b as u128) % qv as u128) as u64;
         let ad = |a: u64, b: u64| ((a as u128 + b as u128) % qv as u128) as u64;
-        let mut kernels = vec![Kernel::Scalar];
-        if Kernel::ifma_available() && qv < 1 << IFMA_MAX_BITS {
-            kernels.push(Kernel::Ifma);
-        }
-        for kernel in kernels {
+        // Ifma also where it cannot run (other CPUs, primes ≥ 2^48): same output convention.
+        for kernel in [Kernel::Scalar, Kernel::Ifma] {
             let mut out = vec![0; 3 * n];
             kernel.tensor_sum(&q, &probe, &blocked, dim, n, &mut out);
             let f = kernel.output_factor(&q);

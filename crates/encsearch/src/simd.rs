@@ -7,16 +7,24 @@ pub(crate) fn shoup52(w: u64, p: u64) -> u64 {
     (((w as u128) << 52) / p as u128) as u64
 }
 
-/// Whether the running CPU has AVX-512F and AVX-512 IFMA (checked once, then cached).
+/// Whether the AVX-512 IFMA builds run: the CPU has AVX-512F and IFMA, and the environment
+/// does not say `HERS_SIMD=off` (which runs the portable builds everywhere, as on a CPU
+/// without them — for A/B measurements and for testing those builds on any machine).
 pub(crate) fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512ifma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        if std::env::var("HERS_SIMD").is_ok_and(|v| v == "off") {
+            return false;
+        }
+        #[cfg(target_arch = "x86_64")]
+        {
+            std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512ifma")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    })
 }
 
 #[cfg(target_arch = "x86_64")]
