@@ -21,7 +21,8 @@ fn bench(c: &mut Criterion) {
     let hp = server.prepare_probe(&probe).expect("probe");
     let rk = client.relinearization_key(&mut rng).expect("rk");
     let np = server.extended_moduli().len();
-    let name = format!("n={n}/log(q)=100/d={dim}");
+    let log_q = client.keys().public().params.log_q().round();
+    let name = format!("n={n}/log(q)={log_q}/d={dim}/kernel={:?}", server.kernel());
     let mut g = c.benchmark_group("encsearch");
     let mut acc = Accumulator::default();
     g.bench_function(format!("score_chunk/{name}/primes={np}"), |b| {
