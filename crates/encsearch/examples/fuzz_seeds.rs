@@ -1,10 +1,11 @@
 //! Writes valid messages as seed corpora for the cargo-fuzz targets in `fuzz/`:
 //! `cargo run -p encsearch --example fuzz_seeds -- fuzz/corpus`. Each seed is written whole and
 //! without its trailing CRC-32 (the targets reseal inputs, so mutations reach the decoders).
+use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
 
-use encsearch::{Client, ClientKeys, Gallery, HotGallery, Preset, ServerContext};
+use encsearch::{Client, ClientKeys, Gallery, HotGallery, Layout, Preset, ServerContext};
 use rand::SeedableRng;
 
 fn put(root: &Path, target: &str, name: &str, bytes: &[u8]) -> std::io::Result<()> {
@@ -44,6 +45,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The keys target frames its input as the secret-key payload: seed it with the payload.
     put(root, "keys", "secret-payload", &secret[12..])?;
     put(root, "keys", "public", &fs::read(tmp.path().join("keys").join(encsearch::PUBLIC_FILE))?)?;
+    // Second stage: a fine query with two candidates and the response to it.
+    let fine = ServerContext::new(client.keys().public(), 1)?;
+    let fchunks = client.encrypt_templates_as(Layout::Coefficient, &rows, &mut rng)?;
+    let index: HashMap<String, usize> = [("a".to_string(), 0), ("b".to_string(), 1)].into();
+    let fq = client.encrypt_fine_query(vec!["p".into()], &rows[..2], vec![vec!["a".into(), "b".into()]], &mut rng)?;
+    put(root, "fine_query", "fine-query", &fq.to_bytes())?;
+    put(root, "fine_response", "fine-response", &fine.score_candidates_in_memory(&fq, client.quantizer(), &fchunks, &index)?.to_bytes())?;
     println!("seeds written under {}", root.display());
     Ok(())
 }

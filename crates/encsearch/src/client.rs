@@ -218,6 +218,10 @@ impl Client {
     /// `k` per probe).
     pub fn decrypt_fine(&self, response: &FineResponse, k: usize) -> Result<Vec<Match>> {
         self.keys.key_id().ensure_eq(&response.key_id)?;
+        let params = &self.keys.public().params;
+        if response.degree != params.degree || response.modulus != params.response_modulus() {
+            return Err(Error::malformed("fine response", "degree or modulus differs from the key's"));
+        }
         let sign = better_sign(response.metric);
         let mut out = Vec::new();
         for (probe_id, chunks) in &response.probes {

@@ -16,6 +16,8 @@ use crate::pack::{open_crc, pack_bits, packed_len, put_bytes, seal_crc, unpack_b
 const CHUNK_MAGIC: &[u8; 8] = b"HERSCK01";
 const QUERY_MAGIC: &[u8; 8] = b"HERSQY01";
 const RESPONSE_MAGIC: &[u8; 8] = b"HERSRS01";
+const FINE_QUERY_MAGIC: &[u8; 8] = b"HERSFQ01";
+const FINE_RESPONSE_MAGIC: &[u8; 8] = b"HERSFR01";
 /// Upper bound on one serialised ciphertext (N = 32768, 16 moduli).
 const MAX_CT_BYTES: usize = 32768 * 8 * 16 * 3;
 const MAX_ID_BYTES: usize = 1 << 16;
@@ -217,9 +219,7 @@ impl Response {
         for (pid, per_probe) in self.probe_ids.iter().zip(&self.scores) {
             put_bytes(&mut out, pid.as_bytes());
             for cs in per_probe {
-                for p in &cs.polys {
-                    pack_bits(p, bits, &mut out);
-                }
+                put_scores(&mut out, cs, bits);
             }
         }
         seal_crc(&mut out);
@@ -276,14 +276,7 @@ impl Response {
             probe_ids.push(r.string(MAX_ID_BYTES)?);
             let mut per = Vec::with_capacity(chunks);
             for _ in 0..chunks {
-                let mut polys: [Vec<u64>; 3] = Default::default();
-                for p in &mut polys {
-                    *p = unpack_bits(r.take(plen)?, bits, degree)?;
-                    if p.iter().any(|&c| c >= modulus) {
-                        return Err(Error::malformed(W, "coefficient not reduced"));
-                    }
-                }
-                per.push(ChunkScores { polys });
+                per.push(take_scores(&mut r, degree, modulus, W)?);
             }
             scores.push(per);
         }
@@ -333,6 +326,10 @@ pub struct GatheredChunk {
 pub struct FineResponse {
     /// Key the scores are encrypted under.
     pub key_id: KeyId,
+    /// Ring degree N (coefficients per score polynomial).
+    pub degree: usize,
+    /// The response modulus q0 the scores are switched down to.
+    pub modulus: u64,
     /// Packed rows per template R (coefficient stride).
     pub rows: usize,
     /// Quantisation scale of the fine gallery.
@@ -347,5 +344,170 @@ impl FineResponse {
     /// Ciphertexts returned (one per distinct chunk per probe: at most the candidate count).
     pub fn ciphertexts(&self) -> usize {
         self.probes.iter().map(|(_, c)| c.len()).sum()
+    }
+}
+
+/// The three score polynomials of a chunk, bit-packed at the modulus' width.
+fn put_scores(out: &mut Vec<u8>, scores: &ChunkScores, bits: u32) {
+    for p in &scores.polys {
+        pack_bits(p, bits, out);
+    }
+}
+
+/// Reads [`put_scores`], checking every coefficient is reduced.
+fn take_scores(r: &mut Reader<'_>, degree: usize, modulus: u64, what: &'static str) -> Result<ChunkScores> {
+    let bits = 64 - modulus.leading_zeros();
+    let mut polys: [Vec<u64>; 3] = Default::default();
+    for p in &mut polys {
+        *p = unpack_bits(r.take(packed_len(degree, bits))?, bits, degree)?;
+        if p.iter().any(|&c| c >= modulus) {
+            return Err(Error::malformed(what, "coefficient not reduced"));
+        }
+    }
+    Ok(ChunkScores { polys })
+}
+
+impl FineQuery {
+    /// Serialises the second-stage query.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(FINE_QUERY_MAGIC);
+        put_bytes(&mut out, self.key_id.0.as_bytes());
+        out.extend_from_slice(&self.scale.to_le_bytes());
+        out.push(self.metric.code());
+        out.extend_from_slice(&(self.probes.len() as u32).to_le_bytes());
+        for p in &self.probes {
+            put_bytes(&mut out, p.probe_id.as_bytes());
+            out.extend_from_slice(&(p.candidates.len() as u32).to_le_bytes());
+            for c in &p.candidates {
+                put_bytes(&mut out, c.as_bytes());
+            }
+            out.extend_from_slice(&(p.probe.cts.len() as u32).to_le_bytes());
+            for ct in &p.probe.cts {
+                put_bytes(&mut out, &ct.to_bytes());
+            }
+        }
+        seal_crc(&mut out);
+        out
+    }
+
+    /// Reads only the key id of an encoded second-stage query.
+    pub fn peek_key_id(bytes: &[u8]) -> Result<KeyId> {
+        let mut r = Reader::new(bytes, "fine query");
+        if r.take(8)? != FINE_QUERY_MAGIC {
+            return Err(Error::malformed("fine query", "bad magic"));
+        }
+        Ok(KeyId(r.string(256)?))
+    }
+
+    /// Parses [`FineQuery::to_bytes`]; each probe must be one ciphertext (the coefficient layout).
+    pub fn from_bytes(bytes: &[u8], bfv: &Arc<BfvParameters>) -> Result<Self> {
+        const W: &str = "fine query";
+        let body = open_crc(bytes, W)?;
+        let key_id = Self::peek_key_id(body)?;
+        let mut r = Reader::new(body, W);
+        r.take(8)?;
+        r.string(256)?;
+        let scale = r.u32()?;
+        let metric = Metric::from_code(r.take(1)?[0])?;
+        let n = r.u32()? as usize;
+        // Every probe takes at least 12 bytes (id, candidate and ciphertext counts).
+        if n > body.len() / 12 {
+            return Err(Error::malformed(W, "probe count exceeds message"));
+        }
+        let mut probes = Vec::with_capacity(n);
+        for _ in 0..n {
+            let probe_id = r.string(MAX_ID_BYTES)?;
+            let nc = r.u32()? as usize;
+            if nc > body.len() / 4 {
+                return Err(Error::malformed(W, "candidate count exceeds message"));
+            }
+            let candidates = (0..nc).map(|_| r.string(MAX_ID_BYTES)).collect::<Result<Vec<_>>>()?;
+            if r.u32()? != 1 {
+                return Err(Error::malformed(W, "a fine probe is one ciphertext"));
+            }
+            let cts = vec![decode_ct(r.bytes(MAX_CT_BYTES)?, bfv, W)?];
+            probes.push(FineProbe { probe_id, probe: EncryptedProbe { cts }, candidates });
+        }
+        r.finish()?;
+        Ok(Self { key_id, scale, metric, probes })
+    }
+}
+
+impl FineResponse {
+    /// Serialises the second-stage response (scores bit-packed at the modulus' width).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let bits = 64 - self.modulus.leading_zeros();
+        let mut out = Vec::new();
+        out.extend_from_slice(FINE_RESPONSE_MAGIC);
+        put_bytes(&mut out, self.key_id.0.as_bytes());
+        out.extend_from_slice(&(self.degree as u64).to_le_bytes());
+        out.extend_from_slice(&self.modulus.to_le_bytes());
+        out.extend_from_slice(&(self.rows as u64).to_le_bytes());
+        out.extend_from_slice(&self.scale.to_le_bytes());
+        out.push(self.metric.code());
+        out.extend_from_slice(&(self.probes.len() as u32).to_le_bytes());
+        for (id, chunks) in &self.probes {
+            put_bytes(&mut out, id.as_bytes());
+            out.extend_from_slice(&(chunks.len() as u32).to_le_bytes());
+            for c in chunks {
+                out.extend_from_slice(&(c.candidates.len() as u32).to_le_bytes());
+                for (cid, block) in &c.candidates {
+                    put_bytes(&mut out, cid.as_bytes());
+                    out.extend_from_slice(&(*block as u32).to_le_bytes());
+                }
+                put_scores(&mut out, &c.scores, bits);
+            }
+        }
+        seal_crc(&mut out);
+        out
+    }
+
+    /// Parses [`FineResponse::to_bytes`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        const W: &str = "fine response";
+        let body = open_crc(bytes, W)?;
+        let mut r = Reader::new(body, W);
+        if r.take(8)? != FINE_RESPONSE_MAGIC {
+            return Err(Error::malformed(W, "bad magic"));
+        }
+        let key_id = KeyId(r.string(256)?);
+        let degree = r.u64()? as usize;
+        let modulus = r.u64()?;
+        let rows = r.u64()? as usize;
+        let scale = r.u32()?;
+        let metric = Metric::from_code(r.take(1)?[0])?;
+        if !degree.is_power_of_two() || !(8..=1 << 17).contains(&degree) || modulus < 3 || !(1..=degree).contains(&rows) {
+            return Err(Error::malformed(W, "bad degree, modulus or row count"));
+        }
+        let score_bytes = 3 * packed_len(degree, 64 - modulus.leading_zeros());
+        let n = r.u32()? as usize;
+        if n > body.len() / 8 {
+            return Err(Error::malformed(W, "probe count exceeds message"));
+        }
+        let mut probes = Vec::with_capacity(n);
+        for _ in 0..n {
+            let id = r.string(MAX_ID_BYTES)?;
+            let nchunks = r.u32()? as usize;
+            // Every chunk carries its scores: the count is bounded by the message.
+            if nchunks.saturating_mul(score_bytes) > body.len() {
+                return Err(Error::malformed(W, "chunk count exceeds message"));
+            }
+            let mut chunks = Vec::with_capacity(nchunks);
+            for _ in 0..nchunks {
+                let nc = r.u32()? as usize;
+                if nc > body.len() / 8 {
+                    return Err(Error::malformed(W, "candidate count exceeds message"));
+                }
+                let candidates = (0..nc)
+                    .map(|_| Ok((r.string(MAX_ID_BYTES)?, r.u32()? as usize)))
+                    .collect::<Result<Vec<_>>>()?;
+                let scores = take_scores(&mut r, degree, modulus, W)?;
+                chunks.push(GatheredChunk { candidates, scores });
+            }
+            probes.push((id, chunks));
+        }
+        r.finish()?;
+        Ok(Self { key_id, degree, modulus, rows, scale, metric, probes })
     }
 }

@@ -415,7 +415,15 @@ impl ServerContext {
                 Ok((fp.probe_id.clone(), chunks))
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(FineResponse { key_id: self.public.key_id.clone(), rows: q.rows(), scale: q.scale, metric: q.metric, probes })
+        Ok(FineResponse {
+            key_id: self.public.key_id.clone(),
+            degree: self.public.params.degree,
+            modulus: self.public.params.response_modulus(),
+            rows: q.rows(),
+            scale: q.scale,
+            metric: q.metric,
+            probes,
+        })
     }
 
     /// fhe's default multiplication strategy with relinearisation, for the HERS baseline.

@@ -1,7 +1,11 @@
 //! Decoders of bytes from disk or the network never panic: truncations and byte mutations
 //! (with the CRC recomputed, as a fuzzer could) are errors.
 
-use encsearch::{Client, ClientKeys, EncryptedChunk, HotGallery, Preset, Query, Response, ServerContext};
+use std::collections::HashMap;
+
+use encsearch::{
+    Client, ClientKeys, EncryptedChunk, FineQuery, FineResponse, HotGallery, Layout, Preset, Query, Response, ServerContext,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
@@ -68,6 +72,38 @@ fn mutated_messages_are_errors_not_panics() {
     }
     // Some mutations land in ciphertext payloads and still decode; that is fine.
     assert!(ok < 450);
+}
+
+#[test]
+fn mutated_fine_stage_messages_are_errors_not_panics() {
+    let dim = 8;
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
+    let keys = ClientKeys::generate(Preset::N4096.params().expect("preset"), &mut rng).expect("keys");
+    let client = Client::new(keys, dim).expect("client");
+    let server = ServerContext::new(client.keys().public(), 1).expect("server");
+    let rows: Vec<f32> = (0..3 * dim).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    let chunks = client.encrypt_templates_as(Layout::Coefficient, &rows, &mut rng).expect("encrypt");
+    let index: HashMap<String, usize> = (0..3).map(|i| (format!("t{i}"), i)).collect();
+    let q = client
+        .encrypt_fine_query(vec!["p".into()], &rows[..dim], vec![vec!["t0".into(), "t2".into()]], &mut rng)
+        .expect("fine query");
+    let query = q.to_bytes();
+    let r = server.score_candidates_in_memory(&q, client.quantizer(), &chunks, &index).expect("score");
+    let response = r.to_bytes();
+    assert!(FineQuery::from_bytes(&query, server.bfv()).is_ok());
+    assert_eq!(client.decrypt_fine(&FineResponse::from_bytes(&response).expect("decodes"), 2).expect("decrypt").len(), 2);
+    let mut ok = 0;
+    for b in mutations(&query, &mut rng, 150) {
+        ok += usize::from(FineQuery::from_bytes(&b, server.bfv()).is_ok());
+    }
+    for b in mutations(&response, &mut rng, 150) {
+        if let Ok(r) = FineResponse::from_bytes(&b) {
+            ok += 1;
+            let _ = client.decrypt_fine(&r, 2);
+        }
+    }
+    // Some mutations land in ciphertext payloads and still decode; that is fine.
+    assert!(ok < 300);
 }
 
 /// Found by `cargo fuzz` (target `response`): a 90-byte response claiming 2^28 probes and no

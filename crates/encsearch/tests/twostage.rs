@@ -1,7 +1,7 @@
 //! Two-stage search: the fine (coefficient-layout) gallery returns exactly the integer inner
 //! products of the candidates, ranks them as plaintext does, and refuses what it cannot serve.
 
-use encsearch::{int_dot, Client, ClientKeys, Error, Gallery, Layout, Preset, Quantizer};
+use encsearch::{int_dot, Client, ClientKeys, Error, FineQuery, FineResponse, Gallery, Layout, Preset, Quantizer};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
@@ -39,6 +39,11 @@ fn fine_stage_scores_are_exact_inner_products() {
     let resp = server.score_candidates(&fq, &g).expect("score");
     assert_eq!(resp.ciphertexts(), 4 + 3, "one ciphertext per distinct chunk per probe");
     let got = client.decrypt_fine(&resp, 10).expect("decrypt");
+    // Through bytes, as the split roles exchange them (`hers query fine-*`): the same answer.
+    let fq_bytes = FineQuery::from_bytes(&fq.to_bytes(), server.bfv()).expect("fine query bytes");
+    let resp_bytes = server.score_candidates(&fq_bytes, &g).expect("score").to_bytes();
+    let via_bytes = client.decrypt_fine(&FineResponse::from_bytes(&resp_bytes).expect("fine response bytes"), 10).expect("decrypt");
+    assert_eq!(via_bytes, got);
 
     let gq = q.template_rows(&gallery).expect("quantise");
     let pq = q.probe_rows(&probes).expect("quantise");

@@ -129,3 +129,34 @@ pub fn write_matches(path: &Path, matches: &[encsearch::Match]) -> Result<()> {
     file.sync_all().map_err(|e| crate::sweep::io(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| crate::sweep::io(path, e))
 }
+
+/// Reads results written by [`write_matches`] (parquet, or CSV for a `.csv` name): the
+/// first stage's candidates of a two-stage search run role by role.
+pub fn read_matches(path: &Path) -> Result<Vec<encsearch::Match>> {
+    let name = path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    let at = |e: PolarsError| Error::Table(format!("{}: {e}", path.display()));
+    let df = if name.ends_with(".csv") {
+        CsvReadOptions::default().with_has_header(true).try_into_reader_with_file_path(Some(path.into())).and_then(|r| r.finish())
+    } else {
+        ParquetReader::new(std::fs::File::open(path).map_err(|e| crate::sweep::io(path, e))?).finish()
+    }
+    .map_err(at)?;
+    let column = |c: &str, t: DataType| df.column(c).and_then(|x| x.cast(&t)).map_err(at);
+    let (probe, gallery) = (column("probe_id", DataType::String)?, column("gallery_id", DataType::String)?);
+    let (rank, score, sim) =
+        (column("rank", DataType::Int64)?, column("score", DataType::Int64)?, column("similarity", DataType::Float64)?);
+    let (probe, gallery) = (probe.str().map_err(at)?, gallery.str().map_err(at)?);
+    let (rank, score, sim) = (rank.i64().map_err(at)?, score.i64().map_err(at)?, sim.f64().map_err(at)?);
+    (0..df.height())
+        .map(|i| {
+            let missing = || Error::Table(format!("{}: row {i} has an empty field", path.display()));
+            Ok(encsearch::Match {
+                probe_id: probe.get(i).ok_or_else(missing)?.to_string(),
+                rank: usize::try_from(rank.get(i).ok_or_else(missing)?).map_err(|_| missing())?,
+                gallery_id: gallery.get(i).ok_or_else(missing)?.to_string(),
+                score: score.get(i).ok_or_else(missing)?,
+                similarity: sim.get(i).ok_or_else(missing)?,
+            })
+        })
+        .collect()
+}

@@ -1,5 +1,5 @@
 //! The whole pipeline through the real binary, small: synth → train → project → keygen →
-//! enroll → search (one process and split roles) → results readable by pyarrow, plus the
+//! enroll → search (one process and split roles, one and two stages) → results readable by pyarrow, plus the
 //! errors a user meets first (wrong key, wrong dimension).
 
 use std::path::Path;
@@ -79,6 +79,19 @@ fn train_project_enroll_search_and_roles_agree() {
         }
         last = Some((probe.to_string(), sim));
     }
+    // The same two-stage search with the roles split: the first stage's decrypted top-5 are the
+    // candidates; the server steps get no key.
+    ok(&["query", "decrypt", "--keys", "keys", "--response", "r.enc", "--top-k", "5", "--out", "c5.parquet"], d);
+    ok(&["query", "fine-encrypt", "--keys", "fkeys", "--probes", "test.parquet", "--candidates", "c5.parquet", "--gallery", "fine", "--out", "fq.enc"], d);
+    ok(&["query", "fine-score", "--gallery", "fine", "--query", "fq.enc", "--out", "fr.enc"], d);
+    ok(&["query", "fine-decrypt", "--keys", "fkeys", "--response", "fr.enc", "--top-k", "3", "--out", "two-split.csv"], d);
+    assert_eq!(std::fs::read_to_string(d.join("two-split.csv")).expect("two-split"), two, "split roles give the same two-stage results");
+    // The fine query under the other key set is refused by the server step.
+    hers().current_dir(d).args(["query", "fine-score", "--gallery", "g", "--query", "fq.enc", "--out", "x.enc"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("key").and(predicate::str::contains("panicked").not()));
+
     // A coefficient-layout gallery is not a 1:N gallery.
     hers().current_dir(d).args(["search", "--keys", "fkeys", "--gallery", "fine", "--probes", "test.parquet", "--top-k", "1", "--out", "x.csv"])
         .assert()

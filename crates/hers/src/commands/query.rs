@@ -1,10 +1,13 @@
-//! `hers query encrypt|score|decrypt`: the three roles of a search as separate steps.
+//! `hers query encrypt|score|decrypt`: the three roles of a search as separate steps, and
+//! `hers query fine-encrypt|fine-score|fine-decrypt`: the same for the second stage of a
+//! two-stage search (what `hers search --two-stage` runs in one process).
 
+use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use encsearch::{Client, Match, Query, Quantizer, Response};
+use encsearch::{Client, FineQuery, FineResponse, Match, Query, Quantizer, Response};
 
 use super::open::{load_keys, open_gallery};
 
@@ -68,6 +71,85 @@ enum Step {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Client, second stage: encrypt the full-dimension probes with the candidates the first
+    /// stage kept (its `decrypt` output).
+    FineEncrypt {
+        /// Key directory of the full-dimension gallery.
+        #[arg(long)]
+        keys: PathBuf,
+        /// Full-dimension probes (parquet embedding set; the ids of the first stage).
+        #[arg(long)]
+        probes: PathBuf,
+        /// First-stage results (`hers query decrypt --out`): every row is a candidate.
+        #[arg(long)]
+        candidates: PathBuf,
+        /// The full-dimension gallery (coefficient layout); only its public manifest is read.
+        #[arg(long)]
+        gallery: PathBuf,
+        /// Output query file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Server, second stage: gather and score the candidates' ciphertexts (no key needed; the
+    /// server learns the candidate ids, never a score).
+    FineScore {
+        /// The full-dimension gallery (coefficient layout).
+        #[arg(long)]
+        gallery: PathBuf,
+        /// Encrypted second-stage query.
+        #[arg(long)]
+        query: PathBuf,
+        /// Output response file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Client, second stage: decrypt and rank each probe's candidates.
+    FineDecrypt {
+        /// Key directory of the full-dimension gallery.
+        #[arg(long)]
+        keys: PathBuf,
+        /// Encrypted second-stage response.
+        #[arg(long)]
+        response: PathBuf,
+        /// Results per probe.
+        #[arg(long, default_value_t = 10)]
+        top_k: usize,
+        /// Output results (parquet, or CSV for a .csv name): probe_id, rank, gallery_id, score, similarity.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// The second stage's inputs: the full-dimension rows of probes `ids` (in that order, read from
+/// `probes`, which must be `dim`-D) and each probe's candidate ids from the first stage's `first`.
+pub(crate) fn fine_inputs(probes: &Path, dim: usize, ids: &[String], first: &[Match]) -> anyhow::Result<(Vec<f32>, Vec<Vec<String>>)> {
+    let (fids, fdim, fdata) = load_probes(probes)?;
+    if fdim != dim {
+        anyhow::bail!("fine probes {} are {fdim}-D, the fine gallery is {dim}-D", probes.display());
+    }
+    let row_of: HashMap<&str, usize> = fids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
+    let mut rows = Vec::with_capacity(ids.len() * fdim);
+    for id in ids {
+        let i = *row_of
+            .get(id.as_str())
+            .with_context(|| format!("probe {id} is missing from the fine probes {}", probes.display()))?;
+        rows.extend_from_slice(&fdata[i * fdim..(i + 1) * fdim]);
+    }
+    let mut candidates: HashMap<&str, Vec<String>> = HashMap::new();
+    for m in first {
+        candidates.entry(m.probe_id.as_str()).or_default().push(m.gallery_id.clone());
+    }
+    Ok((rows, ids.iter().map(|id| candidates.remove(id.as_str()).unwrap_or_default()).collect()))
+}
+
+/// Reads `path`, naming it in errors.
+fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
+    fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// Writes `bytes` to `out`, naming it in errors.
+fn write(out: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    fs::write(out, bytes).with_context(|| format!("writing {}", out.display()))
 }
 
 /// Loads a probe set: ids and row-major data.
@@ -106,13 +188,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             };
             let q = c.encrypt_query(ids, &data, &mut rand::rng())?;
             let bytes = q.to_bytes();
-            fs::write(&out, &bytes).with_context(|| format!("writing {}", out.display()))?;
+            write(&out, &bytes)?;
             eprintln!("encrypted {} probes ({} B) → {}", q.probes.len(), bytes.len(), out.display());
         }
         Step::Score { gallery, query, out, stream } => {
             let g = open_gallery(&gallery)?;
             let server = g.server_context()?;
-            let bytes = fs::read(&query).with_context(|| format!("reading {}", query.display()))?;
+            let bytes = read(&query)?;
             g.manifest().public.key_id.ensure_eq(&Query::peek_key_id(&bytes)?).context("query made with another key")?;
             let q = Query::from_bytes(&bytes, server.bfv(), server.dim())?;
             let t = std::time::Instant::now();
@@ -125,15 +207,49 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             };
             let score = t.elapsed().as_secs_f64();
             let bytes = r.to_bytes();
-            fs::write(&out, &bytes).with_context(|| format!("writing {}", out.display()))?;
+            write(&out, &bytes)?;
             eprintln!("loaded gallery in {load:.2} s, scored in {score:.3} s → {} ({} B)", out.display(), bytes.len());
         }
         Step::Decrypt { keys, response, top_k, out } => {
-            let bytes = fs::read(&response).with_context(|| format!("reading {}", response.display()))?;
-            let r = Response::from_bytes(&bytes)?;
+            let r = Response::from_bytes(&read(&response)?)?;
             let keys = load_keys(&keys)?;
             let c = Client::new(keys, 1)?;
             let m = c.decrypt_top_k(&r, top_k)?;
+            write_matches(&out, &m)?;
+            eprintln!("{} results → {}", m.len(), out.display());
+        }
+        Step::FineEncrypt { keys, probes, candidates, gallery, out } => {
+            let g = open_gallery(&gallery)?;
+            let keys = load_keys(&keys)?;
+            g.manifest().public.key_id.ensure_eq(keys.key_id()).context("the fine gallery was enrolled with another key")?;
+            let first = eval::read_matches(&candidates).with_context(|| format!("reading candidates {}", candidates.display()))?;
+            // Probes in order of first appearance.
+            let mut seen = std::collections::HashSet::new();
+            let ids: Vec<String> = first.iter().filter(|m| seen.insert(m.probe_id.as_str())).map(|m| m.probe_id.clone()).collect();
+            let (rows, lists) = fine_inputs(&probes, g.manifest().dim, &ids, &first)?;
+            let client = Client::with_quantizer(keys, g.quantizer())?;
+            let q = client.encrypt_fine_query(ids, &rows, lists, &mut rand::rng())?;
+            let bytes = q.to_bytes();
+            write(&out, &bytes)?;
+            eprintln!("encrypted {} probes with {} candidates ({} B) → {}", q.probes.len(), first.len(), bytes.len(), out.display());
+        }
+        Step::FineScore { gallery, query, out } => {
+            let g = open_gallery(&gallery)?;
+            let server = g.server_context()?;
+            let bytes = read(&query)?;
+            g.manifest().public.key_id.ensure_eq(&FineQuery::peek_key_id(&bytes)?).context("query made with another key")?;
+            let q = FineQuery::from_bytes(&bytes, server.bfv())?;
+            let t = std::time::Instant::now();
+            let r = server.score_candidates(&q, &g).context("the fine stage could not gather the candidates")?;
+            let score = t.elapsed().as_secs_f64();
+            let bytes = r.to_bytes();
+            write(&out, &bytes)?;
+            eprintln!("gathered {} ciphertexts, scored in {score:.3} s → {} ({} B)", r.ciphertexts(), out.display(), bytes.len());
+        }
+        Step::FineDecrypt { keys, response, top_k, out } => {
+            let r = FineResponse::from_bytes(&read(&response)?)?;
+            let c = Client::new(load_keys(&keys)?, 1)?;
+            let m = c.decrypt_fine(&r, top_k)?;
             write_matches(&out, &m)?;
             eprintln!("{} results → {}", m.len(), out.display());
         }

@@ -2,7 +2,6 @@
 //! optionally as a two-stage search (low-dimension 1:N search → full-dimension rescoring of the
 //! candidates).
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -10,7 +9,7 @@ use anyhow::Context;
 use encsearch::{Client, ClientKeys, Match};
 
 use super::open::{load_keys, open_gallery_for};
-use super::query::{load_probes, write_matches};
+use super::query::{fine_inputs, load_probes, write_matches};
 
 /// Arguments of `hers search`.
 #[derive(Debug, clap::Args)]
@@ -101,23 +100,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 /// The second stage: rescores each probe's first-stage candidates at full dimension.
 fn fine_stage(keys: ClientKeys, fine: &Path, probes: &Path, ids: &[String], first: &[Match], k: usize) -> anyhow::Result<Vec<Match>> {
     let g = open_gallery_for(fine, &keys).context("the fine gallery of the two-stage search")?;
-    let (fids, fdim, fdata) = load_probes(probes)?;
-    if fdim != g.manifest().dim {
-        anyhow::bail!("fine probes {} are {fdim}-D, the fine gallery is {}-D", probes.display(), g.manifest().dim);
-    }
-    let row_of: HashMap<&str, usize> = fids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
-    let mut rows = Vec::with_capacity(ids.len() * fdim);
-    for id in ids {
-        let i = *row_of
-            .get(id.as_str())
-            .with_context(|| format!("probe {id} is missing from the fine probes {}", probes.display()))?;
-        rows.extend_from_slice(&fdata[i * fdim..(i + 1) * fdim]);
-    }
-    let mut candidates: HashMap<&str, Vec<String>> = HashMap::new();
-    for m in first {
-        candidates.entry(m.probe_id.as_str()).or_default().push(m.gallery_id.clone());
-    }
-    let lists = ids.iter().map(|id| candidates.remove(id.as_str()).unwrap_or_default()).collect();
+    let fdim = g.manifest().dim;
+    let (rows, lists) = fine_inputs(probes, fdim, ids, first)?;
     let client = Client::with_quantizer(keys, g.quantizer())?;
     let server = g.server_context()?;
     let t = Instant::now();
