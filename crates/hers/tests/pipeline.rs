@@ -52,6 +52,29 @@ fn train_project_enroll_search_and_roles_agree() {
         assert_eq!(f[0], f[2], "{line}");
     }
 
+    // 1:1 verification scores one chunk and agrees with the 1:N search: the rank-2 match of the
+    // first probe has the same similarity, and the threshold decides.
+    let second: Vec<&str> = one.lines().skip(1).find(|l| l.split(',').nth(1) == Some("2")).expect("a rank-2 row").split(',').collect();
+    let verify = |claim: &str, threshold: &str| {
+        let out = hers()
+            .current_dir(d)
+            .args(["verify", "--keys", "keys", "--gallery", "g", "--probe", "p16.parquet", "--probe-id", second[0], "--claim", claim, "--threshold", threshold])
+            .output()
+            .expect("run");
+        assert!(out.status.success(), "verify: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).expect("utf-8")
+    };
+    let sim: f64 = second[4].parse().expect("similarity");
+    let line = verify(second[2], "-1");
+    let printed: f64 = line.split("similarity ").nth(1).and_then(|v| v.split(' ').next()).and_then(|v| v.parse().ok()).expect("similarity");
+    assert!(line.starts_with("accept") && (printed - sim).abs() < 1e-3, "1:1 {line} vs 1:N {sim}");
+    assert!(verify(second[2], &format!("{}", sim + 0.01)).starts_with("reject"));
+    assert!(verify(second[0], "0.99").starts_with("accept"), "a probe verifies against itself");
+    hers().current_dir(d).args(["verify", "--keys", "keys", "--gallery", "g", "--probe", "p16.parquet", "--claim", "nobody"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("nobody").and(predicate::str::contains("panicked").not()));
+
     // Two-stage: 16-D candidates rescored in a 192-D coefficient-layout gallery under its own key.
     ok(&["keygen", "--preset", "n8192", "--out", "fkeys"], d);
     ok(&["enroll", "--keys", "fkeys", "--input", "test.parquet", "--gallery", "fine", "--layout", "coefficient"], d);

@@ -28,7 +28,7 @@ pub struct Args {
     claim: String,
     /// Accept when the cosine similarity is at least this (Euclidean metric: when the squared
     /// distance is at most this).
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
     threshold: f64,
 }
 
