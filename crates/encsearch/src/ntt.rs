@@ -63,32 +63,27 @@ impl Ntt {
 
     /// Forward transform in place (natural order in, fhe-math's NTT order out).
     pub fn forward(&self, a: &mut [u64]) {
-        match &self.fast {
-            #[cfg(target_arch = "x86_64")]
-            Some(t) if a.len() == t.fwd.len() => {
-                // SAFETY: `fast` is only set after detecting AVX-512F and IFMA (fast_available).
-                #[allow(unsafe_code, reason = "AVX-512 IFMA build after detecting the features")]
-                unsafe {
-                    forward_ifma(t, a)
-                }
-            }
-            _ => self.reference.forward(a),
-        }
+        self.transform(a, true);
     }
 
     /// Inverse transform in place (fhe-math's NTT order in, natural order out).
     pub fn backward(&self, a: &mut [u64]) {
-        match &self.fast {
-            #[cfg(target_arch = "x86_64")]
-            Some(t) if a.len() == t.fwd.len() => {
-                // SAFETY: as in `forward`.
-                #[allow(unsafe_code, reason = "AVX-512 IFMA build after detecting the features")]
-                unsafe {
-                    backward_ifma(t, a)
-                }
-            }
-            _ => self.reference.backward(a),
+        self.transform(a, false);
+    }
+
+    fn transform(&self, a: &mut [u64], forward: bool) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(t) = &self.fast
+            && a.len() == t.fwd.len()
+        {
+            // SAFETY: `fast` is only set after detecting AVX-512F and IFMA (`simd::available`).
+            #[allow(unsafe_code, reason = "AVX-512 IFMA build after detecting the features")]
+            unsafe {
+                if forward { forward_ifma(t, a) } else { backward_ifma(t, a) }
+            };
+            return;
         }
+        if forward { self.reference.forward(a) } else { self.reference.backward(a) }
     }
 }
 

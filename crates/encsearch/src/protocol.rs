@@ -201,11 +201,7 @@ impl Response {
         let bits = 64 - self.modulus.leading_zeros();
         let mut out = Vec::new();
         out.extend_from_slice(RESPONSE_MAGIC);
-        put_bytes(&mut out, self.key_id.0.as_bytes());
-        out.extend_from_slice(&(self.degree as u64).to_le_bytes());
-        out.extend_from_slice(&self.modulus.to_le_bytes());
-        out.extend_from_slice(&self.scale.to_le_bytes());
-        out.push(self.metric.code());
+        put_response_header(&mut out, &self.key_id, self.degree, self.modulus, self.scale, self.metric);
         out.extend_from_slice(&(self.slot_ids.len() as u64).to_le_bytes());
         for id in self.slot_ids.iter() {
             match id {
@@ -234,14 +230,7 @@ impl Response {
         if r.take(8)? != RESPONSE_MAGIC {
             return Err(Error::malformed(W, "bad magic"));
         }
-        let key_id = KeyId(r.string(256)?);
-        let degree = r.u64()? as usize;
-        let modulus = r.u64()?;
-        let scale = r.u32()?;
-        let metric = Metric::from_code(r.take(1)?[0])?;
-        if !degree.is_power_of_two() || !(8..=1 << 17).contains(&degree) || modulus < 3 {
-            return Err(Error::malformed(W, "bad degree or modulus"));
-        }
+        let (key_id, degree, modulus, scale, metric) = take_response_header(&mut r, W)?;
         let bits = 64 - modulus.leading_zeros();
         let nslots = r.u64()? as usize;
         if nslots > body.len() {
@@ -347,6 +336,29 @@ impl FineResponse {
     }
 }
 
+/// The header both responses start with after their magic: key id, ring degree, response
+/// modulus, quantisation scale and metric.
+fn put_response_header(out: &mut Vec<u8>, key_id: &KeyId, degree: usize, modulus: u64, scale: u32, metric: Metric) {
+    put_bytes(out, key_id.0.as_bytes());
+    out.extend_from_slice(&(degree as u64).to_le_bytes());
+    out.extend_from_slice(&modulus.to_le_bytes());
+    out.extend_from_slice(&scale.to_le_bytes());
+    out.push(metric.code());
+}
+
+/// Reads [`put_response_header`], checking the degree and modulus can describe scores.
+fn take_response_header(r: &mut Reader<'_>, what: &'static str) -> Result<(KeyId, usize, u64, u32, Metric)> {
+    let key_id = KeyId(r.string(256)?);
+    let degree = r.u64()? as usize;
+    let modulus = r.u64()?;
+    let scale = r.u32()?;
+    let metric = Metric::from_code(r.take(1)?[0])?;
+    if !degree.is_power_of_two() || !(8..=1 << 17).contains(&degree) || modulus < 3 {
+        return Err(Error::malformed(what, "bad degree or modulus"));
+    }
+    Ok((key_id, degree, modulus, scale, metric))
+}
+
 /// The three score polynomials of a chunk, bit-packed at the modulus' width.
 fn put_scores(out: &mut Vec<u8>, scores: &ChunkScores, bits: u32) {
     for p in &scores.polys {
@@ -440,12 +452,8 @@ impl FineResponse {
         let bits = 64 - self.modulus.leading_zeros();
         let mut out = Vec::new();
         out.extend_from_slice(FINE_RESPONSE_MAGIC);
-        put_bytes(&mut out, self.key_id.0.as_bytes());
-        out.extend_from_slice(&(self.degree as u64).to_le_bytes());
-        out.extend_from_slice(&self.modulus.to_le_bytes());
+        put_response_header(&mut out, &self.key_id, self.degree, self.modulus, self.scale, self.metric);
         out.extend_from_slice(&(self.rows as u64).to_le_bytes());
-        out.extend_from_slice(&self.scale.to_le_bytes());
-        out.push(self.metric.code());
         out.extend_from_slice(&(self.probes.len() as u32).to_le_bytes());
         for (id, chunks) in &self.probes {
             put_bytes(&mut out, id.as_bytes());
@@ -471,14 +479,10 @@ impl FineResponse {
         if r.take(8)? != FINE_RESPONSE_MAGIC {
             return Err(Error::malformed(W, "bad magic"));
         }
-        let key_id = KeyId(r.string(256)?);
-        let degree = r.u64()? as usize;
-        let modulus = r.u64()?;
+        let (key_id, degree, modulus, scale, metric) = take_response_header(&mut r, W)?;
         let rows = r.u64()? as usize;
-        let scale = r.u32()?;
-        let metric = Metric::from_code(r.take(1)?[0])?;
-        if !degree.is_power_of_two() || !(8..=1 << 17).contains(&degree) || modulus < 3 || !(1..=degree).contains(&rows) {
-            return Err(Error::malformed(W, "bad degree, modulus or row count"));
+        if !(1..=degree).contains(&rows) {
+            return Err(Error::malformed(W, "bad row count"));
         }
         let score_bytes = 3 * packed_len(degree, 64 - modulus.leading_zeros());
         let n = r.u32()? as usize;

@@ -57,20 +57,7 @@ enum Step {
         stream: bool,
     },
     /// Client: decrypt a response and keep the top-k of every probe.
-    Decrypt {
-        /// Key directory.
-        #[arg(long)]
-        keys: PathBuf,
-        /// Encrypted response.
-        #[arg(long)]
-        response: PathBuf,
-        /// Results per probe.
-        #[arg(long, default_value_t = 10)]
-        top_k: usize,
-        /// Output results (parquet, or CSV for a .csv name): probe_id, rank, gallery_id, score, similarity.
-        #[arg(long)]
-        out: PathBuf,
-    },
+    Decrypt(Decrypt),
     /// Client, second stage: encrypt the full-dimension probes with the candidates the first
     /// stage kept (its `decrypt` output).
     FineEncrypt {
@@ -104,20 +91,24 @@ enum Step {
         out: PathBuf,
     },
     /// Client, second stage: decrypt and rank each probe's candidates.
-    FineDecrypt {
-        /// Key directory of the full-dimension gallery.
-        #[arg(long)]
-        keys: PathBuf,
-        /// Encrypted second-stage response.
-        #[arg(long)]
-        response: PathBuf,
-        /// Results per probe.
-        #[arg(long, default_value_t = 10)]
-        top_k: usize,
-        /// Output results (parquet, or CSV for a .csv name): probe_id, rank, gallery_id, score, similarity.
-        #[arg(long)]
-        out: PathBuf,
-    },
+    FineDecrypt(Decrypt),
+}
+
+/// Arguments of both decryption steps.
+#[derive(Debug, clap::Args)]
+struct Decrypt {
+    /// Key directory (for `fine-decrypt`, the full-dimension gallery's).
+    #[arg(long)]
+    keys: PathBuf,
+    /// Encrypted response.
+    #[arg(long)]
+    response: PathBuf,
+    /// Results per probe.
+    #[arg(long, default_value_t = 10)]
+    top_k: usize,
+    /// Output results (parquet, or CSV for a .csv name): probe_id, rank, gallery_id, score, similarity.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 /// The second stage's inputs: the full-dimension rows of probes `ids` (in that order, read from
@@ -210,14 +201,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             write(&out, &bytes)?;
             eprintln!("loaded gallery in {load:.2} s, scored in {score:.3} s → {} ({} B)", out.display(), bytes.len());
         }
-        Step::Decrypt { keys, response, top_k, out } => {
-            let r = Response::from_bytes(&read(&response)?)?;
-            let keys = load_keys(&keys)?;
-            let c = Client::new(keys, 1)?;
-            let m = c.decrypt_top_k(&r, top_k)?;
-            write_matches(&out, &m)?;
-            eprintln!("{} results → {}", m.len(), out.display());
-        }
+        Step::Decrypt(d) => decrypt(d, false)?,
         Step::FineEncrypt { keys, probes, candidates, gallery, out } => {
             let g = open_gallery(&gallery)?;
             let keys = load_keys(&keys)?;
@@ -246,13 +230,21 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             write(&out, &bytes)?;
             eprintln!("gathered {} ciphertexts, scored in {score:.3} s → {} ({} B)", r.ciphertexts(), out.display(), bytes.len());
         }
-        Step::FineDecrypt { keys, response, top_k, out } => {
-            let r = FineResponse::from_bytes(&read(&response)?)?;
-            let c = Client::new(load_keys(&keys)?, 1)?;
-            let m = c.decrypt_fine(&r, top_k)?;
-            write_matches(&out, &m)?;
-            eprintln!("{} results → {}", m.len(), out.display());
-        }
+        Step::FineDecrypt(d) => decrypt(d, true)?,
     }
+    Ok(())
+}
+
+/// Decrypts a response (of the second stage when `fine`) and writes the ranked results.
+fn decrypt(d: Decrypt, fine: bool) -> anyhow::Result<()> {
+    let bytes = read(&d.response)?;
+    let c = Client::new(load_keys(&d.keys)?, 1)?;
+    let m = if fine {
+        c.decrypt_fine(&FineResponse::from_bytes(&bytes)?, d.top_k)?
+    } else {
+        c.decrypt_top_k(&Response::from_bytes(&bytes)?, d.top_k)?
+    };
+    write_matches(&d.out, &m)?;
+    eprintln!("{} results → {}", m.len(), d.out.display());
     Ok(())
 }
