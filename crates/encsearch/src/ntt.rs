@@ -129,6 +129,18 @@ impl Tables {
     }
 }
 
+/// The stages whose butterflies pair lanes of one vector: (stride, mask of the pairs' high lanes).
+#[cfg(target_arch = "x86_64")]
+const IN_VECTOR_STAGES: [(usize, u8); 3] = [(4, 0xF0), (2, 0xCC), (1, 0xAA)];
+
+/// Lane permutation `k ↦ k xor t`: each lane's butterfly partner at stride `t < 8`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn partner_lanes(t: usize) -> std::arch::x86_64::__m512i {
+    let l = |k: usize| (k ^ t) as i64;
+    std::arch::x86_64::_mm512_set_epi64(l(7), l(6), l(5), l(4), l(3), l(2), l(1), l(0))
+}
+
 /// Cooley–Tukey, natural order in, bit-reversed evaluation order out.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512ifma")]
@@ -153,11 +165,8 @@ fn forward_ifma(tb: &Tables, a: &mut [u64]) {
         t /= 2;
     }
     // Strides 4, 2, 1 inside each vector: the high lane of a pair holds the product.
-    for (s, (t, high)) in [(4usize, 0xF0u8), (2, 0xCC), (1, 0xAA)].into_iter().enumerate() {
-        let idx = _mm512_set_epi64(
-            (7 ^ t) as i64, (6 ^ t) as i64, (5 ^ t) as i64, (4 ^ t) as i64,
-            (3 ^ t) as i64, (2 ^ t) as i64, (1 ^ t) as i64, t as i64,
-        );
+    for (s, (t, high)) in IN_VECTOR_STAGES.into_iter().enumerate() {
+        let idx = partner_lanes(t);
         let (wl, sl) = (&tb.fwd_lanes[2 * s], &tb.fwd_lanes[2 * s + 1]);
         for j in (0..n).step_by(8) {
             let x = load(a, j);
@@ -177,11 +186,8 @@ fn backward_ifma(tb: &Tables, a: &mut [u64]) {
     use simd::{load, store};
     let n = a.len();
     let p = _mm512_set1_epi64(tb.p as i64);
-    for (s, (t, high)) in [(4usize, 0xF0u8), (2, 0xCC), (1, 0xAA)].into_iter().enumerate().rev() {
-        let idx = _mm512_set_epi64(
-            (7 ^ t) as i64, (6 ^ t) as i64, (5 ^ t) as i64, (4 ^ t) as i64,
-            (3 ^ t) as i64, (2 ^ t) as i64, (1 ^ t) as i64, t as i64,
-        );
+    for (s, (t, high)) in IN_VECTOR_STAGES.into_iter().enumerate().rev() {
+        let idx = partner_lanes(t);
         let (wl, sl) = (&tb.inv_lanes[2 * s], &tb.inv_lanes[2 * s + 1]);
         for j in (0..n).step_by(8) {
             let x = load(a, j);
