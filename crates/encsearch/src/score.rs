@@ -13,7 +13,7 @@
 //!   [`IFMA_BLOCK`] products (< 16·q² < q·2^52) are reduced by one Montgomery step, which
 //!   divides by 2^52: the kernel returns the sums times `2^-52 mod q`, and the down-scaling
 //!   after the inverse NTT (linear, so the factor passes through) multiplies it back for free
-//!   ([`Kernel::output_factor`], folded into [`crate::rescale`]'s constants).
+//!   ([`Kernel::output_factor`], folded into the constants of the down-scaling, `rescale.rs`).
 //! * [`Kernel::Scalar`], anywhere and for primes up to 2^60: u128 accumulators reduced every
 //!   [`REDUCE_EVERY`] dimensions (sums below 2^61, products below 2^122, `32 · 2^122 + 2^60 <
 //!   2^128`), in a BMI2/ADX build where the CPU has them.

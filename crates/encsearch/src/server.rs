@@ -38,8 +38,8 @@ impl HotChunk {
     }
 }
 
-/// A probe in the hot form (`[prime][slot / 8][dim][a0, a1][slot % 8]`, times the
-/// kernel's [`Kernel::probe_factor`]), prepared once per query.
+/// A probe in the hot form (`[prime][slot / 8][dim][a0, a1][slot % 8]`), prepared once per
+/// query.
 #[derive(Debug, Clone)]
 pub struct HotProbe {
     data: Vec<u64>,
@@ -86,7 +86,7 @@ impl ServerContext {
     /// The extension primes P make `M = Q·P ≥ 4·d·N·Q²`: a coefficient of the sum of `d`
     /// tensor products of centred lifts is at most `2·d·N·(Q/2)² ≤ M/8` in magnitude, so it is
     /// exact in `Q ∪ P` before the single `t/Q` scaling, and the 1/8 margin is what
-    /// [`crate::rescale`] relies on. They are 48-bit when every prime of Q is (so the IFMA
+    /// down-scaling (`rescale.rs`) relies on. They are 48-bit when every prime of Q is (so the IFMA
     /// kernel can run, [`Kernel`]), 60-bit otherwise.
     pub fn new(public: &PublicParams, dim: usize) -> Result<Self> {
         if dim == 0 {
