@@ -27,7 +27,8 @@ use crate::keys::{KeyId, PublicParams};
 use crate::pack::{open_crc, put_bytes, seal_crc, Layout, Reader};
 use crate::protocol::EncryptedChunk;
 use crate::quantize::{Metric, Quantizer};
-use crate::server::{HotGallery, ServerContext};
+use crate::hotcache;
+use crate::server::{HotChunk, HotGallery, ServerContext};
 
 /// File name of the manifest.
 pub const MANIFEST_FILE: &str = "manifest.json";
@@ -162,6 +163,20 @@ struct LoadedSegment {
     chunks: Vec<ChunkEntry>,
 }
 
+/// What [`Gallery::load_hot_cached`] did with the hot form on disk (`seg-N.hot`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HotCacheReport {
+    /// Segments whose hot form was mapped from its cache file.
+    pub mapped: usize,
+    /// Segments whose hot form was built from the at-rest form.
+    pub built: usize,
+    /// Bytes of cache files written.
+    pub written_bytes: u64,
+    /// The first cache write that failed (the load itself succeeded; a read-only gallery
+    /// directory simply builds the hot form on every load).
+    pub write_error: Option<String>,
+}
+
 /// An opened gallery directory.
 #[derive(Debug)]
 pub struct Gallery {
@@ -170,7 +185,8 @@ pub struct Gallery {
     segments: Vec<LoadedSegment>,
 }
 
-fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+/// Writes `bytes` to `dir/name` atomically: temp file, fsync, rename, directory fsync.
+pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
     let dst = dir.join(name);
     {
@@ -453,8 +469,19 @@ impl Gallery {
         Err(Error::InvalidArgument { reason: format!("no chunk {index}") })
     }
 
-    /// Loads every chunk into the server's hot form, on all cores.
+    /// Loads every chunk into the server's hot form, on all cores (no cache file read or written).
     pub fn load_hot(&self, server: &ServerContext) -> Result<HotGallery> {
+        Ok(self.load_hot_with(server, None)?.0)
+    }
+
+    /// Loads the hot form, mapping each segment's cache file `seg-N.hot` where it is present
+    /// and intact (see `hotcache.rs`), building it on all cores otherwise — and then writing
+    /// the cache file when `write` (best effort: a failed write is reported, not an error).
+    pub fn load_hot_cached(&self, server: &ServerContext, write: bool) -> Result<(HotGallery, HotCacheReport)> {
+        self.load_hot_with(server, Some(write))
+    }
+
+    fn load_hot_with(&self, server: &ServerContext, cache: Option<bool>) -> Result<(HotGallery, HotCacheReport)> {
         self.manifest.public.key_id.ensure_eq(&server.public().key_id)?;
         if self.layout() != Layout::DimensionWise {
             return Err(Error::InvalidArgument {
@@ -468,16 +495,56 @@ impl Gallery {
         if server.dim() != rows {
             return Err(Error::DimensionMismatch { expected: rows, actual: server.dim() });
         }
-        let all: Vec<(&LoadedSegment, &ChunkEntry)> =
-            self.segments.iter().flat_map(|s| s.chunks.iter().map(move |c| (s, c))).collect();
-        let chunks = all
+        let words = server.hot_words_per_chunk();
+        let mut report = HotCacheReport::default();
+        // Per segment: its cache file and fingerprint, and the mapped chunks where the cache holds.
+        let plan: Vec<_> = self
+            .segments
+            .iter()
+            .zip(&self.manifest.segments)
+            .map(|(seg, entry)| {
+                let path = self.dir.join(Path::new(&entry.file).with_extension("hot"));
+                let fp = hotcache::fingerprint(server, &entry.file, entry.crc32);
+                let mapped = cache.and_then(|_| hotcache::open(&path, &fp, seg.chunks.len(), words));
+                (seg, path, fp, mapped)
+            })
+            .collect();
+        // Build every chunk no cache holds, in one parallel pass over all such segments.
+        let to_build: Vec<(&LoadedSegment, &ChunkEntry)> = plan
+            .iter()
+            .filter(|p| p.3.is_none())
+            .flat_map(|(seg, ..)| seg.chunks.iter().map(move |c| (*seg, c)))
+            .collect();
+        let mut built = to_build
             .par_iter()
             .map(|(s, c)| {
                 let ec = EncryptedChunk::from_bytes(&s.bytes[c.range.clone()], server.bfv(), rows)?;
                 server.prepare_chunk(&ec)
             })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(HotGallery { chunks, slot_ids: Arc::new(self.slot_ids()), scale: self.manifest.scale, metric: self.manifest.metric })
+            .collect::<Result<Vec<_>>>()?
+            .into_iter();
+        let mut chunks = Vec::with_capacity(self.chunk_count());
+        for (seg, path, fp, mapped) in plan {
+            if let Some(m) = mapped {
+                report.mapped += 1;
+                chunks.extend(m.into_iter().map(HotChunk::from_words));
+                continue;
+            }
+            report.built += 1;
+            let first = chunks.len();
+            chunks.extend(built.by_ref().take(seg.chunks.len()));
+            if cache == Some(true) {
+                let refs: Vec<&[u64]> = chunks[first..].iter().map(HotChunk::words).collect();
+                match hotcache::write(&path, &fp, &refs) {
+                    Ok(()) => report.written_bytes += refs.iter().map(|r| r.len() as u64 * 8).sum::<u64>(),
+                    Err(e) => {
+                        report.write_error.get_or_insert(e.to_string());
+                    }
+                }
+            }
+        }
+        let hot = HotGallery { chunks, slot_ids: Arc::new(self.slot_ids()), scale: self.manifest.scale, metric: self.manifest.metric };
+        Ok((hot, report))
     }
 
     /// Bytes of all committed segment files.

@@ -33,6 +33,15 @@ pub fn max_log_q(degree: usize) -> Option<u32> {
     HE_STANDARD_128.iter().find(|(n, _)| *n == degree).map(|(_, b)| *b)
 }
 
+/// Bits the response modulus `q0` needs: `log2 t + 1 + log2(8σ) + 2`, where σ ≈ N·variance/√12 is
+/// the standard deviation of the modulus-switching rounding term `e2·s²` (8σ of it stays below
+/// `q0 / 2t` with a factor 2 to spare).
+fn min_q0_bits(degree: usize, plaintext: u64, variance: usize) -> usize {
+    let sigma = degree as f64 * variance as f64 / 12f64.sqrt();
+    let t_bits = 64 - plaintext.leading_zeros() as usize;
+    t_bits + 1 + (8.0 * sigma).log2().ceil() as usize + 2
+}
+
 /// Named parameter sets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -102,9 +111,8 @@ impl SearchParams {
     /// `noise_margin_at_extremes`). Otherwise `q1` is a 60-bit prime.
     pub fn for_degree(degree: usize, plaintext: u64) -> Result<Self> {
         let variance = DEFAULT_VARIANCE;
-        let sigma = degree as f64 * variance as f64 / 12f64.sqrt();
         let t_bits = 64 - plaintext.leading_zeros() as usize;
-        let q0_bits = t_bits + 1 + (8.0 * sigma).log2().ceil() as usize + 2;
+        let q0_bits = min_q0_bits(degree, plaintext, variance);
         let two_n = 2 * degree as u64;
         if q0_bits > 60 {
             return Err(Error::params(format!("plaintext modulus {plaintext} too large for N={degree}")));
@@ -174,7 +182,8 @@ impl SearchParams {
         Ok(())
     }
 
-    /// Validates security, NTT-friendliness and sizes.
+    /// Validates security, NTT-friendliness and sizes (including a response modulus `q0` large
+    /// enough for the switch down to it to keep scores exact).
     pub fn validate(&self) -> Result<()> {
         let bound = max_log_q(self.degree)
             .ok_or_else(|| Error::params(format!("degree {} not in the HE standard table", self.degree)))?;
@@ -193,6 +202,13 @@ impl SearchParams {
         }
         if !(1..=16).contains(&self.variance) {
             return Err(Error::params("variance must be in 1..=16"));
+        }
+        let need = min_q0_bits(self.degree, self.plaintext, self.variance);
+        if (64 - self.moduli[0].leading_zeros() as usize) < need {
+            return Err(Error::params(format!(
+                "the response modulus q0 = moduli[0] needs at least {need} bits for t = {} at N = {} (the switch down to it would make scores inexact)",
+                self.plaintext, self.degree
+            )));
         }
         Ok(())
     }

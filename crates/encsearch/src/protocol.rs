@@ -353,7 +353,9 @@ fn take_response_header(r: &mut Reader<'_>, what: &'static str) -> Result<(KeyId
     let modulus = r.u64()?;
     let scale = r.u32()?;
     let metric = Metric::from_code(r.take(1)?[0])?;
-    if !degree.is_power_of_two() || !(8..=1 << 17).contains(&degree) || modulus < 3 {
+    // Every ciphertext modulus is a 21- to 60-bit prime (`SearchParams::validate`): a tiny
+    // modulus would let a short message unpack into many coefficients.
+    if !degree.is_power_of_two() || !(8..=1 << 17).contains(&degree) || !(1 << 20..1 << 60).contains(&modulus) {
         return Err(Error::malformed(what, "bad degree or modulus"));
     }
     Ok((key_id, degree, modulus, scale, metric))

@@ -80,6 +80,7 @@ impl Kernel {
     /// (3n values mod q, natural order), times `1 / `[`Kernel::output_factor`].
     pub fn tensor_sum(self, q: &Modulus, probe: &[u64], chunk: &[u64], dim: usize, n: usize, out: &mut [u64]) {
         assert!(n.is_multiple_of(LANES), "ring degree {n} is not a multiple of {LANES}");
+        assert!(dim > 0, "no dimension to sum");
         assert_eq!(probe.len(), PROBE_ROWS * dim * n, "probe of another shape");
         assert_eq!(chunk.len(), 2 * dim * n, "chunk of another shape");
         assert_eq!(out.len(), 3 * n, "output of another shape");
@@ -193,10 +194,7 @@ fn tensor_sum_ifma(q: u64, probe: &[u64], chunk: &[u64], dim: usize, n: usize, o
     for blk in 0..n / LANES {
         let p = &probe[blk * pb..(blk + 1) * pb];
         let g = &chunk[blk * gb..(blk + 1) * gb];
-        // SAFETY (all loads): every offset below is `(row index) · LANES` with the row inside
-        // the `p` / `g` block just sliced, so each 8-word read is in bounds.
-        #[allow(unsafe_code, reason = "unaligned 512-bit loads inside bounds-checked blocks")]
-        let load = |s: &[u64], row: usize| unsafe { _mm512_loadu_si512(s.as_ptr().add(row * LANES).cast()) };
+        let load = |s: &[u64], row: usize| crate::simd::load(s, row * LANES);
         let (mut r0, mut rm, mut r2) = (zero, zero, zero);
         for start in (0..dim).step_by(IFMA_BLOCK) {
             let (mut l0, mut h0, mut lm, mut hm, mut l2, mut h2) = (zero, zero, zero, zero, zero, zero);
@@ -240,6 +238,7 @@ pub fn blocked_index(dim: usize, rows: usize, j: usize, row: usize, k: usize) ->
 /// Copies row `row` (of `rows` per dimension) of dimension `j`, `n` values in natural order,
 /// into the blocked layout `out` of one prime: runs of [`LANES`] values stay contiguous.
 pub fn scatter_row(dim: usize, rows: usize, j: usize, row: usize, src: &[u64], out: &mut [u64]) {
+    assert!(src.len().is_multiple_of(LANES), "row of {} values is not whole lanes", src.len());
     for (b, s) in src.chunks_exact(LANES).enumerate() {
         let at = blocked_index(dim, rows, j, row, b * LANES);
         out[at..at + LANES].copy_from_slice(s);

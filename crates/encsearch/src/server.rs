@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::error::{Error, Result};
 use crate::extend::Extender;
+use crate::hotcache::HotWords;
 use crate::ntt::Ntt;
 use crate::gallery::Gallery;
 use crate::keys::{KeyId, PublicParams};
@@ -28,13 +29,26 @@ use crate::score::{probe_rows, scatter_row, Accumulator, Kernel, IFMA_MAX_BITS, 
 /// `[prime][slot / 8][dim][part][slot % 8]` so that the kernel reads it sequentially.
 #[derive(Debug, Clone)]
 pub struct HotChunk {
-    data: Vec<u64>,
+    data: HotWords,
 }
 
 impl HotChunk {
-    /// Bytes held in memory.
+    /// Bytes of hot form (in memory, or mapped from the gallery's cache file).
     pub fn bytes(&self) -> usize {
-        self.data.len() * 8
+        self.words().len() * 8
+    }
+
+    /// Whether the words are mapped from a cache file rather than built in memory.
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.data, HotWords::Mapped { .. })
+    }
+
+    pub(crate) fn words(&self) -> &[u64] {
+        self.data.words()
+    }
+
+    pub(crate) fn from_words(data: HotWords) -> Self {
+        Self { data }
     }
 }
 
@@ -97,17 +111,27 @@ impl ServerContext {
         let q_ctx = bfv.context_at_level(0)?.clone();
         let log_q = public.params.log_q();
         let need = (dim as f64).log2() + (n as f64).log2() + 2.0 * log_q + 2.0;
-        let mut moduli = public.params.moduli.clone();
-        let mut have = log_q;
-        let bits = if moduli.iter().all(|&q| q < 1 << IFMA_MAX_BITS) { IFMA_MAX_BITS as usize } else { 60 };
-        let mut upper = 1u64 << bits;
-        while have < need {
-            let p = generate_prime(bits, 2 * n as u64, upper)
-                .ok_or_else(|| Error::params(format!("ran out of {bits}-bit extension primes")))?;
-            upper = p;
-            if !moduli.contains(&p) {
-                moduli.push(p);
-                have += (p as f64).log2();
+        let extend = |bits: usize| -> Result<Vec<u64>> {
+            let mut moduli = public.params.moduli.clone();
+            let (mut have, mut upper) = (log_q, 1u64 << bits);
+            while have < need {
+                let p = generate_prime(bits, 2 * n as u64, upper)
+                    .ok_or_else(|| Error::params(format!("ran out of {bits}-bit extension primes")))?;
+                upper = p;
+                if !moduli.contains(&p) {
+                    moduli.push(p);
+                    have += (p as f64).log2();
+                }
+            }
+            Ok(moduli)
+        };
+        // 48-bit P keeps every prime IFMA-sized, unless that takes more primes than the
+        // down-scaling's IFMA build handles (7); then fewer, 60-bit ones.
+        let mut moduli = extend(60)?;
+        if public.params.moduli.iter().all(|&q| q < 1 << IFMA_MAX_BITS) {
+            let small = extend(IFMA_MAX_BITS as usize)?;
+            if small.len() <= 7 {
+                moduli = small;
             }
         }
         let ext_ctx = Context::new_arc(&moduli, n)?;
@@ -160,12 +184,18 @@ impl ServerContext {
         self.ext_ctx.moduli()
     }
 
+    /// u64 words of one chunk's hot form.
+    pub fn hot_words_per_chunk(&self) -> usize {
+        self.ext_ctx.moduli().len() * self.dim * 2 * self.public.params.degree
+    }
+
     /// Bytes per template of the hot form.
     pub fn hot_bytes_per_template(&self) -> usize {
         self.dim * 2 * self.ext_ctx.moduli().len() * 8
     }
 
-    /// The NTT-form rows mod Q of a top-level, 2-part ciphertext.
+    /// The NTT-form rows mod Q of a top-level, 2-part ciphertext, each value checked below its
+    /// prime (the kernels rely on it; a decoded ciphertext is not otherwise range-checked).
     fn q_rows<'a>(&self, ct: &'a Ciphertext, part: usize) -> Result<Vec<&'a [u64]>> {
         if ct.len() != 2 || ct[0].ctx() != &self.q_ctx || *ct[part].representation() != Representation::Ntt {
             return Err(Error::malformed("ciphertext", "expected 2 parts at the top level, in NTT form"));
@@ -173,7 +203,14 @@ impl ServerContext {
         ct[part]
             .coefficients()
             .into_outer_iter()
-            .map(|r| r.to_slice().ok_or_else(|| Error::params("non-contiguous polynomial rows")))
+            .zip(&self.public.params.moduli)
+            .map(|(r, &q)| {
+                let r = r.to_slice().ok_or_else(|| Error::params("non-contiguous polynomial rows"))?;
+                if r.iter().any(|&v| v >= q) {
+                    return Err(Error::malformed("ciphertext", "coefficient not reduced"));
+                }
+                Ok(r)
+            })
             .collect()
     }
 
@@ -198,7 +235,7 @@ impl ServerContext {
 
     /// Converts a stored chunk to the hot form (basis extension + NTT, once per chunk).
     pub fn prepare_chunk(&self, chunk: &EncryptedChunk) -> Result<HotChunk> {
-        Ok(HotChunk { data: self.to_hot(&chunk.cts)? })
+        Ok(HotChunk { data: HotWords::Owned(self.to_hot(&chunk.cts)?) })
     }
 
     /// Converts chunks to the hot form on all cores.
@@ -242,14 +279,15 @@ impl ServerContext {
         let np = self.ext_ctx.moduli().len();
         let stride = 2 * self.dim * n;
         let pstride = PROBE_ROWS * self.dim * n;
-        if probe.data.len() != np * pstride || chunk.data.len() != np * stride {
+        let words = chunk.words();
+        if probe.data.len() != np * pstride || words.len() != np * stride {
             return Err(Error::InvalidArgument { reason: "hot form of another context".into() });
         }
         acc.out.resize(3 * n, 0);
         acc.polys.resize(3 * np * n, 0);
         // Kernel per prime, then each part's row of that prime to the coefficient domain.
         for (i, (q, ntt)) in self.ext_ctx.moduli_operators().iter().zip(self.ntt.iter()).enumerate() {
-            self.kernel.tensor_sum(q, &probe.data[i * pstride..][..pstride], &chunk.data[i * stride..][..stride], self.dim, n, &mut acc.out);
+            self.kernel.tensor_sum(q, &probe.data[i * pstride..][..pstride], &words[i * stride..][..stride], self.dim, n, &mut acc.out);
             for part in 0..3 {
                 let row = &mut acc.polys[(part * np + i) * n..][..n];
                 row.copy_from_slice(&acc.out[part * n..][..n]);
@@ -319,7 +357,7 @@ impl ServerContext {
     /// is brought to the hot form, scored against every probe and dropped, so memory stays at a
     /// few chunks per core whatever the gallery size. The price is the hot-form preparation on
     /// every query (about as long as the scoring itself); a gallery that fits in memory is
-    /// faster through [`Gallery::load_hot`] + [`ServerContext::score`].
+    /// faster through [`Gallery::load_hot_cached`] + [`ServerContext::score`].
     pub fn score_streaming(&self, query: &Query, gallery: &Gallery) -> Result<Response> {
         gallery.manifest().public.key_id.ensure_eq(&self.public.key_id)?;
         if gallery.layout() != Layout::DimensionWise || self.dim != gallery.cts_per_chunk() {

@@ -119,3 +119,40 @@ fn many_chunks_all_exact_and_in_order() {
         }
     }
 }
+
+/// A custom parameter set whose Q is four primes below 2^48: 48-bit extension primes would need
+/// more than the down-scaling takes, so the context falls back to fewer 60-bit ones (and the
+/// portable kernel) — and scores stay exact. A q0 too small for the switch is refused.
+#[test]
+fn custom_parameters_with_many_small_primes_stay_exact() {
+    use fhe_math::zq::primes::generate_prime;
+    let mut rng = ChaCha20Rng::seed_from_u64(21);
+    let n = 8192u64;
+    let mut moduli = vec![generate_prime(44, 2 * n, 1 << 44).expect("prime")];
+    let mut upper = 1u64 << 47;
+    while moduli.len() < 4 {
+        upper = generate_prime(47, 2 * n, upper).expect("prime");
+        moduli.push(upper);
+    }
+    let t = encsearch::DEFAULT_PLAINTEXT;
+    let params = encsearch::SearchParams { degree: n as usize, plaintext: t, moduli, variance: encsearch::DEFAULT_VARIANCE };
+    params.validate().expect("valid: log q = 185 ≤ 218");
+    // With t ≈ 2^30 a 44-bit q0 is too small: refused, not silently inexact.
+    let big_t = generate_prime(30, 2 * n, 1 << 30).expect("plaintext prime");
+    let e = encsearch::SearchParams { plaintext: big_t, ..params.clone() }.validate().expect_err("q0 too small");
+    assert!(e.to_string().contains("q0"), "{e}");
+    let keys = ClientKeys::generate(params, &mut rng).expect("keys");
+    let dim = 16;
+    let server = ServerContext::new(keys.public(), dim).expect("a context for a valid parameter set");
+    assert!(server.extended_moduli().len() <= 8, "{} primes", server.extended_moduli().len());
+    let client = Client::new(keys, dim).expect("client");
+    let s = client.quantizer().scale as i64;
+    let gallery: Vec<Vec<i64>> = (0..300).map(|_| (0..dim).map(|_| rng.random_range(-s..=s)).collect()).collect();
+    let probe: Vec<i64> = (0..dim).map(|_| rng.random_range(-s..=s)).collect();
+    let hot = server.prepare_chunks(&client.encrypt_quantized(&gallery, &mut rng).expect("encrypt")).expect("hot");
+    let scores = server.score_probe(&client.encrypt_probe(&probe, &mut rng).expect("probe"), &hot).expect("score");
+    let got = client.decrypt_chunk(&scores[0]).expect("decrypt");
+    for (k, g) in gallery.iter().enumerate() {
+        assert_eq!(got[k], int_dot(g, &probe), "slot {k}");
+    }
+}

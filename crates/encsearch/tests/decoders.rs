@@ -112,9 +112,15 @@ fn mutated_fine_stage_messages_are_errors_not_panics() {
 fn fuzz_found_huge_probe_count_is_refused() {
     let hex = "4845525352533031200000006636616363623866616464303130306231623033623439653834373664356363001000000000000001c0fdffff0001bb002d000000000000000000000047bda50f000000000100000061ffffffff";
     let bytes: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex")).collect();
-    // The fuzz target reseals its input with a valid CRC-32, as here.
+    // The fuzz target reseals its input with a valid CRC-32, as here. Its modulus (> 2^60) is
+    // now refused by the header check; with a plausible 40-bit modulus patched in (bytes 52..60,
+    // after the magic, the 32-byte key id and the degree) the probe count is what refuses it.
     let sealed = reseal([bytes.clone(), vec![0; 4]].concat());
     let e = Response::from_bytes(&sealed).expect_err("refused");
+    assert!(e.to_string().contains("bad degree or modulus"), "refused up front: {e}");
+    let mut patched = bytes.clone();
+    patched[52..60].copy_from_slice(&((1u64 << 40) - 87).to_le_bytes());
+    let e = Response::from_bytes(&reseal([patched, vec![0; 4]].concat())).expect_err("refused");
     assert!(e.to_string().contains("score count exceeds message"), "refused up front, before reserving: {e}");
     assert!(Response::from_bytes(&bytes).is_err());
 }

@@ -158,3 +158,59 @@ fn squared_euclidean_gallery() {
     assert_eq!(got, want[..5].to_vec());
     assert_eq!(got[0], (0, "e42".to_string()));
 }
+
+/// The hot-form cache (`seg-N.hot`): a first load builds and writes it, a second maps it and
+/// scores the same ciphertexts; a corrupted, truncated or foreign cache is ignored and rebuilt;
+/// a new segment gets its own file.
+#[test]
+fn hot_cache_is_reused_and_never_trusted_blindly() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut rng = ChaCha20Rng::seed_from_u64(9);
+    let client = Client::new(keys(4), DIM).expect("client");
+    let mut g = Gallery::create(dir.path(), client.keys().public(), *client.quantizer()).expect("create");
+    let a = rows(300, &mut rng);
+    let ids: Vec<String> = (0..300).map(|i| format!("a{i}")).collect();
+    enrol(&mut g, &client, &ids, &a, &mut rng);
+    let server = g.server_context().expect("server");
+    let q = client.encrypt_query(vec!["p".into()], &a[5 * DIM..6 * DIM], &mut rng).expect("query");
+    let reference = server.score(&q, &g.load_hot(&server).expect("hot")).expect("score");
+    let hot_file = dir.path().join("seg-00000001.hot");
+    assert!(!hot_file.exists(), "load_hot writes no cache");
+
+    let load = |g: &Gallery| {
+        let (hot, report) = g.load_hot_cached(&server, true).expect("load");
+        assert_eq!(server.score(&q, &hot).expect("score"), reference, "same scores whatever the source");
+        (hot.chunks.iter().all(|c| c.is_mapped()), report)
+    };
+    let (mapped, r) = load(&g);
+    assert!(!mapped && r.built == 1 && r.mapped == 0 && r.written_bytes > 0 && r.write_error.is_none(), "{r:?}");
+    assert!(hot_file.exists());
+    let (mapped, r) = load(&g);
+    assert!(mapped && r.mapped == 1 && r.built == 0, "{r:?}");
+
+    // A flipped byte in the data, a truncated file, a cache of another gallery: rebuilt.
+    let good = fs::read(&hot_file).expect("read");
+    let mut bad = good.clone();
+    let at = bad.len() - 100;
+    bad[at] ^= 1;
+    for broken in [bad, good[..good.len() - 8].to_vec()] {
+        fs::write(&hot_file, &broken).expect("write");
+        let (mapped, r) = load(&g);
+        assert!(!mapped && r.built == 1, "{r:?}");
+    }
+    let other = tempfile::tempdir().expect("tmp");
+    let other_client = Client::new(keys(6), DIM).expect("client");
+    let mut og = Gallery::create(other.path(), other_client.keys().public(), *other_client.quantizer()).expect("create");
+    enrol(&mut og, &other_client, &ids, &a, &mut rng);
+    og.load_hot_cached(&og.server_context().expect("server"), true).expect("other load");
+    fs::copy(other.path().join("seg-00000001.hot"), &hot_file).expect("copy");
+    let (mapped, r) = load(&g);
+    assert!(!mapped && r.built == 1, "a foreign cache is not used: {r:?}");
+
+    // Appending: the old segment is mapped, the new one built (and cached).
+    enrol(&mut g, &client, &["new".to_string()], &a[..DIM], &mut rng);
+    let g = Gallery::open(dir.path()).expect("reopen");
+    let (hot, r) = g.load_hot_cached(&server, true).expect("load");
+    assert_eq!((r.mapped, r.built, hot.chunks.len()), (1, 1, 2), "{r:?}");
+    assert!(dir.path().join("seg-00000002.hot").exists());
+}

@@ -38,6 +38,13 @@ fn train_project_enroll_search_and_roles_agree() {
     ok(&["query", "encrypt", "--keys", "keys", "--gallery", "g", "--probes", "p16.parquet", "--out", "q.enc"], d);
     ok(&["query", "score", "--gallery", "g", "--query", "q.enc", "--out", "r.enc"], d);
     ok(&["query", "decrypt", "--keys", "keys", "--response", "r.enc", "--top-k", "3", "--out", "r2.csv"], d);
+    // A second server run maps the hot-form cache the first one wrote, and answers the same.
+    hers().current_dir(d).args(["query", "score", "--gallery", "g", "--query", "q.enc", "--out", "r4.enc"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("mapped from disk"));
+    ok(&["query", "decrypt", "--keys", "keys", "--response", "r4.enc", "--top-k", "3", "--out", "r4.csv"], d);
+    assert_eq!(std::fs::read_to_string(d.join("r4.csv")).expect("r4"), std::fs::read_to_string(d.join("r2.csv")).expect("r2"));
     // The server scoring straight from the memory-mapped segments answers the same.
     ok(&["query", "score", "--gallery", "g", "--query", "q.enc", "--out", "r3.enc", "--stream"], d);
     ok(&["query", "decrypt", "--keys", "keys", "--response", "r3.enc", "--top-k", "3", "--out", "r3.csv"], d);

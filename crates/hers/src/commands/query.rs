@@ -55,6 +55,10 @@ enum Step {
         /// form in memory (galleries larger than memory; the hot-form preparation is paid per query).
         #[arg(long)]
         stream: bool,
+        /// Neither read nor write the hot-form cache files (`seg-N.hot`, 1 KB per template at
+        /// 16-D) beside the segments; by default a load maps them, or builds and writes them.
+        #[arg(long)]
+        no_hot_cache: bool,
     },
     /// Client: decrypt a response and keep the top-k of every probe.
     Decrypt(Decrypt),
@@ -133,6 +137,24 @@ pub(crate) fn fine_inputs(probes: &Path, dim: usize, ids: &[String], first: &[Ma
     Ok((rows, ids.iter().map(|id| candidates.remove(id.as_str()).unwrap_or_default()).collect()))
 }
 
+/// Loads a gallery's hot form, through its cache files unless `no_cache`, saying on stderr
+/// what the cache did.
+pub(crate) fn load_hot(g: &encsearch::Gallery, server: &encsearch::ServerContext, no_cache: bool) -> anyhow::Result<encsearch::HotGallery> {
+    if no_cache {
+        return Ok(g.load_hot(server)?);
+    }
+    let (hot, r) = g.load_hot_cached(server, true)?;
+    if let Some(e) = &r.write_error {
+        eprintln!("warning: could not write the hot-form cache ({e}); the next load builds it again");
+    }
+    if r.built > 0 && r.written_bytes > 0 {
+        eprintln!("hot-form cache: {} segment(s) built and cached ({} MB), {} mapped", r.built, r.written_bytes >> 20, r.mapped);
+    } else if r.mapped > 0 {
+        eprintln!("hot-form cache: {} segment(s) mapped from disk", r.mapped);
+    }
+    Ok(hot)
+}
+
 /// Reads `path`, naming it in errors.
 fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
     fs::read(path).with_context(|| format!("reading {}", path.display()))
@@ -182,14 +204,14 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             write(&out, &bytes)?;
             eprintln!("encrypted {} probes ({} B) → {}", q.probes.len(), bytes.len(), out.display());
         }
-        Step::Score { gallery, query, out, stream } => {
+        Step::Score { gallery, query, out, stream, no_hot_cache } => {
             let g = open_gallery(&gallery)?;
             let server = g.server_context()?;
             let bytes = read(&query)?;
             g.manifest().public.key_id.ensure_eq(&Query::peek_key_id(&bytes)?).context("query made with another key")?;
             let q = Query::from_bytes(&bytes, server.bfv(), server.dim())?;
             let t = std::time::Instant::now();
-            let hot = if stream { None } else { Some(g.load_hot(&server)?) };
+            let hot = if stream { None } else { Some(load_hot(&g, &server, no_hot_cache)?) };
             let load = t.elapsed().as_secs_f64();
             let t = std::time::Instant::now();
             let r = match &hot {

@@ -9,7 +9,7 @@ use anyhow::Context;
 use encsearch::{Client, ClientKeys, Match};
 
 use super::open::{load_keys, open_gallery_for};
-use super::query::{fine_inputs, load_probes, write_matches};
+use super::query::{fine_inputs, load_hot, load_probes, write_matches};
 
 /// Arguments of `hers search`.
 #[derive(Debug, clap::Args)]
@@ -34,6 +34,9 @@ pub struct Args {
     /// ids (not their scores).
     #[arg(long, requires_all = ["fine_gallery", "fine_probes"])]
     two_stage: bool,
+    /// Neither read nor write the gallery's hot-form cache files (see `hers query score --help`).
+    #[arg(long)]
+    no_hot_cache: bool,
     /// Full-dimension gallery enrolled with `--layout coefficient`, holding the same ids
     /// (under `--fine-keys`, or `--keys` when that is absent).
     #[arg(long, requires = "two_stage")]
@@ -62,7 +65,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let client = Client::with_quantizer(keys, g.quantizer())?;
     let server = g.server_context()?;
     let t = Instant::now();
-    let hot = g.load_hot(&server)?;
+    let hot = load_hot(&g, &server, a.no_hot_cache)?;
     let load = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let q = client.encrypt_query(ids.clone(), &data, &mut rand::rng())?;

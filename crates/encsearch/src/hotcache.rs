@@ -1,0 +1,132 @@
+//! The hot form on disk: beside each segment `seg-N.bin`, a file `seg-N.hot` holding its
+//! chunks in exactly the form the scoring kernel reads, memory-mapped on load.
+//!
+//! Building the hot form (basis extension + NTT) costs about five times the scoring of a chunk,
+//! so a server that starts per query (`hers query score`) would pay it on every query. The
+//! cache trades disk for that: 1 KB per template at 16-D (the hot form) next to the 154 B of
+//! the at-rest form. It is derived data: written atomically after a load that had to build it
+//! (best effort — a read-only gallery just builds it every time), ignored and rebuilt when its
+//! fingerprint (key, segment file and CRC, dimension, primes of the multiplication basis,
+//! layout version) or its own CRC does not match, never needed for correctness.
+//!
+//! Layout: a 64-byte header — magic, 16-byte fingerprint, chunk count, words per chunk, CRC-32
+//! of the data — then the chunks' u64 words, little-endian, so the data starts 8-byte aligned in
+//! a page-aligned mapping.
+
+use std::fs;
+use std::path::Path;
+use std::sync::Arc;
+
+use memmap2::Mmap;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::score::{LANES, PROBE_ROWS};
+use crate::server::ServerContext;
+
+const MAGIC: &[u8; 8] = b"HERSHT01";
+const HEADER: usize = 64;
+/// Bumped whenever the hot layout changes (kernel lanes, row order, Montgomery convention).
+const LAYOUT_VERSION: u32 = 1;
+
+/// Words of hot form, owned or borrowed from a mapped cache file.
+#[derive(Debug, Clone)]
+pub(crate) enum HotWords {
+    /// Built in memory.
+    Owned(Vec<u64>),
+    /// A range of words inside a mapped `.hot` file.
+    Mapped { map: Arc<Mmap>, start: usize, len: usize },
+}
+
+impl HotWords {
+    /// The words.
+    pub(crate) fn words(&self) -> &[u64] {
+        match self {
+            HotWords::Owned(v) => v,
+            HotWords::Mapped { map, start, len } => {
+                // The mapping is page-aligned, the header 64 bytes and each chunk whole words:
+                // the cast cannot fail for a file `open` accepted (checked there).
+                bytemuck::try_cast_slice(&map[HEADER..]).map(|w: &[u64]| &w[*start..*start + *len]).unwrap_or(&[])
+            }
+        }
+    }
+}
+
+/// What identifies the hot form of one segment for one server context.
+pub(crate) fn fingerprint(server: &ServerContext, file: &str, crc32: u32) -> [u8; 16] {
+    let mut h = Sha256::new();
+    h.update(MAGIC);
+    h.update(LAYOUT_VERSION.to_le_bytes());
+    h.update((LANES as u64).to_le_bytes());
+    h.update((PROBE_ROWS as u64).to_le_bytes());
+    h.update(server.public().key_id.0.as_bytes());
+    h.update(server.public().params.canonical_bytes());
+    h.update((server.dim() as u64).to_le_bytes());
+    for q in server.extended_moduli() {
+        h.update(q.to_le_bytes());
+    }
+    h.update(file.as_bytes());
+    h.update(crc32.to_le_bytes());
+    let d = h.finalize();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&d[..16]);
+    out
+}
+
+/// Maps `path` and returns its chunks' words if the file is a complete, intact cache with
+/// this fingerprint, `chunks` chunks of `words` words each; `None` otherwise (then the caller
+/// rebuilds). Only little-endian machines read caches (the words are stored little-endian).
+pub(crate) fn open(path: &Path, fp: &[u8; 16], chunks: usize, words: usize) -> Option<Vec<HotWords>> {
+    if cfg!(not(target_endian = "little")) {
+        return None;
+    }
+    let f = fs::File::open(path).ok()?;
+    let expected = HEADER as u64 + (chunks * words * 8) as u64;
+    if f.metadata().ok()?.len() != expected {
+        return None;
+    }
+    // SAFETY: cache files are written to a temp file and renamed into place, never modified
+    // afterwards by hers; the header and CRC are checked below before any word is used, and a
+    // file replaced by another program after that would at worst give wrong (not unsafe)
+    // scores, as the mapping is read-only.
+    #[allow(unsafe_code, reason = "read-only mapping of an immutable, checksummed cache file")]
+    let map = unsafe { Mmap::map(&f) }.ok()?;
+    let header = &map[..HEADER];
+    let u64_at = |at: usize| u64::from_le_bytes(header[at..at + 8].try_into().unwrap_or([0; 8]));
+    if &header[..8] != MAGIC
+        || header[8..24] != fp[..]
+        || u64_at(24) != chunks as u64
+        || u64_at(32) != words as u64
+        || u32::from_le_bytes(header[40..44].try_into().unwrap_or([0; 4])) != crc32fast::hash(&map[HEADER..])
+    {
+        return None;
+    }
+    let words_all: &[u64] = bytemuck::try_cast_slice(&map[HEADER..]).ok()?;
+    debug_assert_eq!(words_all.len(), chunks * words);
+    let map = Arc::new(map);
+    Some((0..chunks).map(|c| HotWords::Mapped { map: map.clone(), start: c * words, len: words }).collect())
+}
+
+/// Writes the cache of one segment atomically (temp file, fsync, rename).
+pub(crate) fn write(path: &Path, fp: &[u8; 16], chunks: &[&[u64]]) -> Result<()> {
+    let words = chunks.first().map_or(0, |c| c.len());
+    if chunks.iter().any(|c| c.len() != words) {
+        return Err(Error::InvalidArgument { reason: "hot chunks of different sizes".into() });
+    }
+    let mut data = Vec::with_capacity(HEADER + chunks.len() * words * 8);
+    data.resize(HEADER, 0);
+    for c in chunks {
+        for w in *c {
+            data.extend_from_slice(&w.to_le_bytes());
+        }
+    }
+    let crc = crc32fast::hash(&data[HEADER..]);
+    data[..8].copy_from_slice(MAGIC);
+    data[8..24].copy_from_slice(fp);
+    data[24..32].copy_from_slice(&(chunks.len() as u64).to_le_bytes());
+    data[32..40].copy_from_slice(&(words as u64).to_le_bytes());
+    data[40..44].copy_from_slice(&crc.to_le_bytes());
+    let dir = path.parent().ok_or_else(|| Error::InvalidArgument { reason: format!("{} has no directory", path.display()) })?;
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    crate::gallery::write_atomic(dir, &name, &data)
+}
