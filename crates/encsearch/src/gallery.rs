@@ -7,6 +7,9 @@
 //!   ignored, so the gallery holds exactly the committed templates.
 //! * `remove` tombstones ids in the manifest (no re-encryption); removed slots are still scored
 //!   by the server but are never returned to the client's top-k.
+//! * Beside a segment `seg-N.bin`, a server may keep `seg-N.hot`, the segment's hot form as a
+//!   memory-mapped cache ([`Gallery::load_hot_cached`]); it is derived data, never listed in
+//!   the manifest, and rebuilt whenever it does not match.
 //! * The manifest records the [`Layout`]: dimension-wise galleries are scored whole; a
 //!   coefficient-layout ("fine") gallery serves the second stage of a two-stage search, where
 //!   the server gathers only the chunks that hold the client's candidates.
