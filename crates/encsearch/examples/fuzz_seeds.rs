@@ -41,6 +41,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     g.append(client.keys().key_id(), &["a".into(), "b".into()], &chunks)?;
     put(root, "segment", "segment", &fs::read(gdir.join(&g.manifest().segments[0].file))?)?;
     put(root, "manifest", "manifest", &fs::read(gdir.join(encsearch::MANIFEST_FILE))?)?;
+    g.load_hot_cached(&server, true)?;
+    // Whole file only: the target reads the header's own fingerprint and counts.
+    let hot = fs::read(gdir.join("seg-00000001.hot"))?;
+    fs::create_dir_all(root.join("hot_cache"))?;
+    fs::write(root.join("hot_cache").join("hot-whole"), &hot)?;
     let secret = fs::read(tmp.path().join("keys").join(encsearch::SECRET_FILE))?;
     // The keys target frames its input as the secret-key payload: seed it with the payload.
     put(root, "keys", "secret-payload", &secret[12..])?;

@@ -81,7 +81,7 @@ pub(crate) fn open(path: &Path, fp: &[u8; 16], chunks: usize, words: usize) -> O
         return None;
     }
     let f = fs::File::open(path).ok()?;
-    let expected = HEADER as u64 + (chunks * words * 8) as u64;
+    let expected = chunks.checked_mul(words)?.checked_mul(8)?.checked_add(HEADER)? as u64;
     if f.metadata().ok()?.len() != expected {
         return None;
     }
@@ -91,20 +91,26 @@ pub(crate) fn open(path: &Path, fp: &[u8; 16], chunks: usize, words: usize) -> O
     // scores, as the mapping is read-only.
     #[allow(unsafe_code, reason = "read-only mapping of an immutable, checksummed cache file")]
     let map = unsafe { Mmap::map(&f) }.ok()?;
-    let header = &map[..HEADER];
-    let u64_at = |at: usize| u64::from_le_bytes(header[at..at + 8].try_into().unwrap_or([0; 8]));
-    if &header[..8] != MAGIC
-        || header[8..24] != fp[..]
-        || u64_at(24) != chunks as u64
-        || u64_at(32) != words as u64
-        || u32::from_le_bytes(header[40..44].try_into().unwrap_or([0; 4])) != crc32fast::hash(&map[HEADER..])
-    {
+    if !check(&map, fp, chunks, words) || bytemuck::try_cast_slice::<u8, u64>(&map[HEADER..]).is_err() {
         return None;
     }
-    let words_all: &[u64] = bytemuck::try_cast_slice(&map[HEADER..]).ok()?;
-    debug_assert_eq!(words_all.len(), chunks * words);
     let map = Arc::new(map);
     Some((0..chunks).map(|c| HotWords::Mapped { map: map.clone(), start: c * words, len: words }).collect())
+}
+
+/// Whether `bytes` are a complete, intact cache file with fingerprint `fp` holding `chunks`
+/// chunks of `words` words each (size, magic, fingerprint, counts and CRC-32 of the data).
+pub fn check(bytes: &[u8], fp: &[u8; 16], chunks: usize, words: usize) -> bool {
+    let size = chunks.checked_mul(words).and_then(|w| w.checked_mul(8)).and_then(|b| b.checked_add(HEADER));
+    if size != Some(bytes.len()) {
+        return false;
+    }
+    let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or([0; 8]));
+    &bytes[..8] == MAGIC
+        && bytes[8..24] == fp[..]
+        && u64_at(24) == chunks as u64
+        && u64_at(32) == words as u64
+        && u32::from_le_bytes(bytes[40..44].try_into().unwrap_or([0; 4])) == crc32fast::hash(&bytes[HEADER..])
 }
 
 /// Writes the cache of one segment atomically (temp file, fsync, rename).

@@ -27,6 +27,7 @@ mod topk;
 pub use bench::{run as run_bench, BenchConfig, BenchReport};
 pub use client::{Client, Match};
 pub use error::{Error, Result};
+pub use hotcache::check as check_hot_cache;
 pub use gallery::{check_segment, Gallery, HotCacheReport, Manifest, SegmentEntry, MANIFEST_FILE};
 pub use ntt::Ntt;
 pub use keys::{ClientKeys, KeyId, PublicParams, PUBLIC_FILE, SECRET_FILE};

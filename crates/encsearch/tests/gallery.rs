@@ -188,8 +188,18 @@ fn hot_cache_is_reused_and_never_trusted_blindly() {
     let (mapped, r) = load(&g);
     assert!(mapped && r.mapped == 1 && r.built == 0, "{r:?}");
 
-    // A flipped byte in the data, a truncated file, a cache of another gallery: rebuilt.
+    // Any flipped header byte, a flipped byte in the data, a truncated file, a cache of another
+    // gallery: rebuilt.
     let good = fs::read(&hot_file).expect("read");
+    for at in (0..64).step_by(3) {
+        let mut bad = good.clone();
+        bad[at] ^= 0x40;
+        let fp: [u8; 16] = good[8..24].try_into().expect("fingerprint");
+        let words = (good.len() - 64) / 8;
+        assert!(encsearch::check_hot_cache(&good, &fp, 1, words));
+        // Bytes 44..64 are padding; everything before them is checked.
+        assert_eq!(encsearch::check_hot_cache(&bad, &fp, 1, words), at >= 44, "header byte {at}");
+    }
     let mut bad = good.clone();
     let at = bad.len() - 100;
     bad[at] ^= 1;
