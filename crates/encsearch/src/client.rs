@@ -157,12 +157,15 @@ impl Client {
             return Err(Error::DimensionMismatch { expected: self.quantizer.rows(), actual: probe.len() });
         }
         let bfv = self.keys.bfv();
+        // One ChaCha20 stream per ciphertext, seeded from `rng`, so the dimensions encrypt on all cores.
+        let seeds = self.chunk_seeds(probe.len(), rng);
         let cts = probe
-            .iter()
-            .map(|&v| {
+            .par_iter()
+            .zip(seeds)
+            .map(|(&v, seed)| {
                 // The constant polynomial v decodes to v in every SIMD slot.
                 let pt = Plaintext::try_encode(&[v][..], Encoding::poly(), bfv)?;
-                Ok(self.keys.secret().try_encrypt(&pt, rng)?)
+                Ok(self.keys.secret().try_encrypt(&pt, &mut ChaCha20Rng::from_seed(seed))?)
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(EncryptedProbe { cts })
