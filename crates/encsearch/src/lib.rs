@@ -5,6 +5,13 @@
 //! probes against a [`HotGallery`]. A two-stage search narrows the gallery to a few candidates
 //! at low dimension, then rescores them at full dimension in a coefficient-layout gallery
 //! ([`Layout::Coefficient`], [`ServerContext::score_candidates`]).
+//!
+//! Where the time goes, and where each step lives: the hot form of a chunk (every ciphertext
+//! extended to the multiplication basis Q ∪ P, in NTT form: `extend.rs`, `ntt.rs`) is built
+//! once and kept in memory or on disk (`hotcache.rs`); a query multiplies the probe into it
+//! with lazily reduced sums (`score.rs`), takes 3 inverse NTTs per prime and one down-scaling
+//! straight to the response modulus (`rescale.rs`). Each of these has an AVX-512 IFMA build,
+//! chosen at run time (`simd.rs`), and a portable one (`HERS_SIMD=off` forces it).
 
 mod bench;
 mod client;
