@@ -43,7 +43,8 @@ enum Command {
     Keygen(commands::keygen::Args),
     /// Encrypt an embedding set and append it to an encrypted gallery (client).
     Enroll(commands::enroll::Args),
-    /// One role of an encrypted search: encrypt (client), score (server), decrypt (client); the fine-* steps are the same for the second stage of a two-stage search.
+    /// One role of an encrypted search: encrypt (client), score (server), decrypt (client);
+    /// the fine-* steps are the same for the second stage of a two-stage search.
     Query(commands::query::Args),
     /// Encrypted 1:N search, all roles in one process.
     Search(commands::search::Args),
