@@ -345,11 +345,24 @@ impl ServerContext {
     pub fn score(&self, query: &Query, gallery: &HotGallery) -> Result<Response> {
         let quantised = (gallery.scale, gallery.metric);
         self.check_query(&query.key_id, (query.scale, query.metric), quantised)?;
-        let scores = query
-            .probes
+        if query.probes.len() <= 1 {
+            let scores = query.probes.iter().map(|p| self.score_probe(p, &gallery.chunks)).collect::<Result<Vec<_>>>()?;
+            return Ok(self.response(query, quantised, gallery.slot_ids.clone(), scores));
+        }
+        // Several probes: chunk-major, so each chunk is read from memory once and scored
+        // against every probe while it is in cache.
+        let probes = query.probes.par_iter().map(|p| self.prepare_probe(p)).collect::<Result<Vec<_>>>()?;
+        let per_chunk = gallery
+            .chunks
             .par_iter()
-            .map(|p| self.score_probe(p, &gallery.chunks))
+            .map_init(Accumulator::default, |acc, c| probes.iter().map(|hp| self.score_chunk(hp, c, acc)).collect::<Result<Vec<_>>>())
             .collect::<Result<Vec<_>>>()?;
+        let mut scores: Vec<Vec<ChunkScores>> = vec![Vec::with_capacity(per_chunk.len()); probes.len()];
+        for chunk in per_chunk {
+            for (p, cs) in chunk.into_iter().enumerate() {
+                scores[p].push(cs);
+            }
+        }
         Ok(self.response(query, quantised, gallery.slot_ids.clone(), scores))
     }
 

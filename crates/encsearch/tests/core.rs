@@ -60,6 +60,10 @@ fn top_k_matches_plaintext_and_roundtrips_bytes() {
         .expect("query");
     let query = Query::from_bytes(&query.to_bytes(), server.bfv(), dim).expect("query bytes");
     let resp = server.score(&query, &gallery).expect("score");
+    // Several probes are scored chunk by chunk; each equals its own one-probe scan.
+    for (p, ep) in query.probes.iter().enumerate() {
+        assert_eq!(server.score_probe(ep, &gallery.chunks).expect("one probe"), resp.scores[p], "probe {p}");
+    }
     let bytes = resp.to_bytes();
     assert!(resp.score_bytes_per_slot() <= 16.0, "{}", resp.score_bytes_per_slot());
     let resp = Response::from_bytes(&bytes).expect("response bytes");
