@@ -11,7 +11,7 @@ use rand_chacha::ChaCha20Rng;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::keys::ClientKeys;
+use crate::keys::{ClientKeys, KeyId};
 use crate::pack::{pack_chunk, pack_coefficients, pack_probe_coefficients, Layout};
 use crate::protocol::{ChunkScores, EncryptedChunk, EncryptedProbe, FineProbe, FineQuery, FineResponse, Query, Response};
 use crate::quantize::{Metric, Quantizer};
@@ -220,11 +220,7 @@ impl Client {
     /// Decrypts a second-stage response and ranks each probe's candidates (best first, at most
     /// `k` per probe).
     pub fn decrypt_fine(&self, response: &FineResponse, k: usize) -> Result<Vec<Match>> {
-        self.keys.key_id().ensure_eq(&response.key_id)?;
-        let params = &self.keys.public().params;
-        if response.degree != params.degree || response.modulus != params.response_modulus() {
-            return Err(Error::malformed("fine response", "degree or modulus differs from the key's"));
-        }
+        self.check_response(&response.key_id, response.degree, response.modulus, "fine response")?;
         let sign = better_sign(response.metric);
         let mut out = Vec::new();
         for (probe_id, chunks) in &response.probes {
@@ -257,6 +253,16 @@ impl Client {
         Ok(out)
     }
 
+    /// Checks that a response (`what`) was made for this key: key id, ring degree, modulus.
+    fn check_response(&self, key_id: &KeyId, degree: usize, modulus: u64, what: &'static str) -> Result<()> {
+        self.keys.key_id().ensure_eq(key_id)?;
+        let params = &self.keys.public().params;
+        if degree != params.degree || modulus != params.response_modulus() {
+            return Err(Error::malformed(what, "degree or modulus differs from the key's"));
+        }
+        Ok(())
+    }
+
     /// Decrypts one chunk's scores (N slot values, centred mod t).
     pub fn decrypt_chunk(&self, scores: &ChunkScores) -> Result<Vec<i64>> {
         self.decrypt_scores(scores, Encoding::simd())
@@ -286,11 +292,8 @@ impl Client {
     /// Decrypts a response and keeps the `k` best live slots of every probe (highest score
     /// for cosine, lowest squared distance for the Euclidean metric).
     pub fn decrypt_top_k(&self, response: &Response, k: usize) -> Result<Vec<Match>> {
-        self.keys.key_id().ensure_eq(&response.key_id)?;
+        self.check_response(&response.key_id, response.degree, response.modulus, "response")?;
         let params = &self.keys.public().params;
-        if response.degree != params.degree || response.modulus != params.response_modulus() {
-            return Err(Error::malformed("response", "degree or modulus differs from the key's"));
-        }
         let n = params.degree;
         // TopK keeps the highest values: negate distances.
         let sign = better_sign(response.metric);

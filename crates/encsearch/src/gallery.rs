@@ -150,14 +150,18 @@ impl std::ops::Deref for SegmentBytes {
 
 /// Maps a committed segment file read-only.
 fn map_segment(path: &Path) -> Result<SegmentBytes> {
+    Ok(SegmentBytes::Mapped(Arc::new(map_file(path)?)))
+}
+
+/// Maps a file of the gallery directory read-only: a committed segment or a hot-form cache.
+pub(crate) fn map_file(path: &Path) -> Result<Mmap> {
     let f = fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    // SAFETY: segment files are immutable once committed (written to a temp file, fsynced and
-    // renamed; hers never writes, truncates or appends to a committed segment), so the mapping
-    // cannot change under us unless another program tampers with the gallery directory — the
-    // size and CRC checks on open catch a file changed before that point.
+    // SAFETY: hers writes these files only through `write_atomic` (temp file, fsync, rename)
+    // and never writes, truncates or appends to one afterwards, so a mapping cannot change
+    // under us unless another program tampers with the gallery directory; callers check size
+    // and CRC before use.
     #[allow(unsafe_code, reason = "read-only mapping of an immutable, checksummed file")]
-    let map = unsafe { Mmap::map(&f) }.map_err(|e| Error::io(path, e))?;
-    Ok(SegmentBytes::Mapped(Arc::new(map)))
+    unsafe { Mmap::map(&f) }.map_err(|e| Error::io(path, e))
 }
 
 #[derive(Debug, Clone)]

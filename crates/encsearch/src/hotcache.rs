@@ -13,7 +13,6 @@
 //! of the data — then the chunks' u64 words, little-endian, so the data starts 8-byte aligned in
 //! a page-aligned mapping.
 
-use std::fs;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -80,17 +79,7 @@ pub(crate) fn open(path: &Path, fp: &[u8; 16], chunks: usize, words: usize) -> O
     if cfg!(not(target_endian = "little")) {
         return None;
     }
-    let f = fs::File::open(path).ok()?;
-    let expected = chunks.checked_mul(words)?.checked_mul(8)?.checked_add(HEADER)? as u64;
-    if f.metadata().ok()?.len() != expected {
-        return None;
-    }
-    // SAFETY: cache files are written to a temp file and renamed into place, never modified
-    // afterwards by hers; the header and CRC are checked below before any word is used, and a
-    // file replaced by another program after that would at worst give wrong (not unsafe)
-    // scores, as the mapping is read-only.
-    #[allow(unsafe_code, reason = "read-only mapping of an immutable, checksummed cache file")]
-    let map = unsafe { Mmap::map(&f) }.ok()?;
+    let map = crate::gallery::map_file(path).ok()?;
     if !check(&map, fp, chunks, words) || bytemuck::try_cast_slice::<u8, u64>(&map[HEADER..]).is_err() {
         return None;
     }

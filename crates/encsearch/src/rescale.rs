@@ -113,7 +113,7 @@ impl Rescaler {
                 neg_big: mont((q0 - big_int) % q0),
                 big_frac52: big_frac >> 12,
                 r_mod_q0: r,
-                q0_neg_inv: neg_inv_52(q0),
+                q0_neg_inv: crate::simd::neg_inv_52(q0),
             }
         });
         Ok(Self {
@@ -183,31 +183,16 @@ impl Rescaler {
     }
 }
 
-/// `−q⁻¹ mod 2^52` for odd q (Newton's iteration doubles the correct low bits each step).
-pub(crate) fn neg_inv_52(q: u64) -> u64 {
-    let mut inv = q; // correct to 3 bits for odd q
-    for _ in 0..6 {
-        inv = inv.wrapping_mul(2u64.wrapping_sub(q.wrapping_mul(inv)));
-    }
-    inv.wrapping_neg() & ((1 << 52) - 1)
-}
-
 /// The IFMA build of [`Rescaler::scale_poly`] over `out.len()` (a multiple of 8) coefficients.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512dq,avx512ifma")]
 fn scale_ifma(c: &IfmaConstants, q0: u64, rows: &[&[u64]], out: &mut [u64]) {
+    use crate::simd::{self, reduce};
     use std::arch::x86_64::*;
     let zero = _mm512_setzero_si512();
-    let mask = _mm512_set1_epi64((1 << 52) - 1);
     let vq0 = _mm512_set1_epi64(q0 as i64);
     let vqi = _mm512_set1_epi64(c.q0_neg_inv as i64);
-    let reduce = |x: __m512i, m: __m512i| _mm512_min_epu64(x, _mm512_sub_epi64(x, m));
-    // (lo + hi·2^52)·2^-52 mod q0, in [0, 2·q0 + hi) — see the kernel in score.rs.
-    let montgomery = |lo: __m512i, hi: __m512i| {
-        let m = _mm512_madd52lo_epu64(zero, lo, vqi);
-        let carry = _mm512_srli_epi64::<52>(_mm512_madd52lo_epu64(lo, m, vq0));
-        _mm512_madd52hi_epu64(_mm512_add_epi64(hi, carry), m, vq0)
-    };
+    let montgomery = |lo: __m512i, hi: __m512i| simd::montgomery(lo, hi, vq0, vqi);
     let consts: Vec<[__m512i; 5]> = c.rows.iter().map(|r| r.map(|x| _mm512_set1_epi64(x as i64))).collect();
     let recips: Vec<__m512d> = c.rows.iter().map(|r| _mm512_set1_pd(1.0 / r[0] as f64)).collect();
     let (neg_big, big_frac) = (_mm512_set1_epi64(c.neg_big as i64), _mm512_set1_epi64(c.big_frac52 as i64));
@@ -220,15 +205,8 @@ fn scale_ifma(c: &IfmaConstants, q0: u64, rows: &[&[u64]], out: &mut [u64]) {
         let mut est = _mm512_setzero_pd();
         for ((row, k), recip) in rows.iter().zip(&consts).zip(&recips) {
             let [m, inv, inv_shoup, w_int, w_frac] = *k;
-            // SAFETY: `row` holds at least `out.len()` words (asserted by the caller).
-            #[allow(unsafe_code, reason = "unaligned 512-bit load inside the asserted row length")]
-            let r = unsafe { _mm512_loadu_si512(row.as_ptr().add(8 * b).cast()) };
-            let qe = _mm512_madd52hi_epu64(zero, r, inv_shoup);
-            let u = _mm512_and_si512(
-                _mm512_sub_epi64(_mm512_madd52lo_epu64(zero, r, inv), _mm512_madd52lo_epu64(zero, qe, m)),
-                mask,
-            );
-            let u = reduce(u, m);
+            // u_i = r_i · M_i⁻¹ mod m_i.
+            let u = simd::mul(simd::load(row, 8 * b), inv, inv_shoup, m);
             est = _mm512_fmadd_pd(_mm512_cvtepu64_pd(u), *recip, est);
             int_lo = _mm512_madd52lo_epu64(int_lo, u, w_int);
             int_hi = _mm512_madd52hi_epu64(int_hi, u, w_int);
@@ -244,14 +222,8 @@ fn scale_ifma(c: &IfmaConstants, q0: u64, rows: &[&[u64]], out: &mut [u64]) {
         // Below 2·q0 + 2^51 < 2^52: one Montgomery product with 2^52 mod q0 reduces it.
         let y = _mm512_add_epi64(montgomery(int_lo, int_hi), carry);
         let y = reduce(montgomery(_mm512_madd52lo_epu64(zero, y, r_mod_q0), _mm512_madd52hi_epu64(zero, y, r_mod_q0)), vq0);
-        // Remove the bias of 8 (mod q0: on a wrap, d + q0 is the small one).
-        let d = _mm512_sub_epi64(y, eight);
-        let y = _mm512_min_epu64(d, _mm512_add_epi64(d, vq0));
-        // SAFETY: `dst` is exactly 8 words.
-        #[allow(unsafe_code, reason = "unaligned 512-bit store into an 8-word slice")]
-        unsafe {
-            _mm512_storeu_si512(dst.as_mut_ptr().cast(), y)
-        };
+        // Remove the bias of 8.
+        simd::store(dst, 0, simd::sub(y, eight, vq0));
     }
 }
 

@@ -171,36 +171,24 @@ fn tensor_sum_portable(q: &Modulus, probe: &[u64], chunk: &[u64], dim: usize, n:
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512ifma")]
 fn tensor_sum_ifma(q: u64, probe: &[u64], chunk: &[u64], dim: usize, n: usize, out: &mut [u64]) {
+    use crate::simd::{load, reduce};
     use std::arch::x86_64::*;
-    // −q⁻¹ mod 2^52 by Newton's iteration (each step doubles the correct low bits).
-    let mut inv = q; // correct to 3 bits for odd q
-    for _ in 0..6 {
-        inv = inv.wrapping_mul(2u64.wrapping_sub(q.wrapping_mul(inv)));
-    }
-    let qneg_inv = inv.wrapping_neg() & ((1 << 52) - 1);
     let vq = _mm512_set1_epi64(q as i64);
     let v2q = _mm512_set1_epi64(2 * q as i64);
-    let vqi = _mm512_set1_epi64(qneg_inv as i64);
+    let vqi = _mm512_set1_epi64(crate::simd::neg_inv_52(q) as i64);
     let zero = _mm512_setzero_si512();
-    // (lo + hi·2^52) · 2^-52 mod q, in [0, 2q), for lo + hi·2^52 < q·2^52.
-    let montgomery = |lo: __m512i, hi: __m512i| {
-        let m = _mm512_madd52lo_epu64(zero, lo, vqi);
-        let carry = _mm512_srli_epi64::<52>(_mm512_madd52lo_epu64(lo, m, vq));
-        _mm512_madd52hi_epu64(_mm512_add_epi64(hi, carry), m, vq)
-    };
-    // x mod m for x < 2m (unsigned min picks x − m unless it wrapped).
-    let reduce = |x: __m512i, m: __m512i| _mm512_min_epu64(x, _mm512_sub_epi64(x, m));
+    // Below 2q: the block's sum is below 16·q² < q·2^52.
+    let montgomery = |lo: __m512i, hi: __m512i| crate::simd::montgomery(lo, hi, vq, vqi);
     let (pb, gb) = (PROBE_ROWS * dim * LANES, 2 * dim * LANES);
     for blk in 0..n / LANES {
         let p = &probe[blk * pb..(blk + 1) * pb];
         let g = &chunk[blk * gb..(blk + 1) * gb];
-        let load = |s: &[u64], row: usize| crate::simd::load(s, row * LANES);
         let (mut r0, mut rm, mut r2) = (zero, zero, zero);
         for start in (0..dim).step_by(IFMA_BLOCK) {
             let (mut l0, mut h0, mut lm, mut hm, mut l2, mut h2) = (zero, zero, zero, zero, zero, zero);
             for j in start..(start + IFMA_BLOCK).min(dim) {
-                let (a0, a1) = (load(p, 2 * j), load(p, 2 * j + 1));
-                let (b0, b1) = (load(g, 2 * j), load(g, 2 * j + 1));
+                let (a0, a1) = (load(p, 2 * j * LANES), load(p, (2 * j + 1) * LANES));
+                let (b0, b1) = (load(g, 2 * j * LANES), load(g, (2 * j + 1) * LANES));
                 let a2 = reduce(_mm512_add_epi64(a0, a1), vq);
                 let s = reduce(_mm512_add_epi64(b0, b1), vq);
                 l0 = _mm512_madd52lo_epu64(l0, a0, b0);
@@ -215,16 +203,9 @@ fn tensor_sum_ifma(q: u64, probe: &[u64], chunk: &[u64], dim: usize, n: usize, o
             r2 = reduce(_mm512_add_epi64(r2, montgomery(l2, h2)), v2q);
         }
         let (c0, c2, m) = (reduce(r0, vq), reduce(r2, vq), reduce(rm, vq));
-        // c1 = m − (c0 + c2) mod q: on a wrap, d + q is the small one.
-        let d = _mm512_sub_epi64(m, reduce(_mm512_add_epi64(c0, c2), vq));
-        let c1 = _mm512_min_epu64(d, _mm512_add_epi64(d, vq));
+        let c1 = crate::simd::sub(m, crate::simd::add(c0, c2, vq), vq);
         for (part, v) in [c0, c1, c2].into_iter().enumerate() {
-            let dst = &mut out[part * n + blk * LANES..part * n + (blk + 1) * LANES];
-            // SAFETY: `dst` is exactly LANES words.
-            #[allow(unsafe_code, reason = "unaligned 512-bit store into an 8-word slice")]
-            unsafe {
-                _mm512_storeu_si512(dst.as_mut_ptr().cast(), v)
-            };
+            crate::simd::store(out, part * n + blk * LANES, v);
         }
     }
 }

@@ -2,6 +2,7 @@
 //! encrypted probes against it. Nothing here takes a secret key: the only key material the
 //! server ever holds is [`PublicParams`] (and, for the HERS baseline, a relinearisation key).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use fhe::bfv::{BfvParameters, Ciphertext, Multiplicator, RelinearizationKey};
@@ -127,13 +128,14 @@ impl ServerContext {
         };
         // 48-bit P keeps every prime IFMA-sized, unless that takes more primes than the
         // down-scaling's IFMA build handles (7); then fewer, 60-bit ones.
-        let mut moduli = extend(60)?;
-        if public.params.moduli.iter().all(|&q| q < 1 << IFMA_MAX_BITS) {
-            let small = extend(IFMA_MAX_BITS as usize)?;
-            if small.len() <= 7 {
-                moduli = small;
-            }
-        }
+        let small = match public.params.moduli.iter().all(|&q| q < 1 << IFMA_MAX_BITS) {
+            true => extend(IFMA_MAX_BITS as usize).ok().filter(|m| m.len() <= 7),
+            false => None,
+        };
+        let moduli = match small {
+            Some(m) => m,
+            None => extend(60)?,
+        };
         let ext_ctx = Context::new_arc(&moduli, n)?;
         let q_len = public.params.moduli.len();
         let extender = Extender::new(&moduli[..q_len], &moduli[q_len..], n)?;
@@ -297,20 +299,41 @@ impl ServerContext {
         let mut polys: [Vec<u64>; 3] = Default::default();
         for (part, dst) in polys.iter_mut().enumerate() {
             let rows: Vec<&[u64]> = (0..np).map(|i| &acc.polys[(part * np + i) * n..][..n]).collect();
-            let mut out = vec![0u64; n];
-            self.down.scale_poly(&rows, &mut out);
-            *dst = out;
+            dst.resize(n, 0);
+            self.down.scale_poly(&rows, dst);
         }
         Ok(ChunkScores { polys })
     }
 
     /// Scores one probe against every chunk, on all cores.
     pub fn score_probe(&self, probe: &EncryptedProbe, chunks: &[HotChunk]) -> Result<Vec<ChunkScores>> {
-        let hp = self.prepare_probe(probe)?;
-        chunks
-            .par_iter()
-            .map_init(Accumulator::default, |acc, c| self.score_chunk(&hp, c, acc))
-            .collect()
+        let mut scores = self.score_chunk_major(std::slice::from_ref(probe), chunks.len(), |i| Ok(Cow::Borrowed(&chunks[i])))?;
+        Ok(scores.pop().unwrap_or_default())
+    }
+
+    /// Scores every probe against `count` chunks on all cores, chunk by chunk: `chunk(i)` is
+    /// obtained once and scored against every probe while it is in cache. `scores[probe][chunk]`.
+    fn score_chunk_major<'c>(
+        &self,
+        probes: &[EncryptedProbe],
+        count: usize,
+        chunk: impl Fn(usize) -> Result<Cow<'c, HotChunk>> + Sync,
+    ) -> Result<Vec<Vec<ChunkScores>>> {
+        let probes = probes.par_iter().map(|p| self.prepare_probe(p)).collect::<Result<Vec<_>>>()?;
+        let per_chunk = (0..count)
+            .into_par_iter()
+            .map_init(Accumulator::default, |acc, i| {
+                let hot = chunk(i)?;
+                probes.iter().map(|hp| self.score_chunk(hp, &hot, acc)).collect::<Result<Vec<_>>>()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut scores: Vec<Vec<ChunkScores>> = vec![Vec::with_capacity(count); probes.len()];
+        for chunk in per_chunk {
+            for (p, cs) in chunk.into_iter().enumerate() {
+                scores[p].push(cs);
+            }
+        }
+        Ok(scores)
     }
 
     /// Checks that a query (its key id, scale and metric) was made for this key and gallery.
@@ -345,24 +368,8 @@ impl ServerContext {
     pub fn score(&self, query: &Query, gallery: &HotGallery) -> Result<Response> {
         let quantised = (gallery.scale, gallery.metric);
         self.check_query(&query.key_id, (query.scale, query.metric), quantised)?;
-        if query.probes.len() <= 1 {
-            let scores = query.probes.iter().map(|p| self.score_probe(p, &gallery.chunks)).collect::<Result<Vec<_>>>()?;
-            return Ok(self.response(query, quantised, gallery.slot_ids.clone(), scores));
-        }
-        // Several probes: chunk-major, so each chunk is read from memory once and scored
-        // against every probe while it is in cache.
-        let probes = query.probes.par_iter().map(|p| self.prepare_probe(p)).collect::<Result<Vec<_>>>()?;
-        let per_chunk = gallery
-            .chunks
-            .par_iter()
-            .map_init(Accumulator::default, |acc, c| probes.iter().map(|hp| self.score_chunk(hp, c, acc)).collect::<Result<Vec<_>>>())
-            .collect::<Result<Vec<_>>>()?;
-        let mut scores: Vec<Vec<ChunkScores>> = vec![Vec::with_capacity(per_chunk.len()); probes.len()];
-        for chunk in per_chunk {
-            for (p, cs) in chunk.into_iter().enumerate() {
-                scores[p].push(cs);
-            }
-        }
+        let chunks = &gallery.chunks;
+        let scores = self.score_chunk_major(&query.probes, chunks.len(), |i| Ok(Cow::Borrowed(&chunks[i])))?;
         Ok(self.response(query, quantised, gallery.slot_ids.clone(), scores))
     }
 
@@ -380,20 +387,9 @@ impl ServerContext {
         }
         let q = gallery.quantizer();
         self.check_query(&query.key_id, (query.scale, query.metric), (q.scale, q.metric))?;
-        let probes = query.probes.iter().map(|p| self.prepare_probe(p)).collect::<Result<Vec<_>>>()?;
-        let per_chunk = (0..gallery.chunk_count())
-            .into_par_iter()
-            .map_init(Accumulator::default, |acc, ci| {
-                let hot = self.prepare_chunk(&gallery.chunk(ci, self)?)?;
-                probes.iter().map(|hp| self.score_chunk(hp, &hot, acc)).collect::<Result<Vec<_>>>()
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let mut scores: Vec<Vec<ChunkScores>> = vec![Vec::with_capacity(per_chunk.len()); probes.len()];
-        for chunk in per_chunk {
-            for (p, cs) in chunk.into_iter().enumerate() {
-                scores[p].push(cs);
-            }
-        }
+        let scores = self.score_chunk_major(&query.probes, gallery.chunk_count(), |i| {
+            Ok(Cow::Owned(self.prepare_chunk(&gallery.chunk(i, self)?)?))
+        })?;
         Ok(self.response(query, (q.scale, q.metric), Arc::new(gallery.slot_ids()), scores))
     }
 

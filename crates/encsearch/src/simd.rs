@@ -7,6 +7,16 @@ pub(crate) fn shoup52(w: u64, p: u64) -> u64 {
     (((w as u128) << 52) / p as u128) as u64
 }
 
+/// `−q⁻¹ mod 2^52` for odd q, the constant of a Montgomery step with R = 2^52 ([`montgomery`]);
+/// Newton's iteration doubles the correct low bits each step.
+pub(crate) fn neg_inv_52(q: u64) -> u64 {
+    let mut inv = q; // correct to 3 bits for odd q
+    for _ in 0..6 {
+        inv = inv.wrapping_mul(2u64.wrapping_sub(q.wrapping_mul(inv)));
+    }
+    inv.wrapping_neg() & ((1 << 52) - 1)
+}
+
 /// Whether the AVX-512 IFMA builds run: the CPU has AVX-512F and IFMA, and the environment
 /// does not say `HERS_SIMD=off` (which runs the portable builds everywhere, as on a CPU
 /// without them — for A/B measurements and for testing those builds on any machine).
@@ -45,12 +55,30 @@ mod x86 {
         _mm512_min_epu64(r, _mm512_sub_epi64(r, p))
     }
 
+    /// `x mod m` for `x < 2m` (the unsigned min picks `x − m` unless it wrapped).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    pub(crate) fn reduce(x: __m512i, m: __m512i) -> __m512i {
+        _mm512_min_epu64(x, _mm512_sub_epi64(x, m))
+    }
+
+    /// One Montgomery step with R = 2^52: `(lo + hi·2^52)·2^-52 mod q` in `[0, 2q + hi')`, where
+    /// `lo` is a lane sum of low 52-bit product halves (only its low 52 bits are reduced; its
+    /// carries count with `hi`) and `q_neg_inv` = [`super::neg_inv_52`]`(q)`. Below `2q` when
+    /// `lo + hi·2^52 < q·2^52`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    pub(crate) fn montgomery(lo: __m512i, hi: __m512i, q: __m512i, q_neg_inv: __m512i) -> __m512i {
+        let m = _mm512_madd52lo_epu64(_mm512_setzero_si512(), lo, q_neg_inv);
+        let carry = _mm512_srli_epi64::<52>(_mm512_madd52lo_epu64(lo, m, q));
+        _mm512_madd52hi_epu64(_mm512_add_epi64(hi, carry), m, q)
+    }
+
     /// `a + b mod p` for `a, b < p`.
     #[inline]
     #[target_feature(enable = "avx512f,avx512ifma")]
     pub(crate) fn add(a: __m512i, b: __m512i, p: __m512i) -> __m512i {
-        let s = _mm512_add_epi64(a, b);
-        _mm512_min_epu64(s, _mm512_sub_epi64(s, p))
+        reduce(_mm512_add_epi64(a, b), p)
     }
 
     /// `a − b mod p` for `a, b < p`.

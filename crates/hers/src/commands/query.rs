@@ -42,15 +42,8 @@ enum Step {
     },
     /// Server: score an encrypted query against a gallery (no key needed).
     Score {
-        /// Gallery directory.
-        #[arg(long)]
-        gallery: PathBuf,
-        /// Encrypted query.
-        #[arg(long)]
-        query: PathBuf,
-        /// Output response file.
-        #[arg(long)]
-        out: PathBuf,
+        #[command(flatten)]
+        files: ScoreFiles,
         /// Score straight from the memory-mapped segments without holding the gallery's hot
         /// form in memory (galleries larger than memory; the hot-form preparation is paid per query).
         #[arg(long)]
@@ -83,19 +76,36 @@ enum Step {
     },
     /// Server, second stage: gather and score the candidates' ciphertexts (no key needed; the
     /// server learns the candidate ids, never a score).
-    FineScore {
-        /// The full-dimension gallery (coefficient layout).
-        #[arg(long)]
-        gallery: PathBuf,
-        /// Encrypted second-stage query.
-        #[arg(long)]
-        query: PathBuf,
-        /// Output response file.
-        #[arg(long)]
-        out: PathBuf,
-    },
+    FineScore(ScoreFiles),
     /// Client, second stage: decrypt and rank each probe's candidates.
     FineDecrypt(Decrypt),
+}
+
+/// Files of both scoring steps.
+#[derive(Debug, clap::Args)]
+struct ScoreFiles {
+    /// Gallery directory (for `fine-score`, the full-dimension coefficient-layout gallery).
+    #[arg(long)]
+    gallery: PathBuf,
+    /// Encrypted query.
+    #[arg(long)]
+    query: PathBuf,
+    /// Output response file.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// The server side of a scoring step: the gallery, its context and the query's bytes, refused
+/// up front when the query (key id read by `peek`) was made with another key.
+fn open_for_query(
+    f: &ScoreFiles,
+    peek: fn(&[u8]) -> encsearch::Result<encsearch::KeyId>,
+) -> anyhow::Result<(encsearch::Gallery, encsearch::ServerContext, Vec<u8>)> {
+    let g = open_gallery(&f.gallery)?;
+    let server = g.server_context()?;
+    let bytes = read(&f.query)?;
+    g.manifest().public.key_id.ensure_eq(&peek(&bytes)?).context("query made with another key")?;
+    Ok((g, server, bytes))
 }
 
 /// Arguments of both decryption steps.
@@ -204,11 +214,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             write(&out, &bytes)?;
             eprintln!("encrypted {} probes ({} B) → {}", q.probes.len(), bytes.len(), out.display());
         }
-        Step::Score { gallery, query, out, stream, no_hot_cache } => {
-            let g = open_gallery(&gallery)?;
-            let server = g.server_context()?;
-            let bytes = read(&query)?;
-            g.manifest().public.key_id.ensure_eq(&Query::peek_key_id(&bytes)?).context("query made with another key")?;
+        Step::Score { files, stream, no_hot_cache } => {
+            let (g, server, bytes) = open_for_query(&files, Query::peek_key_id)?;
+            let out = files.out;
             let q = Query::from_bytes(&bytes, server.bfv(), server.dim())?;
             let t = std::time::Instant::now();
             let hot = if stream { None } else { Some(load_hot(&g, &server, no_hot_cache)?) };
@@ -239,11 +247,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             write(&out, &bytes)?;
             eprintln!("encrypted {} probes with {} candidates ({} B) → {}", q.probes.len(), first.len(), bytes.len(), out.display());
         }
-        Step::FineScore { gallery, query, out } => {
-            let g = open_gallery(&gallery)?;
-            let server = g.server_context()?;
-            let bytes = read(&query)?;
-            g.manifest().public.key_id.ensure_eq(&FineQuery::peek_key_id(&bytes)?).context("query made with another key")?;
+        Step::FineScore(files) => {
+            let (g, server, bytes) = open_for_query(&files, FineQuery::peek_key_id)?;
+            let out = files.out;
             let q = FineQuery::from_bytes(&bytes, server.bfv())?;
             let t = std::time::Instant::now();
             let r = server.score_candidates(&q, &g).context("the fine stage could not gather the candidates")?;
