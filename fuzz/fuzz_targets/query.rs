@@ -2,7 +2,7 @@
 #![no_main]
 
 use encsearch::Query;
-use hers_fuzz::{sealed, server, DIM};
+use hers_fuzz::{DIM, sealed, server};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -23,7 +23,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dims: Vec<usize> = a.get(4).map_or(Ok(vec![16, 32, 64]), |d| d.split(',').map(str::parse).collect())?;
     let train = embeddings::read_set(&cfg.data.train)?;
     let test = embeddings::read_set(&a[1])?;
-    let opts = TrainOptions { out_dir: Some(PathBuf::from(&a[2])), resume: std::env::var_os("RESUME").is_some(), progress: true };
+    let opts = TrainOptions {
+        out_dir: Some(PathBuf::from(&a[2])),
+        resume: std::env::var_os("RESUME").is_some(),
+        progress: true,
+    };
     let t = std::time::Instant::now();
     let (r, _meta) = Reducer::fit(&cfg, &train, &opts)?;
     let secs = t.elapsed().as_secs_f64();

@@ -13,7 +13,8 @@ pub fn device(backend: Backend) -> Result<Device> {
         #[cfg(not(feature = "wgpu"))]
         Backend::Wgpu => Err(Error::Backend {
             backend: "wgpu".into(),
-            message: "this build has no wgpu support; rebuild with `--features dimred/wgpu` (or use the cpu backend)".into(),
+            message: "this build has no wgpu support; rebuild with `--features dimred/wgpu` (or use the cpu backend)"
+                .into(),
         }),
     }
 }

@@ -47,14 +47,8 @@ pub enum Method {
 
 impl Method {
     /// Every method, in the order of the paper's ablation (then hers' extension).
-    pub const ALL: [Method; 6] = [
-        Method::Pca,
-        Method::Lda,
-        Method::DeepMds,
-        Method::DeepMdsCov,
-        Method::DeepMdsPlusPlus,
-        Method::DeepMdsRank,
-    ];
+    pub const ALL: [Method; 6] =
+        [Method::Pca, Method::Lda, Method::DeepMds, Method::DeepMdsCov, Method::DeepMdsPlusPlus, Method::DeepMdsRank];
 
     /// The name used in configs and on the command line.
     pub fn name(self) -> &'static str {
@@ -101,10 +95,7 @@ impl FromStr for Method {
         Method::ALL.into_iter().find(|m| m.name() == s).ok_or_else(|| {
             Error::config(
                 "train.method",
-                format!(
-                    "unknown method `{s}`; expected one of {}",
-                    Method::ALL.map(Method::name).join(", ")
-                ),
+                format!("unknown method `{s}`; expected one of {}", Method::ALL.map(Method::name).join(", ")),
             )
         })
     }
@@ -202,12 +193,7 @@ pub struct DataConfig {
 
 impl Default for DataConfig {
     fn default() -> Self {
-        DataConfig {
-            train: PathBuf::new(),
-            validation_fraction: 0.1,
-            max_validation_identities: 1000,
-            split_seed: 17,
-        }
+        DataConfig { train: PathBuf::new(), validation_fraction: 0.1, max_validation_identities: 1000, split_seed: 17 }
     }
 }
 
@@ -436,7 +422,10 @@ impl Config {
             return Err(Error::config("model.stages", "needs at least one stage output dimension"));
         }
         if s.contains(&0) || s.windows(2).any(|w| w[1] >= w[0]) {
-            return Err(Error::config("model.stages", format!("{s:?}: dimensions must be ≥ 1 and strictly decreasing")));
+            return Err(Error::config(
+                "model.stages",
+                format!("{s:?}: dimensions must be ≥ 1 and strictly decreasing"),
+            ));
         }
         if self.model.hidden_layers == 0 {
             return Err(Error::config("model.hidden_layers", "must be at least 1"));

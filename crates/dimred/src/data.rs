@@ -124,10 +124,7 @@ pub fn gather_pairs(data: &[f32], dim: usize, pairs: &[Pair]) -> Vec<f32> {
 
 /// Cosine similarity of each pair of (unit-norm) rows.
 pub fn pair_cosines(data: &[f32], dim: usize, pairs: &[Pair]) -> Vec<f32> {
-    pairs
-        .iter()
-        .map(|&(a, b)| embeddings::dot(&data[a * dim..(a + 1) * dim], &data[b * dim..(b + 1) * dim]))
-        .collect()
+    pairs.iter().map(|&(a, b)| embeddings::dot(&data[a * dim..(a + 1) * dim], &data[b * dim..(b + 1) * dim])).collect()
 }
 
 #[cfg(test)]

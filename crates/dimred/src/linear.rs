@@ -94,7 +94,13 @@ pub fn fit_pca(data: &[f32], dim: usize, components: usize) -> Result<LinearProj
 
 /// Fits shrinkage LDA: directions maximising between-class over (shrunk) within-class scatter,
 /// `S_w ← (1−α)·S_w + α·(tr S_w / d)·I`, in the within-class-whitened space.
-pub fn fit_lda(data: &[f32], labels: &[i64], dim: usize, components: usize, shrinkage: f64) -> Result<LinearProjection> {
+pub fn fit_lda(
+    data: &[f32],
+    labels: &[i64],
+    dim: usize,
+    components: usize,
+    shrinkage: f64,
+) -> Result<LinearProjection> {
     let rows = data.len() / dim.max(1);
     check_fit(rows, dim, components)?;
     let (x, mean) = normalised(data, dim);

@@ -1,8 +1,8 @@
 //! Small plaintext metrics for validation: rank-1 identification by brute-force cosine, and
 //! TAR at a given FAR. (eval has the full versions; dimred must not depend on it.)
 
-use rand::seq::IndexedRandom;
 use rand::SeedableRng;
+use rand::seq::IndexedRandom;
 use rand_chacha::ChaCha8Rng;
 
 /// Rank-1 identification rate of unit-norm rows: for every identity with at least two rows one
@@ -15,11 +15,7 @@ pub fn rank1(data: &[f32], dim: usize, labels: &[i64], seed: u64) -> f64 {
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut is_probe = vec![false; labels.len()];
-    let probes: Vec<usize> = by
-        .values()
-        .filter(|v| v.len() >= 2)
-        .filter_map(|v| v.choose(&mut rng).copied())
-        .collect();
+    let probes: Vec<usize> = by.values().filter(|v| v.len() >= 2).filter_map(|v| v.choose(&mut rng).copied()).collect();
     if probes.is_empty() {
         return 0.0;
     }

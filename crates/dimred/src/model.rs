@@ -119,7 +119,10 @@ impl DeepMds {
         let mut out = Vec::with_capacity(rows * out_dim);
         for start in (0..rows).step_by(batch.max(1)) {
             let end = (start + batch.max(1)).min(rows);
-            let x = Tensor::<2>::from_data(TensorData::new(data[start * dim..end * dim].to_vec(), [end - start, dim]), device);
+            let x = Tensor::<2>::from_data(
+                TensorData::new(data[start * dim..end * dim].to_vec(), [end - start, dim]),
+                device,
+            );
             let y = self.forward_to(x, upto);
             out.extend(tensor_to_vec(y));
         }

@@ -96,7 +96,10 @@ pub fn read_header(dir: &Path) -> Result<(Config, ModelMeta)> {
     let text = std::fs::read_to_string(&mp).map_err(|e| Error::io(&mp, e))?;
     let meta: ModelMeta = serde_json::from_str(&text).map_err(|e| Error::model(&mp, e.to_string()))?;
     if meta.format_version != FORMAT_VERSION {
-        return Err(Error::model(&mp, format!("format version {} not supported (expected {FORMAT_VERSION})", meta.format_version)));
+        return Err(Error::model(
+            &mp,
+            format!("format version {} not supported (expected {FORMAT_VERSION})", meta.format_version),
+        ));
     }
     Ok((config, meta))
 }

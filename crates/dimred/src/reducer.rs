@@ -69,7 +69,13 @@ impl Reducer {
         let (model, meta) = train_deep(config, set, options)?;
         let device = backend::device(config.train.backend)?;
         Ok((
-            Reducer::Deep { method, model: model.valid(), device, input_dim: set.dim, batch: config.train.inference_batch },
+            Reducer::Deep {
+                method,
+                model: model.valid(),
+                device,
+                input_dim: set.dim,
+                batch: config.train.inference_batch,
+            },
             meta,
         ))
     }
@@ -191,8 +197,7 @@ pub(crate) fn load_weights(dir: &Path, meta: &ModelMeta, stages: usize, device: 
     }
     let skeleton = DeepMds::new(meta.input_dim, &meta.output_dims[..stages], meta.hidden_layers.max(1), device);
     // A checkpoint may hold more stages than asked for (resuming from an earlier stage).
-    let record = burn::store::ModuleRecord::load(&path)
-        .map_err(|e| Error::model(&path, e.to_string()))?
-        .allow_unused(true);
+    let record =
+        burn::store::ModuleRecord::load(&path).map_err(|e| Error::model(&path, e.to_string()))?.allow_unused(true);
     skeleton.try_load_record(record).map_err(|e| Error::model(&path, e.to_string()))
 }

@@ -47,7 +47,10 @@ pub fn train_deep(config: &Config, set: &EmbeddingSet, options: &TrainOptions) -
     let dim = set.dim;
     let stages = &config.model.stages;
     if stages[0] >= dim {
-        return Err(Error::config("model.stages", format!("first stage ({}) must be below the input dimension {dim}", stages[0])));
+        return Err(Error::config(
+            "model.stages",
+            format!("first stage ({}) must be below the input dimension {dim}", stages[0]),
+        ));
     }
     let device = backend::training_device(t.backend)?;
     let infer = backend::device(t.backend)?;
@@ -56,7 +59,12 @@ pub fn train_deep(config: &Config, set: &EmbeddingSet, options: &TrainOptions) -
     // L2-normalised inputs, split by identity.
     let mut x = set.data.clone();
     embeddings::l2_normalize_rows(&mut x, dim);
-    let (tr, va) = split_identities(&set.labels, config.data.validation_fraction, config.data.max_validation_identities, config.data.split_seed);
+    let (tr, va) = split_identities(
+        &set.labels,
+        config.data.validation_fraction,
+        config.data.max_validation_identities,
+        config.data.split_seed,
+    );
     let take = |rows: &[usize]| -> (Vec<f32>, Vec<i64>) {
         let mut d = Vec::with_capacity(rows.len() * dim);
         rows.iter().for_each(|&r| d.extend_from_slice(&x[r * dim..(r + 1) * dim]));
@@ -86,17 +94,21 @@ pub fn train_deep(config: &Config, set: &EmbeddingSet, options: &TrainOptions) -
     let mut chain = DeepMds { stages: Vec::new() };
     if options.resume
         && let Some(dir) = &options.out_dir
-            && dir.join(modeldir::META_FILE).is_file() {
-                let (old_cfg, old) = modeldir::read_header(dir)?;
-                if old.input_dim != dim || old.output_dims != *stages || old.method != method || old_cfg.model != config.model {
-                    return Err(Error::model(dir, "cannot resume: the directory holds a different model (method, stages or input dimension)"));
-                }
-                if old.trained_stages > 0 {
-                    chain = load_weights(dir, &old, old.trained_stages, &device)?.freeze();
-                }
-                meta = old;
-                tracing::info!("resuming after {} trained stage(s)", meta.trained_stages);
-            }
+        && dir.join(modeldir::META_FILE).is_file()
+    {
+        let (old_cfg, old) = modeldir::read_header(dir)?;
+        if old.input_dim != dim || old.output_dims != *stages || old.method != method || old_cfg.model != config.model {
+            return Err(Error::model(
+                dir,
+                "cannot resume: the directory holds a different model (method, stages or input dimension)",
+            ));
+        }
+        if old.trained_stages > 0 {
+            chain = load_weights(dir, &old, old.trained_stages, &device)?.freeze();
+        }
+        meta = old;
+        tracing::info!("resuming after {} trained stage(s)", meta.trained_stages);
+    }
 
     let total_steps: usize = (meta.trained_stages..stages.len()).map(|s| config.epochs_of(s) * t.steps_per_epoch).sum();
     let bar = if options.progress { ProgressBar::new(total_steps as u64) } else { ProgressBar::hidden() };
@@ -160,7 +172,9 @@ pub fn train_deep(config: &Config, set: &EmbeddingSet, options: &TrainOptions) -
                 }
                 let value = f64::from(loss.clone().into_scalar::<f32>());
                 if !value.is_finite() {
-                    return Err(Error::Numerical(format!("loss became {value} at stage {s}, epoch {epoch}; lower train.lr")));
+                    return Err(Error::Numerical(format!(
+                        "loss became {value} at stage {s}, epoch {epoch}; lower train.lr"
+                    )));
                 }
                 loss_sum += value;
                 let grads = GradientsParams::from_grads(loss.backward(), &net);
@@ -243,8 +257,15 @@ fn batch_loss(config: &Config, y: Tensor<2>, tg: Tensor<1>, ti: Tensor<1>, n: us
     let l = &config.loss;
     let (ga, gb) = (y.clone().narrow(0, 0, n), y.clone().narrow(0, n, n));
     let (ia, ib) = (y.clone().narrow(0, 2 * n, n), y.clone().narrow(0, 3 * n, n));
-    let mut loss =
-        distance_loss(pair_cosine(ga.clone(), gb.clone()), tg, pair_cosine(ia, ib), ti, l.kind, l.genuine_weight, l.impostor_weight);
+    let mut loss = distance_loss(
+        pair_cosine(ga.clone(), gb.clone()),
+        tg,
+        pair_cosine(ia, ib),
+        ti,
+        l.kind,
+        l.genuine_weight,
+        l.impostor_weight,
+    );
     if method.uses_covariance() && l.covariance_weight != 0.0 {
         loss = loss + covariance_penalty(y, l.covariance_weight);
     }

@@ -158,7 +158,9 @@ fn shipped_configs_parse() {
 #[test]
 fn wgpu_backend_runs_or_says_why_not() {
     if !dimred::wgpu_available() {
-        eprintln!("skipped: no wgpu adapter (build with --features wgpu and install a Vulkan driver, e.g. mesa lavapipe)");
+        eprintln!(
+            "skipped: no wgpu adapter (build with --features wgpu and install a Vulkan driver, e.g. mesa lavapipe)"
+        );
         let e = dimred::device(dimred::Backend::Wgpu);
         assert!(cfg!(feature = "wgpu") || e.is_err());
         return;

@@ -45,7 +45,12 @@ fn read_ints(path: &Path, what: &str) -> Result<Vec<i64>> {
     }
     match read_npy::<_, Array1<u64>>(path) {
         Ok(a) => Ok(a.iter().map(|&x| x as i64).collect()),
-        Err(e) => Err(npy_err(path, format!("cannot read the {what} as a 1-D integer array ({e}); save them with numpy.save(path, {what}.astype('int64'))"))),
+        Err(e) => Err(npy_err(
+            path,
+            format!(
+                "cannot read the {what} as a 1-D integer array ({e}); save them with numpy.save(path, {what}.astype('int64'))"
+            ),
+        )),
     }
 }
 

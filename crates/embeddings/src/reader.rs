@@ -132,7 +132,8 @@ impl EmbeddingReader {
 
         let ids = match id_col.data_type() {
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
-                let s = arrow::compute::cast(&id_col, &DataType::Utf8).map_err(|error| Error::Arrow { path: path.clone(), error })?;
+                let s = arrow::compute::cast(&id_col, &DataType::Utf8)
+                    .map_err(|error| Error::Arrow { path: path.clone(), error })?;
                 Ids::Str(s.as_string::<i32>().iter().map(|v| v.unwrap_or_default().to_string()).collect())
             }
             _ => Ids::Int(cast_i64(path, &id_col)?),
@@ -161,14 +162,21 @@ impl EmbeddingReader {
                 (l.values().slice(first, offs[n]), offs)
             }
         };
-        let values = arrow::compute::cast(&values, &DataType::Float32).map_err(|error| Error::Arrow { path: path.clone(), error })?;
+        let values = arrow::compute::cast(&values, &DataType::Float32)
+            .map_err(|error| Error::Arrow { path: path.clone(), error })?;
         let values = values.as_primitive::<Float32Type>();
 
         let dim = *self.dim.get_or_insert(offsets[1] - offsets[0]);
         for i in 0..n {
             let len = offsets[i + 1] - offsets[i];
             if len != dim {
-                return Err(Error::WrongLength { path: path.clone(), row: base + i, id: ids.display(i), len, expected: dim });
+                return Err(Error::WrongLength {
+                    path: path.clone(),
+                    row: base + i,
+                    id: ids.display(i),
+                    len,
+                    expected: dim,
+                });
             }
         }
         if values.null_count() > 0 {
@@ -259,7 +267,8 @@ pub fn read_set(path: impl AsRef<Path>) -> Result<EmbeddingSet> {
 }
 
 fn cast_i64(path: &Path, col: &ArrayRef) -> Result<Vec<i64>> {
-    let c = arrow::compute::cast(col, &DataType::Int64).map_err(|error| Error::Arrow { path: path.to_path_buf(), error })?;
+    let c = arrow::compute::cast(col, &DataType::Int64)
+        .map_err(|error| Error::Arrow { path: path.to_path_buf(), error })?;
     Ok(c.as_primitive::<Int64Type>().values().to_vec())
 }
 
@@ -284,4 +293,3 @@ fn check_type(path: &Path, column: &'static str, t: &DataType) -> Result<()> {
     };
     Err(Error::WrongType { path: path.to_path_buf(), column, found: t.to_string(), expected })
 }
-

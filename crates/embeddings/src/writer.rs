@@ -79,9 +79,7 @@ impl EmbeddingWriter {
             use std::os::unix::fs::PermissionsExt;
             builder.permissions(std::fs::Permissions::from_mode(0o644));
         }
-        let tmp = builder
-            .tempfile_in(&dir)
-            .map_err(|e| Error::io(&dir, e))?;
+        let tmp = builder.tempfile_in(&dir).map_err(|e| Error::io(&dir, e))?;
         let id_type = match first.ids {
             Ids::Int(_) => DataType::Int64,
             Ids::Str(_) => DataType::Utf8,

@@ -126,7 +126,14 @@ fn missing_column_is_named() {
 fn ragged_embeddings_name_the_row_and_lengths() {
     let dir = tempfile::tempdir().expect("tmp");
     let p = dir.path().join("r.parquet");
-    write_batch(&p, vec![("id", ints(&[1, 2, 3])), ("label", ints(&[0, 0, 1])), ("embedding", list(&[vec![1.0, 2.0], vec![1.0, 2.0], vec![3.0]]))]);
+    write_batch(
+        &p,
+        vec![
+            ("id", ints(&[1, 2, 3])),
+            ("label", ints(&[0, 0, 1])),
+            ("embedding", list(&[vec![1.0, 2.0], vec![1.0, 2.0], vec![3.0]])),
+        ],
+    );
     let e = err_of(&p);
     assert!(e.contains("row 2") && e.contains("length 1") && e.contains("expected 2"), "{e}");
 }
@@ -136,7 +143,14 @@ fn nan_and_inf_are_reported_with_row_and_dimension() {
     let dir = tempfile::tempdir().expect("tmp");
     for (name, bad) in [("nan", f32::NAN), ("inf", f32::INFINITY)] {
         let p = dir.path().join(format!("{name}.parquet"));
-        write_batch(&p, vec![("id", ints(&[1, 2])), ("label", ints(&[0, 1])), ("embedding", list(&[vec![1.0, 2.0], vec![1.0, bad]]))]);
+        write_batch(
+            &p,
+            vec![
+                ("id", ints(&[1, 2])),
+                ("label", ints(&[0, 1])),
+                ("embedding", list(&[vec![1.0, 2.0], vec![1.0, bad]])),
+            ],
+        );
         let e = err_of(&p);
         assert!(e.contains("row 1") && e.contains("dimension 1") && e.contains("non-finite"), "{e}");
     }
@@ -146,7 +160,14 @@ fn nan_and_inf_are_reported_with_row_and_dimension() {
 fn duplicate_ids_name_both_rows() {
     let dir = tempfile::tempdir().expect("tmp");
     let p = dir.path().join("d.parquet");
-    write_batch(&p, vec![("id", ints(&[4, 5, 4])), ("label", ints(&[0, 1, 2])), ("embedding", list(&[vec![1.0], vec![2.0], vec![3.0]]))]);
+    write_batch(
+        &p,
+        vec![
+            ("id", ints(&[4, 5, 4])),
+            ("label", ints(&[0, 1, 2])),
+            ("embedding", list(&[vec![1.0], vec![2.0], vec![3.0]])),
+        ],
+    );
     let e = err_of(&p);
     assert!(e.contains("id 4 appears twice (rows 0 and 2)"), "{e}");
 }

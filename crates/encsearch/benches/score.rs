@@ -1,7 +1,7 @@
 #![allow(missing_docs)] // reason: criterion_group! generates undocumented items
 //! Criterion benches of the scoring kernels, named by parameters.
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{Criterion, criterion_group, criterion_main};
 use encsearch::{Accumulator, Client, ClientKeys, Preset, ServerContext};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;

@@ -34,7 +34,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     put(root, "query", "query", &q.to_bytes())?;
     let mut slot_ids = vec![None; client.chunk_size()];
     slot_ids[0] = Some("a".to_string());
-    let hot = HotGallery { chunks: server.prepare_chunks(&chunks)?, slot_ids: slot_ids.into(), scale: client.quantizer().scale, metric: client.quantizer().metric };
+    let hot = HotGallery {
+        chunks: server.prepare_chunks(&chunks)?,
+        slot_ids: slot_ids.into(),
+        scale: client.quantizer().scale,
+        metric: client.quantizer().metric,
+    };
     put(root, "response", "response", &server.score(&q, &hot)?.to_bytes())?;
     let gdir = tmp.path().join("g");
     let mut g = Gallery::create(&gdir, client.keys().public(), *client.quantizer())?;
@@ -56,7 +61,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let index: HashMap<String, usize> = [("a".to_string(), 0), ("b".to_string(), 1)].into();
     let fq = client.encrypt_fine_query(vec!["p".into()], &rows[..2], vec![vec!["a".into(), "b".into()]], &mut rng)?;
     put(root, "fine_query", "fine-query", &fq.to_bytes())?;
-    put(root, "fine_response", "fine-response", &fine.score_candidates_in_memory(&fq, client.quantizer(), &fchunks, &index)?.to_bytes())?;
+    put(
+        root,
+        "fine_response",
+        "fine-response",
+        &fine.score_candidates_in_memory(&fq, client.quantizer(), &fchunks, &index)?.to_bytes(),
+    )?;
     println!("seeds written under {}", root.display());
     Ok(())
 }

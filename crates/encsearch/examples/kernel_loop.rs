@@ -11,7 +11,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let server = ServerContext::new(keys.public(), dim)?;
     let client = Client::new(keys, dim)?;
     let s = client.quantizer().scale as i64;
-    let g: Vec<Vec<i64>> = (0..client.chunk_size()).map(|_| (0..dim).map(|_| rng.random_range(-s..=s)).collect()).collect();
+    let g: Vec<Vec<i64>> =
+        (0..client.chunk_size()).map(|_| (0..dim).map(|_| rng.random_range(-s..=s)).collect()).collect();
     let chunks = client.encrypt_quantized(&g, &mut rng)?;
     let hot = server.prepare_chunks(&chunks)?;
     let distinct: usize = std::env::args().nth(2).map(|s| s.parse()).transpose()?.unwrap_or(1);

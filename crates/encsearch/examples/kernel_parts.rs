@@ -1,7 +1,7 @@
 //! Times the parts of scoring one chunk on synthetic data: `kernel_parts [DISTINCT]`.
 use encsearch::{Kernel, LANES, PROBE_ROWS};
 use fhe_math::ntt::NttOperator;
-use fhe_math::zq::{primes::generate_prime, Modulus};
+use fhe_math::zq::{Modulus, primes::generate_prime};
 use std::time::Instant;
 
 fn main() {
@@ -14,7 +14,8 @@ fn main() {
         moduli.push(Modulus::new(upper).expect("modulus"));
     }
     let kernel = Kernel::select(&moduli.iter().map(|q| **q).collect::<Vec<_>>());
-    let probe: Vec<Vec<u64>> = moduli.iter().map(|q| (0..PROBE_ROWS * dim * n).map(|i| (i as u64 * 7919) % **q).collect()).collect();
+    let probe: Vec<Vec<u64>> =
+        moduli.iter().map(|q| (0..PROBE_ROWS * dim * n).map(|i| (i as u64 * 7919) % **q).collect()).collect();
     let chunks: Vec<Vec<Vec<u64>>> = (0..distinct)
         .map(|c| moduli.iter().map(|q| (0..2 * dim * n).map(|i| ((i + c) as u64 * 104_729) % **q).collect()).collect())
         .collect();
@@ -25,7 +26,11 @@ fn main() {
             kernel.tensor_sum(q, &probe[i], &chunks[it % distinct][i], dim, n, &mut out);
         }
     }
-    println!("{kernel:?} kernel, {} primes: {:.3} ms/chunk (LANES {LANES})", moduli.len(), t.elapsed().as_secs_f64() * 1e3 / iters as f64);
+    println!(
+        "{kernel:?} kernel, {} primes: {:.3} ms/chunk (LANES {LANES})",
+        moduli.len(),
+        t.elapsed().as_secs_f64() * 1e3 / iters as f64
+    );
     let ops: Vec<NttOperator> = moduli.iter().map(|q| NttOperator::new(q, n).expect("ntt")).collect();
     let t = Instant::now();
     for _ in 0..iters {
@@ -45,5 +50,9 @@ fn main() {
             }
         }
     }
-    println!("12 inverse NTTs (ours, fast = {}): {:.3} ms/chunk", fast[0].is_fast(), t.elapsed().as_secs_f64() * 1e3 / iters as f64);
+    println!(
+        "12 inverse NTTs (ours, fast = {}): {:.3} ms/chunk",
+        fast[0].is_fast(),
+        t.elapsed().as_secs_f64() * 1e3 / iters as f64
+    );
 }

@@ -15,13 +15,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         hot.extend(server.prepare_chunks(&client.encrypt_templates(batch, &mut rng)?)?);
     }
     let n = hot.len() * client.chunk_size();
-    let gallery = HotGallery { chunks: hot, slot_ids: vec![None; n].into(), scale: client.quantizer().scale, metric: client.quantizer().metric };
+    let gallery = HotGallery {
+        chunks: hot,
+        slot_ids: vec![None; n].into(),
+        scale: client.quantizer().scale,
+        metric: client.quantizer().metric,
+    };
     let ids = (0..probes).map(|i| i.to_string()).collect();
     let query = client.encrypt_query(ids, &rows[..probes * dim], &mut rng)?;
     for _ in 0..3 {
         let t = std::time::Instant::now();
         std::hint::black_box(server.score(&query, &gallery)?);
-        println!("{probes} probes × 1M: {:.1} ms ({:.1} ms per probe)", t.elapsed().as_secs_f64() * 1e3, t.elapsed().as_secs_f64() * 1e3 / probes as f64);
+        println!(
+            "{probes} probes × 1M: {:.1} ms ({:.1} ms per probe)",
+            t.elapsed().as_secs_f64() * 1e3,
+            t.elapsed().as_secs_f64() * 1e3 / probes as f64
+        );
     }
     Ok(())
 }

@@ -39,7 +39,16 @@ pub struct BenchConfig {
 
 impl Default for BenchConfig {
     fn default() -> Self {
-        Self { gallery_size: 100_000, dim: 16, preset: Preset::N4096, baseline_size: 100_000, k: 10, plain_dim_high: 512, seed: 1, repeats: 3 }
+        Self {
+            gallery_size: 100_000,
+            dim: 16,
+            preset: Preset::N4096,
+            baseline_size: 100_000,
+            k: 10,
+            plain_dim_high: 512,
+            seed: 1,
+            repeats: 3,
+        }
     }
 }
 
@@ -142,10 +151,13 @@ fn plain_search(dim: usize, count: usize, k: usize, rng: &mut ChaCha20Rng) -> f6
             }
             t
         })
-        .reduce(|| TopK::new(k), |mut a, b| {
-            a.merge(b);
-            a
-        });
+        .reduce(
+            || TopK::new(k),
+            |mut a, b| {
+                a.merge(b);
+                a
+            },
+        );
     std::hint::black_box(top.into_sorted());
     secs(t) * count as f64 / measured.max(1) as f64
 }
@@ -162,7 +174,11 @@ fn check_exact(
 ) -> Result<bool> {
     let q = client.quantizer();
     let p = q.probe_row(probe, 0)?;
-    let want: Vec<i64> = rows.par_chunks(cfg.dim).enumerate().map(|(i, r)| Ok(crate::quantize::int_dot(&q.template_row(r, i)?, &p))).collect::<Result<_>>()?;
+    let want: Vec<i64> = rows
+        .par_chunks(cfg.dim)
+        .enumerate()
+        .map(|(i, r)| Ok(crate::quantize::int_dot(&q.template_row(r, i)?, &p)))
+        .collect::<Result<_>>()?;
     let got: Vec<Vec<i64>> = resp.scores[0].par_iter().map(|c| client.decrypt_chunk(c)).collect::<Result<_>>()?;
     let all_equal = got.iter().flatten().zip(&want).all(|(a, b)| a == b);
     let mut t = TopK::new(cfg.k);
@@ -206,7 +222,12 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
     for (i, s) in slot_ids.iter_mut().take(cfg.gallery_size).enumerate() {
         *s = Some(i.to_string());
     }
-    let gallery = HotGallery { chunks: hot, slot_ids: slot_ids.into(), scale: client.quantizer().scale, metric: client.quantizer().metric };
+    let gallery = HotGallery {
+        chunks: hot,
+        slot_ids: slot_ids.into(),
+        scale: client.quantizer().scale,
+        metric: client.quantizer().metric,
+    };
 
     let probe = rows[..dim].to_vec();
     let (encrypt_s, query) = median(cfg.repeats, || client.encrypt_query(vec!["probe".into()], &probe, &mut rng))?;
@@ -216,11 +237,15 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
     let exact = check_exact(&client, &rows, &probe, &resp, &top, cfg)?;
 
     // Baseline comparison on the first `baseline_size` templates, same probe, same cores.
-    let (ours_at_baseline_s, _) = median(cfg.repeats, || server.score_probe(&query.probes[0], &gallery.chunks[..bchunks]))?;
+    let (ours_at_baseline_s, _) =
+        median(cfg.repeats, || server.score_probe(&query.probes[0], &gallery.chunks[..bchunks]))?;
     let rk = client.relinearization_key(&mut rng)?;
     let m = server.hers_multiplicator(&rk)?;
     let (hers_at_baseline_s, _) = median(cfg.repeats, || {
-        chunks[..bchunks].par_iter().map(|c| server.score_chunk_hers(&query.probes[0], c, &m)).collect::<Result<Vec<_>>>()
+        chunks[..bchunks]
+            .par_iter()
+            .map(|c| server.score_chunk_hers(&query.probes[0], c, &m))
+            .collect::<Result<Vec<_>>>()
     })?;
 
     let plain_s = plain_search(dim, cfg.gallery_size, cfg.k, &mut rng);
@@ -262,23 +287,45 @@ impl BenchReport {
     pub fn to_table(&self) -> String {
         let mut s = String::new();
         let mut row = |k: &str, v: String| s.push_str(&format!("| {k} | {v} |\n"));
-        row("gallery", format!(
-            "{} × {}-D, N = {}, log q = {:.0}, {} chunks, Q∪P = {} primes, {} kernel; times: median of {}",
-            self.gallery_size, self.dim, self.degree, self.log_q, self.chunks, self.ext_primes, self.kernel, self.repeats
-        ));
+        row(
+            "gallery",
+            format!(
+                "{} × {}-D, N = {}, log q = {:.0}, {} chunks, Q∪P = {} primes, {} kernel; times: median of {}",
+                self.gallery_size,
+                self.dim,
+                self.degree,
+                self.log_q,
+                self.chunks,
+                self.ext_primes,
+                self.kernel,
+                self.repeats
+            ),
+        );
         row("enrol (client encrypt, all cores)", format!("{:.2} s", self.enroll_s));
         row("server hot-form preparation", format!("{:.2} s", self.prepare_s));
         row("query: encrypt", format!("{:.1} ms", self.encrypt_s * 1e3));
         row("query: score (server)", format!("{:.1} ms", self.score_s * 1e3));
         row("query: decrypt + top-k", format!("{:.1} ms", self.decrypt_topk_s * 1e3));
         row("query: total", format!("{:.1} ms", self.query_s * 1e3));
-        row(&format!("ours, score {} templates", self.baseline_size), format!("{:.1} ms", self.ours_at_baseline_s * 1e3));
-        row(&format!("HERS algorithm, {} templates", self.baseline_size), format!("{:.1} ms", self.hers_at_baseline_s * 1e3));
+        row(
+            &format!("ours, score {} templates", self.baseline_size),
+            format!("{:.1} ms", self.ours_at_baseline_s * 1e3),
+        );
+        row(
+            &format!("HERS algorithm, {} templates", self.baseline_size),
+            format!("{:.1} ms", self.hers_at_baseline_s * 1e3),
+        );
         row("speed-up vs HERS", format!("{:.1}×", self.speedup_vs_hers));
         row(&format!("plaintext f32 brute force {}-D", self.dim), format!("{:.2} ms", self.plain_s * 1e3));
-        row(&format!("plaintext f32 brute force {}-D", self.plain_dim_high), format!("{:.2} ms", self.plain_high_s * 1e3));
+        row(
+            &format!("plaintext f32 brute force {}-D", self.plain_dim_high),
+            format!("{:.2} ms", self.plain_high_s * 1e3),
+        );
         row("encrypted query / plaintext (same D)", format!("{:.0}×", self.slowdown_vs_plain));
-        row("every decrypted score exact, top-k = plaintext top-k", (if self.exact { "yes" } else { "NO" }).to_string());
+        row(
+            "every decrypted score exact, top-k = plaintext top-k",
+            (if self.exact { "yes" } else { "NO" }).to_string(),
+        );
         row("bytes/template at rest (seeded)", format!("{:.1}", self.rest_bytes_per_template));
         row("bytes/template hot form (memory)", format!("{:.0}", self.hot_bytes_per_template));
         row("bytes/template response", format!("{:.1}", self.response_bytes_per_template));

@@ -12,8 +12,10 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::keys::{ClientKeys, KeyId};
-use crate::pack::{pack_chunk, pack_coefficients, pack_probe_coefficients, Layout};
-use crate::protocol::{ChunkScores, EncryptedChunk, EncryptedProbe, FineProbe, FineQuery, FineResponse, Query, Response};
+use crate::pack::{Layout, pack_chunk, pack_coefficients, pack_probe_coefficients};
+use crate::protocol::{
+    ChunkScores, EncryptedChunk, EncryptedProbe, FineProbe, FineQuery, FineResponse, Query, Response,
+};
 use crate::quantize::{Metric, Quantizer};
 use crate::topk::{Hit, TopK};
 
@@ -112,7 +114,11 @@ impl Client {
     }
 
     /// Coefficient layout: encrypts packed template rows, ⌊N/R⌋ per chunk of one ciphertext.
-    pub fn encrypt_coefficient_chunks<R: RngCore + CryptoRng>(&self, q: &[Vec<i64>], rng: &mut R) -> Result<Vec<EncryptedChunk>> {
+    pub fn encrypt_coefficient_chunks<R: RngCore + CryptoRng>(
+        &self,
+        q: &[Vec<i64>],
+        rng: &mut R,
+    ) -> Result<Vec<EncryptedChunk>> {
         let n = self.chunk_size();
         let rows = self.quantizer.rows();
         let per = Layout::Coefficient.templates_per_chunk(n, rows);
@@ -141,13 +147,14 @@ impl Client {
     }
 
     /// Encrypts packed template rows into chunks, on all cores.
-    pub fn encrypt_quantized<R: RngCore + CryptoRng>(&self, q: &[Vec<i64>], rng: &mut R) -> Result<Vec<EncryptedChunk>> {
+    pub fn encrypt_quantized<R: RngCore + CryptoRng>(
+        &self,
+        q: &[Vec<i64>],
+        rng: &mut R,
+    ) -> Result<Vec<EncryptedChunk>> {
         let n = self.chunk_size();
         let seeds = self.chunk_seeds(q.len().div_ceil(n), rng);
-        q.par_chunks(n)
-            .zip(seeds)
-            .map(|(c, s)| self.encrypt_chunk(c, &mut ChaCha20Rng::from_seed(s)))
-            .collect()
+        q.par_chunks(n).zip(seeds).map(|(c, s)| self.encrypt_chunk(c, &mut ChaCha20Rng::from_seed(s))).collect()
     }
 
     /// Encrypts one packed probe row (see [`Quantizer::probe_row`]): ciphertext j holds `p[j]`
@@ -172,7 +179,12 @@ impl Client {
     }
 
     /// Quantises and encrypts probes (row-major `f32`) into one query.
-    pub fn encrypt_query<R: RngCore + CryptoRng>(&self, probe_ids: Vec<String>, rows: &[f32], rng: &mut R) -> Result<Query> {
+    pub fn encrypt_query<R: RngCore + CryptoRng>(
+        &self,
+        probe_ids: Vec<String>,
+        rows: &[f32],
+        rng: &mut R,
+    ) -> Result<Query> {
         let q = self.quantizer.probe_rows(rows)?;
         if q.len() != probe_ids.len() {
             return Err(Error::InvalidArgument { reason: format!("{} ids for {} probes", probe_ids.len(), q.len()) });
@@ -214,7 +226,12 @@ impl Client {
                 Ok(FineProbe { probe_id, probe, candidates })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(FineQuery { key_id: self.keys.key_id().clone(), scale: self.quantizer.scale, metric: self.quantizer.metric, probes })
+        Ok(FineQuery {
+            key_id: self.keys.key_id().clone(),
+            scale: self.quantizer.scale,
+            metric: self.quantizer.metric,
+            probes,
+        })
     }
 
     /// Decrypts a second-stage response and ranks each probe's candidates (best first, at most

@@ -26,11 +26,11 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::hotcache;
 use crate::keys::{KeyId, PublicParams};
-use crate::pack::{open_crc, put_bytes, seal_crc, Layout, Reader};
+use crate::pack::{Layout, Reader, open_crc, put_bytes, seal_crc};
 use crate::protocol::EncryptedChunk;
 use crate::quantize::{Metric, Quantizer};
-use crate::hotcache;
 use crate::server::{HotChunk, HotGallery, ServerContext};
 
 /// File name of the manifest.
@@ -80,7 +80,8 @@ pub struct Manifest {
 impl Manifest {
     /// Parses and checks the bytes of a `manifest.json` (`path` names it in errors).
     pub fn from_json(bytes: &[u8], path: &Path) -> Result<Self> {
-        let m: Manifest = serde_json::from_slice(bytes).map_err(|source| Error::Json { path: path.to_path_buf(), source })?;
+        let m: Manifest =
+            serde_json::from_slice(bytes).map_err(|source| Error::Json { path: path.to_path_buf(), source })?;
         if m.format != FORMAT {
             return Err(Error::malformed("manifest", format!("format {} (expected {FORMAT})", m.format)));
         }
@@ -550,7 +551,12 @@ impl Gallery {
                 }
             }
         }
-        let hot = HotGallery { chunks, slot_ids: Arc::new(self.slot_ids()), scale: self.manifest.scale, metric: self.manifest.metric };
+        let hot = HotGallery {
+            chunks,
+            slot_ids: Arc::new(self.slot_ids()),
+            scale: self.manifest.scale,
+            metric: self.manifest.metric,
+        };
         Ok((hot, report))
     }
 

@@ -121,7 +121,9 @@ pub(crate) fn write(path: &Path, fp: &[u8; 16], chunks: &[&[u64]]) -> Result<()>
     data[24..32].copy_from_slice(&(chunks.len() as u64).to_le_bytes());
     data[32..40].copy_from_slice(&(words as u64).to_le_bytes());
     data[40..44].copy_from_slice(&crc.to_le_bytes());
-    let dir = path.parent().ok_or_else(|| Error::InvalidArgument { reason: format!("{} has no directory", path.display()) })?;
+    let dir = path
+        .parent()
+        .ok_or_else(|| Error::InvalidArgument { reason: format!("{} has no directory", path.display()) })?;
     let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
     crate::gallery::write_atomic(dir, &name, &data)
 }

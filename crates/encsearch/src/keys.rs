@@ -65,7 +65,8 @@ impl PublicParams {
 
     /// Parses and validates the bytes of a `public.json` (`path` names it in errors).
     pub fn from_json(bytes: &[u8], path: &Path) -> Result<Self> {
-        let p: Self = serde_json::from_slice(bytes).map_err(|source| Error::Json { path: path.to_path_buf(), source })?;
+        let p: Self =
+            serde_json::from_slice(bytes).map_err(|source| Error::Json { path: path.to_path_buf(), source })?;
         p.params.validate()?;
         Ok(p)
     }
@@ -73,8 +74,7 @@ impl PublicParams {
     /// Writes `public.json` into a directory.
     pub fn save(&self, dir: &Path) -> Result<()> {
         let file = dir.join(PUBLIC_FILE);
-        let text = serde_json::to_string_pretty(self)
-            .map_err(|source| Error::Json { path: file.clone(), source })?;
+        let text = serde_json::to_string_pretty(self).map_err(|source| Error::Json { path: file.clone(), source })?;
         fs::write(&file, text).map_err(|e| Error::io(&file, e))
     }
 }

@@ -19,8 +19,8 @@ mod error;
 mod extend;
 mod gallery;
 mod hotcache;
-mod ntt;
 mod keys;
+mod ntt;
 mod pack;
 mod params;
 mod protocol;
@@ -31,19 +31,21 @@ mod server;
 mod simd;
 mod topk;
 
-pub use bench::{run as run_bench, BenchConfig, BenchReport};
+pub use bench::{BenchConfig, BenchReport, run as run_bench};
 pub use client::{Client, Match};
 pub use error::{Error, Result};
+pub use gallery::{Gallery, HotCacheReport, MANIFEST_FILE, Manifest, SegmentEntry, check_segment};
 pub use hotcache::check as check_hot_cache;
-pub use gallery::{check_segment, Gallery, HotCacheReport, Manifest, SegmentEntry, MANIFEST_FILE};
+pub use keys::{ClientKeys, KeyId, PUBLIC_FILE, PublicParams, SECRET_FILE};
 pub use ntt::Ntt;
-pub use keys::{ClientKeys, KeyId, PublicParams, PUBLIC_FILE, SECRET_FILE};
-pub use pack::{pack_bits, pack_chunk, pack_coefficients, pack_probe_coefficients, packed_len, unpack_bits, Layout};
-pub use params::{max_log_q, Preset, SearchParams, DEFAULT_PLAINTEXT, DEFAULT_VARIANCE, HE_STANDARD_128};
+pub use pack::{Layout, pack_bits, pack_chunk, pack_coefficients, pack_probe_coefficients, packed_len, unpack_bits};
+pub use params::{DEFAULT_PLAINTEXT, DEFAULT_VARIANCE, HE_STANDARD_128, Preset, SearchParams, max_log_q};
 pub use protocol::{
     ChunkScores, EncryptedChunk, EncryptedProbe, FineProbe, FineQuery, FineResponse, GatheredChunk, Query, Response,
 };
-pub use quantize::{int_dot, Metric, Quantizer};
-pub use score::{blocked_index, probe_rows, Accumulator, Kernel, IFMA_BLOCK, IFMA_MAX_BITS, LANES, PROBE_ROWS, REDUCE_EVERY};
+pub use quantize::{Metric, Quantizer, int_dot};
+pub use score::{
+    Accumulator, IFMA_BLOCK, IFMA_MAX_BITS, Kernel, LANES, PROBE_ROWS, REDUCE_EVERY, blocked_index, probe_rows,
+};
 pub use server::{HotChunk, HotGallery, HotProbe, ServerContext};
 pub use topk::{Hit, TopK};

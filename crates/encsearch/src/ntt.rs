@@ -49,7 +49,8 @@ fn reverse_bits(k: usize, bits: u32) -> usize {
 impl Ntt {
     /// The transform of size `n` (a power of two, at least 16) modulo the prime `q`.
     pub fn new(q: &Modulus, n: usize) -> Result<Self> {
-        let reference = NttOperator::new(q, n).ok_or_else(|| Error::params(format!("{} has no NTT of size {n}", **q)))?;
+        let reference =
+            NttOperator::new(q, n).ok_or_else(|| Error::params(format!("{} has no NTT of size {n}", **q)))?;
         let fast = (simd::available() && **q < 1 << FAST_BITS && n >= 16 && n.is_power_of_two())
             .then(|| Tables::matching(&reference, q, n))
             .flatten();
@@ -145,8 +146,8 @@ fn partner_lanes(t: usize) -> std::arch::x86_64::__m512i {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512ifma")]
 fn forward_ifma(tb: &Tables, a: &mut [u64]) {
-    use std::arch::x86_64::*;
     use simd::{load, store};
+    use std::arch::x86_64::*;
     let n = a.len();
     let p = _mm512_set1_epi64(tb.p as i64);
     let (mut m, mut t) = (1, n / 2);
@@ -182,8 +183,8 @@ fn forward_ifma(tb: &Tables, a: &mut [u64]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512ifma")]
 fn backward_ifma(tb: &Tables, a: &mut [u64]) {
-    use std::arch::x86_64::*;
     use simd::{load, store};
+    use std::arch::x86_64::*;
     let n = a.len();
     let p = _mm512_set1_epi64(tb.p as i64);
     for (s, (t, high)) in IN_VECTOR_STAGES.into_iter().enumerate().rev() {

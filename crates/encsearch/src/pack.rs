@@ -154,9 +154,10 @@ impl<'a> Reader<'a> {
     }
     /// The next `n` bytes.
     pub fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len()).ok_or_else(|| {
-            Error::malformed(self.what, format!("truncated at byte {} (wanted {n} more)", self.pos))
-        })?;
+        let end =
+            self.pos.checked_add(n).filter(|&e| e <= self.bytes.len()).ok_or_else(|| {
+                Error::malformed(self.what, format!("truncated at byte {} (wanted {n} more)", self.pos))
+            })?;
         let s = &self.bytes[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -260,7 +261,10 @@ mod tests {
         };
         let templates: Vec<Vec<i64>> = (0..n / rows).map(|_| (0..rows).map(|_| next()).collect()).collect();
         let probe: Vec<i64> = (0..rows).map(|_| next()).collect();
-        let c = negacyclic(&pack_coefficients(&templates, rows, n).expect("fits"), &pack_probe_coefficients(&probe, n).expect("fits"));
+        let c = negacyclic(
+            &pack_coefficients(&templates, rows, n).expect("fits"),
+            &pack_probe_coefficients(&probe, n).expect("fits"),
+        );
         for (b, t) in templates.iter().enumerate() {
             let dot: i64 = t.iter().zip(&probe).map(|(a, b)| a * b).sum();
             assert_eq!(c[b * rows], dot, "template {b}");

@@ -289,15 +289,12 @@ mod tests {
             let g: Vec<Vec<i64>> = (0..n).map(|i| vec![if i % 2 == 0 { s } else { -s }; dim]).collect();
             let chunks = client.encrypt_quantized(&g, &mut rng).expect("encrypt");
             let probe = client.encrypt_probe(&vec![s; dim], &mut rng).expect("probe");
-            let sum = probe
-                .cts
-                .iter()
-                .zip(&chunks[0].cts)
-                .map(|(p, c)| p * c)
-                .reduce(|a, b| &a + &b)
-                .expect("dim > 0");
+            let sum = probe.cts.iter().zip(&chunks[0].cts).map(|(p, c)| p * c).reduce(|a, b| &a + &b).expect("dim > 0");
             let (noise, margin) = client.noise_margin_bits(&sum).expect("noise");
-            println!("{preset:?}: moduli {:?} bits, noise 2^{noise}, margin {margin:.1} bits", client.keys().public().params.moduli_bits());
+            println!(
+                "{preset:?}: moduli {:?} bits, noise 2^{noise}, margin {margin:.1} bits",
+                client.keys().public().params.moduli_bits()
+            );
             assert!(margin >= 10.0, "{preset:?}: only {margin:.1} bits of noise margin");
         }
     }

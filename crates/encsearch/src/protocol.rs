@@ -10,8 +10,8 @@ use fhe_traits::{DeserializeParametrized, Serialize as _};
 
 use crate::error::{Error, Result};
 use crate::keys::KeyId;
+use crate::pack::{Reader, open_crc, pack_bits, packed_len, put_bytes, seal_crc, unpack_bits};
 use crate::quantize::Metric;
-use crate::pack::{open_crc, pack_bits, packed_len, put_bytes, seal_crc, unpack_bits, Reader};
 
 const CHUNK_MAGIC: &[u8; 8] = b"HERSCK01";
 const QUERY_MAGIC: &[u8; 8] = b"HERSQY01";
@@ -67,9 +67,8 @@ impl EncryptedChunk {
         if n != rows {
             return Err(Error::DimensionMismatch { expected: rows, actual: n });
         }
-        let cts = (0..n)
-            .map(|_| decode_ct(r.bytes(MAX_CT_BYTES)?, bfv, "encrypted chunk"))
-            .collect::<Result<Vec<_>>>()?;
+        let cts =
+            (0..n).map(|_| decode_ct(r.bytes(MAX_CT_BYTES)?, bfv, "encrypted chunk")).collect::<Result<Vec<_>>>()?;
         r.finish()?;
         Ok(Self { cts })
     }
@@ -150,9 +149,7 @@ impl Query {
             if d != dim {
                 return Err(Error::DimensionMismatch { expected: dim, actual: d });
             }
-            let cts = (0..d)
-                .map(|_| decode_ct(r.bytes(MAX_CT_BYTES)?, bfv, "query"))
-                .collect::<Result<Vec<_>>>()?;
+            let cts = (0..d).map(|_| decode_ct(r.bytes(MAX_CT_BYTES)?, bfv, "query")).collect::<Result<Vec<_>>>()?;
             probes.push(EncryptedProbe { cts });
         }
         r.finish()?;
@@ -243,9 +240,7 @@ impl Response {
                 slot_ids.push(None);
             } else {
                 let b = r.take(len as usize)?;
-                slot_ids.push(Some(
-                    String::from_utf8(b.to_vec()).map_err(|_| Error::malformed(W, "invalid utf-8"))?,
-                ));
+                slot_ids.push(Some(String::from_utf8(b.to_vec()).map_err(|_| Error::malformed(W, "invalid utf-8"))?));
             }
         }
         let nprobes = r.u32()? as usize;
@@ -505,9 +500,8 @@ impl FineResponse {
                 if nc > body.len() / 8 {
                     return Err(Error::malformed(W, "candidate count exceeds message"));
                 }
-                let candidates = (0..nc)
-                    .map(|_| Ok((r.string(MAX_ID_BYTES)?, r.u32()? as usize)))
-                    .collect::<Result<Vec<_>>>()?;
+                let candidates =
+                    (0..nc).map(|_| Ok((r.string(MAX_ID_BYTES)?, r.u32()? as usize))).collect::<Result<Vec<_>>>()?;
                 let scores = take_scores(&mut r, degree, modulus, W)?;
                 chunks.push(GatheredChunk { candidates, scores });
             }

@@ -125,7 +125,9 @@ impl Quantizer {
                     return Err(Error::ZeroNorm { index });
                 }
                 Ok(x.iter()
-                    .map(|&v| ((s * f64::from(v) / norm).round() as i64).clamp(-i64::from(self.scale), i64::from(self.scale)))
+                    .map(|&v| {
+                        ((s * f64::from(v) / norm).round() as i64).clamp(-i64::from(self.scale), i64::from(self.scale))
+                    })
                     .collect())
             }
             Metric::SquaredEuclidean => {

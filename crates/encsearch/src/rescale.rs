@@ -76,7 +76,10 @@ impl Rescaler {
     /// kernel's Montgomery factor), which the constants multiply back.
     pub fn new(moduli: &[u64], factors: &[u64], num: &BigUint, den: &BigUint, q0: u64) -> Result<Self> {
         if moduli.is_empty() || moduli.len() > 8 || factors.len() != moduli.len() {
-            return Err(Error::params(format!("rescaling supports 1..=8 moduli with a factor each, not {}", moduli.len())));
+            return Err(Error::params(format!(
+                "rescaling supports 1..=8 moduli with a factor each, not {}",
+                moduli.len()
+            )));
         }
         let big_m: BigUint = moduli.iter().map(|&m| BigUint::from(m)).product();
         let q0m = Modulus::new(q0)?;
@@ -99,23 +102,26 @@ impl Rescaler {
             ops.push(op);
         }
         let (big_int, big_frac) = split(&(&big_m * num), den, q0)?;
-        let ifma = (moduli.len() <= IFMA_MAX_MODULI && moduli.iter().chain([&q0]).all(|&m| m < 1 << IFMA_BITS)).then(|| {
-            let r = ((1u128 << 52) % q0 as u128) as u64;
-            let mont = |x: u64| ((x as u128 * r as u128) % q0 as u128) as u64;
-            let rows = moduli
-                .iter()
-                .zip(&inv)
-                .zip(w_int.iter().zip(&w_frac))
-                .map(|((&m, &(i, _)), (&wi, &wf))| [m, i, (((i as u128) << 52) / m as u128) as u64, mont(wi), wf >> 12])
-                .collect();
-            IfmaConstants {
-                rows,
-                neg_big: mont((q0 - big_int) % q0),
-                big_frac52: big_frac >> 12,
-                r_mod_q0: r,
-                q0_neg_inv: crate::simd::neg_inv_52(q0),
-            }
-        });
+        let ifma =
+            (moduli.len() <= IFMA_MAX_MODULI && moduli.iter().chain([&q0]).all(|&m| m < 1 << IFMA_BITS)).then(|| {
+                let r = ((1u128 << 52) % q0 as u128) as u64;
+                let mont = |x: u64| ((x as u128 * r as u128) % q0 as u128) as u64;
+                let rows = moduli
+                    .iter()
+                    .zip(&inv)
+                    .zip(w_int.iter().zip(&w_frac))
+                    .map(|((&m, &(i, _)), (&wi, &wf))| {
+                        [m, i, (((i as u128) << 52) / m as u128) as u64, mont(wi), wf >> 12]
+                    })
+                    .collect();
+                IfmaConstants {
+                    rows,
+                    neg_big: mont((q0 - big_int) % q0),
+                    big_frac52: big_frac >> 12,
+                    r_mod_q0: r,
+                    q0_neg_inv: crate::simd::neg_inv_52(q0),
+                }
+            });
         Ok(Self {
             ifma,
             recip: moduli.iter().map(|&m| 1.0 / m as f64).collect(),
@@ -221,7 +227,8 @@ fn scale_ifma(c: &IfmaConstants, q0: u64, rows: &[&[u64]], out: &mut [u64]) {
         let carry = _mm512_add_epi64(frac_hi, _mm512_srli_epi64::<52>(x));
         // Below 2·q0 + 2^51 < 2^52: one Montgomery product with 2^52 mod q0 reduces it.
         let y = _mm512_add_epi64(montgomery(int_lo, int_hi), carry);
-        let y = reduce(montgomery(_mm512_madd52lo_epu64(zero, y, r_mod_q0), _mm512_madd52hi_epu64(zero, y, r_mod_q0)), vq0);
+        let y =
+            reduce(montgomery(_mm512_madd52lo_epu64(zero, y, r_mod_q0), _mm512_madd52hi_epu64(zero, y, r_mod_q0)), vq0);
         // Remove the bias of 8.
         simd::store(dst, 0, simd::sub(y, eight, vq0));
     }
@@ -256,7 +263,10 @@ mod tests {
                 let mag = match case {
                     0 => BigUint::ZERO,
                     1 | 2 => eighth.clone(),
-                    _ => (BigUint::from(next()) << 128u32 | BigUint::from(next()) << 64u32 | BigUint::from(next())) % &eighth,
+                    _ => {
+                        (BigUint::from(next()) << 128u32 | BigUint::from(next()) << 64u32 | BigUint::from(next()))
+                            % &eighth
+                    }
                 };
                 (mag, case % 2 == 0)
             })
@@ -270,7 +280,10 @@ mod tests {
                         let c = if *negative { &big_m - mag } else { mag.clone() } % &big_m;
                         let r = (&c % m).to_u64().expect("u64");
                         // r · 2^-52 mod m
-                        let inv = Modulus::new(m).expect("modulus").inv(((1u128 << 52) % m as u128) as u64).expect("invertible");
+                        let inv = Modulus::new(m)
+                            .expect("modulus")
+                            .inv(((1u128 << 52) % m as u128) as u64)
+                            .expect("invertible");
                         ((r as u128 * inv as u128) % m as u128) as u64
                     })
                     .collect()

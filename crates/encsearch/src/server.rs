@@ -15,15 +15,17 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::error::{Error, Result};
 use crate::extend::Extender;
-use crate::hotcache::HotWords;
-use crate::ntt::Ntt;
 use crate::gallery::Gallery;
+use crate::hotcache::HotWords;
 use crate::keys::{KeyId, PublicParams};
+use crate::ntt::Ntt;
 use crate::pack::Layout;
+use crate::protocol::{
+    ChunkScores, EncryptedChunk, EncryptedProbe, FineQuery, FineResponse, GatheredChunk, Query, Response,
+};
 use crate::quantize::{Metric, Quantizer};
 use crate::rescale::Rescaler;
-use crate::protocol::{ChunkScores, EncryptedChunk, EncryptedProbe, FineQuery, FineResponse, GatheredChunk, Query, Response};
-use crate::score::{probe_rows, scatter_row, Accumulator, Kernel, IFMA_MAX_BITS, PROBE_ROWS};
+use crate::score::{Accumulator, IFMA_MAX_BITS, Kernel, PROBE_ROWS, probe_rows, scatter_row};
 
 /// A gallery chunk in the hot form: both ciphertext polynomials of every dimension, extended
 /// to the multiplication basis `Q ∪ P` and in NTT form, laid out
@@ -152,12 +154,7 @@ impl ServerContext {
             &(q * q),
             public.params.response_modulus(),
         )?;
-        let ntt = ext_ctx
-            .moduli_operators()
-            .iter()
-            .map(|q| Ntt::new(q, n))
-            .collect::<Result<Vec<_>>>()?
-            .into();
+        let ntt = ext_ctx.moduli_operators().iter().map(|q| Ntt::new(q, n)).collect::<Result<Vec<_>>>()?.into();
         Ok(Self { public: public.clone(), dim, bfv, q_ctx, ext_ctx, extender, down, kernel, ntt })
     }
 
@@ -261,7 +258,9 @@ impl ServerContext {
                 let mut rows = vec![vec![0u64; n]; 2 * self.ext_ctx.moduli().len()];
                 let mut scratch = Vec::new();
                 for part in 0..2 {
-                    self.extender.extend(&self.q_rows(ct, part)?, &mut scratch, |i, row| rows[2 * i + part].copy_from_slice(row))?;
+                    self.extender.extend(&self.q_rows(ct, part)?, &mut scratch, |i, row| {
+                        rows[2 * i + part].copy_from_slice(row)
+                    })?;
                 }
                 Ok(rows)
             })
@@ -289,7 +288,14 @@ impl ServerContext {
         acc.polys.resize(3 * np * n, 0);
         // Kernel per prime, then each part's row of that prime to the coefficient domain.
         for (i, (q, ntt)) in self.ext_ctx.moduli_operators().iter().zip(self.ntt.iter()).enumerate() {
-            self.kernel.tensor_sum(q, &probe.data[i * pstride..][..pstride], &words[i * stride..][..stride], self.dim, n, &mut acc.out);
+            self.kernel.tensor_sum(
+                q,
+                &probe.data[i * pstride..][..pstride],
+                &words[i * stride..][..stride],
+                self.dim,
+                n,
+                &mut acc.out,
+            );
             for part in 0..3 {
                 let row = &mut acc.polys[(part * np + i) * n..][..n];
                 row.copy_from_slice(&acc.out[part * n..][..n]);
@@ -307,7 +313,8 @@ impl ServerContext {
 
     /// Scores one probe against every chunk, on all cores.
     pub fn score_probe(&self, probe: &EncryptedProbe, chunks: &[HotChunk]) -> Result<Vec<ChunkScores>> {
-        let mut scores = self.score_chunk_major(std::slice::from_ref(probe), chunks.len(), |i| Ok(Cow::Borrowed(&chunks[i])))?;
+        let mut scores =
+            self.score_chunk_major(std::slice::from_ref(probe), chunks.len(), |i| Ok(Cow::Borrowed(&chunks[i])))?;
         Ok(scores.pop().unwrap_or_default())
     }
 
@@ -351,7 +358,13 @@ impl ServerContext {
     }
 
     /// The response to `query`: `scores[probe][chunk]` of a gallery with these slot ids.
-    fn response(&self, query: &Query, gallery: (u32, Metric), slot_ids: Arc<Vec<Option<String>>>, scores: Vec<Vec<ChunkScores>>) -> Response {
+    fn response(
+        &self,
+        query: &Query,
+        gallery: (u32, Metric),
+        slot_ids: Arc<Vec<Option<String>>>,
+        scores: Vec<Vec<ChunkScores>>,
+    ) -> Response {
         Response {
             key_id: self.public.key_id.clone(),
             degree: self.public.params.degree,
@@ -407,7 +420,12 @@ impl ServerContext {
                 ),
             });
         }
-        self.gather(query, &gallery.quantizer(), |ids| gallery.locate_many(ids), |ci| self.prepare_chunk(&gallery.chunk(ci, self)?))
+        self.gather(
+            query,
+            &gallery.quantizer(),
+            |ids| gallery.locate_many(ids),
+            |ci| self.prepare_chunk(&gallery.chunk(ci, self)?),
+        )
     }
 
     /// [`ServerContext::score_candidates`] over coefficient-layout chunks held in memory
@@ -441,7 +459,9 @@ impl ServerContext {
         hot: impl Fn(usize) -> Result<HotChunk> + Sync,
     ) -> Result<FineResponse> {
         if self.dim != 1 {
-            return Err(Error::InvalidArgument { reason: "the fine stage needs the context of a coefficient-layout gallery".into() });
+            return Err(Error::InvalidArgument {
+                reason: "the fine stage needs the context of a coefficient-layout gallery".into(),
+            });
         }
         self.check_query(&query.key_id, (query.scale, query.metric), (q.scale, q.metric))?;
         let probes = query

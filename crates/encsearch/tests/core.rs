@@ -1,6 +1,6 @@
 //! End-to-end: encrypted scores equal integer inner products, top-k equals plaintext top-k.
 
-use encsearch::{int_dot, Client, ClientKeys, HotGallery, Preset, Query, Response, ServerContext};
+use encsearch::{Client, ClientKeys, HotGallery, Preset, Query, Response, ServerContext, int_dot};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
@@ -18,9 +18,8 @@ fn exact_scores_at_extremes_and_random() {
     let s = client.quantizer().scale as i64;
     let n = client.chunk_size();
     // Chunk 0: all ±s (largest magnitudes); chunk 1 (partial): uniform in [-s, s].
-    let mut gallery: Vec<Vec<i64>> = (0..n)
-        .map(|_| (0..dim).map(|_| if rng.random::<bool>() { s } else { -s }).collect())
-        .collect();
+    let mut gallery: Vec<Vec<i64>> =
+        (0..n).map(|_| (0..dim).map(|_| if rng.random::<bool>() { s } else { -s }).collect()).collect();
     gallery[0] = vec![s; dim];
     gallery[1] = vec![-s; dim];
     gallery.extend((0..1000).map(|_| (0..dim).map(|_| rng.random_range(-s..=s)).collect::<Vec<i64>>()));
@@ -53,11 +52,14 @@ fn top_k_matches_plaintext_and_roundtrips_bytes() {
     for (i, s) in slot_ids.iter_mut().take(count).enumerate() {
         *s = Some(format!("g{i}"));
     }
-    let gallery = HotGallery { chunks: server.prepare_chunks(&chunks).expect("hot"), slot_ids: slot_ids.into(), scale: client.quantizer().scale, metric: client.quantizer().metric };
+    let gallery = HotGallery {
+        chunks: server.prepare_chunks(&chunks).expect("hot"),
+        slot_ids: slot_ids.into(),
+        scale: client.quantizer().scale,
+        metric: client.quantizer().metric,
+    };
     let probes: Vec<f32> = rows[..3 * dim].to_vec();
-    let query = client
-        .encrypt_query(vec!["p0".into(), "p1".into(), "p2".into()], &probes, &mut rng)
-        .expect("query");
+    let query = client.encrypt_query(vec!["p0".into(), "p1".into(), "p2".into()], &probes, &mut rng).expect("query");
     let query = Query::from_bytes(&query.to_bytes(), server.bfv(), dim).expect("query bytes");
     let resp = server.score(&query, &gallery).expect("score");
     // Several probes are scored chunk by chunk; each equals its own one-probe scan.
@@ -73,11 +75,8 @@ fn top_k_matches_plaintext_and_roundtrips_bytes() {
         let pq = &q[p];
         let mut plain: Vec<(i64, usize)> = q.iter().enumerate().map(|(i, g)| (int_dot(g, pq), i)).collect();
         plain.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-        let mine: Vec<(i64, String)> = got
-            .iter()
-            .filter(|m| m.probe_id == format!("p{p}"))
-            .map(|m| (m.score, m.gallery_id.clone()))
-            .collect();
+        let mine: Vec<(i64, String)> =
+            got.iter().filter(|m| m.probe_id == format!("p{p}")).map(|m| (m.score, m.gallery_id.clone())).collect();
         let want: Vec<(i64, String)> = plain[..k].iter().map(|(s, i)| (*s, format!("g{i}"))).collect();
         assert_eq!(mine, want);
     }
@@ -139,7 +138,8 @@ fn custom_parameters_with_many_small_primes_stay_exact() {
         moduli.push(upper);
     }
     let t = encsearch::DEFAULT_PLAINTEXT;
-    let params = encsearch::SearchParams { degree: n as usize, plaintext: t, moduli, variance: encsearch::DEFAULT_VARIANCE };
+    let params =
+        encsearch::SearchParams { degree: n as usize, plaintext: t, moduli, variance: encsearch::DEFAULT_VARIANCE };
     params.validate().expect("valid: log q = 185 ≤ 218");
     // With t ≈ 2^30 a 44-bit q0 is too small: refused, not silently inexact.
     let big_t = generate_prime(30, 2 * n, 1 << 30).expect("plaintext prime");

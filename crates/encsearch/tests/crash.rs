@@ -18,7 +18,8 @@ fn child(dir: &str) {
     let mut rng = ChaCha20Rng::seed_from_u64(9);
     let keys = ClientKeys::generate(Preset::N4096.params().expect("preset"), &mut rng).expect("keys");
     let client = Client::new(keys, DIM).expect("client");
-    let mut g = Gallery::create(std::path::Path::new(dir), client.keys().public(), *client.quantizer()).expect("create");
+    let mut g =
+        Gallery::create(std::path::Path::new(dir), client.keys().public(), *client.quantizer()).expect("create");
     for s in 0.. {
         let rows: Vec<f32> = (0..PER_SEGMENT * DIM).map(|_| rng.random_range(-1.0f32..1.0)).collect();
         let ids: Vec<String> = (0..PER_SEGMENT).map(|i| format!("s{s}-{i}")).collect();

@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 
 use encsearch::{
-    Client, ClientKeys, EncryptedChunk, FineQuery, FineResponse, HotGallery, Layout, Preset, Query, Response, ServerContext,
+    Client, ClientKeys, EncryptedChunk, FineQuery, FineResponse, HotGallery, Layout, Preset, Query, Response,
+    ServerContext,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -24,7 +25,11 @@ fn mutations(good: &[u8], rng: &mut ChaCha20Rng, count: usize) -> Vec<Vec<u8>> {
     for _ in 0..count {
         let mut b = good.to_vec();
         // Mutations concentrated in headers (first 64 bytes) and anywhere.
-        let pos = if rng.random::<bool>() { rng.random_range(0..64.min(b.len() - 4)) } else { rng.random_range(0..b.len() - 4) };
+        let pos = if rng.random::<bool>() {
+            rng.random_range(0..64.min(b.len() - 4))
+        } else {
+            rng.random_range(0..b.len() - 4)
+        };
         b[pos] = rng.random();
         out.push(reseal(b));
     }
@@ -91,7 +96,10 @@ fn mutated_fine_stage_messages_are_errors_not_panics() {
     let r = server.score_candidates_in_memory(&q, client.quantizer(), &chunks, &index).expect("score");
     let response = r.to_bytes();
     assert!(FineQuery::from_bytes(&query, server.bfv()).is_ok());
-    assert_eq!(client.decrypt_fine(&FineResponse::from_bytes(&response).expect("decodes"), 2).expect("decrypt").len(), 2);
+    assert_eq!(
+        client.decrypt_fine(&FineResponse::from_bytes(&response).expect("decodes"), 2).expect("decrypt").len(),
+        2
+    );
     let mut ok = 0;
     for b in mutations(&query, &mut rng, 150) {
         ok += usize::from(FineQuery::from_bytes(&b, server.bfv()).is_ok());
@@ -111,7 +119,8 @@ fn mutated_fine_stage_messages_are_errors_not_panics() {
 #[test]
 fn fuzz_found_huge_probe_count_is_refused() {
     let hex = "4845525352533031200000006636616363623866616464303130306231623033623439653834373664356363001000000000000001c0fdffff0001bb002d000000000000000000000047bda50f000000000100000061ffffffff";
-    let bytes: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex")).collect();
+    let bytes: Vec<u8> =
+        (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex")).collect();
     // The fuzz target reseals its input with a valid CRC-32, as here. Its modulus (> 2^60) is
     // now refused by the header check; with a plausible 40-bit modulus patched in (bytes 52..60,
     // after the magic, the 32-byte key id and the degree) the probe count is what refuses it.

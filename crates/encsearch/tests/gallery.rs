@@ -2,7 +2,7 @@
 
 use std::fs;
 
-use encsearch::{Client, ClientKeys, Error, Gallery, Preset, Query, Quantizer};
+use encsearch::{Client, ClientKeys, Error, Gallery, Preset, Quantizer, Query};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
@@ -210,7 +210,8 @@ fn hot_cache_is_reused_and_never_trusted_blindly() {
     }
     let other = tempfile::tempdir().expect("tmp");
     let other_client = Client::new(keys(6), DIM).expect("client");
-    let mut og = Gallery::create(other.path(), other_client.keys().public(), *other_client.quantizer()).expect("create");
+    let mut og =
+        Gallery::create(other.path(), other_client.keys().public(), *other_client.quantizer()).expect("create");
     enrol(&mut og, &other_client, &ids, &a, &mut rng);
     og.load_hot_cached(&og.server_context().expect("server"), true).expect("other load");
     fs::copy(other.path().join("seg-00000001.hot"), &hot_file).expect("copy");

@@ -1,7 +1,7 @@
 //! Two-stage search: the fine (coefficient-layout) gallery returns exactly the integer inner
 //! products of the candidates, ranks them as plaintext does, and refuses what it cannot serve.
 
-use encsearch::{int_dot, Client, ClientKeys, Error, FineQuery, FineResponse, Gallery, Layout, Preset, Quantizer};
+use encsearch::{Client, ClientKeys, Error, FineQuery, FineResponse, Gallery, Layout, Preset, Quantizer, int_dot};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
@@ -18,13 +18,18 @@ fn fine_stage_scores_are_exact_inner_products() {
     let keys = ClientKeys::generate(Preset::N4096.params().expect("preset"), &mut rng).expect("keys");
     let client = Client::new(keys, DIM).expect("client");
     let q = *client.quantizer();
-    let mut g = Gallery::create_with_layout(dir.path(), client.keys().public(), q, Layout::Coefficient).expect("create");
+    let mut g =
+        Gallery::create_with_layout(dir.path(), client.keys().public(), q, Layout::Coefficient).expect("create");
     // 4096 / 96 = 42 templates per chunk: 130 templates span 4 chunks, the last one partly used.
     assert_eq!(g.templates_per_chunk(), 42);
     let gallery = rows(130, &mut rng);
     let ids: Vec<String> = (0..130).map(|i| format!("t{i}")).collect();
-    g.append(client.keys().key_id(), &ids, &client.encrypt_templates_as(Layout::Coefficient, &gallery, &mut rng).expect("enc"))
-        .expect("append");
+    g.append(
+        client.keys().key_id(),
+        &ids,
+        &client.encrypt_templates_as(Layout::Coefficient, &gallery, &mut rng).expect("enc"),
+    )
+    .expect("append");
     let g = Gallery::open(dir.path()).expect("reopen");
     assert_eq!((g.len(), g.chunk_count(), g.layout()), (130, 4, Layout::Coefficient));
 
@@ -32,9 +37,8 @@ fn fine_stage_scores_are_exact_inner_products() {
     // Candidates spread over every chunk, including both ends of a chunk and the last template.
     let picks = [vec![0usize, 41, 42, 83, 84, 129, 7], vec![5, 100, 128]];
     let candidates: Vec<Vec<String>> = picks.iter().map(|p| p.iter().map(|&i| ids[i].clone()).collect()).collect();
-    let fq = client
-        .encrypt_fine_query(vec!["p0".into(), "p1".into()], &probes, candidates, &mut rng)
-        .expect("fine query");
+    let fq =
+        client.encrypt_fine_query(vec!["p0".into(), "p1".into()], &probes, candidates, &mut rng).expect("fine query");
     let server = g.server_context().expect("server");
     let resp = server.score_candidates(&fq, &g).expect("score");
     assert_eq!(resp.ciphertexts(), 4 + 3, "one ciphertext per distinct chunk per probe");
@@ -42,7 +46,8 @@ fn fine_stage_scores_are_exact_inner_products() {
     // Through bytes, as the split roles exchange them (`hers query fine-*`): the same answer.
     let fq_bytes = FineQuery::from_bytes(&fq.to_bytes(), server.bfv()).expect("fine query bytes");
     let resp_bytes = server.score_candidates(&fq_bytes, &g).expect("score").to_bytes();
-    let via_bytes = client.decrypt_fine(&FineResponse::from_bytes(&resp_bytes).expect("fine response bytes"), 10).expect("decrypt");
+    let via_bytes =
+        client.decrypt_fine(&FineResponse::from_bytes(&resp_bytes).expect("fine response bytes"), 10).expect("decrypt");
     assert_eq!(via_bytes, got);
 
     let gq = q.template_rows(&gallery).expect("quantise");
@@ -71,14 +76,21 @@ fn fine_stage_refuses_what_it_cannot_serve() {
     let other = Client::new(ClientKeys::generate(params, &mut rng).expect("keys"), DIM).expect("client");
     let fine_dir = dir.path().join("fine");
     let coarse_dir = dir.path().join("coarse");
-    let mut fine = Gallery::create_with_layout(&fine_dir, client.keys().public(), *client.quantizer(), Layout::Coefficient)
-        .expect("create");
+    let mut fine =
+        Gallery::create_with_layout(&fine_dir, client.keys().public(), *client.quantizer(), Layout::Coefficient)
+            .expect("create");
     let mut coarse = Gallery::create(&coarse_dir, client.keys().public(), *client.quantizer()).expect("create");
     let data = rows(50, &mut rng);
     let ids: Vec<String> = (0..50).map(|i| i.to_string()).collect();
-    fine.append(client.keys().key_id(), &ids, &client.encrypt_templates_as(Layout::Coefficient, &data, &mut rng).expect("enc"))
+    fine.append(
+        client.keys().key_id(),
+        &ids,
+        &client.encrypt_templates_as(Layout::Coefficient, &data, &mut rng).expect("enc"),
+    )
+    .expect("append");
+    coarse
+        .append(client.keys().key_id(), &ids, &client.encrypt_templates(&data, &mut rng).expect("enc"))
         .expect("append");
-    coarse.append(client.keys().key_id(), &ids, &client.encrypt_templates(&data, &mut rng).expect("enc")).expect("append");
     // A dimension-wise chunk cannot enter a coefficient-layout gallery.
     let wrong = client.encrypt_templates(&data[..40 * DIM], &mut rng).expect("enc");
     let more: Vec<String> = (50..90).map(|i| i.to_string()).collect();

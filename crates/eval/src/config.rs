@@ -171,8 +171,7 @@ impl SweepConfig {
     /// Reads and checks a sweep config.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
         let config: SweepConfig =
             toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
         config.check().map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;

@@ -24,21 +24,24 @@ impl Dataset {
         if let Some(s) = &config.synthetic {
             let preset: Preset = s.preset.parse()?;
             let spec = SynthSpec::preset(preset, s.train_identities + s.test_identities, s.per_identity, s.seed);
-            let train = if s.train_identities > 0 { Some(synth_identities(&spec, 0..s.train_identities)?) } else { None };
+            let train =
+                if s.train_identities > 0 { Some(synth_identities(&spec, 0..s.train_identities)?) } else { None };
             let test = synth_identities(&spec, s.train_identities..s.train_identities + s.test_identities)?;
             let first_distractor = s.train_identities + s.test_identities;
             return Ok(Dataset { train, test, distractors: Some((spec, first_distractor)) });
         }
-        let test_path = config.test.as_ref().ok_or_else(|| Error::Config(format!("dataset `{}` has no test file", config.name)))?;
+        let test_path =
+            config.test.as_ref().ok_or_else(|| Error::Config(format!("dataset `{}` has no test file", config.name)))?;
         let test = read_set(test_path)?;
         let train = config.train.as_ref().map(read_set).transpose()?;
         if let Some(t) = &train
-            && t.dim != test.dim {
-                return Err(Error::Config(format!(
-                    "dataset `{}`: train is {}-D but test is {}-D",
-                    config.name, t.dim, test.dim
-                )));
-            }
+            && t.dim != test.dim
+        {
+            return Err(Error::Config(format!(
+                "dataset `{}`: train is {}-D but test is {}-D",
+                config.name, t.dim, test.dim
+            )));
+        }
         Ok(Dataset { train, test, distractors: None })
     }
 

@@ -54,7 +54,13 @@ pub fn preset_for(dim: usize) -> Result<Preset> {
 
 /// Enrols `gallery` (row-major, `dim`) encrypted, searches every probe, decrypts all scores.
 /// Probes and templates are L2-normalised by the quantiser (cosine similarity).
-pub fn encrypted_scores(gallery: &[f32], probes: &[f32], dim: usize, hers_chunks: usize, seed: u64) -> Result<EncryptedRun> {
+pub fn encrypted_scores(
+    gallery: &[f32],
+    probes: &[f32],
+    dim: usize,
+    hers_chunks: usize,
+    seed: u64,
+) -> Result<EncryptedRun> {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let params = preset_for(dim)?.params()?;
     let keys = ClientKeys::generate(params, &mut rng)?;
@@ -109,7 +115,8 @@ pub fn encrypted_scores(gallery: &[f32], probes: &[f32], dim: usize, hers_chunks
     let q = Quantizer::new(&public.params, dim)?;
     let qg = q.template_rows(gallery)?;
     let qp = q.probe_rows(probes)?;
-    let exact = scores.iter().zip(&qp).all(|(row, p)| row.iter().zip(&qg).all(|(s, g)| *s == int_dot(&p[..dim], &g[..dim])));
+    let exact =
+        scores.iter().zip(&qp).all(|(row, p)| row.iter().zip(&qg).all(|(s, g)| *s == int_dot(&p[..dim], &g[..dim])));
 
     let per = n_probes.max(1) as f64;
     Ok(EncryptedRun {

@@ -130,7 +130,13 @@ pub fn from_score_rows(
 }
 
 /// CMC from ranks, TAR@FAR from genuine and impostor scores.
-fn summarise(ranks: &[usize], mut genuine: Vec<f64>, mut impostor: Vec<f64>, max_rank: usize, fars: &[f64]) -> (Identification, Verification) {
+fn summarise(
+    ranks: &[usize],
+    mut genuine: Vec<f64>,
+    mut impostor: Vec<f64>,
+    max_rank: usize,
+    fars: &[f64],
+) -> (Identification, Verification) {
     let max_rank = max_rank.max(1);
     let mut hist = vec![0usize; max_rank + 1];
     for r in ranks {
@@ -165,7 +171,13 @@ fn summarise(ranks: &[usize], mut genuine: Vec<f64>, mut impostor: Vec<f64>, max
 
 /// Retrieval metrics for image search: precision@k and mean average precision, with every
 /// gallery item of the probe's class relevant.
-pub fn retrieval(gallery: Gallery<'_>, gallery_labels: &[i64], probes: &[f32], probe_labels: &[i64], k: usize) -> (f64, f64) {
+pub fn retrieval(
+    gallery: Gallery<'_>,
+    gallery_labels: &[i64],
+    probes: &[f32],
+    probe_labels: &[i64],
+    k: usize,
+) -> (f64, f64) {
     let per: Vec<(f64, f64)> = probes
         .par_chunks_exact(gallery.dim)
         .zip(probe_labels.par_iter())

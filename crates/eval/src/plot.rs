@@ -20,7 +20,8 @@ static FONT: Once = Once::new();
 /// font lookup (no fontconfig needed).
 fn font() {
     FONT.call_once(|| {
-        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, include_bytes!("../assets/DejaVuSans.ttf"));
+        let _ =
+            plotters::style::register_font("sans-serif", FontStyle::Normal, include_bytes!("../assets/DejaVuSans.ttf"));
     });
 }
 
@@ -118,7 +119,9 @@ where
         (false, false) => draw_body!(chart, b.build_cartesian_2d(x0..x1, y0..y1).map_err(plot_err)?),
         (true, false) => draw_body!(chart, b.build_cartesian_2d((x0..x1).log_scale(), y0..y1).map_err(plot_err)?),
         (false, true) => draw_body!(chart, b.build_cartesian_2d(x0..x1, (y0..y1).log_scale()).map_err(plot_err)?),
-        (true, true) => draw_body!(chart, b.build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale()).map_err(plot_err)?),
+        (true, true) => {
+            draw_body!(chart, b.build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale()).map_err(plot_err)?)
+        }
     }
     root.present().map_err(plot_err)?;
     Ok(())
@@ -149,17 +152,26 @@ pub fn write_plots(dir: &Path, rows: &[CellResult]) -> Result<()> {
         let cmc: Vec<Series> = base
             .iter()
             .filter(|r| r.mode == mode)
-            .map(|r| (format!("{} {}-D", r.method, r.dim), r.cmc.iter().enumerate().map(|(i, a)| ((i + 1) as f64, *a)).collect()))
+            .map(|r| {
+                (
+                    format!("{} {}-D", r.method, r.dim),
+                    r.cmc.iter().enumerate().map(|(i, a)| ((i + 1) as f64, *a)).collect(),
+                )
+            })
             .collect();
-        save(dir, &format!("cmc-{ds}"), &Chart {
-            title: format!("CMC, {ds} ({mode}, gallery {smallest_gallery})"),
-            x_label: "rank",
-            y_label: "identification rate",
-            log_x: false,
-            log_y: false,
-            legend: SeriesLabelPosition::LowerRight,
-            series: cmc,
-        })?;
+        save(
+            dir,
+            &format!("cmc-{ds}"),
+            &Chart {
+                title: format!("CMC, {ds} ({mode}, gallery {smallest_gallery})"),
+                x_label: "rank",
+                y_label: "identification rate",
+                log_x: false,
+                log_y: false,
+                legend: SeriesLabelPosition::LowerRight,
+                series: cmc,
+            },
+        )?;
 
         // Rank-1 vs dimension, one line per method (`none` is a flat reference line).
         let full_dim = base.iter().filter(|r| r.method == "none").map(|r| (r.dim, r.rank1)).next();
@@ -177,7 +189,10 @@ pub fn write_plots(dir: &Path, rows: &[CellResult]) -> Result<()> {
         let mut two_stage = false;
         for r in base.iter().filter(|r| r.mode == "two-stage" && r.method != "none") {
             two_stage = true;
-            by_method.entry(format!("{} two-stage ({} probes)", r.method, r.probes)).or_default().push((r.dim as f64, r.rank1));
+            by_method
+                .entry(format!("{} two-stage ({} probes)", r.method, r.probes))
+                .or_default()
+                .push((r.dim as f64, r.rank1));
         }
         for v in by_method.values_mut() {
             v.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -186,33 +201,43 @@ pub fn write_plots(dir: &Path, rows: &[CellResult]) -> Result<()> {
         if let (Some((d, acc)), Some(lo), Some(hi)) = (full_dim, dims.first(), dims.last()) {
             series.push((format!("none ({d}-D)"), vec![(*lo as f64, acc), (*hi as f64, acc)]));
         }
-        save(dir, &format!("rank1-vs-dim-{ds}"), &Chart {
-            title: if two_stage {
-                format!("Rank-1 vs dimension, {ds} ({mode}; two-stage: x-D encrypted stage, full-D rescoring)")
-            } else {
-                format!("Rank-1 vs dimension, {ds} ({mode})")
+        save(
+            dir,
+            &format!("rank1-vs-dim-{ds}"),
+            &Chart {
+                title: if two_stage {
+                    format!("Rank-1 vs dimension, {ds} ({mode}; two-stage: x-D encrypted stage, full-D rescoring)")
+                } else {
+                    format!("Rank-1 vs dimension, {ds} ({mode})")
+                },
+                x_label: "dimension",
+                y_label: "rank-1 accuracy",
+                log_x: false,
+                log_y: false,
+                legend: SeriesLabelPosition::LowerRight,
+                series,
             },
-            x_label: "dimension",
-            y_label: "rank-1 accuracy",
-            log_x: false,
-            log_y: false,
-            legend: SeriesLabelPosition::LowerRight,
-            series,
-        })?;
+        )?;
 
         // Query time vs gallery size, per dimension of the encrypted cells.
         let enc: Vec<&&CellResult> = of.iter().filter(|r| r.mode == "encrypted").collect();
         if !enc.is_empty() {
             let mut series: Vec<Series> = Vec::new();
             // Time depends on the dimension, not on the method: one method's lines suffice.
-            let method = enc.iter().map(|r| r.method.as_str()).find(|m| *m == "deepmds++").unwrap_or(enc[0].method.as_str());
-            let mut keys: Vec<(String, usize)> = enc.iter().filter(|r| r.method == method).map(|r| (r.method.clone(), r.dim)).collect();
+            let method =
+                enc.iter().map(|r| r.method.as_str()).find(|m| *m == "deepmds++").unwrap_or(enc[0].method.as_str());
+            let mut keys: Vec<(String, usize)> =
+                enc.iter().filter(|r| r.method == method).map(|r| (r.method.clone(), r.dim)).collect();
             keys.sort();
             keys.dedup();
             for (m, d) in keys {
                 let sel = |mode: &str, f: fn(&CellResult) -> f64| -> Vec<(f64, f64)> {
-                    let mut v: Vec<(f64, f64)> =
-                        of.iter().filter(|r| r.method == m && r.dim == d && r.mode == mode).map(|r| (r.gallery as f64, f(r))).filter(|p| p.1 > 0.0).collect();
+                    let mut v: Vec<(f64, f64)> = of
+                        .iter()
+                        .filter(|r| r.method == m && r.dim == d && r.mode == mode)
+                        .map(|r| (r.gallery as f64, f(r)))
+                        .filter(|p| p.1 > 0.0)
+                        .collect();
                     v.sort_by(|a, b| a.0.total_cmp(&b.0));
                     v
                 };
@@ -222,15 +247,19 @@ pub fn write_plots(dir: &Path, rows: &[CellResult]) -> Result<()> {
                 series.push((format!("hers two-stage, {m} {d}-D"), sel("two-stage", |r| r.query_ms)));
             }
             series.retain(|s| !s.1.is_empty());
-            save(dir, &format!("time-vs-gallery-{ds}"), &Chart {
-                title: format!("Query time vs gallery size, {ds}"),
-                x_label: "gallery size (templates, log scale)",
-                y_label: "time per query (ms, log scale)",
-                log_x: true,
-                log_y: true,
-                legend: SeriesLabelPosition::MiddleRight,
-                series,
-            })?;
+            save(
+                dir,
+                &format!("time-vs-gallery-{ds}"),
+                &Chart {
+                    title: format!("Query time vs gallery size, {ds}"),
+                    x_label: "gallery size (templates, log scale)",
+                    y_label: "time per query (ms, log scale)",
+                    log_x: true,
+                    log_y: true,
+                    legend: SeriesLabelPosition::MiddleRight,
+                    series,
+                },
+            )?;
         }
     }
     Ok(())

@@ -83,7 +83,8 @@ pub fn evaluate(set: &EmbeddingSet, opts: &EvalOptions) -> Result<EvalReport> {
         let (i, v) = score_all(gallery, &gl, &p, &pl, opts.max_rank, &opts.fars);
         if let Some((_, q)) = &quantized {
             let ((qg, _), (qp, _)) = split.parts(q, &set.labels, set.dim);
-            quantized_rank1 += score_all(Gallery { data: &qg, dim: set.dim }, &gl, &qp, &pl, 1, &[]).0.rank(1) / draws as f64;
+            quantized_rank1 +=
+                score_all(Gallery { data: &qg, dim: set.dim }, &gl, &qp, &pl, 1, &[]).0.rank(1) / draws as f64;
         }
         ids.push(i);
         vers.push(v);

@@ -15,9 +15,9 @@ use sha2::{Digest, Sha256};
 use crate::config::{Mode, SweepConfig};
 use crate::dataset::Dataset;
 use crate::encrypted::encrypted_scores;
-use crate::twostage::two_stage_scores;
 use crate::metrics::{retrieval, score_all};
 use crate::search::Gallery;
+use crate::twostage::two_stage_scores;
 use crate::{Error, Result, split_one_probe_per_identity};
 
 /// One row of the results: a cell of the sweep and what it measured.
@@ -89,7 +89,10 @@ pub fn run_sweep(config: &SweepConfig, progress: bool) -> Result<SweepOutput> {
     std::fs::create_dir_all(&cells_dir).map_err(|e| io(&cells_dir, e))?;
     let plan = plan(config);
     let bar = if progress { ProgressBar::new(plan.len() as u64) } else { ProgressBar::hidden() };
-    bar.set_style(ProgressStyle::with_template("{msg:>30} [{elapsed_precise}] {wide_bar} {pos}/{len}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>30} [{elapsed_precise}] {wide_bar} {pos}/{len}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
     let mut results = Vec::new();
     let mut computed = 0;
     let mut current: Option<(String, Dataset)> = None;
@@ -98,13 +101,18 @@ pub fn run_sweep(config: &SweepConfig, progress: bool) -> Result<SweepOutput> {
         bar.set_message(cell.key());
         let file = cells_dir.join(format!("{}.json", cell.key()));
         if let Ok(text) = std::fs::read_to_string(&file)
-            && let Ok(r) = serde_json::from_str::<CellResult>(&text) {
-                results.push(r);
-                bar.inc(1);
-                continue;
-            }
+            && let Ok(r) = serde_json::from_str::<CellResult>(&text)
+        {
+            results.push(r);
+            bar.inc(1);
+            continue;
+        }
         if current.as_ref().map(|(n, _)| n != &cell.dataset).unwrap_or(true) {
-            let ds = config.datasets.iter().find(|d| d.name == cell.dataset).ok_or_else(|| Error::Config("dataset vanished".into()))?;
+            let ds = config
+                .datasets
+                .iter()
+                .find(|d| d.name == cell.dataset)
+                .ok_or_else(|| Error::Config("dataset vanished".into()))?;
             current = Some((cell.dataset.clone(), Dataset::load(ds)?));
             models.clear();
         }
@@ -141,12 +149,16 @@ impl Cell {
 }
 
 fn plan(config: &SweepConfig) -> Vec<Cell> {
-    let galleries: Vec<Option<usize>> =
-        if config.gallery_sizes.is_empty() { vec![None] } else { config.gallery_sizes.iter().map(|&g| Some(g)).collect() };
+    let galleries: Vec<Option<usize>> = if config.gallery_sizes.is_empty() {
+        vec![None]
+    } else {
+        config.gallery_sizes.iter().map(|&g| Some(g)).collect()
+    };
     let mut cells = Vec::new();
     for d in &config.datasets {
         for m in &config.methods {
-            let dims: Vec<Option<usize>> = if m == "none" { vec![None] } else { config.dims.iter().map(|&d| Some(d)).collect() };
+            let dims: Vec<Option<usize>> =
+                if m == "none" { vec![None] } else { config.dims.iter().map(|&d| Some(d)).collect() };
             for dim in &dims {
                 for g in &galleries {
                     for mode in &config.modes {
@@ -154,7 +166,13 @@ fn plan(config: &SweepConfig) -> Vec<Cell> {
                         if *mode != Mode::Plaintext && too_wide {
                             continue;
                         }
-                        cells.push(Cell { dataset: d.name.clone(), method: m.clone(), dim: *dim, gallery: *g, mode: *mode });
+                        cells.push(Cell {
+                            dataset: d.name.clone(),
+                            method: m.clone(),
+                            dim: *dim,
+                            gallery: *g,
+                            mode: *mode,
+                        });
                     }
                 }
             }
@@ -276,9 +294,15 @@ fn run_cell(
             l2_normalize_rows(&mut full, set.dim);
             let ((fg, _), (mut fp, _)) = split.parts(&full, &set.labels, set.dim);
             fp.truncate(pl.len() * set.dim);
-            let run = two_stage_scores(&g, &p, dim, &fg, &fp, set.dim, config.candidates, config.hers_chunks, config.seed)?;
+            let run =
+                two_stage_scores(&g, &p, dim, &fg, &fp, set.dim, config.candidates, config.hers_chunks, config.seed)?;
             let c = &run.coarse;
-            r.query_ms = c.encrypt_ms + c.score_ms + c.decrypt_ms + run.fine_encrypt_ms + run.fine_score_ms + run.fine_decrypt_ms;
+            r.query_ms = c.encrypt_ms
+                + c.score_ms
+                + c.decrypt_ms
+                + run.fine_encrypt_ms
+                + run.fine_score_ms
+                + run.fine_decrypt_ms;
             r.score_ms = c.score_ms + run.fine_score_ms;
             r.hers_query_ms = c.hers_score_ms;
             r.speedup_vs_hers = if r.score_ms > 0.0 { c.hers_score_ms / r.score_ms } else { 0.0 };
@@ -296,8 +320,17 @@ fn run_cell(
 }
 
 /// Fits (or loads from the cache) the reducer of `method` on the dataset's training set.
-fn fit_cached(config: &SweepConfig, method: &str, dataset: &str, data: &Dataset, bar: &ProgressBar) -> Result<(Reducer, f64)> {
-    let train = data.train.as_ref().ok_or_else(|| Error::Config(format!("dataset `{dataset}` has no training set for `{method}`")))?;
+fn fit_cached(
+    config: &SweepConfig,
+    method: &str,
+    dataset: &str,
+    data: &Dataset,
+    bar: &ProgressBar,
+) -> Result<(Reducer, f64)> {
+    let train = data
+        .train
+        .as_ref()
+        .ok_or_else(|| Error::Config(format!("dataset `{dataset}` has no training set for `{method}`")))?;
     let mut tc = match &config.training {
         Some(p) => TrainConfig::from_file(p).map_err(|e| Error::Reduction(e.to_string()))?,
         None => TrainConfig::default(),
@@ -314,14 +347,20 @@ fn fit_cached(config: &SweepConfig, method: &str, dataset: &str, data: &Dataset,
     let key = {
         let mut h = Sha256::new();
         h.update(toml::to_string(&tc).map_err(|e| Error::Config(e.to_string()))?);
-        h.update(format!("{dataset}:{}:{}:{}", train.len(), train.dim, train.data.iter().take(64).map(|x| x.to_bits() as u64).sum::<u64>()));
+        h.update(format!(
+            "{dataset}:{}:{}:{}",
+            train.len(),
+            train.dim,
+            train.data.iter().take(64).map(|x| x.to_bits() as u64).sum::<u64>()
+        ));
         format!("{:x}", h.finalize())[..16].to_string()
     };
     let dir = config.out_dir.join("models").join(format!("{dataset}-{}-{key}", method.replace('+', "p")));
     if let Ok((reducer, _, meta)) = Reducer::load(&dir, None)
-        && meta.complete() {
-            return Ok((reducer, meta.train_seconds));
-        }
+        && meta.complete()
+    {
+        return Ok((reducer, meta.train_seconds));
+    }
     bar.set_message(format!("training {method} on {dataset}"));
     let t = Instant::now();
     let options = TrainOptions { out_dir: Some(dir.clone()), resume: true, progress: false };

@@ -43,7 +43,8 @@ pub fn results_frame(rows: &[CellResult]) -> Result<DataFrame> {
 
 /// CMC curves in long form: one row per cell and rank.
 pub fn cmc_frame(rows: &[CellResult]) -> Result<DataFrame> {
-    let (mut ds, mut me, mut di, mut mo, mut ga, mut rk, mut acc) = (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+    let (mut ds, mut me, mut di, mut mo, mut ga, mut rk, mut acc) =
+        (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
     for r in rows {
         for (i, a) in r.cmc.iter().enumerate() {
             ds.push(r.dataset.clone());
@@ -55,7 +56,8 @@ pub fn cmc_frame(rows: &[CellResult]) -> Result<DataFrame> {
             acc.push(*a);
         }
     }
-    df!("dataset" => ds, "method" => me, "dim" => di, "mode" => mo, "gallery" => ga, "rank" => rk, "accuracy" => acc).map_err(table_err)
+    df!("dataset" => ds, "method" => me, "dim" => di, "mode" => mo, "gallery" => ga, "rank" => rk, "accuracy" => acc)
+        .map_err(table_err)
 }
 
 /// Writes `results.parquet`, `results.csv`, `cmc.csv` and `summary.md` into `dir`.
@@ -136,7 +138,10 @@ pub fn read_matches(path: &Path) -> Result<Vec<encsearch::Match>> {
     let name = path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
     let at = |e: PolarsError| Error::Table(format!("{}: {e}", path.display()));
     let df = if name.ends_with(".csv") {
-        CsvReadOptions::default().with_has_header(true).try_into_reader_with_file_path(Some(path.into())).and_then(|r| r.finish())
+        CsvReadOptions::default()
+            .with_has_header(true)
+            .try_into_reader_with_file_path(Some(path.into()))
+            .and_then(|r| r.finish())
     } else {
         ParquetReader::new(std::fs::File::open(path).map_err(|e| crate::sweep::io(path, e))?).finish()
     }

@@ -76,14 +76,12 @@ pub fn two_stage_scores(
 
     let lists: Vec<Vec<usize>> = coarse.scores.iter().map(|row| top_indices(row, candidates)).collect();
     let t = Instant::now();
-    let fq = client
-        .encrypt_fine_query(
-            (0..n_probes).map(|p| p.to_string()).collect(),
-            &full_probes[..n_probes * full_dim],
-            lists.iter().map(|l| l.iter().map(|g| g.to_string()).collect()).collect(),
-            &mut rng,
-        )
-        ?;
+    let fq = client.encrypt_fine_query(
+        (0..n_probes).map(|p| p.to_string()).collect(),
+        &full_probes[..n_probes * full_dim],
+        lists.iter().map(|l| l.iter().map(|g| g.to_string()).collect()).collect(),
+        &mut rng,
+    )?;
     let fine_encrypt = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let resp = server.score_candidates_in_memory(&fq, &q, &chunks, &index)?;
@@ -102,7 +100,12 @@ pub fn two_stage_scores(
     for m in &matches {
         let (p, g) = match (m.probe_id.parse::<usize>(), m.gallery_id.parse::<usize>()) {
             (Ok(p), Ok(g)) if p < n_probes && g < n_gallery => (p, g),
-            _ => return Err(Error::Encrypted(format!("fine stage returned unknown ids {} / {}", m.probe_id, m.gallery_id))),
+            _ => {
+                return Err(Error::Encrypted(format!(
+                    "fine stage returned unknown ids {} / {}",
+                    m.probe_id, m.gallery_id
+                )));
+            }
         };
         exact &= m.score == int_dot(&qp[p], &qg[g]);
         scores[p][g] = m.score + BAND;

@@ -40,7 +40,18 @@ fn a_sweep_writes_tables_and_plots_and_resumes_without_redoing_cells() {
     let first = run_sweep(&c, false).expect("sweep");
     assert_eq!(first.results.len(), 3, "none + pca × 2 dims");
     assert_eq!(first.computed, 3);
-    for f in ["config.toml", "results.parquet", "results.csv", "cmc.csv", "summary.md", "cmc-synth.png", "cmc-synth.svg", "rank1-vs-dim-synth.png", "rank1-vs-dim-synth.svg", "DONE"] {
+    for f in [
+        "config.toml",
+        "results.parquet",
+        "results.csv",
+        "cmc.csv",
+        "summary.md",
+        "cmc-synth.png",
+        "cmc-synth.svg",
+        "rank1-vs-dim-synth.png",
+        "rank1-vs-dim-synth.svg",
+        "DONE",
+    ] {
         assert!(first.dir.join(f).exists(), "{f} missing");
     }
     let none = first.results.iter().find(|r| r.method == "none").expect("none");

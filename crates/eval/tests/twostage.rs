@@ -37,13 +37,25 @@ fn two_stage_on_the_shipped_test_set_is_exact_and_reranks_like_plaintext() {
         let probe = &fp[pi * full_dim..(pi + 1) * full_dim];
         let best = idx[..k]
             .iter()
-            .max_by(|&&a, &&b| dot(probe, &fg[a * full_dim..(a + 1) * full_dim]).total_cmp(&dot(probe, &fg[b * full_dim..(b + 1) * full_dim])))
+            .max_by(|&&a, &&b| {
+                dot(probe, &fg[a * full_dim..(a + 1) * full_dim])
+                    .total_cmp(&dot(probe, &fg[b * full_dim..(b + 1) * full_dim]))
+            })
             .expect("candidates");
         hits += usize::from(gl[*best] == pl[pi]);
     }
     let reference = hits as f64 / probes as f64;
-    assert!((two.rank(1) - reference).abs() <= 1.0 / probes as f64, "two-stage {} vs float rerank {reference}", two.rank(1));
-    assert!(two.rank(1) >= first.rank(1), "rescoring at 384-D does not lose rank-1: {} < {}", two.rank(1), first.rank(1));
+    assert!(
+        (two.rank(1) - reference).abs() <= 1.0 / probes as f64,
+        "two-stage {} vs float rerank {reference}",
+        two.rank(1)
+    );
+    assert!(
+        two.rank(1) >= first.rank(1),
+        "rescoring at 384-D does not lose rank-1: {} < {}",
+        two.rank(1),
+        first.rank(1)
+    );
     // A candidate list of k keeps rank-k of the first stage as the ceiling of rank-1.
     assert!(two.rank(1) <= first.rank(k) + 1e-12);
 }

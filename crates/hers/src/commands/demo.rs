@@ -44,7 +44,9 @@ pub fn data_dir(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
             return Ok(c);
         }
     }
-    anyhow::bail!("cannot find data/bible-minilm-test.parquet; run the demo from the repository root or pass --data DIR")
+    anyhow::bail!(
+        "cannot find data/bible-minilm-test.parquet; run the demo from the repository root or pass --data DIR"
+    )
 }
 
 fn repo_root() -> PathBuf {
@@ -70,7 +72,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     // 1. Plaintext at full dimension.
     eprintln!("[1/4] plaintext search at {}-D", test.dim);
     let full = evaluate(&test, &EvalOptions::default())?;
-    rows.push(Row { what: "plaintext, full dimension".into(), dim: test.dim, rank1: full.rank1, query_ms: plain_query_ms(&test)? });
+    rows.push(Row {
+        what: "plaintext, full dimension".into(),
+        dim: test.dim,
+        rank1: full.rank1,
+        query_ms: plain_query_ms(&test)?,
+    });
 
     // 2. DeepMDS++, trained briefly (or reused), then the test set projected.
     let model_dir = a.out.join("model-deepmds++");
@@ -114,7 +121,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let (two_ident, _) = from_score_rows(&two.scores, &gl, &pl, 20, &[]);
     let fine_ms = two.fine_encrypt_ms + two.fine_score_ms + two.fine_decrypt_ms;
     rows.push(Row {
-        what: format!("encrypted two-stage: {method} {}-D → {} candidates rescored at {}-D", a.dim, a.candidates, test.dim),
+        what: format!(
+            "encrypted two-stage: {method} {}-D → {} candidates rescored at {}-D",
+            a.dim, a.candidates, test.dim
+        ),
         dim: test.dim,
         rank1: two_ident.rank(1),
         query_ms: run.encrypt_ms + run.score_ms + run.decrypt_ms + fine_ms,
@@ -126,7 +136,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     };
 
     println!();
-    println!("hers demo — {} ({} verses × 5 translations, {}-D all-MiniLM-L6-v2)", test_path.display(), full.identities, test.dim);
+    println!(
+        "hers demo — {} ({} verses × 5 translations, {}-D all-MiniLM-L6-v2)",
+        test_path.display(),
+        full.identities,
+        test.dim
+    );
     println!("{} probes (one per verse) against {} gallery templates\n", full.probes, full.gallery);
     println!("| search | dim | rank-1 | time per query (ms) |");
     println!("|---|---|---|---|");
@@ -190,10 +205,11 @@ fn run_quantised(g: &[f32], p: &[f32], dim: usize) -> anyhow::Result<Vec<Vec<i64
 fn train_or_load(train_path: &Path, dir: &Path, epochs: usize, retrain: bool) -> anyhow::Result<(Reducer, f64)> {
     if !retrain
         && let Ok((r, _, meta)) = Reducer::load(dir, None)
-            && meta.complete() {
-                eprintln!("[2/4] reusing the {} model in {} (--retrain to train again)", r.method(), dir.display());
-                return Ok((r, meta.train_seconds));
-            }
+        && meta.complete()
+    {
+        eprintln!("[2/4] reusing the {} model in {} (--retrain to train again)", r.method(), dir.display());
+        return Ok((r, meta.train_seconds));
+    }
     let config_path = [PathBuf::from("configs/bible-minilm.toml"), repo_root().join("configs/bible-minilm.toml")]
         .into_iter()
         .find(|p| p.exists())

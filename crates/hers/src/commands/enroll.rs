@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use encsearch::{Client, Gallery, Layout, Metric, Quantizer, MANIFEST_FILE};
+use encsearch::{Client, Gallery, Layout, MANIFEST_FILE, Metric, Quantizer};
 
 use super::open::{load_keys, open_gallery_for};
 

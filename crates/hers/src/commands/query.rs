@@ -7,7 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use encsearch::{Client, FineQuery, FineResponse, Match, Query, Quantizer, Response};
+use encsearch::{Client, FineQuery, FineResponse, Match, Quantizer, Query, Response};
 
 use super::open::{load_keys, open_gallery};
 
@@ -127,7 +127,12 @@ struct Decrypt {
 
 /// The second stage's inputs: the full-dimension rows of probes `ids` (in that order, read from
 /// `probes`, which must be `dim`-D) and each probe's candidate ids from the first stage's `first`.
-pub(crate) fn fine_inputs(probes: &Path, dim: usize, ids: &[String], first: &[Match]) -> anyhow::Result<(Vec<f32>, Vec<Vec<String>>)> {
+pub(crate) fn fine_inputs(
+    probes: &Path,
+    dim: usize,
+    ids: &[String],
+    first: &[Match],
+) -> anyhow::Result<(Vec<f32>, Vec<Vec<String>>)> {
     let (fids, fdim, fdata) = load_probes(probes)?;
     if fdim != dim {
         anyhow::bail!("fine probes {} are {fdim}-D, the fine gallery is {dim}-D", probes.display());
@@ -149,7 +154,11 @@ pub(crate) fn fine_inputs(probes: &Path, dim: usize, ids: &[String], first: &[Ma
 
 /// Loads a gallery's hot form, through its cache files unless `no_cache`, saying on stderr
 /// what the cache did.
-pub(crate) fn load_hot(g: &encsearch::Gallery, server: &encsearch::ServerContext, no_cache: bool) -> anyhow::Result<encsearch::HotGallery> {
+pub(crate) fn load_hot(
+    g: &encsearch::Gallery,
+    server: &encsearch::ServerContext,
+    no_cache: bool,
+) -> anyhow::Result<encsearch::HotGallery> {
     if no_cache {
         return Ok(g.load_hot(server)?);
     }
@@ -158,7 +167,12 @@ pub(crate) fn load_hot(g: &encsearch::Gallery, server: &encsearch::ServerContext
         eprintln!("warning: could not write the hot-form cache ({e}); the next load builds it again");
     }
     if r.built > 0 && r.written_bytes > 0 {
-        eprintln!("hot-form cache: {} segment(s) built and cached ({} MB), {} mapped", r.built, r.written_bytes >> 20, r.mapped);
+        eprintln!(
+            "hot-form cache: {} segment(s) built and cached ({} MB), {} mapped",
+            r.built,
+            r.written_bytes >> 20,
+            r.mapped
+        );
     } else if r.mapped > 0 {
         eprintln!("hot-form cache: {} segment(s) mapped from disk", r.mapped);
     }
@@ -235,17 +249,29 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         Step::FineEncrypt { keys, probes, candidates, gallery, out } => {
             let g = open_gallery(&gallery)?;
             let keys = load_keys(&keys)?;
-            g.manifest().public.key_id.ensure_eq(keys.key_id()).context("the fine gallery was enrolled with another key")?;
-            let first = eval::read_matches(&candidates).with_context(|| format!("reading candidates {}", candidates.display()))?;
+            g.manifest()
+                .public
+                .key_id
+                .ensure_eq(keys.key_id())
+                .context("the fine gallery was enrolled with another key")?;
+            let first = eval::read_matches(&candidates)
+                .with_context(|| format!("reading candidates {}", candidates.display()))?;
             // Probes in order of first appearance.
             let mut seen = std::collections::HashSet::new();
-            let ids: Vec<String> = first.iter().filter(|m| seen.insert(m.probe_id.as_str())).map(|m| m.probe_id.clone()).collect();
+            let ids: Vec<String> =
+                first.iter().filter(|m| seen.insert(m.probe_id.as_str())).map(|m| m.probe_id.clone()).collect();
             let (rows, lists) = fine_inputs(&probes, g.manifest().dim, &ids, &first)?;
             let client = Client::with_quantizer(keys, g.quantizer())?;
             let q = client.encrypt_fine_query(ids, &rows, lists, &mut rand::rng())?;
             let bytes = q.to_bytes();
             write(&out, &bytes)?;
-            eprintln!("encrypted {} probes with {} candidates ({} B) → {}", q.probes.len(), first.len(), bytes.len(), out.display());
+            eprintln!(
+                "encrypted {} probes with {} candidates ({} B) → {}",
+                q.probes.len(),
+                first.len(),
+                bytes.len(),
+                out.display()
+            );
         }
         Step::FineScore(files) => {
             let (g, server, bytes) = open_for_query(&files, FineQuery::peek_key_id)?;
@@ -256,7 +282,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             let score = t.elapsed().as_secs_f64();
             let bytes = r.to_bytes();
             write(&out, &bytes)?;
-            eprintln!("gathered {} ciphertexts, scored in {score:.3} s → {} ({} B)", r.ciphertexts(), out.display(), bytes.len());
+            eprintln!(
+                "gathered {} ciphertexts, scored in {score:.3} s → {} ({} B)",
+                r.ciphertexts(),
+                out.display(),
+                bytes.len()
+            );
         }
         Step::FineDecrypt(d) => decrypt(d, true)?,
     }

@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 
-
 /// Arguments of `hers remove`.
 #[derive(Debug, clap::Args)]
 pub struct Args {

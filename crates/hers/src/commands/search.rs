@@ -101,7 +101,14 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 }
 
 /// The second stage: rescores each probe's first-stage candidates at full dimension.
-fn fine_stage(keys: ClientKeys, fine: &Path, probes: &Path, ids: &[String], first: &[Match], k: usize) -> anyhow::Result<Vec<Match>> {
+fn fine_stage(
+    keys: ClientKeys,
+    fine: &Path,
+    probes: &Path,
+    ids: &[String],
+    first: &[Match],
+    k: usize,
+) -> anyhow::Result<Vec<Match>> {
     let g = open_gallery_for(fine, &keys).context("the fine gallery of the two-stage search")?;
     let fdim = g.manifest().dim;
     let (rows, lists) = fine_inputs(probes, fdim, ids, first)?;
