@@ -10,9 +10,11 @@
 //! dimred, encsearch and eval all read embedding sets, and none of them may import the
 //! others, so the format lives here.
 
+pub mod atomic;
 mod error;
 mod npy;
 mod reader;
+mod results;
 mod set;
 mod synth;
 mod vector;
@@ -21,6 +23,7 @@ mod writer;
 pub use error::{Error, Result};
 pub use npy::{NpyImport, import_npy};
 pub use reader::{EmbeddingReader, read_set};
+pub use results::{Match, read_matches, write_matches};
 pub use set::{EmbeddingSet, Ids};
 pub use synth::{Preset, SynthSpec, SynthStats, synth_identities, synth_set, synth_to_parquet};
 pub use vector::{dot, l2_normalize, l2_normalize_rows};

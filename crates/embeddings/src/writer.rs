@@ -111,6 +111,9 @@ impl EmbeddingWriter {
         writer.close().map_err(|error| Error::Parquet { path: self.path.clone(), error })?;
         tmp.as_file().sync_all().map_err(|e| Error::io(&self.path, e))?;
         tmp.persist(&self.path).map_err(|e| Error::io(&self.path, e.error))?;
+        if let Some(dir) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            crate::atomic::sync_dir(dir);
+        }
         Ok(self.rows)
     }
 }

@@ -1,8 +1,10 @@
 #![allow(missing_docs)] // reason: criterion_group! generates undocumented items
-//! Criterion benches of the scoring kernels, named by parameters.
+//! Criterion benches of the scoring path, named by parameters: a one-probe query against one
+//! chunk and against 16 chunks (their difference is the per-chunk cost), the hot-form
+//! preparation, the client's decryption, and the HERS algorithm on one chunk.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use encsearch::{Accumulator, Client, ClientKeys, Preset, ServerContext};
+use encsearch::{Client, ClientKeys, HersBaseline, HotGallery, Preset, Query, ServerContext};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
@@ -17,26 +19,35 @@ fn bench(c: &mut Criterion) {
     let gallery: Vec<Vec<i64>> = (0..n).map(|_| (0..dim).map(|_| rng.random_range(-s..=s)).collect()).collect();
     let chunks = client.encrypt_quantized(&gallery, &mut rng).expect("encrypt");
     let hot = server.prepare_chunks(&chunks).expect("hot");
+    let q = *client.quantizer();
+    let one = HotGallery { chunks: hot.clone(), slot_ids: Default::default(), scale: q.scale, metric: q.metric };
+    let many = HotGallery { chunks: vec![hot[0].clone(); 16], ..one.clone() };
     let probe = client.encrypt_probe(&gallery[0], &mut rng).expect("probe");
-    let hp = server.prepare_probe(&probe).expect("probe");
+    let query = Query {
+        key_id: client.keys().key_id().clone(),
+        scale: q.scale,
+        metric: q.metric,
+        probe_ids: vec!["p".into()],
+        probes: vec![probe.clone()],
+    };
     let rk = client.relinearization_key(&mut rng).expect("rk");
     let np = server.extended_moduli().len();
     let log_q = client.keys().public().params.log_q().round();
     let name = format!("n={n}/log(q)={log_q}/d={dim}/kernel={:?}", server.kernel());
     let mut g = c.benchmark_group("encsearch");
-    let mut acc = Accumulator::default();
-    g.bench_function(format!("score_chunk/{name}/primes={np}"), |b| {
-        b.iter(|| server.score_chunk(&hp, &hot[0], &mut acc).expect("score"))
+    g.bench_function(format!("query_1_chunk/{name}/primes={np}"), |b| {
+        b.iter(|| server.score(&query, &one).expect("score"))
+    });
+    g.bench_function(format!("query_16_chunks/{name}/primes={np}"), |b| {
+        b.iter(|| server.score(&query, &many).expect("score"))
     });
     g.bench_function(format!("prepare_chunk/{name}"), |b| b.iter(|| server.prepare_chunk(&chunks[0]).expect("hot")));
     g.bench_function(format!("decrypt_chunk/{name}"), |b| {
-        let cs = server.score_chunk(&hp, &hot[0], &mut acc).expect("score");
+        let cs = server.score(&query, &one).expect("score").scores.remove(0).remove(0);
         b.iter(|| client.decrypt_chunk(&cs).expect("decrypt"))
     });
-    let m = server.hers_multiplicator(&rk).expect("mult");
-    g.bench_function(format!("hers_chunk/{name}"), |b| {
-        b.iter(|| server.score_chunk_hers(&probe, &chunks[0], &m).expect("hers"))
-    });
+    let hers = HersBaseline::new(&server, &rk).expect("baseline");
+    g.bench_function(format!("hers_chunk/{name}"), |b| b.iter(|| hers.score_chunk(&probe, &chunks[0]).expect("hers")));
     g.finish();
 }
 

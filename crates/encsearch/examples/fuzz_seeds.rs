@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
 
-use encsearch::{Client, ClientKeys, Gallery, HotGallery, Layout, Preset, ServerContext};
+use encsearch::{Client, ClientKeys, FineChunks, Gallery, HotGallery, Layout, Preset, ServerContext};
 use rand::SeedableRng;
 
 fn put(root: &Path, target: &str, name: &str, bytes: &[u8]) -> std::io::Result<()> {
@@ -46,7 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     g.append(client.keys().key_id(), &["a".into(), "b".into()], &chunks)?;
     put(root, "segment", "segment", &fs::read(gdir.join(&g.manifest().segments[0].file))?)?;
     put(root, "manifest", "manifest", &fs::read(gdir.join(encsearch::MANIFEST_FILE))?)?;
-    g.load_hot_cached(&server, true)?;
+    server.load_hot_cached(&g, true)?;
     // Whole file only: the target reads the header's own fingerprint and counts.
     let hot = fs::read(gdir.join("seg-00000001.hot"))?;
     fs::create_dir_all(root.join("hot_cache"))?;
@@ -65,7 +65,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         root,
         "fine_response",
         "fine-response",
-        &fine.score_candidates_in_memory(&fq, client.quantizer(), &fchunks, &index)?.to_bytes(),
+        &fine
+            .score_candidates(&fq, &FineChunks { quantizer: client.quantizer(), chunks: &fchunks, index: &index })?
+            .to_bytes(),
     )?;
     println!("seeds written under {}", root.display());
     Ok(())

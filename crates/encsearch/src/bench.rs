@@ -10,10 +10,15 @@ use serde::Serialize;
 
 use crate::client::Client;
 use crate::error::{Error, Result};
+use crate::hot::HotGallery;
+use crate::kernel::Simd;
 use crate::keys::ClientKeys;
 use crate::params::Preset;
-use crate::server::{HotGallery, ServerContext};
+use crate::server::{HersBaseline, ServerContext};
+use crate::session::{Session, Timings};
 use crate::topk::{Hit, TopK};
+use crate::wire::Response;
+use embeddings::Match;
 
 /// What to benchmark.
 #[derive(Debug, Clone)]
@@ -35,6 +40,8 @@ pub struct BenchConfig {
     /// Times each timed step runs; the report gives the median (first-call effects such as
     /// page faults and thread-pool start-up are not what a serving system sees).
     pub repeats: usize,
+    /// Vector builds the kernels may use.
+    pub simd: Simd,
 }
 
 impl Default for BenchConfig {
@@ -48,6 +55,7 @@ impl Default for BenchConfig {
             plain_dim_high: 512,
             seed: 1,
             repeats: 3,
+            simd: Simd::detect(),
         }
     }
 }
@@ -69,6 +77,8 @@ pub struct BenchReport {
     pub chunks: usize,
     /// The scoring kernel that ran (`Ifma` or `Scalar`, see [`crate::Kernel`]).
     pub kernel: String,
+    /// The CPU features found and the builds used.
+    pub cpu: String,
     /// Repetitions per timed step (times are medians).
     pub repeats: usize,
     /// Client: quantise + encrypt the whole gallery (all cores).
@@ -168,8 +178,8 @@ fn check_exact(
     client: &Client,
     rows: &[f32],
     probe: &[f32],
-    resp: &crate::protocol::Response,
-    top: &[crate::client::Match],
+    resp: &Response,
+    top: &[Match],
     cfg: &BenchConfig,
 ) -> Result<bool> {
     let q = client.quantizer();
@@ -181,11 +191,7 @@ fn check_exact(
         .collect::<Result<_>>()?;
     let got: Vec<Vec<i64>> = resp.scores[0].par_iter().map(|c| client.decrypt_chunk(c)).collect::<Result<_>>()?;
     let all_equal = got.iter().flatten().zip(&want).all(|(a, b)| a == b);
-    let mut t = TopK::new(cfg.k);
-    for (i, s) in want.iter().enumerate() {
-        t.push(Hit { index: i as u64, score: *s });
-    }
-    let plain: Vec<i64> = t.into_sorted().iter().map(|h| h.score).collect();
+    let plain: Vec<i64> = TopK::of(want.iter().copied(), cfg.k).iter().map(|h| h.score).collect();
     let enc: Vec<i64> = top.iter().map(|m| m.score).collect();
     Ok(all_equal && plain == enc)
 }
@@ -194,7 +200,7 @@ fn check_exact(
 pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
     let mut rng = ChaCha20Rng::seed_from_u64(cfg.seed);
     let keys = ClientKeys::generate(cfg.preset.params()?, &mut rng)?;
-    let server = ServerContext::new(keys.public(), cfg.dim)?;
+    let server = ServerContext::with_simd(keys.public(), cfg.dim, cfg.simd)?;
     let client = Client::new(keys, cfg.dim)?;
     let n = client.chunk_size();
     let dim = cfg.dim;
@@ -230,23 +236,31 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
     };
 
     let probe = rows[..dim].to_vec();
-    let (encrypt_s, query) = median(cfg.repeats, || client.encrypt_query(vec!["probe".into()], &probe, &mut rng))?;
-    let query_bytes = query.to_bytes().len();
-    let (score_s, resp) = median(cfg.repeats, || server.score(&query, &gallery))?;
-    let (decrypt_topk_s, top) = median(cfg.repeats, || client.decrypt_top_k(&resp, cfg.k))?;
+    let query_bytes = client.encrypt_query(vec!["probe".into()], &probe, &mut rng)?.to_bytes().len();
+    // The query as a client runs it (encrypt → score → decrypt + top-k), `repeats` times.
+    let session = Session::new(&client);
+    let mut runs = Vec::new();
+    let mut last: Option<(Response, Vec<Match>)> = None;
+    for _ in 0..cfg.repeats.max(1) {
+        let s = session.search(vec!["probe".into()], &probe, cfg.k, &mut rng, |q| server.score(q, &gallery))?;
+        runs.push(s.timings);
+        last = Some((s.response, s.matches));
+    }
+    let (resp, top) = last.ok_or_else(|| Error::InvalidArgument { reason: "no repetition ran".into() })?;
+    let step = |f: fn(&Timings) -> f64| {
+        let mut v: Vec<f64> = runs.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (encrypt_s, score_s, decrypt_topk_s) = (step(|t| t.encrypt), step(|t| t.score), step(|t| t.decrypt));
     let exact = check_exact(&client, &rows, &probe, &resp, &top, cfg)?;
 
     // Baseline comparison on the first `baseline_size` templates, same probe, same cores.
-    let (ours_at_baseline_s, _) =
-        median(cfg.repeats, || server.score_probe(&query.probes[0], &gallery.chunks[..bchunks]))?;
-    let rk = client.relinearization_key(&mut rng)?;
-    let m = server.hers_multiplicator(&rk)?;
-    let (hers_at_baseline_s, _) = median(cfg.repeats, || {
-        chunks[..bchunks]
-            .par_iter()
-            .map(|c| server.score_chunk_hers(&query.probes[0], c, &m))
-            .collect::<Result<Vec<_>>>()
-    })?;
+    let query = client.encrypt_query(vec!["probe".into()], &probe, &mut rng)?;
+    let first = gallery.slice(0..bchunks)?;
+    let (ours_at_baseline_s, _) = median(cfg.repeats, || server.score(&query, &first))?;
+    let hers = HersBaseline::new(&server, &client.relinearization_key(&mut rng)?)?;
+    let (hers_at_baseline_s, _) = median(cfg.repeats, || hers.scan(&query.probes[0], &chunks[..bchunks]))?;
 
     let plain_s = plain_search(dim, cfg.gallery_size, cfg.k, &mut rng);
     let plain_high_s = plain_search(cfg.plain_dim_high, cfg.gallery_size, cfg.k, &mut rng);
@@ -259,6 +273,7 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
         ext_primes: server.extended_moduli().len(),
         chunks: total_chunks,
         kernel: format!("{:?}", server.kernel()),
+        cpu: server.simd().describe(),
         repeats: cfg.repeats.max(1),
         enroll_s,
         prepare_s,
@@ -301,6 +316,7 @@ impl BenchReport {
                 self.repeats
             ),
         );
+        row("CPU", self.cpu.clone());
         row("enrol (client encrypt, all cores)", format!("{:.2} s", self.enroll_s));
         row("server hot-form preparation", format!("{:.2} s", self.prepare_s));
         row("query: encrypt", format!("{:.1} ms", self.encrypt_s * 1e3));

@@ -13,27 +13,10 @@ use rayon::prelude::*;
 use crate::error::{Error, Result};
 use crate::keys::{ClientKeys, KeyId};
 use crate::pack::{Layout, pack_chunk, pack_coefficients, pack_probe_coefficients};
-use crate::protocol::{
-    ChunkScores, EncryptedChunk, EncryptedProbe, FineProbe, FineQuery, FineResponse, Query, Response,
-};
 use crate::quantize::{Metric, Quantizer};
 use crate::topk::{Hit, TopK};
-
-/// One ranked result.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Match {
-    /// Probe id.
-    pub probe_id: String,
-    /// 1-based rank.
-    pub rank: usize,
-    /// Gallery id.
-    pub gallery_id: String,
-    /// Decrypted integer score: inner product (cosine) or squared distance (Euclidean) of the
-    /// quantised vectors.
-    pub score: i64,
-    /// Score divided by `s²`: cosine similarity, or squared distance for the Euclidean metric.
-    pub similarity: f64,
-}
+use crate::wire::{ChunkScores, EncryptedChunk, EncryptedProbe, FineProbe, FineQuery, FineResponse, Query, Response};
+use embeddings::Match;
 
 /// The client side of the protocol.
 #[derive(Debug)]
@@ -257,14 +240,19 @@ impl Client {
                 })
                 .collect::<Result<Vec<_>>>()?;
             let mut all: Vec<(String, i64)> = scored.into_iter().flatten().collect();
-            // Best first; ties broken by id so that the order is reproducible.
-            all.sort_by(|a, b| (sign * b.1).cmp(&(sign * a.1)).then_with(|| a.0.cmp(&b.0)));
-            out.extend(all.into_iter().take(k).enumerate().map(|(rank, (gallery_id, score))| Match {
-                probe_id: probe_id.clone(),
-                rank: rank + 1,
-                gallery_id,
-                score,
-                similarity: similarity(score, response.scale),
+            // Ties go to the lower index, so index the candidates in id order: the ranking is
+            // reproducible whatever order the chunks were gathered in.
+            all.sort_by(|a, b| a.0.cmp(&b.0));
+            let best = TopK::of(all.iter().map(|c| sign * c.1), k);
+            out.extend(best.into_iter().enumerate().map(|(rank, h)| {
+                let (gallery_id, score) = all[h.index as usize].clone();
+                Match {
+                    probe_id: probe_id.clone(),
+                    rank: rank + 1,
+                    gallery_id,
+                    score,
+                    similarity: similarity(score, response.scale),
+                }
             }));
         }
         Ok(out)

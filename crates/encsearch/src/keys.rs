@@ -75,7 +75,7 @@ impl PublicParams {
     pub fn save(&self, dir: &Path) -> Result<()> {
         let file = dir.join(PUBLIC_FILE);
         let text = serde_json::to_string_pretty(self).map_err(|source| Error::Json { path: file.clone(), source })?;
-        fs::write(&file, text).map_err(|e| Error::io(&file, e))
+        crate::store::write_atomic(&file, text.as_bytes())
     }
 }
 
@@ -143,21 +143,8 @@ impl ClientKeys {
         buf.extend_from_slice(&sk);
         let crc = crc32fast::hash(&buf);
         buf.extend_from_slice(&crc.to_le_bytes());
-        let mut opts = fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut f = opts.open(&file).map_err(|e| Error::io(&file, e))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            f.set_permissions(fs::Permissions::from_mode(0o600)).map_err(|e| Error::io(&file, e))?;
-        }
-        f.write_all(&buf).map_err(|e| Error::io(&file, e))?;
-        f.sync_all().map_err(|e| Error::io(&file, e))
+        // Owner-only from the moment the file exists, written atomically like every other file.
+        embeddings::atomic::write_atomic_with(&file, true, |f| f.write_all(&buf)).map_err(|e| Error::io(&file, e))
     }
 
     /// Reads a key directory written by [`ClientKeys::save`], checking the key id.

@@ -1,51 +1,53 @@
 //! Encrypted biometric gallery: BFV-packed templates and encrypted 1:N search.
 //!
-//! Roles are split in the types: [`Client`] holds [`ClientKeys`] (the secret key), encrypts
-//! and decrypts; [`ServerContext`] is built from [`PublicParams`] only and scores encrypted
-//! probes against a [`HotGallery`]. A two-stage search narrows the gallery to a few candidates
-//! at low dimension, then rescores them at full dimension in a coefficient-layout gallery
-//! ([`Layout::Coefficient`], [`ServerContext::score_candidates`]).
+//! The crate is laid out by role:
 //!
-//! Where the time goes, and where each step lives: the hot form of a chunk (every ciphertext
-//! extended to the multiplication basis Q ∪ P, in NTT form: `extend.rs`, `ntt.rs`) is built
-//! once and kept in memory or on disk (`hotcache.rs`); a query multiplies the probe into it
-//! with lazily reduced sums (`score.rs`), takes 3 inverse NTTs per prime and one down-scaling
-//! straight to the response modulus (`rescale.rs`). Each of these has an AVX-512 IFMA build,
-//! chosen at run time (`simd.rs`), and a portable one (`HERS_SIMD=off` forces it).
+//! * setup — `params.rs` (parameter presets inside the HE-standard bounds), `keys.rs` (the
+//!   client's key set, the server's public parameters), `quantize.rs`, `pack.rs` (the two
+//!   template layouts);
+//! * [`Client`] (`client.rs`) holds the secret key: encrypts templates and probes, decrypts
+//!   scores; `topk.rs` ranks them;
+//! * `store/`: the gallery at rest — segments, manifest, id ↔ slot map, atomic writes;
+//! * `hot/`: the hot form a server scores (basis extension + NTT) and its on-disk cache;
+//! * `server/`: [`ServerContext`], built from [`PublicParams`] only, scores a [`Query`] against
+//!   any [`ChunkSource`], and the second stage of a two-stage search against a
+//!   [`CandidateSource`]; the HERS baseline;
+//! * `kernel/`: the arithmetic of the hot loop (tensor sums, NTT, basis extension,
+//!   down-scaling), each with an AVX-512 IFMA build chosen once from a [`Simd`] value;
+//! * `wire/`: every message and its byte encoding;
+//! * `session.rs`: the client-side orchestration (encrypt → score → decrypt, timed; the two-stage
+//!   plumbing; 1:1 verification) that the CLI, eval and the benchmarks share;
+//! * `bench.rs`: `hers bench search`.
 
 mod bench;
 mod client;
 mod error;
-mod extend;
-mod gallery;
-mod hotcache;
+mod hot;
+mod kernel;
 mod keys;
-mod ntt;
 mod pack;
 mod params;
-mod protocol;
 mod quantize;
-mod rescale;
-mod score;
 mod server;
-mod simd;
+mod session;
+mod store;
 mod topk;
+mod wire;
 
 pub use bench::{BenchConfig, BenchReport, run as run_bench};
-pub use client::{Client, Match};
+pub use client::Client;
+pub use embeddings::Match;
 pub use error::{Error, Result};
-pub use gallery::{Gallery, HotCacheReport, MANIFEST_FILE, Manifest, SegmentEntry, check_segment};
-pub use hotcache::check as check_hot_cache;
+pub use hot::{HotBasis, HotCacheReport, HotChunk, HotGallery, HotProbe, check_hot_cache};
+pub use kernel::{Kernel, Simd};
 pub use keys::{ClientKeys, KeyId, PUBLIC_FILE, PublicParams, SECRET_FILE};
-pub use ntt::Ntt;
-pub use pack::{Layout, pack_bits, pack_chunk, pack_coefficients, pack_probe_coefficients, packed_len, unpack_bits};
+pub use pack::Layout;
 pub use params::{DEFAULT_PLAINTEXT, DEFAULT_VARIANCE, HE_STANDARD_128, Preset, SearchParams, max_log_q};
-pub use protocol::{
+pub use quantize::{Metric, Quantizer, int_dot};
+pub use server::{CandidateSource, ChunkSource, FineChunks, GalleryChunk, HersBaseline, HotSlice, ServerContext};
+pub use session::{AllScores, Rescored, Searched, Session, Timings, Verified, candidate_lists, probe_order};
+pub use store::{Gallery, MANIFEST_FILE, Manifest, SegmentEntry, check_segment};
+pub use topk::{Hit, Score, TopK};
+pub use wire::{
     ChunkScores, EncryptedChunk, EncryptedProbe, FineProbe, FineQuery, FineResponse, GatheredChunk, Query, Response,
 };
-pub use quantize::{Metric, Quantizer, int_dot};
-pub use score::{
-    Accumulator, IFMA_BLOCK, IFMA_MAX_BITS, Kernel, LANES, PROBE_ROWS, REDUCE_EVERY, blocked_index, probe_rows,
-};
-pub use server::{HotChunk, HotGallery, HotProbe, ServerContext};
-pub use topk::{Hit, TopK};

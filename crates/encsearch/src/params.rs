@@ -16,7 +16,7 @@ use fhe_math::zq::primes::generate_prime;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::score::IFMA_MAX_BITS;
+use crate::kernel::IFMA_MAX_BITS;
 
 /// HomomorphicEncryption.org standard, classical 128-bit security: `(N, max log2 q)`.
 pub const HE_STANDARD_128: [(usize, u32); 6] =

@@ -1,6 +1,9 @@
 //! End-to-end: encrypted scores equal integer inner products, top-k equals plaintext top-k.
 
-use encsearch::{Client, ClientKeys, HotGallery, Preset, Query, Response, ServerContext, int_dot};
+use encsearch::{
+    ChunkScores, Client, ClientKeys, EncryptedProbe, HersBaseline, HotChunk, HotGallery, Preset, Query, Response,
+    ServerContext, int_dot,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
@@ -9,6 +12,26 @@ fn setup(dim: usize, seed: u64) -> (Client, ServerContext, ChaCha20Rng) {
     let keys = ClientKeys::generate(Preset::N4096.params().expect("preset"), &mut rng).expect("keys");
     let server = ServerContext::new(keys.public(), dim).expect("server");
     (Client::new(keys, dim).expect("client"), server, rng)
+}
+
+/// One probe scanned against hot chunks: a one-probe query over a gallery of those chunks.
+fn score_probe(
+    client: &Client,
+    server: &ServerContext,
+    probe: &EncryptedProbe,
+    chunks: &[HotChunk],
+) -> Vec<ChunkScores> {
+    let q = client.quantizer();
+    let gallery =
+        HotGallery { chunks: chunks.to_vec(), slot_ids: Default::default(), scale: q.scale, metric: q.metric };
+    let query = Query {
+        key_id: client.keys().key_id().clone(),
+        scale: q.scale,
+        metric: q.metric,
+        probe_ids: vec!["p".into()],
+        probes: vec![probe.clone()],
+    };
+    server.score(&query, &gallery).expect("score").scores.remove(0)
 }
 
 #[test]
@@ -28,7 +51,7 @@ fn exact_scores_at_extremes_and_random() {
     let hot = server.prepare_chunks(&chunks).expect("hot");
     for probe in [vec![s; dim], vec![-s; dim], (0..dim).map(|_| rng.random_range(-s..=s)).collect()] {
         let ep = client.encrypt_probe(&probe, &mut rng).expect("probe");
-        let scores = server.score_probe(&ep, &hot).expect("score");
+        let scores = score_probe(&client, &server, &ep, &hot);
         for (c, cs) in scores.iter().enumerate() {
             let got = client.decrypt_chunk(cs).expect("decrypt");
             for (k, v) in got.iter().enumerate() {
@@ -64,7 +87,7 @@ fn top_k_matches_plaintext_and_roundtrips_bytes() {
     let resp = server.score(&query, &gallery).expect("score");
     // Several probes are scored chunk by chunk; each equals its own one-probe scan.
     for (p, ep) in query.probes.iter().enumerate() {
-        assert_eq!(server.score_probe(ep, &gallery.chunks).expect("one probe"), resp.scores[p], "probe {p}");
+        assert_eq!(score_probe(&client, &server, ep, &gallery.chunks), resp.scores[p], "probe {p}");
     }
     let bytes = resp.to_bytes();
     assert!(resp.score_bytes_per_slot() <= 16.0, "{}", resp.score_bytes_per_slot());
@@ -92,8 +115,8 @@ fn hers_baseline_agrees() {
     let probe: Vec<i64> = (0..dim).map(|_| rng.random_range(-s..=s)).collect();
     let ep = client.encrypt_probe(&probe, &mut rng).expect("probe");
     let rk = client.relinearization_key(&mut rng).expect("rk");
-    let m = server.hers_multiplicator(&rk).expect("mult");
-    let ct = server.score_chunk_hers(&ep, &chunks[0], &m).expect("hers");
+    let hers = HersBaseline::new(&server, &rk).expect("baseline");
+    let ct = hers.score_chunk(&ep, &chunks[0]).expect("hers");
     let got = client.decrypt_slots(&ct).expect("decrypt");
     for (k, g) in gallery.iter().enumerate() {
         assert_eq!(got[k], int_dot(g, &probe));
@@ -113,7 +136,7 @@ fn many_chunks_all_exact_and_in_order() {
     let chunks = client.encrypt_quantized(&gallery, &mut rng).expect("encrypt");
     let hot = server.prepare_chunks(&chunks).expect("hot");
     let probe: Vec<i64> = (0..dim).map(|_| rng.random_range(-s..=s)).collect();
-    let scores = server.score_probe(&client.encrypt_probe(&probe, &mut rng).expect("probe"), &hot).expect("score");
+    let scores = score_probe(&client, &server, &client.encrypt_probe(&probe, &mut rng).expect("probe"), &hot);
     assert_eq!(scores.len(), 38);
     for (c, cs) in scores.iter().enumerate() {
         let got = client.decrypt_chunk(cs).expect("decrypt");
@@ -154,7 +177,7 @@ fn custom_parameters_with_many_small_primes_stay_exact() {
     let gallery: Vec<Vec<i64>> = (0..300).map(|_| (0..dim).map(|_| rng.random_range(-s..=s)).collect()).collect();
     let probe: Vec<i64> = (0..dim).map(|_| rng.random_range(-s..=s)).collect();
     let hot = server.prepare_chunks(&client.encrypt_quantized(&gallery, &mut rng).expect("encrypt")).expect("hot");
-    let scores = server.score_probe(&client.encrypt_probe(&probe, &mut rng).expect("probe"), &hot).expect("score");
+    let scores = score_probe(&client, &server, &client.encrypt_probe(&probe, &mut rng).expect("probe"), &hot);
     let got = client.decrypt_chunk(&scores[0]).expect("decrypt");
     for (k, g) in gallery.iter().enumerate() {
         assert_eq!(got[k], int_dot(g, &probe), "slot {k}");

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use encsearch::{
-    Client, ClientKeys, EncryptedChunk, FineQuery, FineResponse, HotGallery, Layout, Preset, Query, Response,
-    ServerContext,
+    Client, ClientKeys, EncryptedChunk, FineChunks, FineQuery, FineResponse, HotGallery, Layout, Preset, Query,
+    Response, ServerContext,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -93,7 +93,9 @@ fn mutated_fine_stage_messages_are_errors_not_panics() {
         .encrypt_fine_query(vec!["p".into()], &rows[..dim], vec![vec!["t0".into(), "t2".into()]], &mut rng)
         .expect("fine query");
     let query = q.to_bytes();
-    let r = server.score_candidates_in_memory(&q, client.quantizer(), &chunks, &index).expect("score");
+    let r = server
+        .score_candidates(&q, &FineChunks { quantizer: client.quantizer(), chunks: &chunks, index: &index })
+        .expect("score");
     let response = r.to_bytes();
     assert!(FineQuery::from_bytes(&query, server.bfv()).is_ok());
     assert_eq!(

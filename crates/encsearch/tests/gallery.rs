@@ -2,7 +2,7 @@
 
 use std::fs;
 
-use encsearch::{Client, ClientKeys, Error, Gallery, Preset, Quantizer, Query};
+use encsearch::{Client, ClientKeys, Error, Gallery, Preset, Quantizer, Query, ServerContext};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
@@ -23,13 +23,13 @@ fn enrol(g: &mut Gallery, client: &Client, ids: &[String], rows: &[f32], rng: &m
 }
 
 fn search(g: &Gallery, client: &Client, probe: &[f32], k: usize, rng: &mut ChaCha20Rng) -> Result<Vec<String>, Error> {
-    let server = g.server_context()?;
-    let hot = g.load_hot(&server)?;
+    let server = ServerContext::for_gallery(&g)?;
+    let hot = server.load_hot(&g)?;
     let q = client.encrypt_query(vec!["p".into()], probe, rng)?;
-    let q = Query::from_bytes(&q.to_bytes(), server.bfv(), server.dim())?;
+    let q = Query::from_bytes(&q.to_bytes(), server.bfv(), server.rows())?;
     let r = server.score(&q, &hot)?;
     // Streaming from the memory-mapped segments answers the same, ciphertext for ciphertext.
-    assert_eq!(server.score_streaming(&q, g)?, r);
+    assert_eq!(server.score(&q, g)?, r);
     Ok(client.decrypt_top_k(&r, k)?.into_iter().map(|m| m.gallery_id).collect())
 }
 
@@ -139,8 +139,8 @@ fn squared_euclidean_gallery() {
     let ids: Vec<String> = (0..300).map(|i| format!("e{i}")).collect();
     enrol(&mut g, &client, &ids, &a, &mut rng);
     let g = Gallery::open(dir.path()).expect("open");
-    let server = g.server_context().expect("server");
-    let hot = g.load_hot(&server).expect("hot");
+    let server = ServerContext::for_gallery(&g).expect("server");
+    let hot = server.load_hot(&g).expect("hot");
     let probe = &a[42 * DIM..43 * DIM];
     let query = client.encrypt_query(vec!["p".into()], probe, &mut rng).expect("query");
     let r = server.score(&query, &hot).expect("score");
@@ -171,14 +171,14 @@ fn hot_cache_is_reused_and_never_trusted_blindly() {
     let a = rows(300, &mut rng);
     let ids: Vec<String> = (0..300).map(|i| format!("a{i}")).collect();
     enrol(&mut g, &client, &ids, &a, &mut rng);
-    let server = g.server_context().expect("server");
+    let server = ServerContext::for_gallery(&g).expect("server");
     let q = client.encrypt_query(vec!["p".into()], &a[5 * DIM..6 * DIM], &mut rng).expect("query");
-    let reference = server.score(&q, &g.load_hot(&server).expect("hot")).expect("score");
+    let reference = server.score(&q, &server.load_hot(&g).expect("hot")).expect("score");
     let hot_file = dir.path().join("seg-00000001.hot");
     assert!(!hot_file.exists(), "load_hot writes no cache");
 
     let load = |g: &Gallery| {
-        let (hot, report) = g.load_hot_cached(&server, true).expect("load");
+        let (hot, report) = server.load_hot_cached(&g, true).expect("load");
         assert_eq!(server.score(&q, &hot).expect("score"), reference, "same scores whatever the source");
         (hot.chunks.iter().all(|c| c.is_mapped()), report)
     };
@@ -213,7 +213,7 @@ fn hot_cache_is_reused_and_never_trusted_blindly() {
     let mut og =
         Gallery::create(other.path(), other_client.keys().public(), *other_client.quantizer()).expect("create");
     enrol(&mut og, &other_client, &ids, &a, &mut rng);
-    og.load_hot_cached(&og.server_context().expect("server"), true).expect("other load");
+    ServerContext::for_gallery(&og).expect("server").load_hot_cached(&og, true).expect("other load");
     fs::copy(other.path().join("seg-00000001.hot"), &hot_file).expect("copy");
     let (mapped, r) = load(&g);
     assert!(!mapped && r.built == 1, "a foreign cache is not used: {r:?}");
@@ -221,7 +221,7 @@ fn hot_cache_is_reused_and_never_trusted_blindly() {
     // Appending: the old segment is mapped, the new one built (and cached).
     enrol(&mut g, &client, &["new".to_string()], &a[..DIM], &mut rng);
     let g = Gallery::open(dir.path()).expect("reopen");
-    let (hot, r) = g.load_hot_cached(&server, true).expect("load");
+    let (hot, r) = server.load_hot_cached(&g, true).expect("load");
     assert_eq!((r.mapped, r.built, hot.chunks.len()), (1, 1, 2), "{r:?}");
     assert!(dir.path().join("seg-00000002.hot").exists());
 }

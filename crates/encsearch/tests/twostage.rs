@@ -1,7 +1,9 @@
 //! Two-stage search: the fine (coefficient-layout) gallery returns exactly the integer inner
 //! products of the candidates, ranks them as plaintext does, and refuses what it cannot serve.
 
-use encsearch::{Client, ClientKeys, Error, FineQuery, FineResponse, Gallery, Layout, Preset, Quantizer, int_dot};
+use encsearch::{
+    Client, ClientKeys, Error, FineQuery, FineResponse, Gallery, Layout, Preset, Quantizer, ServerContext, int_dot,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
@@ -39,7 +41,7 @@ fn fine_stage_scores_are_exact_inner_products() {
     let candidates: Vec<Vec<String>> = picks.iter().map(|p| p.iter().map(|&i| ids[i].clone()).collect()).collect();
     let fq =
         client.encrypt_fine_query(vec!["p0".into(), "p1".into()], &probes, candidates, &mut rng).expect("fine query");
-    let server = g.server_context().expect("server");
+    let server = ServerContext::for_gallery(&g).expect("server");
     let resp = server.score_candidates(&fq, &g).expect("score");
     assert_eq!(resp.ciphertexts(), 4 + 3, "one ciphertext per distinct chunk per probe");
     let got = client.decrypt_fine(&resp, 10).expect("decrypt");
@@ -99,7 +101,7 @@ fn fine_stage_refuses_what_it_cannot_serve() {
     let query = |c: &Client, cands: Vec<String>, rng: &mut ChaCha20Rng| {
         c.encrypt_fine_query(vec!["p".into()], &data[..DIM], vec![cands], rng).expect("query")
     };
-    let server = fine.server_context().expect("server");
+    let server = ServerContext::for_gallery(&fine).expect("server");
     // A candidate the fine gallery does not hold.
     let e = server.score_candidates(&query(&client, vec!["nope".into()], &mut rng), &fine).expect_err("unknown id");
     assert!(matches!(e, Error::UnknownId { ref id } if id == "nope"), "{e}");
@@ -107,8 +109,8 @@ fn fine_stage_refuses_what_it_cannot_serve() {
     let e = server.score_candidates(&query(&other, vec!["1".into()], &mut rng), &fine).expect_err("other key");
     assert!(matches!(e, Error::KeyMismatch { .. }), "{e}");
     // A fine gallery is not a 1:N gallery, and a 1:N gallery cannot serve the fine stage.
-    assert!(fine.load_hot(&server).expect_err("not hot").to_string().contains("two-stage"));
-    let cs = coarse.server_context().expect("server");
+    assert!(server.load_hot(&fine).expect_err("not hot").to_string().contains("two-stage"));
+    let cs = ServerContext::for_gallery(&coarse).expect("server");
     let e = cs.score_candidates(&query(&client, vec!["1".into()], &mut rng), &coarse).expect_err("dimension-wise");
     assert!(e.to_string().contains("--layout coefficient"), "{e}");
     // A quantiser at another scale.

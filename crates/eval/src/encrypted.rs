@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use encsearch::{Client, ClientKeys, Preset, Quantizer, ServerContext, int_dot};
+use encsearch::{Client, ClientKeys, HersBaseline, HotGallery, Preset, Quantizer, ServerContext, Session, int_dot};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use serde::Serialize;
@@ -73,41 +73,37 @@ pub fn encrypted_scores(
     let t = Instant::now();
     let chunks = client.encrypt_templates(gallery, &mut rng)?;
     let enroll_s = t.elapsed().as_secs_f64();
-    let hot = server.prepare_chunks(&chunks)?;
+    let q = *client.quantizer();
+    let hot = HotGallery {
+        chunks: server.prepare_chunks(&chunks)?,
+        slot_ids: Default::default(),
+        scale: q.scale,
+        metric: q.metric,
+    };
 
-    let t = Instant::now();
+    // Encrypt → score → decrypt, all probes in one query, as a client runs it.
     let ids: Vec<String> = (0..n_probes).map(|i| i.to_string()).collect();
-    let query = client.encrypt_query(ids, probes, &mut rng)?;
-    let encrypt_ms = t.elapsed().as_secs_f64() * 1e3 / n_probes.max(1) as f64;
+    let run = Session::new(&client).score_all(ids, probes, &mut rng, |query| server.score(query, &hot))?;
+    let scores: Vec<Vec<i64>> = run
+        .scores
+        .into_iter()
+        .map(|mut row| {
+            row.truncate(n_gallery);
+            row
+        })
+        .collect();
+    let timings = run.timings;
 
-    let (mut score_s, mut decrypt_s) = (0.0, 0.0);
-    let mut scores = Vec::with_capacity(n_probes);
-    for p in &query.probes {
-        let t = Instant::now();
-        let response = server.score_probe(p, &hot)?;
-        score_s += t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        let mut row = Vec::with_capacity(chunks.len() * client.chunk_size());
-        for cs in &response {
-            row.extend(client.decrypt_chunk(cs)?);
-        }
-        row.truncate(n_gallery);
-        decrypt_s += t.elapsed().as_secs_f64();
-        scores.push(row);
-    }
-
-    let hers_score_ms = if hers_chunks > 0 && !query.probes.is_empty() {
-        let rk = client.relinearization_key(&mut rng)?;
-        let m = server.hers_multiplicator(&rk)?;
+    let hers_score_ms = if hers_chunks > 0 && n_probes > 0 {
+        let query = client.encrypt_query(vec!["0".into()], &probes[..dim], &mut rng)?;
+        let hers = HersBaseline::new(&server, &client.relinearization_key(&mut rng)?)?;
         let k = hers_chunks.min(chunks.len());
+        // Measured on `k` chunks on all cores, scaled to the whole gallery on the same cores
+        // (chunks are independent, so the HERS algorithm gets the cores ours get).
         let t = Instant::now();
-        for c in &chunks[..k] {
-            server.score_chunk_hers(&query.probes[0], c, &m)?;
-        }
-        // Chunks are independent, so the HERS algorithm gets the same cores as ours: the
-        // single-thread per-chunk time × chunks, divided by the threads that would share them.
-        let threads = rayon::current_num_threads().min(chunks.len()).max(1);
-        t.elapsed().as_secs_f64() * 1e3 / k as f64 * chunks.len() as f64 / threads as f64
+        hers.scan(&query.probes[0], &chunks[..k])?;
+        let threads = rayon::current_num_threads().max(1);
+        t.elapsed().as_secs_f64() * 1e3 * chunks.len().div_ceil(threads) as f64 / k.div_ceil(threads) as f64
     } else {
         0.0
     };
@@ -124,12 +120,12 @@ pub fn encrypted_scores(
         degree: client.chunk_size(),
         chunks: chunks.len(),
         enroll_s,
-        encrypt_ms,
-        score_ms: score_s * 1e3 / per,
-        decrypt_ms: decrypt_s * 1e3 / per,
+        encrypt_ms: timings.encrypt * 1e3 / per,
+        score_ms: timings.score * 1e3 / per,
+        decrypt_ms: timings.decrypt * 1e3 / per,
         hers_score_ms,
         exact,
-        hot_bytes_per_template: hot.iter().map(|h| h.bytes()).sum::<usize>() as f64 / n_gallery.max(1) as f64,
+        hot_bytes_per_template: hot.bytes() as f64 / n_gallery.max(1) as f64,
         scores,
     })
 }

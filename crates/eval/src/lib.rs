@@ -29,5 +29,5 @@ pub use protocol::{Split, split_one_probe_per_identity};
 pub use report::{EvalOptions, EvalReport, evaluate};
 pub use search::{Gallery, top_k};
 pub use sweep::{CellResult, SweepOutput, plan_keys, run_sweep};
-pub use table::{read_matches, results_frame, summary, write_matches, write_results};
+pub use table::{results_frame, summary, write_results};
 pub use twostage::{TwoStageRun, two_stage_scores};

@@ -43,19 +43,9 @@ pub fn top_k(gallery: Gallery<'_>, probes: &[f32], k: usize) -> Vec<Vec<(usize, 
         .collect()
 }
 
-/// The `k` largest entries of `scores` as `(index, score)`, best first.
+/// The `k` largest entries of `scores` as `(index, score)`, best first (ties: lower index).
 pub(crate) fn best_k(scores: &[f32], k: usize) -> Vec<(usize, f32)> {
-    let better = |a: &(usize, f32), b: &(usize, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
-    let mut idx: Vec<(usize, f32)> = scores.iter().copied().enumerate().collect();
-    if k == 0 {
-        return Vec::new();
-    }
-    if k < idx.len() {
-        idx.select_nth_unstable_by(k - 1, better);
-        idx.truncate(k);
-    }
-    idx.sort_unstable_by(better);
-    idx
+    encsearch::TopK::of(scores.iter().copied(), k).iter().map(|h| (h.index as usize, h.score)).collect()
 }
 
 #[cfg(test)]

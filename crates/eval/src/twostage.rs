@@ -3,9 +3,8 @@
 //! them (the slides' "16-D narrows, full-D decides"). Both stages are real BFV runs.
 
 use std::collections::HashMap;
-use std::time::Instant;
 
-use encsearch::{Client, ClientKeys, ServerContext, int_dot};
+use encsearch::{Client, ClientKeys, FineChunks, Match, ServerContext, Session, TopK, int_dot};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
@@ -36,14 +35,7 @@ pub struct TwoStageRun {
 
 /// Top `k` gallery indices of one score row (ties: lower index first).
 fn top_indices(row: &[i64], k: usize) -> Vec<usize> {
-    let mut idx: Vec<usize> = (0..row.len()).collect();
-    let k = k.min(idx.len());
-    if k == 0 {
-        return Vec::new();
-    }
-    idx.select_nth_unstable_by(k - 1, |&a, &b| row[b].cmp(&row[a]).then(a.cmp(&b)));
-    idx.truncate(k);
-    idx
+    TopK::of(row.iter().copied(), k).iter().map(|h| h.index as usize).collect()
 }
 
 /// Runs both stages: `gallery`/`probes` at `dim` (reduced) and `full_gallery`/`full_probes` at
@@ -75,20 +67,30 @@ pub fn two_stage_scores(
     let index: HashMap<String, usize> = (0..n_gallery).map(|g| (g.to_string(), g)).collect();
 
     let lists: Vec<Vec<usize>> = coarse.scores.iter().map(|row| top_indices(row, candidates)).collect();
-    let t = Instant::now();
-    let fq = client.encrypt_fine_query(
-        (0..n_probes).map(|p| p.to_string()).collect(),
+    let first: Vec<Match> = lists
+        .iter()
+        .enumerate()
+        .flat_map(|(p, l)| {
+            l.iter().enumerate().map(move |(r, g)| Match {
+                probe_id: p.to_string(),
+                rank: r + 1,
+                gallery_id: g.to_string(),
+                score: 0,
+                similarity: 0.0,
+            })
+        })
+        .collect();
+    let probe_ids: Vec<String> = (0..n_probes).map(|p| p.to_string()).collect();
+    let source = FineChunks { quantizer: &q, chunks: &chunks, index: &index };
+    let fine = Session::new(&client).rescore(
+        &probe_ids,
         &full_probes[..n_probes * full_dim],
-        lists.iter().map(|l| l.iter().map(|g| g.to_string()).collect()).collect(),
+        &first,
+        candidates,
         &mut rng,
+        |fq| server.score_candidates(fq, &source),
     )?;
-    let fine_encrypt = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    let resp = server.score_candidates_in_memory(&fq, &q, &chunks, &index)?;
-    let fine_score = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    let matches = client.decrypt_fine(&resp, candidates)?;
-    let fine_decrypt = t.elapsed().as_secs_f64();
+    let matches = fine.matches;
 
     // Candidates sit above every other template: fine scores and first-stage scores are both
     // below t/2 < 2^31 in magnitude, so a 2^40 offset separates the two bands.
@@ -116,10 +118,10 @@ pub fn two_stage_scores(
     Ok(TwoStageRun {
         scores,
         coarse,
-        fine_encrypt_ms: fine_encrypt * 1e3 / per,
-        fine_score_ms: fine_score * 1e3 / per,
-        fine_decrypt_ms: fine_decrypt * 1e3 / per,
-        fine_ciphertexts: resp.ciphertexts() as f64 / per,
+        fine_encrypt_ms: fine.timings.encrypt * 1e3 / per,
+        fine_score_ms: fine.timings.score * 1e3 / per,
+        fine_decrypt_ms: fine.timings.decrypt * 1e3 / per,
+        fine_ciphertexts: fine.ciphertexts as f64 / per,
         fine_scale: q.scale,
         exact,
     })

@@ -21,6 +21,10 @@ pub struct Cli {
     /// More log output (-v: debug, -vv: trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
+    /// Vector builds of the encrypted-search kernels: `auto` (every build the CPU has) or
+    /// `off` (the portable builds only, as on a CPU without AVX-512: for A/B measurements).
+    #[arg(long, global = true, env = "HERS_SIMD", default_value = "auto", value_parser = ["auto", "off"])]
+    simd: String,
     /// The command to run.
     #[command(subcommand)]
     command: Command,
@@ -63,6 +67,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    commands::open::set_simd(cli.simd != "off");
     let result = match cli.command {
         Command::Synth(a) => commands::synth::run(a),
         Command::Import(a) => commands::import::run(a),

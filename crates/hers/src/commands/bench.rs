@@ -46,6 +46,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 baseline_size,
                 preset: Preset::from_name(&preset)?,
                 repeats,
+                simd: super::open::simd(),
                 ..Default::default()
             };
             let r = encsearch::run_bench(&cfg)?;

@@ -7,7 +7,7 @@ pub mod enroll;
 pub mod eval;
 pub mod import;
 pub mod keygen;
-mod open;
+pub(crate) mod open;
 pub mod project;
 pub mod query;
 pub mod remove;

@@ -1,10 +1,27 @@
-//! Opening what several commands share — key sets and galleries — with errors that name the
-//! path and, for a gallery used with keys, check that the keys are the gallery's.
+//! What several commands share — key sets, galleries and their server contexts, probe sets,
+//! result files — opened with errors that name the path and, for a gallery used with keys,
+//! a check that the keys are the gallery's.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::OnceLock;
 
 use anyhow::Context;
-use encsearch::{ClientKeys, Gallery};
+use encsearch::{ClientKeys, Gallery, HotGallery, Match, ServerContext, Simd};
+
+/// The vector builds every server context of this process may use (set once from `--simd` /
+/// `HERS_SIMD` in `main`).
+static SIMD: OnceLock<Simd> = OnceLock::new();
+
+/// Records the vector builds the kernels may use (`false`: portable builds only).
+pub(crate) fn set_simd(enabled: bool) {
+    let _ = SIMD.set(Simd::new(enabled));
+}
+
+/// The vector builds chosen for this process.
+pub(crate) fn simd() -> Simd {
+    *SIMD.get_or_init(Simd::detect)
+}
 
 /// Loads the key set in `path`.
 pub(crate) fn load_keys(path: &Path) -> anyhow::Result<ClientKeys> {
@@ -21,4 +38,67 @@ pub(crate) fn open_gallery_for(path: &Path, keys: &ClientKeys) -> anyhow::Result
     let g = open_gallery(path)?;
     g.manifest().public.key_id.ensure_eq(keys.key_id()).context("the gallery was enrolled with another key")?;
     Ok(g)
+}
+
+/// The server context of a gallery, with the process's vector builds.
+pub(crate) fn server_for(g: &Gallery) -> anyhow::Result<ServerContext> {
+    ServerContext::for_gallery_with(g, simd()).with_context(|| format!("preparing to score {}", g.dir().display()))
+}
+
+/// Loads a gallery's hot form, through its cache files unless `no_cache`, saying on stderr
+/// what the cache did.
+pub(crate) fn load_hot(g: &Gallery, server: &ServerContext, no_cache: bool) -> anyhow::Result<HotGallery> {
+    if no_cache {
+        return Ok(server.load_hot(g)?);
+    }
+    let (hot, r) = server.load_hot_cached(g, true)?;
+    if let Some(e) = &r.write_error {
+        eprintln!("warning: could not write the hot-form cache ({e}); the next load builds it again");
+    }
+    if r.built > 0 && r.written_bytes > 0 {
+        eprintln!(
+            "hot-form cache: {} segment(s) built and cached ({} MB), {} mapped",
+            r.built,
+            r.written_bytes >> 20,
+            r.mapped
+        );
+    } else if r.mapped > 0 {
+        eprintln!("hot-form cache: {} segment(s) mapped from disk", r.mapped);
+    }
+    Ok(hot)
+}
+
+/// Loads a probe set: ids, dimension and row-major data.
+pub(crate) fn load_probes(path: &Path) -> anyhow::Result<(Vec<String>, usize, Vec<f32>)> {
+    let set = embeddings::read_set(path).with_context(|| format!("reading probes {}", path.display()))?;
+    let ids = (0..set.len()).map(|i| set.ids.display(i)).collect();
+    Ok((ids, set.dim, set.data))
+}
+
+/// The rows of probes `ids` (in that order) read from `probes`, which must be `dim`-D: the
+/// full-dimension probes of a two-stage search.
+pub(crate) fn probe_rows(probes: &Path, dim: usize, ids: &[String]) -> anyhow::Result<Vec<f32>> {
+    let (fids, fdim, fdata) = load_probes(probes)?;
+    if fdim != dim {
+        anyhow::bail!("fine probes {} are {fdim}-D, the fine gallery is {dim}-D", probes.display());
+    }
+    let row_of: HashMap<&str, usize> = fids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
+    let mut rows = Vec::with_capacity(ids.len() * fdim);
+    for id in ids {
+        let i = *row_of
+            .get(id.as_str())
+            .with_context(|| format!("probe {id} is missing from the fine probes {}", probes.display()))?;
+        rows.extend_from_slice(&fdata[i * fdim..(i + 1) * fdim]);
+    }
+    Ok(rows)
+}
+
+/// Writes results (`probe_id, rank, gallery_id, score, similarity`): parquet, or CSV for `.csv`.
+pub(crate) fn write_matches(path: &Path, matches: &[Match]) -> anyhow::Result<()> {
+    embeddings::write_matches(path, matches).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Reads results written by [`write_matches`].
+pub(crate) fn read_matches(path: &Path) -> anyhow::Result<Vec<Match>> {
+    embeddings::read_matches(path).with_context(|| format!("reading results {}", path.display()))
 }

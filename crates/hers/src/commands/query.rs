@@ -2,14 +2,15 @@
 //! `hers query fine-encrypt|fine-score|fine-decrypt`: the same for the second stage of a
 //! two-stage search (what `hers search --two-stage` runs in one process).
 
-use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use encsearch::{Client, FineQuery, FineResponse, Match, Quantizer, Query, Response};
+use encsearch::{Client, FineQuery, FineResponse, Quantizer, Query, Response, candidate_lists, probe_order};
 
-use super::open::{load_keys, open_gallery};
+use super::open::{
+    load_hot, load_keys, load_probes, open_gallery, probe_rows, read_matches, server_for, write_matches,
+};
 
 /// Arguments of `hers query`.
 #[derive(Debug, clap::Args)]
@@ -102,7 +103,7 @@ fn open_for_query(
     peek: fn(&[u8]) -> encsearch::Result<encsearch::KeyId>,
 ) -> anyhow::Result<(encsearch::Gallery, encsearch::ServerContext, Vec<u8>)> {
     let g = open_gallery(&f.gallery)?;
-    let server = g.server_context()?;
+    let server = server_for(&g)?;
     let bytes = read(&f.query)?;
     g.manifest().public.key_id.ensure_eq(&peek(&bytes)?).context("query made with another key")?;
     Ok((g, server, bytes))
@@ -125,60 +126,6 @@ struct Decrypt {
     out: PathBuf,
 }
 
-/// The second stage's inputs: the full-dimension rows of probes `ids` (in that order, read from
-/// `probes`, which must be `dim`-D) and each probe's candidate ids from the first stage's `first`.
-pub(crate) fn fine_inputs(
-    probes: &Path,
-    dim: usize,
-    ids: &[String],
-    first: &[Match],
-) -> anyhow::Result<(Vec<f32>, Vec<Vec<String>>)> {
-    let (fids, fdim, fdata) = load_probes(probes)?;
-    if fdim != dim {
-        anyhow::bail!("fine probes {} are {fdim}-D, the fine gallery is {dim}-D", probes.display());
-    }
-    let row_of: HashMap<&str, usize> = fids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
-    let mut rows = Vec::with_capacity(ids.len() * fdim);
-    for id in ids {
-        let i = *row_of
-            .get(id.as_str())
-            .with_context(|| format!("probe {id} is missing from the fine probes {}", probes.display()))?;
-        rows.extend_from_slice(&fdata[i * fdim..(i + 1) * fdim]);
-    }
-    let mut candidates: HashMap<&str, Vec<String>> = HashMap::new();
-    for m in first {
-        candidates.entry(m.probe_id.as_str()).or_default().push(m.gallery_id.clone());
-    }
-    Ok((rows, ids.iter().map(|id| candidates.remove(id.as_str()).unwrap_or_default()).collect()))
-}
-
-/// Loads a gallery's hot form, through its cache files unless `no_cache`, saying on stderr
-/// what the cache did.
-pub(crate) fn load_hot(
-    g: &encsearch::Gallery,
-    server: &encsearch::ServerContext,
-    no_cache: bool,
-) -> anyhow::Result<encsearch::HotGallery> {
-    if no_cache {
-        return Ok(g.load_hot(server)?);
-    }
-    let (hot, r) = g.load_hot_cached(server, true)?;
-    if let Some(e) = &r.write_error {
-        eprintln!("warning: could not write the hot-form cache ({e}); the next load builds it again");
-    }
-    if r.built > 0 && r.written_bytes > 0 {
-        eprintln!(
-            "hot-form cache: {} segment(s) built and cached ({} MB), {} mapped",
-            r.built,
-            r.written_bytes >> 20,
-            r.mapped
-        );
-    } else if r.mapped > 0 {
-        eprintln!("hot-form cache: {} segment(s) mapped from disk", r.mapped);
-    }
-    Ok(hot)
-}
-
 /// Reads `path`, naming it in errors.
 fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
     fs::read(path).with_context(|| format!("reading {}", path.display()))
@@ -187,18 +134,6 @@ fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
 /// Writes `bytes` to `out`, naming it in errors.
 fn write(out: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     fs::write(out, bytes).with_context(|| format!("writing {}", out.display()))
-}
-
-/// Loads a probe set: ids and row-major data.
-pub(crate) fn load_probes(path: &Path) -> anyhow::Result<(Vec<String>, usize, Vec<f32>)> {
-    let set = embeddings::read_set(path).with_context(|| format!("reading probes {}", path.display()))?;
-    let ids = (0..set.len()).map(|i| set.ids.display(i)).collect();
-    Ok((ids, set.dim, set.data))
-}
-
-/// Writes results (`probe_id, rank, gallery_id, score, similarity`): parquet, or CSV for `.csv`.
-pub(crate) fn write_matches(path: &Path, matches: &[Match]) -> anyhow::Result<()> {
-    eval::write_matches(path, matches).with_context(|| format!("writing {}", path.display()))
 }
 
 fn client(keys: &Path, dim: usize, scale: Option<u32>) -> anyhow::Result<Client> {
@@ -231,14 +166,14 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         Step::Score { files, stream, no_hot_cache } => {
             let (g, server, bytes) = open_for_query(&files, Query::peek_key_id)?;
             let out = files.out;
-            let q = Query::from_bytes(&bytes, server.bfv(), server.dim())?;
+            let q = Query::from_bytes(&bytes, server.bfv(), server.rows())?;
             let t = std::time::Instant::now();
             let hot = if stream { None } else { Some(load_hot(&g, &server, no_hot_cache)?) };
             let load = t.elapsed().as_secs_f64();
             let t = std::time::Instant::now();
             let r = match &hot {
                 Some(hot) => server.score(&q, hot)?,
-                None => server.score_streaming(&q, &g)?,
+                None => server.score(&q, &g)?,
             };
             let score = t.elapsed().as_secs_f64();
             let bytes = r.to_bytes();
@@ -254,13 +189,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 .key_id
                 .ensure_eq(keys.key_id())
                 .context("the fine gallery was enrolled with another key")?;
-            let first = eval::read_matches(&candidates)
-                .with_context(|| format!("reading candidates {}", candidates.display()))?;
+            let first = read_matches(&candidates)?;
             // Probes in order of first appearance.
-            let mut seen = std::collections::HashSet::new();
-            let ids: Vec<String> =
-                first.iter().filter(|m| seen.insert(m.probe_id.as_str())).map(|m| m.probe_id.clone()).collect();
-            let (rows, lists) = fine_inputs(&probes, g.manifest().dim, &ids, &first)?;
+            let ids = probe_order(&first);
+            let rows = probe_rows(&probes, g.manifest().dim, &ids)?;
+            let lists = candidate_lists(&ids, &first);
             let client = Client::with_quantizer(keys, g.quantizer())?;
             let q = client.encrypt_fine_query(ids, &rows, lists, &mut rand::rng())?;
             let bytes = q.to_bytes();

@@ -6,10 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
-use encsearch::{Client, ClientKeys, Match};
+use encsearch::{Client, ClientKeys, Match, Session};
 
-use super::open::{load_keys, open_gallery_for};
-use super::query::{fine_inputs, load_hot, load_probes, write_matches};
+use super::open::{load_hot, load_keys, load_probes, open_gallery_for, probe_rows, server_for, write_matches};
 
 /// Arguments of `hers search`.
 #[derive(Debug, clap::Args)]
@@ -63,26 +62,18 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     let first_k = if a.two_stage { a.candidates.max(a.top_k) } else { a.top_k };
     let client = Client::with_quantizer(keys, g.quantizer())?;
-    let server = g.server_context()?;
+    let server = server_for(&g)?;
     let t = Instant::now();
     let hot = load_hot(&g, &server, a.no_hot_cache)?;
     let load = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    let q = client.encrypt_query(ids.clone(), &data, &mut rand::rng())?;
-    let enc = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    let r = server.score(&q, &hot)?;
-    let score = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    let m = client.decrypt_top_k(&r, first_k)?;
-    let dec = t.elapsed().as_secs_f64();
+    let s = Session::new(&client).search(ids.clone(), &data, first_k, &mut rand::rng(), |q| server.score(q, &hot))?;
     eprintln!(
         "{} probes × {} templates: load {load:.2} s, encrypt {:.1} ms, score {:.1} ms, decrypt+top-k {:.1} ms",
-        q.probes.len(),
+        s.probes,
         g.len(),
-        enc * 1e3,
-        score * 1e3,
-        dec * 1e3,
+        s.timings.encrypt * 1e3,
+        s.timings.score * 1e3,
+        s.timings.decrypt * 1e3,
     );
     let m = match (a.two_stage, &a.fine_gallery, &a.fine_probes) {
         (true, Some(fg), Some(fp)) => {
@@ -91,9 +82,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 Some(k) => load_keys(k)?,
                 None => client.into_keys(),
             };
-            fine_stage(keys, fg, fp, &ids, &m, a.top_k)?
+            fine_stage(keys, fg, fp, &ids, &s.matches, a.top_k)?
         }
-        _ => m,
+        _ => s.matches,
     };
     write_matches(&a.out, &m)?;
     eprintln!("{} results → {}", m.len(), a.out.display());
@@ -111,26 +102,20 @@ fn fine_stage(
 ) -> anyhow::Result<Vec<Match>> {
     let g = open_gallery_for(fine, &keys).context("the fine gallery of the two-stage search")?;
     let fdim = g.manifest().dim;
-    let (rows, lists) = fine_inputs(probes, fdim, ids, first)?;
+    let rows = probe_rows(probes, fdim, ids)?;
     let client = Client::with_quantizer(keys, g.quantizer())?;
-    let server = g.server_context()?;
-    let t = Instant::now();
-    let q = client.encrypt_fine_query(ids.to_vec(), &rows, lists, &mut rand::rng())?;
-    let enc = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    let r = server.score_candidates(&q, &g).context("the fine stage could not gather the candidates")?;
-    let score = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    let m = client.decrypt_fine(&r, k)?;
-    let dec = t.elapsed().as_secs_f64();
+    let server = server_for(&g)?;
+    let r = Session::new(&client)
+        .rescore(ids, &rows, first, k, &mut rand::rng(), |q| server.score_candidates(q, &g))
+        .context("the fine stage could not gather the candidates")?;
     eprintln!(
         "fine stage: {} candidates in {} ciphertexts ({}-D): encrypt {:.1} ms, gather+score {:.1} ms, decrypt+rank {:.1} ms",
-        first.len(),
-        r.ciphertexts(),
+        r.candidates,
+        r.ciphertexts,
         fdim,
-        enc * 1e3,
-        score * 1e3,
-        dec * 1e3
+        r.timings.encrypt * 1e3,
+        r.timings.score * 1e3,
+        r.timings.decrypt * 1e3
     );
-    Ok(m)
+    Ok(r.matches)
 }

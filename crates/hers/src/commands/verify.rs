@@ -3,10 +3,9 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use encsearch::{Client, Metric};
+use encsearch::{Client, GalleryChunk, Metric, Session};
 
-use super::open::{load_keys, open_gallery_for};
-use super::query::load_probes;
+use super::open::{load_keys, load_probes, open_gallery_for, server_for};
 
 /// Arguments of `hers verify`.
 #[derive(Debug, clap::Args)]
@@ -45,18 +44,21 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         anyhow::bail!("empty probe set");
     }
     let client = Client::with_quantizer(keys, g.quantizer())?;
-    let server = g.server_context()?;
-    let (chunk, slot) = g.locate(&a.claim)?;
-    let hot = server.prepare_chunk(&g.chunk(chunk, &server)?)?;
-    let q = client.encrypt_query(vec![ids[row].clone()], &data[row * dim..(row + 1) * dim], &mut rand::rng())?;
-    let scores = server.score_probe(&q.probes[0], std::slice::from_ref(&hot))?;
-    let s = client.decrypt_chunk(&scores[0])?[slot];
-    let v = client.quantizer().dequantize_score(s);
-    let (accept, what) = match client.quantizer().metric {
-        Metric::SquaredEuclidean => (v <= a.threshold, "squared distance"),
-        _ => (v >= a.threshold, "similarity"),
+    let server = server_for(&g)?;
+    let claimed = GalleryChunk::holding(&g, &a.claim)?;
+    let v = Session::new(&client).verify(
+        &ids[row],
+        &data[row * dim..(row + 1) * dim],
+        &a.claim,
+        a.threshold,
+        &mut rand::rng(),
+        |q| server.score(q, &claimed),
+    )?;
+    let what = match v.metric {
+        Metric::SquaredEuclidean => "squared distance",
+        _ => "similarity",
     };
-    let verdict = if accept { "accept" } else { "reject" };
-    println!("{verdict} {} vs {}: {what} {v:.4} (threshold {})", ids[row], a.claim, a.threshold);
+    let verdict = if v.accept { "accept" } else { "reject" };
+    println!("{verdict} {} vs {}: {what} {:.4} (threshold {})", ids[row], a.claim, v.value, a.threshold);
     Ok(())
 }

@@ -7,7 +7,7 @@
 //! formed in the kernel: storing a third probe row was measured slower (the scan is limited by
 //! the bytes it reads, and the probe is read once per chunk).
 //!
-//! Two builds of the kernel, chosen once per [`crate::ServerContext`] ([`Kernel::select`]):
+//! Two builds of the kernel, chosen once per [`crate::ServerContext`] from its [`Simd`] ([`Kernel::select`]):
 //! * [`Kernel::Ifma`], on CPUs with AVX-512 IFMA and when every prime is below 2^48: eight
 //!   coefficients per instruction with 52-bit multiply-accumulates. Sums of up to
 //!   [`IFMA_BLOCK`] products (< 16·q² < q·2^52) are reduced by one Montgomery step, which
@@ -24,20 +24,22 @@
 
 use fhe_math::zq::Modulus;
 
+use super::Simd;
+
 /// Dimensions accumulated between two reductions by the scalar kernel.
-pub const REDUCE_EVERY: usize = 32;
+pub(crate) const REDUCE_EVERY: usize = 32;
 
 /// Products summed before a Montgomery reduction in the IFMA kernel (needs `q < 2^52 / 16`).
-pub const IFMA_BLOCK: usize = 16;
+pub(crate) const IFMA_BLOCK: usize = 16;
 
 /// Bits every prime must stay below for the IFMA kernel.
-pub const IFMA_MAX_BITS: u32 = 48;
+pub(crate) const IFMA_MAX_BITS: u32 = 48;
 
 /// Rows per dimension in the probe's hot form: `a0`, `a1`.
-pub const PROBE_ROWS: usize = 2;
+pub(crate) const PROBE_ROWS: usize = 2;
 
 /// Coefficients side by side in the hot layout (one 512-bit vector of u64).
-pub const LANES: usize = 8;
+pub(crate) const LANES: usize = 8;
 
 /// Which build of the kernel scores a context's chunks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,24 +51,14 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    /// The fastest kernel this CPU runs for these primes (`HERS_SIMD=off` in the environment
-    /// forces the portable one).
-    pub fn select(moduli: &[u64]) -> Kernel {
-        if Self::ifma_available() && moduli.iter().all(|&q| q < 1 << IFMA_MAX_BITS) {
-            Kernel::Ifma
-        } else {
-            Kernel::Scalar
-        }
-    }
-
-    /// Whether the running CPU has AVX-512F and AVX-512 IFMA (and `HERS_SIMD` is not `off`).
-    pub fn ifma_available() -> bool {
-        crate::simd::available()
+    /// The fastest kernel `simd` allows for these primes.
+    pub fn select(moduli: &[u64], simd: Simd) -> Kernel {
+        if simd.ifma() && moduli.iter().all(|&q| q < 1 << IFMA_MAX_BITS) { Kernel::Ifma } else { Kernel::Scalar }
     }
 
     /// The factor that turns the kernel's output for prime q into the plain sums: `2^52 mod q`
     /// for the Montgomery reduction of the IFMA kernel, 1 otherwise.
-    pub fn output_factor(self, q: &Modulus) -> u64 {
+    pub(crate) fn output_factor(self, q: &Modulus) -> u64 {
         match self {
             Kernel::Scalar => 1,
             Kernel::Ifma => ((1u128 << 52) % **q as u128) as u64,
@@ -78,14 +70,14 @@ impl Kernel {
     /// `probe` has [`PROBE_ROWS`] rows per dimension (`a0, a1`), `chunk` 2 (`b0, b1`), all
     /// reduced mod q and in the layout of [`blocked_index`]. `out` receives `c0 | c1 | c2`
     /// (3n values mod q, natural order), times `1 / `[`Kernel::output_factor`].
-    pub fn tensor_sum(self, q: &Modulus, probe: &[u64], chunk: &[u64], dim: usize, n: usize, out: &mut [u64]) {
+    pub(crate) fn tensor_sum(self, q: &Modulus, probe: &[u64], chunk: &[u64], dim: usize, n: usize, out: &mut [u64]) {
         assert!(n.is_multiple_of(LANES), "ring degree {n} is not a multiple of {LANES}");
         assert!(dim > 0, "no dimension to sum");
         assert_eq!(probe.len(), PROBE_ROWS * dim * n, "probe of another shape");
         assert_eq!(chunk.len(), 2 * dim * n, "chunk of another shape");
         assert_eq!(out.len(), 3 * n, "output of another shape");
         #[cfg(target_arch = "x86_64")]
-        if self == Kernel::Ifma && Self::ifma_available() && **q < 1 << IFMA_MAX_BITS {
+        if self == Kernel::Ifma && super::ifma::detected() && **q < 1 << IFMA_MAX_BITS {
             // SAFETY: AVX-512F and IFMA were detected on the running CPU just above, and the
             // slice lengths the kernel reads and writes were asserted at the top.
             #[allow(unsafe_code, reason = "AVX-512 IFMA intrinsics after detecting the features")]
@@ -106,7 +98,7 @@ impl Kernel {
 /// Per-thread scratch of the scorer: the kernel's output and the score polynomials, reused
 /// from chunk to chunk so that scoring allocates nothing per chunk.
 #[derive(Debug, Default)]
-pub struct Accumulator {
+pub(crate) struct Accumulator {
     /// `c0 | c1 | c2` of one prime.
     pub(crate) out: Vec<u64>,
     /// The three score polynomials, `[part][prime][coefficient]`.
@@ -171,14 +163,14 @@ fn tensor_sum_portable(q: &Modulus, probe: &[u64], chunk: &[u64], dim: usize, n:
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512ifma")]
 fn tensor_sum_ifma(q: u64, probe: &[u64], chunk: &[u64], dim: usize, n: usize, out: &mut [u64]) {
-    use crate::simd::{load, reduce};
+    use super::ifma::{load, reduce};
     use std::arch::x86_64::*;
     let vq = _mm512_set1_epi64(q as i64);
     let v2q = _mm512_set1_epi64(2 * q as i64);
-    let vqi = _mm512_set1_epi64(crate::simd::neg_inv_52(q) as i64);
+    let vqi = _mm512_set1_epi64(super::ifma::neg_inv_52(q) as i64);
     let zero = _mm512_setzero_si512();
     // Below 2q: the block's sum is below 16·q² < q·2^52.
-    let montgomery = |lo: __m512i, hi: __m512i| crate::simd::montgomery(lo, hi, vq, vqi);
+    let montgomery = |lo: __m512i, hi: __m512i| super::ifma::montgomery(lo, hi, vq, vqi);
     let (pb, gb) = (PROBE_ROWS * dim * LANES, 2 * dim * LANES);
     for blk in 0..n / LANES {
         let p = &probe[blk * pb..(blk + 1) * pb];
@@ -203,22 +195,22 @@ fn tensor_sum_ifma(q: u64, probe: &[u64], chunk: &[u64], dim: usize, n: usize, o
             r2 = reduce(_mm512_add_epi64(r2, montgomery(l2, h2)), v2q);
         }
         let (c0, c2, m) = (reduce(r0, vq), reduce(r2, vq), reduce(rm, vq));
-        let c1 = crate::simd::sub(m, crate::simd::add(c0, c2, vq), vq);
+        let c1 = super::ifma::sub(m, super::ifma::add(c0, c2, vq), vq);
         for (part, v) in [c0, c1, c2].into_iter().enumerate() {
-            crate::simd::store(out, part * n + blk * LANES, v);
+            super::ifma::store(out, part * n + blk * LANES, v);
         }
     }
 }
 
 /// Position of coefficient `k` of row `row` (of `rows` per dimension) of dimension `j` in the
 /// layout of one prime, `[k / LANES][j][row][k % LANES]`.
-pub fn blocked_index(dim: usize, rows: usize, j: usize, row: usize, k: usize) -> usize {
+pub(crate) fn blocked_index(dim: usize, rows: usize, j: usize, row: usize, k: usize) -> usize {
     ((k / LANES * dim + j) * rows + row) * LANES + k % LANES
 }
 
 /// Copies row `row` (of `rows` per dimension) of dimension `j`, `n` values in natural order,
 /// into the blocked layout `out` of one prime: runs of [`LANES`] values stay contiguous.
-pub fn scatter_row(dim: usize, rows: usize, j: usize, row: usize, src: &[u64], out: &mut [u64]) {
+pub(crate) fn scatter_row(dim: usize, rows: usize, j: usize, row: usize, src: &[u64], out: &mut [u64]) {
     assert!(src.len().is_multiple_of(LANES), "row of {} values is not whole lanes", src.len());
     for (b, s) in src.chunks_exact(LANES).enumerate() {
         let at = blocked_index(dim, rows, j, row, b * LANES);
@@ -228,7 +220,7 @@ pub fn scatter_row(dim: usize, rows: usize, j: usize, row: usize, src: &[u64], o
 
 /// Writes the probe rows `a0, a1` of dimension `j` for one prime into the blocked layout
 /// `out` (one prime's part).
-pub fn probe_rows(a0: &[u64], a1: &[u64], dim: usize, j: usize, out: &mut [u64]) {
+pub(crate) fn probe_rows(a0: &[u64], a1: &[u64], dim: usize, j: usize, out: &mut [u64]) {
     scatter_row(dim, PROBE_ROWS, j, 0, a0, out);
     scatter_row(dim, PROBE_ROWS, j, 1, a1, out);
 }

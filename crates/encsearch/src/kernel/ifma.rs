@@ -17,15 +17,12 @@ pub(crate) fn neg_inv_52(q: u64) -> u64 {
     inv.wrapping_neg() & ((1 << 52) - 1)
 }
 
-/// Whether the AVX-512 IFMA builds run: the CPU has AVX-512F and IFMA, and the environment
-/// does not say `HERS_SIMD=off` (which runs the portable builds everywhere, as on a CPU
-/// without them — for A/B measurements and for testing those builds on any machine).
-pub(crate) fn available() -> bool {
-    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *AVAILABLE.get_or_init(|| {
-        if std::env::var("HERS_SIMD").is_ok_and(|v| v == "off") {
-            return false;
-        }
+/// Whether the running CPU has AVX-512F and IFMA, detected once per process. Every `unsafe`
+/// call of an IFMA build is guarded by this (or by a [`super::Simd`] that only
+/// [`super::Simd::detect`] can make with IFMA on, which reads it).
+pub(crate) fn detected() -> bool {
+    static DETECTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *DETECTED.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
         {
             std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512ifma")

@@ -12,9 +12,10 @@
 
 use fhe_math::zq::Modulus;
 
+use super::Ntt;
+use super::Simd;
+use super::ifma::{self as simd, shoup52};
 use crate::error::{Error, Result};
-use crate::ntt::Ntt;
-use crate::simd::{self, shoup52};
 
 /// Primes below this many bits (all of Q and P) let the IFMA build of the digit and residue
 /// loops run.
@@ -42,14 +43,14 @@ pub struct Extender {
 
 impl Extender {
     /// Constants for the primes `q` of Q, `p` of P and ring degree `n`.
-    pub fn new(q: &[u64], p: &[u64], n: usize) -> Result<Self> {
+    pub fn new(q: &[u64], p: &[u64], n: usize, simd: Simd) -> Result<Self> {
         if q.is_empty() {
             return Err(Error::params("basis extension from an empty basis"));
         }
         let ops = |m: &[u64]| m.iter().map(|&x| Modulus::new(x).map_err(Error::from)).collect::<Result<Vec<_>>>();
-        let ntts = |m: &[Modulus]| m.iter().map(|x| Ntt::new(x, n)).collect::<Result<Vec<_>>>();
+        let ntts = |m: &[Modulus]| m.iter().map(|x| Ntt::new(x, n, simd)).collect::<Result<Vec<_>>>();
         let (qm, pm) = (ops(q)?, ops(p)?);
-        let fast = simd::available() && q.iter().chain(p).all(|&x| x < 1 << FAST_BITS);
+        let fast = simd.ifma() && q.iter().chain(p).all(|&x| x < 1 << FAST_BITS);
         let shoup = |m: &Modulus, w: u64| if fast { shoup52(w, **m) } else { m.shoup(w) };
         let inv = |m: &Modulus, x: u64| {
             m.inv(m.reduce(x)).ok_or_else(|| Error::params("basis primes are not coprime")).map(|i| (i, shoup(m, i)))
@@ -225,8 +226,8 @@ mod tests {
             let all: Vec<u64> = q.iter().chain(&p).copied().collect();
             let ext_ctx = Context::new_arc(&all, n).expect("ctx");
             let scaler = Scaler::new(&q_ctx, &ext_ctx, ScalingFactor::one()).expect("scaler");
-            let ext = Extender::new(&q, &p, n).expect("extender");
-            assert_eq!(ext.fast, simd::available() && all.iter().all(|&x| x < 1 << FAST_BITS));
+            let ext = Extender::new(&q, &p, n, Simd::detect()).expect("extender");
+            assert_eq!(ext.fast, Simd::detect().ifma() && all.iter().all(|&x| x < 1 << FAST_BITS));
             for _ in 0..3 {
                 let poly = Poly::random(&q_ctx, Representation::Ntt, &mut rng);
                 let want = poly.scale(&scaler).expect("scale");

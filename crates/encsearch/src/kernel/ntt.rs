@@ -16,8 +16,9 @@
 use fhe_math::ntt::NttOperator;
 use fhe_math::zq::Modulus;
 
+use super::Simd;
+use super::ifma::{self as simd, shoup52};
 use crate::error::{Error, Result};
-use crate::simd::{self, shoup52};
 
 /// Primes below this many bits can take the IFMA build.
 const FAST_BITS: u32 = 48;
@@ -48,16 +49,17 @@ fn reverse_bits(k: usize, bits: u32) -> usize {
 
 impl Ntt {
     /// The transform of size `n` (a power of two, at least 16) modulo the prime `q`.
-    pub fn new(q: &Modulus, n: usize) -> Result<Self> {
+    pub fn new(q: &Modulus, n: usize, simd: Simd) -> Result<Self> {
         let reference =
             NttOperator::new(q, n).ok_or_else(|| Error::params(format!("{} has no NTT of size {n}", **q)))?;
-        let fast = (simd::available() && **q < 1 << FAST_BITS && n >= 16 && n.is_power_of_two())
+        let fast = (simd.ifma() && **q < 1 << FAST_BITS && n >= 16 && n.is_power_of_two())
             .then(|| Tables::matching(&reference, q, n))
             .flatten();
         Ok(Self { reference, fast })
     }
 
     /// Whether the fast build runs for this prime.
+    #[cfg(test)]
     pub fn is_fast(&self) -> bool {
         self.fast.is_some()
     }
@@ -77,7 +79,7 @@ impl Ntt {
         if let Some(t) = &self.fast
             && a.len() == t.fwd.len()
         {
-            // SAFETY: `fast` is only set after detecting AVX-512F and IFMA (`simd::available`).
+            // SAFETY: `fast` is only set from a `Simd` with IFMA, which only `Simd::detect` makes.
             #[allow(unsafe_code, reason = "AVX-512 IFMA build after detecting the features")]
             unsafe {
                 if forward { forward_ifma(t, a) } else { backward_ifma(t, a) }
@@ -231,8 +233,8 @@ mod tests {
         for (bits, n) in [(48, 4096), (40, 4096), (37, 4096), (48, 16), (47, 8192), (60, 4096)] {
             let p = generate_prime(bits, 2 * n as u64, 1 << bits).expect("prime");
             let q = Modulus::new(p).expect("modulus");
-            let ntt = Ntt::new(&q, n).expect("ntt");
-            assert_eq!(ntt.is_fast(), simd::available() && p < 1 << FAST_BITS, "{bits}-bit prime, n = {n}");
+            let ntt = Ntt::new(&q, n, Simd::detect()).expect("ntt");
+            assert_eq!(ntt.is_fast(), Simd::detect().ifma() && p < 1 << FAST_BITS, "{bits}-bit prime, n = {n}");
             let reference = NttOperator::new(&q, n).expect("reference");
             let a: Vec<u64> = (0..n)
                 .map(|_| {

@@ -21,6 +21,7 @@ use fhe_math::zq::Modulus;
 use num_bigint::BigUint;
 use num_traits::ToPrimitive;
 
+use super::Simd;
 use crate::error::{Error, Result};
 
 /// Precomputed constants of the down-scaling for one (basis, q0, t).
@@ -38,8 +39,10 @@ pub struct Rescaler {
     big_int: u64,
     big_frac: u64,
     q0: Modulus,
-    /// Constants of the IFMA build, where it applies.
+    /// Constants of the IFMA build, where the primes allow it.
     ifma: Option<IfmaConstants>,
+    /// Whether the IFMA build runs (the CPU has it, detected when this was built).
+    run_ifma: bool,
 }
 
 /// The constants of [`Rescaler`] in the 52-bit forms the IFMA build uses.
@@ -74,7 +77,7 @@ impl Rescaler {
     /// Constants for the basis `moduli` (all below 2^60), the factor `num / den` and the
     /// output modulus `q0`. Residue `i` arrives divided by `factors[i]` (mod `m_i`; the IFMA
     /// kernel's Montgomery factor), which the constants multiply back.
-    pub fn new(moduli: &[u64], factors: &[u64], num: &BigUint, den: &BigUint, q0: u64) -> Result<Self> {
+    pub fn new(moduli: &[u64], factors: &[u64], num: &BigUint, den: &BigUint, q0: u64, simd: Simd) -> Result<Self> {
         if moduli.is_empty() || moduli.len() > 8 || factors.len() != moduli.len() {
             return Err(Error::params(format!(
                 "rescaling supports 1..=8 moduli with a factor each, not {}",
@@ -119,11 +122,16 @@ impl Rescaler {
                     neg_big: mont((q0 - big_int) % q0),
                     big_frac52: big_frac >> 12,
                     r_mod_q0: r,
-                    q0_neg_inv: crate::simd::neg_inv_52(q0),
+                    q0_neg_inv: super::ifma::neg_inv_52(q0),
                 }
             });
+        #[cfg(target_arch = "x86_64")]
+        let run_ifma = simd.ifma() && std::is_x86_feature_detected!("avx512dq");
+        #[cfg(not(target_arch = "x86_64"))]
+        let run_ifma = simd.ifma();
         Ok(Self {
             ifma,
+            run_ifma,
             recip: moduli.iter().map(|&m| 1.0 / m as f64).collect(),
             moduli: ops,
             inv,
@@ -142,11 +150,11 @@ impl Rescaler {
         let mut done = 0;
         #[cfg(target_arch = "x86_64")]
         if let Some(c) = &self.ifma
-            && crate::simd::available()
-            && std::is_x86_feature_detected!("avx512dq")
+            && self.run_ifma
         {
             done = out.len() / 8 * 8;
-            // SAFETY: the features were detected just above; the kernel reads and writes
+            // SAFETY: `run_ifma` is set only from a `Simd` with IFMA (made by `Simd::detect`) and a
+            // detected AVX-512DQ; the kernel reads and writes
             // `done` coefficients, within every row and `out` (asserted at the top).
             #[allow(unsafe_code, reason = "AVX-512 IFMA intrinsics after detecting the features")]
             unsafe {
@@ -193,7 +201,7 @@ impl Rescaler {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512dq,avx512ifma")]
 fn scale_ifma(c: &IfmaConstants, q0: u64, rows: &[&[u64]], out: &mut [u64]) {
-    use crate::simd::{self, reduce};
+    use super::ifma::{self as simd, reduce};
     use std::arch::x86_64::*;
     let zero = _mm512_setzero_si512();
     let vq0 = _mm512_set1_epi64(q0 as i64);
@@ -246,7 +254,7 @@ mod tests {
         let (num, den) = (BigUint::from(786_433u64) * q0, &big_q * &big_q);
         // Residues divided by a factor per modulus, as the IFMA kernel leaves them.
         let factors: Vec<u64> = moduli.iter().map(|&m| ((1u128 << 52) % m as u128) as u64).collect();
-        let rs = Rescaler::new(moduli, &factors, &num, &den, q0).expect("rescaler");
+        let rs = Rescaler::new(moduli, &factors, &num, &den, q0, Simd::detect()).expect("rescaler");
         assert_eq!(rs.ifma.is_some(), moduli.iter().all(|&m| m < 1 << IFMA_BITS));
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
         let mut next = || {

@@ -16,52 +16,29 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use memmap2::Mmap;
 use sha2::{Digest, Sha256};
 
+use super::HotWords;
+use super::basis::HotBasis;
 use crate::error::{Error, Result};
-use crate::score::{LANES, PROBE_ROWS};
-use crate::server::ServerContext;
+use crate::kernel::{LANES, PROBE_ROWS};
 
 const MAGIC: &[u8; 8] = b"HERSHT01";
-const HEADER: usize = 64;
+pub(crate) const HEADER: usize = 64;
 /// Bumped whenever the hot layout changes (kernel lanes, row order, Montgomery convention).
 const LAYOUT_VERSION: u32 = 1;
 
-/// Words of hot form, owned or borrowed from a mapped cache file.
-#[derive(Debug, Clone)]
-pub(crate) enum HotWords {
-    /// Built in memory.
-    Owned(Vec<u64>),
-    /// A range of words inside a mapped `.hot` file.
-    Mapped { map: Arc<Mmap>, start: usize, len: usize },
-}
-
-impl HotWords {
-    /// The words.
-    pub(crate) fn words(&self) -> &[u64] {
-        match self {
-            HotWords::Owned(v) => v,
-            HotWords::Mapped { map, start, len } => {
-                // The mapping is page-aligned, the header 64 bytes and each chunk whole words:
-                // the cast cannot fail for a file `open` accepted (checked there).
-                bytemuck::try_cast_slice(&map[HEADER..]).map(|w: &[u64]| &w[*start..*start + *len]).unwrap_or(&[])
-            }
-        }
-    }
-}
-
-/// What identifies the hot form of one segment for one server context.
-pub(crate) fn fingerprint(server: &ServerContext, file: &str, crc32: u32) -> [u8; 16] {
+/// What identifies the hot form of one segment for one multiplication basis.
+pub(crate) fn fingerprint(basis: &HotBasis, file: &str, crc32: u32) -> [u8; 16] {
     let mut h = Sha256::new();
     h.update(MAGIC);
     h.update(LAYOUT_VERSION.to_le_bytes());
     h.update((LANES as u64).to_le_bytes());
     h.update((PROBE_ROWS as u64).to_le_bytes());
-    h.update(server.public().key_id.0.as_bytes());
-    h.update(server.public().params.canonical_bytes());
-    h.update((server.dim() as u64).to_le_bytes());
-    for q in server.extended_moduli() {
+    h.update(basis.public().key_id.0.as_bytes());
+    h.update(basis.public().params.canonical_bytes());
+    h.update((basis.rows() as u64).to_le_bytes());
+    for q in basis.extended_moduli() {
         h.update(q.to_le_bytes());
     }
     h.update(file.as_bytes());
@@ -79,7 +56,7 @@ pub(crate) fn open(path: &Path, fp: &[u8; 16], chunks: usize, words: usize) -> O
     if cfg!(not(target_endian = "little")) {
         return None;
     }
-    let map = crate::gallery::map_file(path).ok()?;
+    let map = crate::store::map_file(path).ok()?;
     if !check(&map, fp, chunks, words) || bytemuck::try_cast_slice::<u8, u64>(&map[HEADER..]).is_err() {
         return None;
     }
@@ -121,9 +98,5 @@ pub(crate) fn write(path: &Path, fp: &[u8; 16], chunks: &[&[u64]]) -> Result<()>
     data[24..32].copy_from_slice(&(chunks.len() as u64).to_le_bytes());
     data[32..40].copy_from_slice(&(words as u64).to_le_bytes());
     data[40..44].copy_from_slice(&crc.to_le_bytes());
-    let dir = path
-        .parent()
-        .ok_or_else(|| Error::InvalidArgument { reason: format!("{} has no directory", path.display()) })?;
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    crate::gallery::write_atomic(dir, &name, &data)
+    crate::store::write_atomic(path, &data)
 }

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use fhe::bfv::{BfvParameters, Ciphertext};
 use fhe_traits::{DeserializeParametrized, Serialize as _};
 
+use super::frame::{Reader, open_crc, pack_bits, packed_len, put_bytes, seal_crc, unpack_bits};
 use crate::error::{Error, Result};
 use crate::keys::KeyId;
-use crate::pack::{Reader, open_crc, pack_bits, packed_len, put_bytes, seal_crc, unpack_bits};
 use crate::quantize::Metric;
 
 const CHUNK_MAGIC: &[u8; 8] = b"HERSCK01";

@@ -1,0 +1,101 @@
+//! The hot form: a gallery chunk (or a probe) extended to the multiplication basis `Q ∪ P` and
+//! in NTT form, laid out so that the scoring kernel reads it strictly sequentially.
+//!
+//! * `basis.rs`: the multiplication basis and the preparation of chunks and probes (basis
+//!   extension + NTT), from public parameters only;
+//! * `load.rs`: the hot form of a whole stored gallery, through the cache;
+//! * `cache.rs`: the on-disk cache `seg-N.hot` beside each segment, memory-mapped.
+
+mod basis;
+mod cache;
+mod load;
+
+use std::sync::Arc;
+
+use memmap2::Mmap;
+
+use crate::quantize::Metric;
+
+pub use basis::HotBasis;
+pub use cache::check as check_hot_cache;
+pub use load::HotCacheReport;
+
+/// A gallery chunk in the hot form: both ciphertext polynomials of every dimension, extended
+/// to the multiplication basis `Q ∪ P` and in NTT form, laid out
+/// `[prime][slot / 8][dim][part][slot % 8]` so that the kernel reads it sequentially.
+#[derive(Debug, Clone)]
+pub struct HotChunk {
+    data: HotWords,
+}
+
+impl HotChunk {
+    /// Bytes of hot form (in memory, or mapped from the gallery's cache file).
+    pub fn bytes(&self) -> usize {
+        self.words().len() * 8
+    }
+
+    /// Whether the words are mapped from a cache file rather than built in memory.
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.data, HotWords::Mapped { .. })
+    }
+
+    pub(crate) fn words(&self) -> &[u64] {
+        self.data.words()
+    }
+
+    pub(crate) fn from_words(data: HotWords) -> Self {
+        Self { data }
+    }
+}
+
+/// A probe in the hot form (`[prime][slot / 8][dim][a0, a1][slot % 8]`), prepared once per
+/// query.
+#[derive(Debug, Clone)]
+pub struct HotProbe {
+    pub(crate) data: Vec<u64>,
+}
+
+/// A whole gallery in the hot form, with the id of every global slot.
+#[derive(Debug, Clone, Default)]
+pub struct HotGallery {
+    /// Chunks, in global slot order.
+    pub chunks: Vec<HotChunk>,
+    /// Gallery id of each global slot (`None`: empty or removed).
+    pub slot_ids: Arc<Vec<Option<String>>>,
+    /// Quantisation scale the gallery was enrolled at.
+    pub scale: u32,
+    /// Matching function of the gallery.
+    pub metric: Metric,
+}
+
+impl HotGallery {
+    /// Bytes of ciphertext held in memory.
+    pub fn bytes(&self) -> usize {
+        self.chunks.iter().map(HotChunk::bytes).sum()
+    }
+}
+
+/// Words of hot form, owned or borrowed from a mapped cache file.
+#[derive(Debug, Clone)]
+pub(crate) enum HotWords {
+    /// Built in memory.
+    Owned(Vec<u64>),
+    /// A range of words inside a mapped `.hot` file.
+    Mapped { map: Arc<Mmap>, start: usize, len: usize },
+}
+
+impl HotWords {
+    /// The words.
+    pub(crate) fn words(&self) -> &[u64] {
+        match self {
+            HotWords::Owned(v) => v,
+            HotWords::Mapped { map, start, len } => {
+                // The mapping is page-aligned, the header 64 bytes and each chunk whole words:
+                // the cast cannot fail for a file `open` accepted (checked there).
+                bytemuck::try_cast_slice(&map[cache::HEADER..])
+                    .map(|w: &[u64]| &w[*start..*start + *len])
+                    .unwrap_or(&[])
+            }
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! The arithmetic of the hot loop, each piece with an AVX-512 IFMA build and a portable one,
+//! chosen once when it is built from a [`Simd`] value:
+//!
+//! * `tensor.rs`: the scoring kernel (lazy sums of tensor products in the NTT domain) and the
+//!   hot layout it reads;
+//! * `ntt.rs`: a negacyclic NTT for primes below 2^48;
+//! * `extend.rs`: exact basis extension Q → Q ∪ P;
+//! * `rescale.rs`: the one down-scaling from Q ∪ P to the response modulus;
+//! * `ifma.rs`: the AVX-512 IFMA helpers they share; `cpu.rs`: the detection.
+//!
+//! Everything here but [`Simd`] and [`Kernel`] is private to the crate.
+
+mod cpu;
+mod extend;
+mod ifma;
+mod ntt;
+mod rescale;
+mod tensor;
+
+pub use cpu::Simd;
+pub(crate) use extend::Extender;
+pub(crate) use ntt::Ntt;
+pub(crate) use rescale::Rescaler;
+pub use tensor::Kernel;
+pub(crate) use tensor::{Accumulator, IFMA_MAX_BITS, LANES, PROBE_ROWS, probe_rows, scatter_row};

@@ -1,0 +1,292 @@
+//! The server: scores encrypted probes against a gallery in the hot form. Nothing here takes a
+//! secret key: the only key material the server ever holds is [`PublicParams`] (and, for the
+//! HERS baseline, a relinearisation key).
+//!
+//! * [`ServerContext::score`]: a query against anything that yields chunks ([`ChunkSource`]:
+//!   a gallery held hot in memory or mapped from its cache, a stored gallery streamed chunk by
+//!   chunk, a slice of chunks, one chunk for 1:1 verification);
+//! * [`ServerContext::score_candidates`]: the second stage of a two-stage search, over the
+//!   chunks that hold the client's candidates ([`CandidateSource`]);
+//! * `baseline.rs`: the HERS algorithm, kept to measure against.
+
+mod baseline;
+mod source;
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use fhe::bfv::BfvParameters;
+use num_bigint::BigUint;
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::hot::{HotBasis, HotCacheReport, HotChunk, HotGallery, HotProbe};
+use crate::kernel::{Accumulator, Kernel, Ntt, PROBE_ROWS, Rescaler, Simd};
+use crate::keys::{KeyId, PublicParams};
+use crate::quantize::Metric;
+use crate::store::Gallery;
+use crate::wire::{
+    ChunkScores, EncryptedChunk, EncryptedProbe, FineQuery, FineResponse, GatheredChunk, Query, Response,
+};
+
+pub use baseline::HersBaseline;
+pub use source::{CandidateSource, ChunkSource, FineChunks, GalleryChunk, HotSlice};
+
+/// Server-side state for one (key, chunk shape): the multiplication basis, the kernel, the
+/// NTTs and the down-scaling. Built from public material only.
+#[derive(Debug, Clone)]
+pub struct ServerContext {
+    basis: HotBasis,
+    kernel: Kernel,
+    down: Rescaler,
+    ntt: Arc<[Ntt]>,
+    simd: Simd,
+}
+
+impl ServerContext {
+    /// Prepares scoring of chunks of `rows` ciphertexts (the template dimension for a
+    /// dimension-wise gallery, 1 for a coefficient-layout one; see [`crate::Quantizer::rows`]
+    /// and [`crate::Layout::cts_per_chunk`]) with every vector build the CPU has.
+    pub fn new(public: &PublicParams, rows: usize) -> Result<Self> {
+        Self::with_simd(public, rows, Simd::detect())
+    }
+
+    /// [`ServerContext::new`] with the vector builds `simd` allows.
+    pub fn with_simd(public: &PublicParams, rows: usize, simd: Simd) -> Result<Self> {
+        let basis = HotBasis::new(public, rows, simd)?;
+        let bfv = basis.bfv().clone();
+        let ext_ctx = basis.ext_ctx().clone();
+        // One rounding from Q∪P straight to the response modulus q0: the BFV `t/Q` down-scaling
+        // and the modulus switch `q0/Q` combined into the factor `t·q0 / Q²`.
+        let resp_ctx = bfv.context_at_level(bfv.max_level())?.clone();
+        let q = bfv.context_at_level(0)?.modulus().clone();
+        let kernel = Kernel::select(ext_ctx.moduli(), simd);
+        let factors: Vec<u64> = ext_ctx.moduli_operators().iter().map(|m| kernel.output_factor(m)).collect();
+        let down = Rescaler::new(
+            ext_ctx.moduli(),
+            &factors,
+            &(BigUint::from(public.params.plaintext) * resp_ctx.modulus()),
+            &(&q * &q),
+            public.params.response_modulus(),
+            simd,
+        )?;
+        let n = public.params.degree;
+        let ntt = ext_ctx.moduli_operators().iter().map(|q| Ntt::new(q, n, simd)).collect::<Result<Vec<_>>>()?.into();
+        Ok(Self { basis, kernel, down, ntt, simd })
+    }
+
+    /// The context of a stored gallery (public material only): one probe ciphertext per
+    /// chunk ciphertext.
+    pub fn for_gallery(gallery: &Gallery) -> Result<Self> {
+        Self::for_gallery_with(gallery, Simd::detect())
+    }
+
+    /// [`ServerContext::for_gallery`] with the vector builds `simd` allows.
+    pub fn for_gallery_with(gallery: &Gallery, simd: Simd) -> Result<Self> {
+        Self::with_simd(&gallery.manifest().public, gallery.cts_per_chunk(), simd)
+    }
+
+    /// The build of the scoring kernel this context runs.
+    pub fn kernel(&self) -> Kernel {
+        self.kernel
+    }
+
+    /// The vector builds this context was made with.
+    pub fn simd(&self) -> Simd {
+        self.simd
+    }
+
+    /// The public parameters this context serves.
+    pub fn public(&self) -> &PublicParams {
+        self.basis.public()
+    }
+
+    /// Ciphertexts per chunk (and per probe).
+    pub fn rows(&self) -> usize {
+        self.basis.rows()
+    }
+
+    /// fhe's parameter object (public).
+    pub fn bfv(&self) -> &Arc<BfvParameters> {
+        self.basis.bfv()
+    }
+
+    /// The multiplication basis and the hot-form preparation.
+    pub fn basis(&self) -> &HotBasis {
+        &self.basis
+    }
+
+    /// Moduli of the multiplication basis `Q ∪ P`.
+    pub fn extended_moduli(&self) -> &[u64] {
+        self.basis.extended_moduli()
+    }
+
+    /// Bytes per template of the hot form.
+    pub fn hot_bytes_per_template(&self) -> usize {
+        self.basis.hot_bytes_per_template()
+    }
+
+    /// Converts a stored chunk to the hot form (see [`HotBasis::prepare_chunk`]).
+    pub fn prepare_chunk(&self, chunk: &EncryptedChunk) -> Result<HotChunk> {
+        self.basis.prepare_chunk(chunk)
+    }
+
+    /// Converts chunks to the hot form on all cores.
+    pub fn prepare_chunks(&self, chunks: &[EncryptedChunk]) -> Result<Vec<HotChunk>> {
+        self.basis.prepare_chunks(chunks)
+    }
+
+    /// Loads a stored gallery's hot form on all cores (no cache file read or written).
+    pub fn load_hot(&self, gallery: &Gallery) -> Result<HotGallery> {
+        Ok(HotGallery::load(gallery, &self.basis, None)?.0)
+    }
+
+    /// Loads a stored gallery's hot form through its cache files `seg-N.hot`, writing the
+    /// missing ones when `write` (see [`HotGallery::load`]).
+    pub fn load_hot_cached(&self, gallery: &Gallery, write: bool) -> Result<(HotGallery, HotCacheReport)> {
+        HotGallery::load(gallery, &self.basis, Some(write))
+    }
+
+    /// Scores one chunk: lazy tensor sum over all dimensions, one `t/Q` scaling, then a
+    /// modulus switch down to `q0`. Returns the degree-2 score ciphertext.
+    pub(crate) fn score_chunk(&self, probe: &HotProbe, chunk: &HotChunk, acc: &mut Accumulator) -> Result<ChunkScores> {
+        let n = self.public().params.degree;
+        let rows = self.rows();
+        let ext = self.basis.ext_ctx();
+        let np = ext.moduli().len();
+        let stride = 2 * rows * n;
+        let pstride = PROBE_ROWS * rows * n;
+        let words = chunk.words();
+        if probe.data.len() != np * pstride || words.len() != np * stride {
+            return Err(Error::InvalidArgument { reason: "hot form of another context".into() });
+        }
+        acc.out.resize(3 * n, 0);
+        acc.polys.resize(3 * np * n, 0);
+        // Kernel per prime, then each part's row of that prime to the coefficient domain.
+        for (i, (q, ntt)) in ext.moduli_operators().iter().zip(self.ntt.iter()).enumerate() {
+            self.kernel.tensor_sum(
+                q,
+                &probe.data[i * pstride..][..pstride],
+                &words[i * stride..][..stride],
+                rows,
+                n,
+                &mut acc.out,
+            );
+            for part in 0..3 {
+                let row = &mut acc.polys[(part * np + i) * n..][..n];
+                row.copy_from_slice(&acc.out[part * n..][..n]);
+                ntt.backward(row);
+            }
+        }
+        let mut polys: [Vec<u64>; 3] = Default::default();
+        for (part, dst) in polys.iter_mut().enumerate() {
+            let rows: Vec<&[u64]> = (0..np).map(|i| &acc.polys[(part * np + i) * n..][..n]).collect();
+            dst.resize(n, 0);
+            self.down.scale_poly(&rows, dst);
+        }
+        Ok(ChunkScores { polys })
+    }
+
+    /// Scores every probe against every chunk of `source` on all cores, chunk by chunk: each
+    /// chunk is obtained once and scored against every probe while it is in cache.
+    /// `scores[probe][chunk]`.
+    fn score_chunk_major<S: ChunkSource + ?Sized>(
+        &self,
+        probes: &[EncryptedProbe],
+        source: &S,
+    ) -> Result<Vec<Vec<ChunkScores>>> {
+        let probes = probes.par_iter().map(|p| self.basis.prepare_probe(p)).collect::<Result<Vec<_>>>()?;
+        let count = source.chunk_count();
+        let per_chunk = (0..count)
+            .into_par_iter()
+            .map_init(Accumulator::default, |acc, i| {
+                let hot = source.hot_chunk(self, i)?;
+                probes.iter().map(|hp| self.score_chunk(hp, &hot, acc)).collect::<Result<Vec<_>>>()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut scores: Vec<Vec<ChunkScores>> = vec![Vec::with_capacity(count); probes.len()];
+        for chunk in per_chunk {
+            for (p, cs) in chunk.into_iter().enumerate() {
+                scores[p].push(cs);
+            }
+        }
+        Ok(scores)
+    }
+
+    /// Checks that a query (its key id, scale and metric) was made for this key and gallery.
+    fn check_query(&self, key_id: &KeyId, query: (u32, Metric), gallery: (u32, Metric)) -> Result<()> {
+        self.public().key_id.ensure_eq(key_id)?;
+        if query != gallery {
+            return Err(Error::InvalidArgument {
+                reason: format!(
+                    "query quantised at scale {} for {:?}, gallery at scale {} for {:?}",
+                    query.0, query.1, gallery.0, gallery.1
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Answers a query against every chunk of `source`: a gallery held hot ([`HotGallery`],
+    /// [`HotSlice`]), streamed from its at-rest segments ([`Gallery`]: memory stays at a few
+    /// chunks per core whatever the gallery size, at the price of the hot-form preparation on
+    /// every query), or the one chunk of a claimed id ([`GalleryChunk`]).
+    pub fn score<S: ChunkSource + ?Sized>(&self, query: &Query, source: &S) -> Result<Response> {
+        let quantised = source.check(self)?;
+        self.check_query(&query.key_id, (query.scale, query.metric), quantised)?;
+        let scores = self.score_chunk_major(&query.probes, source)?;
+        Ok(Response {
+            key_id: self.public().key_id.clone(),
+            degree: self.public().params.degree,
+            modulus: self.public().params.response_modulus(),
+            scale: quantised.0,
+            metric: quantised.1,
+            slot_ids: source.slot_ids(),
+            probe_ids: query.probe_ids.clone(),
+            scores,
+        })
+    }
+
+    /// Second stage of a two-stage search: for each probe, gathers the coefficient-layout chunks
+    /// of `source` that hold its candidates and multiplies each by the probe once (one tensor
+    /// product scores every template of the chunk; the client reads only the candidates' blocks).
+    /// The server learns the candidate ids, nothing else.
+    pub fn score_candidates<S: CandidateSource + ?Sized>(&self, query: &FineQuery, source: &S) -> Result<FineResponse> {
+        if self.rows() != 1 {
+            return Err(Error::InvalidArgument {
+                reason: "the fine stage needs the context of a coefficient-layout gallery".into(),
+            });
+        }
+        let q = source.check(self)?;
+        self.check_query(&query.key_id, (query.scale, query.metric), (q.scale, q.metric))?;
+        let probes = query
+            .probes
+            .iter()
+            .map(|fp| {
+                let hp = self.basis.prepare_probe(&fp.probe)?;
+                let mut by_chunk: BTreeMap<usize, Vec<(String, usize)>> = BTreeMap::new();
+                for (id, (chunk, block)) in fp.candidates.iter().zip(source.locate(self, &fp.candidates)?) {
+                    by_chunk.entry(chunk).or_default().push((id.clone(), block));
+                }
+                let chunks = by_chunk
+                    .into_par_iter()
+                    .map_init(Accumulator::default, |acc, (ci, candidates)| {
+                        let hot: Cow<'_, HotChunk> = source.hot_chunk(self, ci)?;
+                        Ok(GatheredChunk { candidates, scores: self.score_chunk(&hp, &hot, acc)? })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Ok((fp.probe_id.clone(), chunks))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(FineResponse {
+            key_id: self.public().key_id.clone(),
+            degree: self.public().params.degree,
+            modulus: self.public().params.response_modulus(),
+            rows: q.rows(),
+            scale: q.scale,
+            metric: q.metric,
+            probes,
+        })
+    }
+}

@@ -1,0 +1,227 @@
+//! The client's side of a search, step by step and timed: encrypt → (server) score → decrypt,
+//! the second stage of a two-stage search from the first stage's matches, and 1:1
+//! verification. The server is whatever answers a [`Query`] or a [`FineQuery`]: a closure over
+//! a [`crate::ServerContext`] in this process (the CLI, eval, the benchmarks), or a network
+//! call. This is the one place that orchestration is written.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use embeddings::Match;
+use rand::{CryptoRng, RngCore};
+
+use crate::client::Client;
+use crate::error::{Error, Result};
+use crate::quantize::Metric;
+use crate::wire::{FineQuery, FineResponse, Query, Response};
+
+/// Wall-clock seconds of each step of one query (all probes together).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Timings {
+    /// Client: quantise and encrypt the probes.
+    pub encrypt: f64,
+    /// Server: score (including whatever the server closure does, e.g. a network round trip).
+    pub score: f64,
+    /// Client: decrypt and rank.
+    pub decrypt: f64,
+}
+
+/// A finished search: the ranked matches and where the time went.
+#[derive(Debug, Clone)]
+pub struct Searched {
+    /// `k` matches per probe, best first.
+    pub matches: Vec<Match>,
+    /// Time per step.
+    pub timings: Timings,
+    /// Probes searched.
+    pub probes: usize,
+    /// The server's response the matches were decrypted from.
+    pub response: Response,
+}
+
+/// A finished second stage: the candidates ranked at full dimension.
+#[derive(Debug, Clone)]
+pub struct Rescored {
+    /// At most `k` matches per probe, best first.
+    pub matches: Vec<Match>,
+    /// Time per step.
+    pub timings: Timings,
+    /// Ciphertexts the server returned.
+    pub ciphertexts: usize,
+    /// Candidates rescored.
+    pub candidates: usize,
+}
+
+/// Every decrypted score of a query: `scores[probe][slot]` over all slots of the gallery.
+#[derive(Debug, Clone)]
+pub struct AllScores {
+    /// Per probe, the integer score of every global slot (empty slots included).
+    pub scores: Vec<Vec<i64>>,
+    /// Time per step.
+    pub timings: Timings,
+}
+
+/// The outcome of a 1:1 verification.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verified {
+    /// Whether the claim is accepted at the threshold.
+    pub accept: bool,
+    /// Cosine similarity (or squared distance for the Euclidean metric) of probe and claim.
+    pub value: f64,
+    /// The matching function (decides whether higher or lower is better).
+    pub metric: Metric,
+}
+
+/// Each probe's candidate ids, in the order of `probe_ids`, from a first stage's `matches`.
+pub fn candidate_lists(probe_ids: &[String], matches: &[Match]) -> Vec<Vec<String>> {
+    let mut by_probe: HashMap<&str, Vec<String>> = HashMap::new();
+    for m in matches {
+        by_probe.entry(m.probe_id.as_str()).or_default().push(m.gallery_id.clone());
+    }
+    probe_ids.iter().map(|id| by_probe.remove(id.as_str()).unwrap_or_default()).collect()
+}
+
+/// The probe ids of `matches` in order of first appearance.
+pub fn probe_order(matches: &[Match]) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    matches.iter().filter(|m| seen.insert(m.probe_id.as_str())).map(|m| m.probe_id.clone()).collect()
+}
+
+fn timed<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, f64)> {
+    let t = Instant::now();
+    let out = f()?;
+    Ok((out, t.elapsed().as_secs_f64()))
+}
+
+/// The client side of searches with one key set and quantiser.
+#[derive(Debug)]
+pub struct Session<'c> {
+    client: &'c Client,
+}
+
+impl<'c> Session<'c> {
+    /// A session of `client` (its quantiser must be the gallery's).
+    pub fn new(client: &'c Client) -> Self {
+        Self { client }
+    }
+
+    /// Encrypts probes `rows` (row-major, the client's dimension) under ids `probe_ids`, has
+    /// `server` score them, and keeps the `k` best live slots of each probe.
+    pub fn search<R: RngCore + CryptoRng>(
+        &self,
+        probe_ids: Vec<String>,
+        rows: &[f32],
+        k: usize,
+        rng: &mut R,
+        server: impl FnOnce(&Query) -> Result<Response>,
+    ) -> Result<Searched> {
+        let (query, encrypt) = timed(|| self.client.encrypt_query(probe_ids, rows, rng))?;
+        let (response, score) = timed(|| server(&query))?;
+        let (matches, decrypt) = timed(|| self.client.decrypt_top_k(&response, k))?;
+        Ok(Searched { matches, timings: Timings { encrypt, score, decrypt }, probes: query.probes.len(), response })
+    }
+
+    /// [`Session::search`], keeping every score: `scores[probe][slot]` (evaluation needs whole
+    /// score rows).
+    pub fn score_all<R: RngCore + CryptoRng>(
+        &self,
+        probe_ids: Vec<String>,
+        rows: &[f32],
+        rng: &mut R,
+        server: impl FnOnce(&Query) -> Result<Response>,
+    ) -> Result<AllScores> {
+        let (query, encrypt) = timed(|| self.client.encrypt_query(probe_ids, rows, rng))?;
+        let (response, score) = timed(|| server(&query))?;
+        let (scores, decrypt) = timed(|| {
+            response
+                .scores
+                .iter()
+                .map(|chunks| {
+                    let mut row = Vec::with_capacity(chunks.len() * response.degree);
+                    for c in chunks {
+                        row.extend(self.client.decrypt_chunk(c)?);
+                    }
+                    Ok(row)
+                })
+                .collect::<Result<Vec<_>>>()
+        })?;
+        Ok(AllScores { scores, timings: Timings { encrypt, score, decrypt } })
+    }
+
+    /// The second stage of a two-stage search: encrypts the full-dimension probes `rows` (ids
+    /// `probe_ids`, in that order) with each probe's candidates from the first stage's
+    /// `first`, has `server` gather and score them, and ranks them (at most `k` per probe).
+    pub fn rescore<R: RngCore + CryptoRng>(
+        &self,
+        probe_ids: &[String],
+        rows: &[f32],
+        first: &[Match],
+        k: usize,
+        rng: &mut R,
+        server: impl FnOnce(&FineQuery) -> Result<FineResponse>,
+    ) -> Result<Rescored> {
+        let lists = candidate_lists(probe_ids, first);
+        let candidates = lists.iter().map(Vec::len).sum();
+        let (query, encrypt) = timed(|| self.client.encrypt_fine_query(probe_ids.to_vec(), rows, lists, rng))?;
+        let (response, score) = timed(|| server(&query))?;
+        let (matches, decrypt) = timed(|| self.client.decrypt_fine(&response, k))?;
+        Ok(Rescored {
+            matches,
+            timings: Timings { encrypt, score, decrypt },
+            ciphertexts: response.ciphertexts(),
+            candidates,
+        })
+    }
+
+    /// 1:1 verification of probe `row` (id `probe_id`) against the claimed gallery id: `server`
+    /// scores only the chunk that holds the claim; the claim is accepted when the similarity is
+    /// at least `threshold` (for the Euclidean metric: the squared distance at most).
+    pub fn verify<R: RngCore + CryptoRng>(
+        &self,
+        probe_id: &str,
+        row: &[f32],
+        claim: &str,
+        threshold: f64,
+        rng: &mut R,
+        server: impl FnOnce(&Query) -> Result<Response>,
+    ) -> Result<Verified> {
+        let query = self.client.encrypt_query(vec![probe_id.to_string()], row, rng)?;
+        let response = server(&query)?;
+        let slot = response
+            .slot_ids
+            .iter()
+            .position(|s| s.as_deref() == Some(claim))
+            .ok_or_else(|| Error::UnknownId { id: claim.to_string() })?;
+        let n = response.degree.max(1);
+        let chunk = response
+            .scores
+            .first()
+            .and_then(|p| p.get(slot / n))
+            .ok_or_else(|| Error::malformed("response", format!("no scores for the chunk of {claim}")))?;
+        let score = self.client.decrypt_chunk(chunk)?[slot % n];
+        let q = self.client.quantizer();
+        let value = q.dequantize_score(score);
+        let accept = match q.metric {
+            Metric::SquaredEuclidean => value <= threshold,
+            _ => value >= threshold,
+        };
+        Ok(Verified { accept, value, metric: q.metric })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(p: &str, g: &str) -> Match {
+        Match { probe_id: p.into(), rank: 1, gallery_id: g.into(), score: 0, similarity: 0.0 }
+    }
+
+    #[test]
+    fn candidates_follow_the_probe_order() {
+        let first = [m("b", "1"), m("a", "2"), m("b", "3")];
+        assert_eq!(probe_order(&first), vec!["b".to_string(), "a".to_string()]);
+        let lists = candidate_lists(&["a".into(), "b".into(), "c".into()], &first);
+        assert_eq!(lists, vec![vec!["2".to_string()], vec!["1".to_string(), "3".to_string()], vec![]]);
+    }
+}

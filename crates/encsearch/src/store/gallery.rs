@@ -1,0 +1,273 @@
+//! An opened gallery directory: create, open (every segment checked), append, remove, and read
+//! one chunk's at-rest form.
+
+use std::collections::{BTreeSet, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use fhe::bfv::BfvParameters;
+use rayon::prelude::*;
+
+use super::manifest::{FORMAT, MANIFEST_FILE, Manifest, SegmentEntry};
+use super::segment::{LoadedSegment, SegmentBytes, encode_segment, map_segment, parse_segment};
+use super::slots::Slots;
+use super::write_atomic;
+use crate::error::{Error, Result};
+use crate::keys::{KeyId, PublicParams};
+use crate::pack::Layout;
+use crate::quantize::{Metric, Quantizer};
+use crate::wire::EncryptedChunk;
+
+/// An opened gallery directory.
+#[derive(Debug)]
+pub struct Gallery {
+    dir: PathBuf,
+    manifest: Manifest,
+    segments: Vec<LoadedSegment>,
+    slots: Slots,
+}
+
+impl Gallery {
+    /// Creates an empty dimension-wise gallery in `dir` (which must not hold a manifest yet).
+    pub fn create(dir: &Path, public: &PublicParams, quantizer: Quantizer) -> Result<Self> {
+        Self::create_with_layout(dir, public, quantizer, Layout::DimensionWise)
+    }
+
+    /// Creates an empty gallery with an explicit packing layout.
+    pub fn create_with_layout(dir: &Path, public: &PublicParams, quantizer: Quantizer, layout: Layout) -> Result<Self> {
+        if layout == Layout::Coefficient && quantizer.rows() > public.params.degree {
+            return Err(Error::InvalidArgument {
+                reason: format!("{} rows do not fit one ciphertext of N = {}", quantizer.rows(), public.params.degree),
+            });
+        }
+        if quantizer.metric == Metric::Cosine {
+            public.params.check_capacity(quantizer.dim, quantizer.scale)?;
+        }
+        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        if dir.join(MANIFEST_FILE).exists() {
+            return Err(Error::InvalidArgument { reason: format!("{} already holds a gallery", dir.display()) });
+        }
+        let manifest = Manifest {
+            format: FORMAT,
+            public: public.clone(),
+            dim: quantizer.dim,
+            scale: quantizer.scale,
+            metric: quantizer.metric,
+            layout,
+            segments: Vec::new(),
+            removed: BTreeSet::new(),
+            next_segment: 1,
+        };
+        let slots = Slots::new(manifest.templates_per_chunk());
+        let g = Self { dir: dir.to_path_buf(), manifest, segments: Vec::new(), slots };
+        g.write_manifest()?;
+        Ok(g)
+    }
+
+    /// Opens a gallery, reading and verifying every committed segment (size and CRC).
+    pub fn open(dir: &Path) -> Result<Self> {
+        let path = dir.join(MANIFEST_FILE);
+        let text = fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let manifest = Manifest::from_json(&text, &path)?;
+        let n = manifest.templates_per_chunk();
+        let mut segments = manifest
+            .segments
+            .par_iter()
+            .map(|s| {
+                let p = dir.join(&s.file);
+                let size = fs::metadata(&p).map_err(|e| Error::io(&p, e))?.len();
+                if size != s.bytes {
+                    return Err(Error::malformed(
+                        "segment",
+                        format!("{}: {size} bytes, manifest says {} (truncated?)", s.file, s.bytes),
+                    ));
+                }
+                let bytes = map_segment(&p)?;
+                let computed = crc32fast::hash(&bytes[..]);
+                if computed != s.crc32 {
+                    return Err(Error::Checksum { what: s.file.clone(), stored: s.crc32, computed });
+                }
+                let seg = parse_segment(bytes, &s.file, n)?;
+                if seg.chunks.len() != s.chunks {
+                    return Err(Error::malformed("segment", format!("{}: chunk count differs from manifest", s.file)));
+                }
+                Ok(seg)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut slots = Slots::new(n);
+        for c in segments.iter_mut().flat_map(|s| &mut s.chunks) {
+            slots.push_chunk(std::mem::take(&mut c.ids));
+        }
+        Ok(Self { dir: dir.to_path_buf(), manifest, segments, slots })
+    }
+
+    fn write_manifest(&self) -> Result<()> {
+        let path = self.dir.join(MANIFEST_FILE);
+        let text =
+            serde_json::to_vec_pretty(&self.manifest).map_err(|source| Error::Json { path: path.clone(), source })?;
+        write_atomic(&path, &text)
+    }
+
+    /// The manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The packing layout.
+    pub fn layout(&self) -> Layout {
+        self.manifest.layout
+    }
+
+    /// Templates per chunk: N (dimension-wise) or ⌊N/R⌋ (coefficient layout).
+    pub fn templates_per_chunk(&self) -> usize {
+        self.manifest.templates_per_chunk()
+    }
+
+    /// Ciphertexts per chunk.
+    pub fn cts_per_chunk(&self) -> usize {
+        self.manifest.cts_per_chunk()
+    }
+
+    /// The quantiser the gallery was enrolled with.
+    pub fn quantizer(&self) -> Quantizer {
+        self.manifest.quantizer()
+    }
+
+    /// Number of chunks.
+    pub fn chunk_count(&self) -> usize {
+        self.slots.chunks()
+    }
+
+    /// Live (enrolled, not removed) templates.
+    pub fn len(&self) -> usize {
+        self.slots.live(&self.manifest.removed)
+    }
+
+    /// True when no live template is enrolled.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Gallery id of every global slot (`None` for unused or removed slots).
+    pub fn slot_ids(&self) -> Arc<Vec<Option<String>>> {
+        self.slots.slot_ids(&self.manifest.removed)
+    }
+
+    /// Gallery id of every slot of one chunk (`None` for unused or removed slots).
+    pub fn chunk_slot_ids(&self, chunk: usize) -> Vec<Option<String>> {
+        self.slots.chunk_slot_ids(chunk, &self.manifest.removed)
+    }
+
+    /// (chunk, slot) of each of `ids`, in order; one pass over the gallery.
+    pub fn locate_many(&self, ids: &[String]) -> Result<Vec<(usize, usize)>> {
+        self.slots.locate_many(ids, &self.manifest.removed)
+    }
+
+    /// Global (chunk, slot) of a live id.
+    pub fn locate(&self, id: &str) -> Result<(usize, usize)> {
+        let found = self.locate_many(&[id.to_string()])?;
+        found.into_iter().next().ok_or_else(|| Error::UnknownId { id: id.to_string() })
+    }
+
+    /// Appends encrypted chunks (from [`crate::Client::encrypt_quantized`]) with their ids as
+    /// one new segment; `ids[i]` is the template in global slot i of the new chunks.
+    pub fn append(&mut self, key_id: &KeyId, ids: &[String], chunks: &[EncryptedChunk]) -> Result<()> {
+        self.manifest.public.key_id.ensure_eq(key_id)?;
+        let n = self.templates_per_chunk();
+        if ids.is_empty() || ids.len() > chunks.len() * n || ids.len() + n <= chunks.len() * n {
+            return Err(Error::InvalidArgument {
+                reason: format!("{} ids for {} chunks of {n} slots", ids.len(), chunks.len()),
+            });
+        }
+        let mut seen: HashSet<&str> = HashSet::with_capacity(ids.len());
+        let existing: HashSet<&str> = self.slots.all_ids().map(String::as_str).collect();
+        for id in ids {
+            if !seen.insert(id) || existing.contains(id.as_str()) {
+                return Err(Error::DuplicateId { id: id.clone() });
+            }
+        }
+        if let Some(chunk) = chunks.iter().find(|c| c.rows() != self.cts_per_chunk()) {
+            return Err(Error::DimensionMismatch { expected: self.cts_per_chunk(), actual: chunk.rows() });
+        }
+        let bytes = encode_segment(ids, chunks, n);
+        let file = format!("seg-{:08}.bin", self.manifest.next_segment);
+        write_atomic(&self.dir.join(&file), &bytes)?;
+        let entry = SegmentEntry {
+            file: file.clone(),
+            chunks: chunks.len(),
+            templates: ids.len(),
+            bytes: bytes.len() as u64,
+            crc32: crc32fast::hash(&bytes),
+        };
+        let mut seg = parse_segment(SegmentBytes::Owned(bytes), &file, n)?;
+        let mut next = self.manifest.clone();
+        next.segments.push(entry);
+        next.next_segment += 1;
+        let old = std::mem::replace(&mut self.manifest, next);
+        if let Err(e) = self.write_manifest() {
+            self.manifest = old;
+            return Err(e);
+        }
+        for c in &mut seg.chunks {
+            self.slots.push_chunk(std::mem::take(&mut c.ids));
+        }
+        self.segments.push(seg);
+        Ok(())
+    }
+
+    /// Tombstones ids (no re-encryption). Errors on an unknown id; returns how many were removed.
+    pub fn remove(&mut self, ids: &[String]) -> Result<usize> {
+        self.locate_many(ids)?;
+        let old = self.manifest.clone();
+        self.manifest.removed.extend(ids.iter().cloned());
+        if let Err(e) = self.write_manifest() {
+            self.manifest = old;
+            return Err(e);
+        }
+        Ok(ids.len())
+    }
+
+    /// The at-rest bytes of chunk `index`.
+    pub(crate) fn chunk_bytes(&self, index: usize) -> Result<&[u8]> {
+        let mut i = index;
+        for seg in &self.segments {
+            if let Some(b) = seg.chunk_bytes(i) {
+                return Ok(b);
+            }
+            i -= seg.chunks.len();
+        }
+        Err(Error::InvalidArgument { reason: format!("no chunk {index}") })
+    }
+
+    /// Decodes one chunk's at-rest form (`bfv`: the gallery's parameters, see
+    /// [`crate::SearchParams::bfv`]).
+    pub fn chunk(&self, index: usize, bfv: &Arc<BfvParameters>) -> Result<EncryptedChunk> {
+        EncryptedChunk::from_bytes(self.chunk_bytes(index)?, bfv, self.cts_per_chunk())
+    }
+
+    /// Each committed segment's manifest entry with the range of global chunk indices it holds.
+    pub(crate) fn segment_chunks(&self) -> Vec<(&SegmentEntry, std::ops::Range<usize>)> {
+        let mut first = 0;
+        self.manifest
+            .segments
+            .iter()
+            .zip(&self.segments)
+            .map(|(entry, seg)| {
+                let r = first..first + seg.chunks.len();
+                first = r.end;
+                (entry, r)
+            })
+            .collect()
+    }
+
+    /// Bytes of all committed segment files.
+    pub fn bytes_at_rest(&self) -> u64 {
+        self.manifest.segments.iter().map(|s| s.bytes).sum()
+    }
+
+    /// The gallery directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}

@@ -1,0 +1,149 @@
+//! Byte framing shared by every encoding: a cursor that errors instead of panicking,
+//! length-prefixed fields, a trailing CRC-32, and bit-packing of values below `2^bits`.
+
+use crate::error::{Error, Result};
+
+/// Bit-packs values `< 2^bits` (little-endian bit order).
+pub(crate) fn pack_bits(values: &[u64], bits: u32, out: &mut Vec<u8>) {
+    let mut acc: u128 = 0;
+    let mut nacc = 0u32;
+    for &v in values {
+        acc |= (v as u128) << nacc;
+        nacc += bits;
+        while nacc >= 8 {
+            out.push(acc as u8);
+            acc >>= 8;
+            nacc -= 8;
+        }
+    }
+    if nacc > 0 {
+        out.push(acc as u8);
+    }
+}
+
+/// Bytes taken by `count` values of `bits` bits.
+pub(crate) fn packed_len(count: usize, bits: u32) -> usize {
+    (count * bits as usize).div_ceil(8)
+}
+
+/// Inverse of [`pack_bits`]; `bytes` must be exactly [`packed_len`] long.
+pub(crate) fn unpack_bits(bytes: &[u8], bits: u32, count: usize) -> Result<Vec<u64>> {
+    if bytes.len() != packed_len(count, bits) || bits == 0 || bits > 64 {
+        return Err(Error::malformed("bit-packed vector", "length does not match"));
+    }
+    let mask: u128 = (1u128 << bits) - 1;
+    let mut out = Vec::with_capacity(count);
+    let mut acc: u128 = 0;
+    let mut nacc = 0u32;
+    let mut it = bytes.iter();
+    for _ in 0..count {
+        while nacc < bits {
+            let b = *it.next().ok_or_else(|| Error::malformed("bit-packed vector", "short"))?;
+            acc |= (b as u128) << nacc;
+            nacc += 8;
+        }
+        out.push((acc & mask) as u64);
+        acc >>= bits;
+        nacc -= bits;
+    }
+    Ok(out)
+}
+
+/// A cursor over bytes that errors instead of panicking.
+#[derive(Debug)]
+pub(crate) struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    what: &'static str,
+}
+
+impl<'a> Reader<'a> {
+    /// Reads `bytes`, naming them `what` in errors.
+    pub fn new(bytes: &'a [u8], what: &'static str) -> Self {
+        Self { bytes, pos: 0, what }
+    }
+    /// The next `n` bytes.
+    pub fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let end =
+            self.pos.checked_add(n).filter(|&e| e <= self.bytes.len()).ok_or_else(|| {
+                Error::malformed(self.what, format!("truncated at byte {} (wanted {n} more)", self.pos))
+            })?;
+        let s = &self.bytes[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+    /// A little-endian u32.
+    pub fn u32(&mut self) -> Result<u32> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    /// A little-endian u64.
+    pub fn u64(&mut self) -> Result<u64> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_le_bytes(a))
+    }
+    /// A u32-length-prefixed byte string, at most `max` long.
+    pub fn bytes(&mut self, max: usize) -> Result<&'a [u8]> {
+        let n = self.u32()? as usize;
+        if n > max {
+            return Err(Error::malformed(self.what, format!("field of {n} bytes exceeds {max}")));
+        }
+        self.take(n)
+    }
+    /// A u32-length-prefixed UTF-8 string.
+    pub fn string(&mut self, max: usize) -> Result<String> {
+        let b = self.bytes(max)?;
+        String::from_utf8(b.to_vec()).map_err(|_| Error::malformed(self.what, "invalid utf-8"))
+    }
+    /// Errors unless every byte was consumed.
+    pub fn finish(&self) -> Result<()> {
+        if self.pos == self.bytes.len() {
+            Ok(())
+        } else {
+            Err(Error::malformed(self.what, format!("{} trailing bytes", self.bytes.len() - self.pos)))
+        }
+    }
+}
+
+/// Appends a u32-length-prefixed byte string.
+pub(crate) fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+    out.extend_from_slice(b);
+}
+
+/// Appends a CRC-32 of everything in `out` so far.
+pub(crate) fn seal_crc(out: &mut Vec<u8>) {
+    let c = crc32fast::hash(out);
+    out.extend_from_slice(&c.to_le_bytes());
+}
+
+/// Checks and strips a trailing CRC-32 (see [`seal_crc`]).
+pub(crate) fn open_crc<'a>(bytes: &'a [u8], what: &str) -> Result<&'a [u8]> {
+    if bytes.len() < 4 {
+        return Err(Error::Checksum { what: what.to_string(), stored: 0, computed: 0 });
+    }
+    let (body, tail) = bytes.split_at(bytes.len() - 4);
+    let stored = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
+    let computed = crc32fast::hash(body);
+    if stored != computed {
+        return Err(Error::Checksum { what: what.to_string(), stored, computed });
+    }
+    Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bits_roundtrip() {
+        let v: Vec<u64> = (0..1000u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15) & ((1 << 40) - 1)).collect();
+        let mut b = Vec::new();
+        pack_bits(&v, 40, &mut b);
+        assert_eq!(b.len(), packed_len(1000, 40));
+        assert_eq!(unpack_bits(&b, 40, 1000).expect("ok"), v);
+        assert!(unpack_bits(&b[1..], 40, 1000).is_err());
+    }
+}
