@@ -23,8 +23,8 @@ fn enrol(g: &mut Gallery, client: &Client, ids: &[String], rows: &[f32], rng: &m
 }
 
 fn search(g: &Gallery, client: &Client, probe: &[f32], k: usize, rng: &mut ChaCha20Rng) -> Result<Vec<String>, Error> {
-    let server = ServerContext::for_gallery(&g)?;
-    let hot = server.load_hot(&g)?;
+    let server = ServerContext::for_gallery(g)?;
+    let hot = server.load_hot(g)?;
     let q = client.encrypt_query(vec!["p".into()], probe, rng)?;
     let q = Query::from_bytes(&q.to_bytes(), server.bfv(), server.rows())?;
     let r = server.score(&q, &hot)?;
@@ -178,7 +178,7 @@ fn hot_cache_is_reused_and_never_trusted_blindly() {
     assert!(!hot_file.exists(), "load_hot writes no cache");
 
     let load = |g: &Gallery| {
-        let (hot, report) = server.load_hot_cached(&g, true).expect("load");
+        let (hot, report) = server.load_hot_cached(g, true).expect("load");
         assert_eq!(server.score(&q, &hot).expect("score"), reference, "same scores whatever the source");
         (hot.chunks.iter().all(|c| c.is_mapped()), report)
     };
