@@ -253,12 +253,12 @@ impl ServerContext {
     /// product scores every template of the chunk; the client reads only the candidates' blocks).
     /// The server learns the candidate ids, nothing else.
     pub fn score_candidates<S: CandidateSource + ?Sized>(&self, query: &FineQuery, source: &S) -> Result<FineResponse> {
+        let q = source.check(self)?;
         if self.rows() != 1 {
             return Err(Error::InvalidArgument {
                 reason: "the fine stage needs the context of a coefficient-layout gallery".into(),
             });
         }
-        let q = source.check(self)?;
         self.check_query(&query.key_id, (query.scale, query.metric), (q.scale, q.metric))?;
         let probes = query
             .probes
