@@ -4,7 +4,7 @@
 //! preparation, the client's decryption, and the HERS algorithm on one chunk.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use encsearch::{Client, ClientKeys, HersBaseline, HotGallery, Preset, Query, ServerContext};
+use encsearch::{Client, ClientKeys, HersBaseline, HotGallery, Preset, ServerContext};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
@@ -23,13 +23,7 @@ fn bench(c: &mut Criterion) {
     let one = HotGallery { chunks: hot.clone(), slot_ids: Default::default(), scale: q.scale, metric: q.metric };
     let many = HotGallery { chunks: vec![hot[0].clone(); 16], ..one.clone() };
     let probe = client.encrypt_probe(&gallery[0], &mut rng).expect("probe");
-    let query = Query {
-        key_id: client.keys().key_id().clone(),
-        scale: q.scale,
-        metric: q.metric,
-        probe_ids: vec!["p".into()],
-        probes: vec![probe.clone()],
-    };
+    let query = client.query_of(vec!["p".into()], vec![probe.clone()]).expect("query");
     let rk = client.relinearization_key(&mut rng).expect("rk");
     let np = server.extended_moduli().len();
     let log_q = client.keys().public().params.log_q().round();

@@ -161,6 +161,21 @@ impl Client {
         Ok(EncryptedProbe { cts })
     }
 
+    /// A query of already encrypted probes (from [`Client::encrypt_probe`]), under this
+    /// client's key and quantiser.
+    pub fn query_of(&self, probe_ids: Vec<String>, probes: Vec<EncryptedProbe>) -> Result<Query> {
+        if probe_ids.len() != probes.len() {
+            return Err(Error::InvalidArgument { reason: format!("{} ids for {} probes", probe_ids.len(), probes.len()) });
+        }
+        Ok(Query {
+            key_id: self.keys.key_id().clone(),
+            scale: self.quantizer.scale,
+            metric: self.quantizer.metric,
+            probe_ids,
+            probes,
+        })
+    }
+
     /// Quantises and encrypts probes (row-major `f32`) into one query.
     pub fn encrypt_query<R: RngCore + CryptoRng>(
         &self,

@@ -24,13 +24,7 @@ fn score_probe(
     let q = client.quantizer();
     let gallery =
         HotGallery { chunks: chunks.to_vec(), slot_ids: Default::default(), scale: q.scale, metric: q.metric };
-    let query = Query {
-        key_id: client.keys().key_id().clone(),
-        scale: q.scale,
-        metric: q.metric,
-        probe_ids: vec!["p".into()],
-        probes: vec![probe.clone()],
-    };
+    let query = client.query_of(vec!["p".into()], vec![probe.clone()]).expect("query");
     server.score(&query, &gallery).expect("score").scores.remove(0)
 }
 
