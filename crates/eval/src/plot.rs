@@ -8,8 +8,9 @@ use std::sync::Once;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::sweep::CellResult;
-use crate::{Error, Result};
+use crate::Result;
+use crate::cells::CellResult;
+use crate::config::Mode;
 
 /// One named line.
 type Series = (String, Vec<(f64, f64)>);
@@ -25,8 +26,8 @@ fn font() {
     });
 }
 
-fn plot_err(e: impl std::fmt::Display) -> Error {
-    Error::Table(format!("plot: {e}"))
+fn plot_err(e: impl std::fmt::Display) -> crate::Error {
+    crate::Error::Table(format!("plot: {e}"))
 }
 
 struct Chart<'a> {
@@ -148,7 +149,7 @@ pub fn write_plots(dir: &Path, rows: &[CellResult]) -> Result<()> {
         let base: Vec<&&CellResult> = of.iter().filter(|r| r.gallery == smallest_gallery).collect();
 
         // CMC: every method and dimension, plaintext where measured.
-        let mode = if base.iter().any(|r| r.mode == "plaintext") { "plaintext" } else { "encrypted" };
+        let mode = if base.iter().any(|r| r.mode == Mode::Plaintext) { Mode::Plaintext } else { Mode::Encrypted };
         let cmc: Vec<Series> = base
             .iter()
             .filter(|r| r.mode == mode)
@@ -187,7 +188,7 @@ pub fn write_plots(dir: &Path, rows: &[CellResult]) -> Result<()> {
         }
         // Two-stage cells: first stage at the x dimension, full dimension rescoring the candidates.
         let mut two_stage = false;
-        for r in base.iter().filter(|r| r.mode == "two-stage" && r.method != "none") {
+        for r in base.iter().filter(|r| r.mode == Mode::TwoStage && r.method != "none") {
             two_stage = true;
             by_method
                 .entry(format!("{} two-stage ({} probes)", r.method, r.probes))
@@ -220,7 +221,7 @@ pub fn write_plots(dir: &Path, rows: &[CellResult]) -> Result<()> {
         )?;
 
         // Query time vs gallery size, per dimension of the encrypted cells.
-        let enc: Vec<&&CellResult> = of.iter().filter(|r| r.mode == "encrypted").collect();
+        let enc: Vec<&&CellResult> = of.iter().filter(|r| r.mode == Mode::Encrypted).collect();
         if !enc.is_empty() {
             let mut series: Vec<Series> = Vec::new();
             // Time depends on the dimension, not on the method: one method's lines suffice.
@@ -231,7 +232,7 @@ pub fn write_plots(dir: &Path, rows: &[CellResult]) -> Result<()> {
             keys.sort();
             keys.dedup();
             for (m, d) in keys {
-                let sel = |mode: &str, f: fn(&CellResult) -> f64| -> Vec<(f64, f64)> {
+                let sel = |mode: Mode, f: fn(&CellResult) -> f64| -> Vec<(f64, f64)> {
                     let mut v: Vec<(f64, f64)> = of
                         .iter()
                         .filter(|r| r.method == m && r.dim == d && r.mode == mode)
@@ -241,10 +242,10 @@ pub fn write_plots(dir: &Path, rows: &[CellResult]) -> Result<()> {
                     v.sort_by(|a, b| a.0.total_cmp(&b.0));
                     v
                 };
-                series.push((format!("hers encrypted, {m} {d}-D"), sel("encrypted", |r| r.query_ms)));
-                series.push((format!("HERS algorithm, {m} {d}-D"), sel("encrypted", |r| r.hers_query_ms)));
-                series.push((format!("plaintext, {m} {d}-D"), sel("plaintext", |r| r.query_ms)));
-                series.push((format!("hers two-stage, {m} {d}-D"), sel("two-stage", |r| r.query_ms)));
+                series.push((format!("hers encrypted, {m} {d}-D"), sel(Mode::Encrypted, |r| r.query_ms)));
+                series.push((format!("HERS algorithm, {m} {d}-D"), sel(Mode::Encrypted, |r| r.hers_query_ms)));
+                series.push((format!("plaintext, {m} {d}-D"), sel(Mode::Plaintext, |r| r.query_ms)));
+                series.push((format!("hers two-stage, {m} {d}-D"), sel(Mode::TwoStage, |r| r.query_ms)));
             }
             series.retain(|s| !s.1.is_empty());
             save(
