@@ -69,6 +69,11 @@ pub enum Error {
     /// The training data cannot support the requested training.
     #[error("training data: {0}")]
     Data(String),
+    /// The identification protocol has no probe: no identity has two samples.
+    #[error(
+        "no identity has two samples, so no probe can have a mate in the gallery; identification needs at least two rows per label"
+    )]
+    NoMates,
     /// A numerical routine failed (e.g. a singular scatter matrix).
     #[error("numerical failure: {0}")]
     Numerical(String),

@@ -15,6 +15,7 @@ mod backend;
 mod config;
 pub mod data;
 mod error;
+mod fit_or_load;
 mod inference;
 mod linalg;
 mod linear;
@@ -23,6 +24,7 @@ pub mod metrics;
 pub mod mining;
 pub mod model;
 mod modeldir;
+mod protocol;
 mod reducer;
 mod training;
 
@@ -32,8 +34,10 @@ pub use config::{
     TrainConfig,
 };
 pub use error::{Error, Result};
+pub use fit_or_load::{CacheOptions, Fitted, fit_or_load};
 pub use inference::{ProjectStats, project_file};
 pub use linear::{LinearProjection, fit_lda, fit_pca};
 pub use modeldir::{EpochRecord, ModelMeta};
+pub use protocol::{Side, Split, split_one_probe_per_identity};
 pub use reducer::Reducer;
 pub use training::{TrainOptions, train_deep};

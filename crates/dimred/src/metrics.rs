@@ -1,38 +1,28 @@
 //! Small plaintext metrics for validation: rank-1 identification by brute-force cosine, and
-//! TAR at a given FAR. (eval has the full versions; dimred must not depend on it.)
+//! TAR at a given FAR. (eval has the full versions; dimred must not depend on it.) The probes
+//! are drawn by the shared protocol ([`crate::protocol`]).
 
-use rand::SeedableRng;
-use rand::seq::IndexedRandom;
-use rand_chacha::ChaCha8Rng;
+use crate::protocol::split_one_probe_per_identity;
 
-/// Rank-1 identification rate of unit-norm rows: for every identity with at least two rows one
-/// probe is drawn (seeded), every other row is gallery; a probe is a hit when its most similar
-/// gallery row has its label. Returns 0 when there is no probe.
+/// Rank-1 identification rate of unit-norm rows under the identification protocol
+/// ([`split_one_probe_per_identity`], seeded): a probe is a hit when its most similar gallery row
+/// has its label. Returns 0 when there is no probe.
 pub fn rank1(data: &[f32], dim: usize, labels: &[i64], seed: u64) -> f64 {
-    let mut by: std::collections::BTreeMap<i64, Vec<usize>> = std::collections::BTreeMap::new();
-    for (i, &l) in labels.iter().enumerate() {
-        by.entry(l).or_default().push(i);
-    }
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut is_probe = vec![false; labels.len()];
-    let probes: Vec<usize> = by.values().filter(|v| v.len() >= 2).filter_map(|v| v.choose(&mut rng).copied()).collect();
-    if probes.is_empty() {
-        return 0.0;
-    }
-    probes.iter().for_each(|&p| is_probe[p] = true);
-    let gallery: Vec<usize> = (0..labels.len()).filter(|&i| !is_probe[i]).collect();
-    let hits = probes
+    let Ok(split) = split_one_probe_per_identity(labels, seed) else { return 0.0 };
+    let hits = split
+        .probes
         .iter()
         .filter(|&&p| {
             let q = &data[p * dim..(p + 1) * dim];
-            let best = gallery
+            let best = split
+                .gallery
                 .iter()
                 .map(|&g| (embeddings::dot(q, &data[g * dim..(g + 1) * dim]), g))
                 .max_by(|a, b| a.0.total_cmp(&b.0));
             best.is_some_and(|(_, g)| labels[g] == labels[p])
         })
         .count();
-    hits as f64 / probes.len() as f64
+    hits as f64 / split.probes.len() as f64
 }
 
 /// True accept rate at false accept rate `far` over all pairs of rows (genuine: same label).

@@ -1,11 +1,16 @@
 //! The model directory: `config.toml` (the resolved config), `meta.json` (method, dimensions,
 //! training history) and the weights (`weights.bpk` for the learned methods, burnpack format;
-//! `linear.json` for PCA / LDA). Projection needs nothing else.
+//! `linear.json` for PCA / LDA). Projection needs nothing else. Every file is written
+//! atomically (see [`write_atomic`]), so an interrupted save never leaves a half file.
 
 use std::path::{Path, PathBuf};
 
+use burn::module::Module;
+use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
+use crate::linear::LinearProjection;
+use crate::model::DeepMds;
 use crate::{Config, Error, Method, Result};
 
 /// File name of the resolved config.
@@ -66,19 +71,19 @@ impl ModelMeta {
     }
 }
 
-pub(crate) fn write_text(path: &Path, text: &str) -> Result<()> {
-    // Write then rename, so an interrupted save never leaves a half file.
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+/// Writes `bytes` to `path` durably and atomically: a temporary file beside it is written and
+/// fsynced, renamed over `path`, and the directory is fsynced, so after a crash `path` holds
+/// either the old or the new content, never a half file. The one writer of this crate.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    embeddings::atomic::write_atomic(path, bytes).map_err(|e| Error::io(path, e))
 }
 
 /// Writes `config.toml` and `meta.json` into `dir` (created if needed).
 pub fn write_header(dir: &Path, config: &Config, meta: &ModelMeta) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    write_text(&dir.join(CONFIG_FILE), &config.to_toml()?)?;
+    write_atomic(&dir.join(CONFIG_FILE), config.to_toml()?.as_bytes())?;
     let json = serde_json::to_string_pretty(meta).map_err(|e| Error::model(dir, e.to_string()))?;
-    write_text(&dir.join(META_FILE), &json)
+    write_atomic(&dir.join(META_FILE), json.as_bytes())
 }
 
 /// Reads `config.toml` and `meta.json` from `dir`.
@@ -102,4 +107,45 @@ pub fn read_header(dir: &Path) -> Result<(Config, ModelMeta)> {
         ));
     }
     Ok((config, meta))
+}
+
+/// Writes a chain's weights into `dir/weights.bpk` (burnpack).
+pub(crate) fn write_weights(dir: &Path, model: &DeepMds) -> Result<()> {
+    let path = dir.join(WEIGHTS_FILE);
+    let bytes = model.clone().into_record().into_bytes().map_err(|e| Error::model(&path, e.to_string()))?;
+    write_atomic(&path, &bytes)
+}
+
+/// Reads the first `stages` stages of the chain described by `meta` from `dir/weights.bpk`.
+pub(crate) fn read_weights(dir: &Path, meta: &ModelMeta, stages: usize, device: &Device) -> Result<DeepMds> {
+    let path = dir.join(WEIGHTS_FILE);
+    if !path.is_file() {
+        return Err(Error::model(dir, format!("`{WEIGHTS_FILE}` is missing")));
+    }
+    let skeleton = DeepMds::new(meta.input_dim, &meta.output_dims[..stages], meta.hidden_layers.max(1), device);
+    // A checkpoint may hold more stages than asked for (resuming from an earlier stage).
+    let record =
+        burn::store::ModuleRecord::load(&path).map_err(|e| Error::model(&path, e.to_string()))?.allow_unused(true);
+    skeleton.try_load_record(record).map_err(|e| Error::model(&path, e.to_string()))
+}
+
+/// Writes a linear projection into `dir/linear.json`.
+pub(crate) fn write_linear(dir: &Path, projection: &LinearProjection) -> Result<()> {
+    let path = dir.join(LINEAR_FILE);
+    let json = serde_json::to_string(projection).map_err(|e| Error::model(&path, e.to_string()))?;
+    write_atomic(&path, json.as_bytes())
+}
+
+/// Reads the linear projection of `dir/linear.json`, checked against `meta`.
+pub(crate) fn read_linear(dir: &Path, meta: &ModelMeta) -> Result<LinearProjection> {
+    let path = dir.join(LINEAR_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let projection: LinearProjection = serde_json::from_str(&text).map_err(|e| Error::model(&path, e.to_string()))?;
+    if projection.in_dim != meta.input_dim
+        || projection.mean.len() != projection.in_dim
+        || projection.matrix.len() != projection.in_dim * projection.components
+    {
+        return Err(Error::model(&path, "linear projection does not match meta.json"));
+    }
+    Ok(projection)
 }

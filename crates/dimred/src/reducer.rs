@@ -8,7 +8,7 @@ use embeddings::EmbeddingSet;
 
 use crate::linear::{LinearProjection, fit_lda, fit_pca};
 use crate::model::DeepMds;
-use crate::modeldir::{self, FORMAT_VERSION, LINEAR_FILE, ModelMeta, WEIGHTS_FILE};
+use crate::modeldir::{self, FORMAT_VERSION, ModelMeta};
 use crate::training::{TrainOptions, train_deep};
 use crate::{Backend, Config, Error, Method, Result, backend};
 
@@ -133,11 +133,8 @@ impl Reducer {
     pub fn save(&self, dir: &Path, config: &Config, meta: &ModelMeta) -> Result<()> {
         modeldir::write_header(dir, config, meta)?;
         match self {
-            Reducer::Linear { projection, .. } => {
-                let json = serde_json::to_string(projection).map_err(|e| Error::model(dir, e.to_string()))?;
-                modeldir::write_text(&dir.join(LINEAR_FILE), &json)
-            }
-            Reducer::Deep { model, .. } => save_weights(dir, model),
+            Reducer::Linear { projection, .. } => modeldir::write_linear(dir, projection),
+            Reducer::Deep { model, .. } => modeldir::write_weights(dir, model),
         }
     }
 
@@ -156,7 +153,7 @@ impl Reducer {
         }
         let r = if meta.method.is_deep() {
             let device = backend::device(backend.unwrap_or(Backend::Cpu))?;
-            let model = load_weights(dir, &meta, meta.output_dims.len(), &device)?;
+            let model = modeldir::read_weights(dir, &meta, meta.output_dims.len(), &device)?;
             Reducer::Deep {
                 method: meta.method,
                 model,
@@ -165,39 +162,9 @@ impl Reducer {
                 batch: config.train.inference_batch,
             }
         } else {
-            let p = dir.join(LINEAR_FILE);
-            let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
-            let projection: LinearProjection =
-                serde_json::from_str(&text).map_err(|e| Error::model(&p, e.to_string()))?;
-            if projection.in_dim != meta.input_dim
-                || projection.mean.len() != projection.in_dim
-                || projection.matrix.len() != projection.in_dim * projection.components
-            {
-                return Err(Error::model(&p, "linear projection does not match meta.json"));
-            }
+            let projection = modeldir::read_linear(dir, &meta)?;
             Reducer::Linear { method: meta.method, projection }
         };
         Ok((r, config, meta))
     }
-}
-
-/// Saves a chain's weights into `dir/weights.bpk`.
-pub(crate) fn save_weights(dir: &Path, model: &DeepMds) -> Result<()> {
-    let path = dir.join(WEIGHTS_FILE);
-    let tmp = dir.join("weights.bpk.tmp");
-    model.clone().save_file(&tmp).map_err(|e| Error::model(&tmp, e.to_string()))?;
-    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
-}
-
-/// Loads the first `stages` stages of the chain described by `meta` from `dir/weights.bpk`.
-pub(crate) fn load_weights(dir: &Path, meta: &ModelMeta, stages: usize, device: &Device) -> Result<DeepMds> {
-    let path = dir.join(WEIGHTS_FILE);
-    if !path.is_file() {
-        return Err(Error::model(dir, format!("`{WEIGHTS_FILE}` is missing")));
-    }
-    let skeleton = DeepMds::new(meta.input_dim, &meta.output_dims[..stages], meta.hidden_layers.max(1), device);
-    // A checkpoint may hold more stages than asked for (resuming from an earlier stage).
-    let record =
-        burn::store::ModuleRecord::load(&path).map_err(|e| Error::model(&path, e.to_string()))?.allow_unused(true);
-    skeleton.try_load_record(record).map_err(|e| Error::model(&path, e.to_string()))
 }

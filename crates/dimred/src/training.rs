@@ -18,7 +18,6 @@ use crate::metrics::{rank1, tar_at_far};
 use crate::mining::select_hard;
 use crate::model::{DeepMds, Stage, tensor_to_vec};
 use crate::modeldir::{self, EpochRecord, FORMAT_VERSION, ModelMeta};
-use crate::reducer::{load_weights, save_weights};
 use crate::{Config, Error, Result, backend};
 
 /// Where and how to train.
@@ -104,7 +103,7 @@ pub fn train_deep(config: &Config, set: &EmbeddingSet, options: &TrainOptions) -
             ));
         }
         if old.trained_stages > 0 {
-            chain = load_weights(dir, &old, old.trained_stages, &device)?.freeze();
+            chain = modeldir::read_weights(dir, &old, old.trained_stages, &device)?.freeze();
         }
         meta = old;
         tracing::info!("resuming after {} trained stage(s)", meta.trained_stages);
@@ -243,7 +242,7 @@ pub fn train_deep(config: &Config, set: &EmbeddingSet, options: &TrainOptions) -
         meta.train_seconds = prior_seconds + start.elapsed().as_secs_f64();
         if let Some(dir) = &options.out_dir {
             modeldir::write_header(dir, config, &meta)?;
-            save_weights(dir, &chain)?;
+            modeldir::write_weights(dir, &chain)?;
         }
     }
     bar.finish_and_clear();

@@ -165,7 +165,9 @@ impl Client {
     /// client's key and quantiser.
     pub fn query_of(&self, probe_ids: Vec<String>, probes: Vec<EncryptedProbe>) -> Result<Query> {
         if probe_ids.len() != probes.len() {
-            return Err(Error::InvalidArgument { reason: format!("{} ids for {} probes", probe_ids.len(), probes.len()) });
+            return Err(Error::InvalidArgument {
+                reason: format!("{} ids for {} probes", probe_ids.len(), probes.len()),
+            });
         }
         Ok(Query {
             key_id: self.keys.key_id().clone(),

@@ -82,13 +82,19 @@ pub enum Mode {
 }
 
 impl Mode {
-    /// The name used in results.
-    pub fn name(self) -> &'static str {
+    /// The name used in configs, results tables and cell keys (as serde writes it).
+    pub fn as_str(self) -> &'static str {
         match self {
             Mode::Plaintext => "plaintext",
             Mode::Encrypted => "encrypted",
             Mode::TwoStage => "two-stage",
         }
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -171,9 +177,9 @@ impl SweepConfig {
     /// Reads and checks a sweep config.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|e| crate::error::io(path, e))?;
         let config: SweepConfig =
-            toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+            toml::from_str(&text).map_err(|source| Error::ConfigParse { path: path.to_path_buf(), source })?;
         config.check().map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
         Ok(config)
     }

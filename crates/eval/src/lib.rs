@@ -6,28 +6,34 @@
 //! Plaintext exact search here is the reference every reduced or encrypted search is compared
 //! against. eval drives both dimred and encsearch; they never import each other.
 
+mod atomic;
+mod cells;
 mod config;
 mod dataset;
 mod encrypted;
 mod error;
 mod metrics;
+mod models;
+mod plan;
 mod plot;
-mod protocol;
 mod report;
 mod search;
 mod sweep;
 mod table;
 mod twostage;
 
+pub use cells::CellResult;
 pub use config::{DatasetConfig, Mode, SweepConfig, SyntheticConfig};
 pub use dataset::Dataset;
+/// The identification protocol is dimred's (its validation draws the same probes).
+pub use dimred::{Split, split_one_probe_per_identity};
 pub use encrypted::{EncryptedRun, encrypted_scores, preset_for};
 pub use error::{Error, Result};
 pub use metrics::{Identification, Verification, from_score_rows, identification, retrieval, score_all, verification};
+pub use plan::plan_keys;
 pub use plot::write_plots;
-pub use protocol::{Split, split_one_probe_per_identity};
 pub use report::{EvalOptions, EvalReport, evaluate};
-pub use search::{Gallery, top_k};
-pub use sweep::{CellResult, SweepOutput, plan_keys, run_sweep};
+pub use search::{PlainGallery, top_k};
+pub use sweep::{SweepOutput, run_sweep};
 pub use table::{results_frame, summary, write_results};
 pub use twostage::{TwoStageRun, two_stage_scores};

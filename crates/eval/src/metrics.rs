@@ -3,7 +3,7 @@
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::search::Gallery;
+use crate::search::PlainGallery;
 
 /// Rank of the first correct match of each probe, summarised.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -26,7 +26,7 @@ impl Identification {
 /// sets hold exact duplicates (the same sentence under two labels), and a tie is not a match
 /// a system could rely on. `max_rank` bounds the CMC curve.
 pub fn identification(
-    gallery: Gallery<'_>,
+    gallery: PlainGallery<'_>,
     gallery_labels: &[i64],
     probes: &[f32],
     probe_labels: &[i64],
@@ -53,7 +53,7 @@ const MAX_IMPOSTORS: usize = 20_000_000;
 /// Verification: every probe against every template; mates are genuine pairs, the rest
 /// impostor pairs. The threshold at FAR `f` is the impostor score exceeded by a fraction `f`.
 pub fn verification(
-    gallery: Gallery<'_>,
+    gallery: PlainGallery<'_>,
     gallery_labels: &[i64],
     probes: &[f32],
     probe_labels: &[i64],
@@ -64,7 +64,7 @@ pub fn verification(
 
 /// Both protocols from one pass over the probe × gallery scores (the expensive part).
 pub fn score_all(
-    gallery: Gallery<'_>,
+    gallery: PlainGallery<'_>,
     gallery_labels: &[i64],
     probes: &[f32],
     probe_labels: &[i64],
@@ -172,7 +172,7 @@ fn summarise(
 /// Retrieval metrics for image search: precision@k and mean average precision, with every
 /// gallery item of the probe's class relevant.
 pub fn retrieval(
-    gallery: Gallery<'_>,
+    gallery: PlainGallery<'_>,
     gallery_labels: &[i64],
     probes: &[f32],
     probe_labels: &[i64],
@@ -212,12 +212,12 @@ mod tests {
         // 1-D gallery: scores are the values themselves for probe [1.0].
         let g = [0.9, 0.5, 0.7, 0.1];
         let gl = [1, 2, 3, 2];
-        let gallery = Gallery { data: &g, dim: 1 };
+        let gallery = PlainGallery { data: &g, dim: 1 };
         // label 2: best mate 0.5, non-mates above: 0.9, 0.7 -> rank 3.
         let id = identification(gallery, &gl, &[1.0, 1.0], &[2, 1], 4);
         assert_eq!(id.cmc, vec![0.5, 0.5, 1.0, 1.0]);
         // A non-mate tying the best mate counts against the probe.
-        let tied = identification(Gallery { data: &[0.5, 0.5], dim: 1 }, &[1, 2], &[1.0], &[1], 2);
+        let tied = identification(PlainGallery { data: &[0.5, 0.5], dim: 1 }, &[1, 2], &[1.0], &[1], 2);
         assert_eq!(tied.cmc, vec![0.0, 1.0]);
         assert_eq!(id.rank(1), 0.5);
         assert_eq!(id.rank(10), 1.0);
@@ -229,7 +229,7 @@ mod tests {
         let g: Vec<f32> = (0..n).map(|i| i as f32 / n as f32).collect();
         let mut gl = vec![0i64; n];
         gl[n - 1] = 7; // the single mate has the top score
-        let gallery = Gallery { data: &g, dim: 1 };
+        let gallery = PlainGallery { data: &g, dim: 1 };
         let v = verification(gallery, &gl, &[1.0], &[7], &[1e-2, 1e-4]);
         assert_eq!(v.genuine_pairs, 1);
         assert_eq!(v.impostor_pairs, n - 1);

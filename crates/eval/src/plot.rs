@@ -1,18 +1,106 @@
 //! Plots of a sweep, as PNG and SVG: CMC curves, rank-1 vs dimension per method, and query
-//! time vs gallery size (ours encrypted, the HERS algorithm, plaintext).
+//! time: vs gallery size (ours encrypted, the HERS algorithm, plaintext) when the sweep has two
+//! or more gallery sizes, otherwise a bar per method, dimension and mode.
+//!
+//! With many series, colour says the method (or, for timings, what is timed) and the marker (and
+//! in CMC plots the line style) says the dimension; the legend, in two parts, sits beside the data.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Once;
 
 use plotters::coord::Shift;
+use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 
-use crate::sweep::CellResult;
+use crate::cells::CellResult;
+use crate::config::Mode;
+use crate::plan::NO_REDUCTION;
 use crate::{Error, Result};
 
-/// One named line.
-type Series = (String, Vec<(f64, f64)>);
+/// What a drawing step returns: the plotting library's error, boxed.
+type DrawResult = std::result::Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+/// Image size in pixels, and the width of the legend panel on the right.
+const SIZE: (u32, u32) = (1200, 650);
+const LEGEND_WIDTH: u32 = 250;
+
+/// Well-separated hues (Tableau 10), one per method or timed thing.
+const PALETTE: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+/// Legend samples of line style and marker (no colour meaning).
+const NEUTRAL: RGBColor = RGBColor(70, 70, 70);
+
+/// How a line is stroked.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Line {
+    Solid,
+    Dashed,
+    Dotted,
+}
+
+/// The shape drawn at a point.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Marker {
+    Circle,
+    Triangle,
+    Square,
+    Diamond,
+    Cross,
+}
+
+const LINES: [Line; 3] = [Line::Solid, Line::Dashed, Line::Dotted];
+const MARKERS: [Marker; 5] = [Marker::Circle, Marker::Triangle, Marker::Square, Marker::Diamond, Marker::Cross];
+
+/// One line of a chart, a marker at each point.
+struct Series {
+    color: RGBColor,
+    line: Line,
+    points: Vec<(f64, f64)>,
+    markers: Vec<Marker>,
+}
+
+/// One row of the legend: a heading (no sample), or a sample of colour, line and marker.
+struct Key {
+    label: String,
+    color: RGBColor,
+    line: Option<Line>,
+    marker: Option<Marker>,
+}
+
+impl Key {
+    fn heading(label: &str) -> Key {
+        Key { label: label.into(), color: BLACK, line: None, marker: None }
+    }
+}
+
+/// A line chart.
+struct Chart<'a> {
+    title: String,
+    x_label: &'a str,
+    y_label: &'a str,
+    log_x: bool,
+    log_y: bool,
+    series: Vec<Series>,
+    legend: Vec<Key>,
+}
+
+/// A horizontal bar chart: one bar per label, log-scaled values.
+struct Bars<'a> {
+    title: String,
+    x_label: &'a str,
+    bars: Vec<(String, f64, RGBColor)>,
+    legend: Vec<Key>,
+}
 
 static FONT: Once = Once::new();
 
@@ -25,48 +113,71 @@ fn font() {
     });
 }
 
-fn plot_err(e: impl std::fmt::Display) -> Error {
-    Error::Table(format!("plot: {e}"))
+/// Draws the markers of `$pts` (an iterator of `(point, Marker)`, cloneable) in `$color`:
+/// `$body` draws the iterator of elements `$it` of one marker shape, once per shape.
+macro_rules! draw_markers {
+    ($pts:expr, $color:expr, |$it:ident| $body:expr) => {{
+        let color: RGBColor = $color;
+        let style = color.filled();
+        let pts = $pts;
+        let at = |kind: Marker| pts.clone().filter(move |(_, m)| *m == kind).map(|(p, _)| EmptyElement::at(p));
+        {
+            let $it = at(Marker::Circle).map(|e| e + Circle::new((0, 0), 4, style));
+            $body;
+        }
+        {
+            let $it = at(Marker::Triangle).map(|e| e + TriangleMarker::new((0, 0), 5, style));
+            $body;
+        }
+        {
+            let $it = at(Marker::Square).map(|e| e + Rectangle::new([(-4, -4), (4, 4)], style));
+            $body;
+        }
+        {
+            let $it = at(Marker::Diamond).map(|e| e + Polygon::new(vec![(0, -5), (5, 0), (0, 5), (-5, 0)], style));
+            $body;
+        }
+        {
+            let $it = at(Marker::Cross).map(|e| e + Cross::new((0, 0), 4, color.stroke_width(2)));
+            $body;
+        }
+    }};
 }
 
-struct Chart<'a> {
-    title: String,
-    x_label: &'a str,
-    y_label: &'a str,
-    log_x: bool,
-    log_y: bool,
-    legend: SeriesLabelPosition,
-    series: Vec<Series>,
+/// Dash and gap lengths of a non-solid line.
+fn dash(line: Line) -> (u32, u32) {
+    match line {
+        Line::Dotted => (2, 4),
+        _ => (8, 5),
+    }
 }
 
-macro_rules! draw_body {
+macro_rules! draw_lines {
     ($chart:expr, $c:expr) => {{
         let mut cc = $c;
         cc.configure_mesh()
             .x_labels(8)
             .y_labels(8)
             .x_label_formatter(&|x: &f64| tick(*x))
+            .y_label_formatter(&|y: &f64| tick(*y))
             .x_desc($chart.x_label)
             .y_desc($chart.y_label)
             .label_style(("sans-serif", 16))
             .axis_desc_style(("sans-serif", 18))
-            .draw()
-            .map_err(plot_err)?;
-        for (i, (name, pts)) in $chart.series.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
-            cc.draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
-                .map_err(plot_err)?
-                .label(name.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-            cc.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled()))).map_err(plot_err)?;
+            .draw()?;
+        for s in &$chart.series {
+            let style = s.color.stroke_width(2);
+            match s.line {
+                Line::Solid => {
+                    cc.draw_series(LineSeries::new(s.points.iter().copied(), style))?;
+                }
+                other => {
+                    let (size, gap) = dash(other);
+                    cc.draw_series(DashedLineSeries::new(s.points.iter().copied(), size, gap, style))?;
+                }
+            }
+            draw_markers!(s.points.iter().copied().zip(s.markers.iter().copied()), s.color, |it| cc.draw_series(it)?);
         }
-        cc.configure_series_labels()
-            .position($chart.legend.clone())
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 15))
-            .draw()
-            .map_err(plot_err)?;
     }};
 }
 
@@ -87,12 +198,63 @@ fn trim(x: f64) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
-fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &Chart) -> Result<()>
+/// Padded axis range of values `lo..hi`.
+fn pad(lo: f64, hi: f64, log: bool) -> (f64, f64) {
+    if log {
+        (lo / 1.5, hi * 1.5)
+    } else {
+        let m = ((hi - lo) * 0.05).max(1e-3);
+        (lo - m, hi + m)
+    }
+}
+
+/// Splits off the legend panel on the right and draws the legend into it.
+fn with_legend<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    legend: &[Key],
+) -> std::result::Result<DrawingArea<DB, Shift>, Box<dyn std::error::Error + Send + Sync>>
 where
     DB::ErrorType: 'static,
 {
-    root.fill(&WHITE).map_err(plot_err)?;
-    let pts = chart.series.iter().flat_map(|s| s.1.iter());
+    root.fill(&WHITE)?;
+    let (w, _) = root.dim_in_pixel();
+    let (plot, panel) = root.split_horizontally(w.saturating_sub(LEGEND_WIDTH));
+    let font = ("sans-serif", 15).into_font();
+    let mut y = 60;
+    for key in legend {
+        if key.line.is_none() && key.marker.is_none() {
+            y += 6;
+            panel.draw(&Text::new(key.label.clone(), (8, y - 8), font.clone().style(FontStyle::Bold)))?;
+        } else {
+            let style = key.color.stroke_width(2);
+            match key.line {
+                Some(Line::Solid) => panel.draw(&PathElement::new(vec![(10, y), (46, y)], style))?,
+                Some(other) => {
+                    let (size, gap) = dash(other);
+                    panel.draw(&DashedPathElement::new(vec![(10, y), (46, y)], size, gap, style))?;
+                }
+                None => {}
+            }
+            if let Some(m) = key.marker {
+                draw_markers!(std::iter::once(((28, y), m)), key.color, |it| {
+                    for e in it {
+                        panel.draw(&e)?;
+                    }
+                });
+            }
+            panel.draw(&Text::new(key.label.clone(), (54, y - 8), font.clone()))?;
+        }
+        y += 22;
+    }
+    Ok(plot)
+}
+
+fn draw_chart<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &Chart) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let plot = with_legend(&root, &chart.legend)?;
+    let pts = chart.series.iter().flat_map(|s| s.points.iter());
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     for &(x, y) in pts {
         x0 = x0.min(x);
@@ -101,65 +263,176 @@ where
         y1 = y1.max(y);
     }
     if x0 > x1 {
-        return Ok(());
+        return Ok(root.present()?);
     }
-    let pad = |a: f64, b: f64, log: bool| {
-        if log {
-            (a / 1.5, b * 1.5)
-        } else {
-            let m = ((b - a) * 0.05).max(1e-3);
-            (a - m, b + m)
-        }
-    };
     let (x0, x1) = pad(x0, x1, chart.log_x);
     let (y0, y1) = pad(y0, y1, chart.log_y);
-    let mut b = ChartBuilder::on(&root);
+    let mut b = ChartBuilder::on(&plot);
     b.caption(&chart.title, ("sans-serif", 22)).margin(15).x_label_area_size(45).y_label_area_size(70);
     match (chart.log_x, chart.log_y) {
-        (false, false) => draw_body!(chart, b.build_cartesian_2d(x0..x1, y0..y1).map_err(plot_err)?),
-        (true, false) => draw_body!(chart, b.build_cartesian_2d((x0..x1).log_scale(), y0..y1).map_err(plot_err)?),
-        (false, true) => draw_body!(chart, b.build_cartesian_2d(x0..x1, (y0..y1).log_scale()).map_err(plot_err)?),
-        (true, true) => {
-            draw_body!(chart, b.build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale()).map_err(plot_err)?)
-        }
+        (false, false) => draw_lines!(chart, b.build_cartesian_2d(x0..x1, y0..y1)?),
+        (true, false) => draw_lines!(chart, b.build_cartesian_2d((x0..x1).log_scale(), y0..y1)?),
+        (false, true) => draw_lines!(chart, b.build_cartesian_2d(x0..x1, (y0..y1).log_scale())?),
+        (true, true) => draw_lines!(chart, b.build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())?),
     }
-    root.present().map_err(plot_err)?;
+    root.present()?;
     Ok(())
 }
 
-fn save(dir: &Path, name: &str, chart: &Chart) -> Result<()> {
+fn draw_bars<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &Bars) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let plot = with_legend(&root, &chart.legend)?;
+    let n = chart.bars.len();
+    let values = chart.bars.iter().map(|b| b.1);
+    let (lo, hi) = values.fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    if n == 0 || lo > hi {
+        return Ok(root.present()?);
+    }
+    let (x0, x1) = (lo / 3.0, hi * 3.0);
+    let longest = chart.bars.iter().map(|b| b.0.chars().count()).max().unwrap_or(0) as u32;
+    let mut cc = ChartBuilder::on(&plot)
+        .caption(&chart.title, ("sans-serif", 22))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(20 + 8 * longest)
+        .build_cartesian_2d((x0..x1).log_scale(), (0..n as i32).into_segmented())?;
+    // The first bar on top.
+    let row = |i: usize| (n - 1 - i) as i32;
+    let labels: Vec<&str> = chart.bars.iter().map(|b| b.0.as_str()).collect();
+    cc.configure_mesh()
+        .disable_y_mesh()
+        .x_labels(8)
+        .y_labels(n)
+        .x_label_formatter(&|x: &f64| tick(*x))
+        .y_label_formatter(&|v: &SegmentValue<i32>| match v {
+            SegmentValue::CenterOf(r) | SegmentValue::Exact(r) => usize::try_from(n as i32 - 1 - r)
+                .ok()
+                .and_then(|i| labels.get(i))
+                .map(|s| s.to_string())
+                .unwrap_or_default(),
+            SegmentValue::Last => String::new(),
+        })
+        .x_desc(chart.x_label)
+        .label_style(("sans-serif", 14))
+        .axis_desc_style(("sans-serif", 18))
+        .draw()?;
+    cc.draw_series(chart.bars.iter().enumerate().map(|(i, (_, v, color))| {
+        let mut bar =
+            Rectangle::new([(x0, SegmentValue::Exact(row(i))), (*v, SegmentValue::Exact(row(i) + 1))], color.filled());
+        bar.set_margin(3, 3, 0, 0);
+        bar
+    }))?;
+    cc.draw_series(chart.bars.iter().enumerate().map(|(i, (_, v, _))| {
+        Text::new(format!(" {}", trim_ms(*v)), (*v, SegmentValue::CenterOf(row(i))), ("sans-serif", 13).into_font())
+    }))?;
+    root.present()?;
+    Ok(())
+}
+
+/// A time in ms with three significant digits.
+fn trim_ms(ms: f64) -> String {
+    let digits = (2 - ms.abs().log10().floor() as i32).clamp(0, 3) as usize;
+    format!("{ms:.digits$} ms")
+}
+
+/// Writes `<name>.png` and `<name>.svg` into `dir`.
+fn save(dir: &Path, name: &str, draw: impl Fn(DrawArea<'_>) -> DrawResult) -> Result<()> {
     font();
     let png = dir.join(format!("{name}.png"));
-    draw(BitMapBackend::new(&png, (1000, 650)).into_drawing_area(), chart)?;
+    draw(DrawArea::Png(BitMapBackend::new(&png, SIZE).into_drawing_area()))
+        .map_err(|source| Error::Plot { path: png.clone(), source })?;
     let svg = dir.join(format!("{name}.svg"));
-    draw(SVGBackend::new(&svg, (1000, 650)).into_drawing_area(), chart)
+    draw(DrawArea::Svg(SVGBackend::new(&svg, SIZE).into_drawing_area()))
+        .map_err(|source| Error::Plot { path: svg, source })
+}
+
+/// The two image backends, so one drawing closure serves both.
+enum DrawArea<'a> {
+    Png(DrawingArea<BitMapBackend<'a>, Shift>),
+    Svg(DrawingArea<SVGBackend<'a>, Shift>),
+}
+
+fn save_chart(dir: &Path, name: &str, chart: &Chart) -> Result<()> {
+    save(dir, name, |area| match area {
+        DrawArea::Png(a) => draw_chart(a, chart),
+        DrawArea::Svg(a) => draw_chart(a, chart),
+    })
+}
+
+fn save_bars(dir: &Path, name: &str, chart: &Bars) -> Result<()> {
+    save(dir, name, |area| match area {
+        DrawArea::Png(a) => draw_bars(a, chart),
+        DrawArea::Svg(a) => draw_bars(a, chart),
+    })
+}
+
+/// Distinct values in order of first appearance.
+fn distinct<T: PartialEq>(values: impl Iterator<Item = T>) -> Vec<T> {
+    let mut out = Vec::new();
+    for v in values {
+        if !out.contains(&v) {
+            out.push(v);
+        }
+    }
+    out
+}
+
+/// Index of `v` in `all` (0 when absent).
+fn index_of<T: PartialEq>(all: &[T], v: &T) -> usize {
+    all.iter().position(|x| x == v).unwrap_or(0)
 }
 
 /// Writes every plot the results support into `dir`.
 pub fn write_plots(dir: &Path, rows: &[CellResult]) -> Result<()> {
-    let datasets: Vec<String> = {
-        let mut d: Vec<String> = rows.iter().map(|r| r.dataset.clone()).collect();
-        d.dedup();
-        d
-    };
-    for ds in &datasets {
-        let of: Vec<&CellResult> = rows.iter().filter(|r| &r.dataset == ds).collect();
+    for ds in distinct(rows.iter().map(|r| r.dataset.as_str())) {
+        let of: Vec<&CellResult> = rows.iter().filter(|r| r.dataset == ds).collect();
+        // Colours follow the sweep's order of methods, the same in every plot of the dataset.
+        let methods = distinct(of.iter().map(|r| r.method.as_str()));
+        let color = |m: &str| PALETTE[index_of(&methods, &m) % PALETTE.len()];
+        let mut dims: Vec<usize> = distinct(of.iter().map(|r| r.dim));
+        dims.sort_unstable();
+        let mark = |d: usize| MARKERS[index_of(&dims, &d) % MARKERS.len()];
+        let line = |d: usize| LINES[index_of(&dims, &d) % LINES.len()];
+        let dim_keys = |with_line: bool| -> Vec<Key> {
+            let mut keys = vec![Key::heading("dimension")];
+            keys.extend(dims.iter().map(|&d| Key {
+                label: format!("{d}-D"),
+                color: NEUTRAL,
+                line: with_line.then(|| line(d)),
+                marker: Some(mark(d)),
+            }));
+            keys
+        };
+        let method_keys = |ms: &[&str]| -> Vec<Key> {
+            let mut keys = vec![Key::heading("method")];
+            keys.extend(ms.iter().map(|m| Key {
+                label: m.to_string(),
+                color: color(m),
+                line: Some(Line::Solid),
+                marker: None,
+            }));
+            keys
+        };
         let smallest_gallery = of.iter().map(|r| r.gallery).min().unwrap_or(0);
-        let base: Vec<&&CellResult> = of.iter().filter(|r| r.gallery == smallest_gallery).collect();
+        let base: Vec<&CellResult> = of.iter().copied().filter(|r| r.gallery == smallest_gallery).collect();
 
         // CMC: every method and dimension, plaintext where measured.
-        let mode = if base.iter().any(|r| r.mode == "plaintext") { "plaintext" } else { "encrypted" };
-        let cmc: Vec<Series> = base
+        let mode = if base.iter().any(|r| r.mode == Mode::Plaintext) { Mode::Plaintext } else { Mode::Encrypted };
+        let cmc_rows: Vec<&CellResult> = base.iter().copied().filter(|r| r.mode == mode).collect();
+        let cmc: Vec<Series> = cmc_rows
             .iter()
-            .filter(|r| r.mode == mode)
-            .map(|r| {
-                (
-                    format!("{} {}-D", r.method, r.dim),
-                    r.cmc.iter().enumerate().map(|(i, a)| ((i + 1) as f64, *a)).collect(),
-                )
+            .map(|r| Series {
+                color: color(&r.method),
+                line: line(r.dim),
+                points: r.cmc.iter().enumerate().map(|(i, a)| ((i + 1) as f64, *a)).collect(),
+                markers: vec![mark(r.dim); r.cmc.len()],
             })
             .collect();
-        save(
+        let mut legend = method_keys(&distinct(cmc_rows.iter().map(|r| r.method.as_str())));
+        legend.extend(dim_keys(true));
+        save_chart(
             dir,
             &format!("cmc-{ds}"),
             &Chart {
@@ -168,44 +441,83 @@ pub fn write_plots(dir: &Path, rows: &[CellResult]) -> Result<()> {
                 y_label: "identification rate",
                 log_x: false,
                 log_y: false,
-                legend: SeriesLabelPosition::LowerRight,
                 series: cmc,
+                legend,
             },
         )?;
 
-        // Rank-1 vs dimension, one line per method (`none` is a flat reference line).
-        let full_dim = base.iter().filter(|r| r.method == "none").map(|r| (r.dim, r.rank1)).next();
-        let dims: Vec<usize> = {
-            let mut d: Vec<usize> = base.iter().filter(|r| r.method != "none").map(|r| r.dim).collect();
-            d.sort_unstable();
-            d.dedup();
-            d
-        };
-        let mut by_method: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
-        for r in base.iter().filter(|r| r.mode == mode && r.method != "none") {
-            by_method.entry(r.method.clone()).or_default().push((r.dim as f64, r.rank1));
+        // Rank-1 vs dimension, one line per method (`none` is a flat reference line); two-stage
+        // cells (first stage at the x dimension, full dimension rescoring the candidates) dashed.
+        let reduced: Vec<&CellResult> = base.iter().copied().filter(|r| r.method != NO_REDUCTION).collect();
+        let reduced_dims = distinct(reduced.iter().map(|r| r.dim));
+        let mut series = Vec::new();
+        let mut legend_methods = Vec::new();
+        let mut two_stage_probes = None;
+        for &m in methods.iter().filter(|m| **m != NO_REDUCTION) {
+            for (cell_mode, style) in [(mode, Line::Solid), (Mode::TwoStage, Line::Dashed)] {
+                let mut pts: Vec<(f64, f64, usize)> = reduced
+                    .iter()
+                    .filter(|r| r.method == m && r.mode == cell_mode)
+                    .map(|r| (r.dim as f64, r.rank1, r.dim))
+                    .collect();
+                if pts.is_empty() {
+                    continue;
+                }
+                pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+                if cell_mode == Mode::TwoStage {
+                    two_stage_probes = reduced.iter().find(|r| r.mode == Mode::TwoStage).map(|r| r.probes);
+                }
+                if !legend_methods.contains(&m) {
+                    legend_methods.push(m);
+                }
+                series.push(Series {
+                    color: color(m),
+                    line: style,
+                    points: pts.iter().map(|p| (p.0, p.1)).collect(),
+                    markers: pts.iter().map(|p| mark(p.2)).collect(),
+                });
+            }
         }
-        // Two-stage cells: first stage at the x dimension, full dimension rescoring the candidates.
-        let mut two_stage = false;
-        for r in base.iter().filter(|r| r.mode == "two-stage" && r.method != "none") {
-            two_stage = true;
-            by_method
-                .entry(format!("{} two-stage ({} probes)", r.method, r.probes))
-                .or_default()
-                .push((r.dim as f64, r.rank1));
+        let mut legend = method_keys(&legend_methods);
+        if let Some(probes) = two_stage_probes {
+            legend.push(Key::heading("two-stage"));
+            legend.push(Key {
+                label: format!("x-D, then full-D ({probes} probes)"),
+                color: NEUTRAL,
+                line: Some(Line::Dashed),
+                marker: None,
+            });
         }
-        for v in by_method.values_mut() {
-            v.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let full = base.iter().find(|r| r.method == NO_REDUCTION && r.mode == mode);
+        if let (Some(full), Some(lo), Some(hi)) = (full, reduced_dims.iter().min(), reduced_dims.iter().max()) {
+            legend.push(Key::heading("reference"));
+            legend.push(Key {
+                label: format!("{NO_REDUCTION} ({}-D)", full.dim),
+                color: color(NO_REDUCTION),
+                line: Some(Line::Dotted),
+                marker: None,
+            });
+            series.push(Series {
+                color: color(NO_REDUCTION),
+                line: Line::Dotted,
+                points: vec![(*lo as f64, full.rank1), (*hi as f64, full.rank1)],
+                markers: Vec::new(),
+            });
         }
-        let mut series: Vec<Series> = by_method.into_iter().collect();
-        if let (Some((d, acc)), Some(lo), Some(hi)) = (full_dim, dims.first(), dims.last()) {
-            series.push((format!("none ({d}-D)"), vec![(*lo as f64, acc), (*hi as f64, acc)]));
-        }
-        save(
+        legend.push(Key::heading("dimension"));
+        let mut rd = reduced_dims.clone();
+        rd.sort_unstable();
+        legend.extend(rd.iter().map(|&d| Key {
+            label: format!("{d}-D"),
+            color: NEUTRAL,
+            line: None,
+            marker: Some(mark(d)),
+        }));
+        save_chart(
             dir,
             &format!("rank1-vs-dim-{ds}"),
             &Chart {
-                title: if two_stage {
+                title: if two_stage_probes.is_some() {
                     format!("Rank-1 vs dimension, {ds} ({mode}; two-stage: x-D encrypted stage, full-D rescoring)")
                 } else {
                     format!("Rank-1 vs dimension, {ds} ({mode})")
@@ -214,53 +526,133 @@ pub fn write_plots(dir: &Path, rows: &[CellResult]) -> Result<()> {
                 y_label: "rank-1 accuracy",
                 log_x: false,
                 log_y: false,
-                legend: SeriesLabelPosition::LowerRight,
                 series,
+                legend,
             },
         )?;
 
-        // Query time vs gallery size, per dimension of the encrypted cells.
-        let enc: Vec<&&CellResult> = of.iter().filter(|r| r.mode == "encrypted").collect();
-        if !enc.is_empty() {
-            let mut series: Vec<Series> = Vec::new();
-            // Time depends on the dimension, not on the method: one method's lines suffice.
-            let method =
-                enc.iter().map(|r| r.method.as_str()).find(|m| *m == "deepmds++").unwrap_or(enc[0].method.as_str());
-            let mut keys: Vec<(String, usize)> =
-                enc.iter().filter(|r| r.method == method).map(|r| (r.method.clone(), r.dim)).collect();
-            keys.sort();
-            keys.dedup();
-            for (m, d) in keys {
-                let sel = |mode: &str, f: fn(&CellResult) -> f64| -> Vec<(f64, f64)> {
-                    let mut v: Vec<(f64, f64)> = of
-                        .iter()
-                        .filter(|r| r.method == m && r.dim == d && r.mode == mode)
-                        .map(|r| (r.gallery as f64, f(r)))
-                        .filter(|p| p.1 > 0.0)
-                        .collect();
-                    v.sort_by(|a, b| a.0.total_cmp(&b.0));
-                    v
-                };
-                series.push((format!("hers encrypted, {m} {d}-D"), sel("encrypted", |r| r.query_ms)));
-                series.push((format!("HERS algorithm, {m} {d}-D"), sel("encrypted", |r| r.hers_query_ms)));
-                series.push((format!("plaintext, {m} {d}-D"), sel("plaintext", |r| r.query_ms)));
-                series.push((format!("hers two-stage, {m} {d}-D"), sel("two-stage", |r| r.query_ms)));
-            }
-            series.retain(|s| !s.1.is_empty());
-            save(
-                dir,
-                &format!("time-vs-gallery-{ds}"),
-                &Chart {
-                    title: format!("Query time vs gallery size, {ds}"),
-                    x_label: "gallery size (templates, log scale)",
-                    y_label: "time per query (ms, log scale)",
-                    log_x: true,
-                    log_y: true,
-                    legend: SeriesLabelPosition::MiddleRight,
-                    series,
-                },
-            )?;
+        // Query time: against gallery size when the sweep has several, else one bar per cell.
+        let galleries = distinct(of.iter().map(|r| r.gallery));
+        if galleries.len() >= 2 {
+            time_vs_gallery(dir, ds, &of, &dims)?;
+        } else if of.iter().any(|r| r.query_ms > 0.0) {
+            time_bars(dir, ds, &of, smallest_gallery)?;
         }
     }
     Ok(())
+}
+
+/// What a timing series or bar measures, each with its colour.
+const TIMED: [(&str, RGBColor); 4] = [
+    ("hers encrypted", PALETTE[0]),
+    ("HERS algorithm", PALETTE[3]),
+    ("plaintext", PALETTE[2]),
+    ("hers two-stage", PALETTE[4]),
+];
+
+/// The timing of `r` under `TIMED[k]`, if the cell measures it.
+fn timed(r: &CellResult, k: usize) -> Option<f64> {
+    let v = match (k, r.mode) {
+        (0, Mode::Encrypted) => r.query_ms,
+        (1, Mode::Encrypted) => r.hers_query_ms,
+        (2, Mode::Plaintext) => r.query_ms,
+        (3, Mode::TwoStage) => r.query_ms,
+        _ => return None,
+    };
+    (v > 0.0).then_some(v)
+}
+
+/// Query time vs gallery size, one line per timed thing and dimension. Time depends on the
+/// dimension, not on the method: one method's cells suffice (deepmds++ where there is one).
+fn time_vs_gallery(dir: &Path, ds: &str, of: &[&CellResult], dims: &[usize]) -> Result<()> {
+    let reduced: Vec<&CellResult> = of.iter().copied().filter(|r| r.method != NO_REDUCTION).collect();
+    let pool = if reduced.is_empty() { of.to_vec() } else { reduced };
+    let Some(method) =
+        pool.iter().map(|r| r.method.as_str()).find(|m| *m == "deepmds++").or(pool.first().map(|r| r.method.as_str()))
+    else {
+        return Ok(());
+    };
+    let mark = |d: usize| MARKERS[index_of(dims, &d) % MARKERS.len()];
+    let mut series = Vec::new();
+    let mut used_kinds = Vec::new();
+    let mut used_dims = Vec::new();
+    for (k, (_, color)) in TIMED.iter().enumerate() {
+        for &d in dims {
+            let mut pts: Vec<(f64, f64)> = pool
+                .iter()
+                .filter(|r| r.method == method && r.dim == d)
+                .filter_map(|r| timed(r, k).map(|v| (r.gallery as f64, v)))
+                .collect();
+            if pts.is_empty() {
+                continue;
+            }
+            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+            used_kinds.push(k);
+            used_dims.push(d);
+            series.push(Series { color: *color, line: Line::Solid, markers: vec![mark(d); pts.len()], points: pts });
+        }
+    }
+    if series.is_empty() {
+        return Ok(());
+    }
+    let mut legend = vec![Key::heading("timed")];
+    legend.extend(distinct(used_kinds.into_iter()).into_iter().map(|k| Key {
+        label: TIMED[k].0.into(),
+        color: TIMED[k].1,
+        line: Some(Line::Solid),
+        marker: None,
+    }));
+    legend.push(Key::heading(&format!("dimension ({method})")));
+    let mut used_dims = distinct(used_dims.into_iter());
+    used_dims.sort_unstable();
+    legend.extend(used_dims.into_iter().map(|d| Key {
+        label: format!("{d}-D"),
+        color: NEUTRAL,
+        line: None,
+        marker: Some(mark(d)),
+    }));
+    save_chart(
+        dir,
+        &format!("time-vs-gallery-{ds}"),
+        &Chart {
+            title: format!("Query time vs gallery size, {ds}"),
+            x_label: "gallery size (templates, log scale)",
+            y_label: "time per query (ms, log scale)",
+            log_x: true,
+            log_y: true,
+            series,
+            legend,
+        },
+    )
+}
+
+/// One bar per method, dimension and timed thing, for a sweep of one gallery size.
+fn time_bars(dir: &Path, ds: &str, of: &[&CellResult], gallery: usize) -> Result<()> {
+    let mut bars = Vec::new();
+    let mut used = Vec::new();
+    for r in of {
+        for (k, (_, color)) in TIMED.iter().enumerate() {
+            if let Some(v) = timed(r, k) {
+                bars.push((format!("{} {}-D", r.method, r.dim), v, *color));
+                used.push(k);
+            }
+        }
+    }
+    let mut legend = vec![Key::heading("timed")];
+    legend.extend(distinct(used.into_iter()).into_iter().map(|k| Key {
+        label: TIMED[k].0.into(),
+        color: TIMED[k].1,
+        line: Some(Line::Solid),
+        marker: Some(Marker::Square),
+    }));
+    save_bars(
+        dir,
+        &format!("time-per-method-{ds}"),
+        &Bars {
+            title: format!("Query time per method and mode, {ds} (gallery {gallery})"),
+            x_label: "time per query (ms, log scale)",
+            bars,
+            legend,
+        },
+    )
 }

@@ -6,7 +6,7 @@ use embeddings::{EmbeddingSet, l2_normalize_rows};
 use serde::Serialize;
 
 use crate::metrics::score_all;
-use crate::{Identification, Result, Split, Verification, search::Gallery, split_one_probe_per_identity};
+use crate::{Identification, Result, Split, Verification, search::PlainGallery, split_one_probe_per_identity};
 
 /// How to evaluate a set.
 #[derive(Debug, Clone)]
@@ -79,12 +79,12 @@ pub fn evaluate(set: &EmbeddingSet, opts: &EvalOptions) -> Result<EvalReport> {
     for d in 0..draws {
         let split = split_one_probe_per_identity(&set.labels, opts.seed + d as u64)?;
         let ((g, gl), (p, pl)) = split.parts(&data, &set.labels, set.dim);
-        let gallery = Gallery { data: &g, dim: set.dim };
+        let gallery = PlainGallery { data: &g, dim: set.dim };
         let (i, v) = score_all(gallery, &gl, &p, &pl, opts.max_rank, &opts.fars);
         if let Some((_, q)) = &quantized {
             let ((qg, _), (qp, _)) = split.parts(q, &set.labels, set.dim);
             quantized_rank1 +=
-                score_all(Gallery { data: &qg, dim: set.dim }, &gl, &qp, &pl, 1, &[]).0.rank(1) / draws as f64;
+                score_all(PlainGallery { data: &qg, dim: set.dim }, &gl, &qp, &pl, 1, &[]).0.rank(1) / draws as f64;
         }
         ids.push(i);
         vers.push(v);

@@ -5,14 +5,14 @@ use rayon::prelude::*;
 
 /// A row-major plaintext gallery.
 #[derive(Debug, Clone, Copy)]
-pub struct Gallery<'a> {
+pub struct PlainGallery<'a> {
     /// `len × dim` values.
     pub data: &'a [f32],
     /// The dimension.
     pub dim: usize,
 }
 
-impl Gallery<'_> {
+impl PlainGallery<'_> {
     /// Number of templates.
     pub fn len(&self) -> usize {
         self.data.len().checked_div(self.dim).unwrap_or(0)
@@ -32,7 +32,7 @@ impl Gallery<'_> {
 
 /// The `k` best `(gallery index, score)` of each probe, best first; probes are searched in
 /// parallel. Ties are broken by the lower gallery index, so results are deterministic.
-pub fn top_k(gallery: Gallery<'_>, probes: &[f32], k: usize) -> Vec<Vec<(usize, f32)>> {
+pub fn top_k(gallery: PlainGallery<'_>, probes: &[f32], k: usize) -> Vec<Vec<(usize, f32)>> {
     let k = k.min(gallery.len());
     probes
         .par_chunks_exact(gallery.dim.max(1))
@@ -62,7 +62,7 @@ mod tests {
         ) {
             let dim = 4;
             let n = g.len() / dim;
-            let gallery = Gallery { data: &g[..n * dim], dim };
+            let gallery = PlainGallery { data: &g[..n * dim], dim };
             let got = top_k(gallery, &p, k);
             for (pi, probe) in p.chunks_exact(dim).enumerate() {
                 let mut all: Vec<(usize, f32)> = (0..n).map(|i| (i, dot(&g[i * dim..(i + 1) * dim], probe))).collect();

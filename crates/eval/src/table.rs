@@ -6,12 +6,10 @@ use std::path::Path;
 
 use polars::prelude::*;
 
-use crate::sweep::{CellResult, write_atomic};
+use crate::atomic::write_atomic;
+use crate::cells::CellResult;
+use crate::config::Mode;
 use crate::{Error, Result};
-
-fn table_err(e: impl std::fmt::Display) -> Error {
-    Error::Table(e.to_string())
-}
 
 /// The results as a polars frame, one row per cell (CMC curves left out: see `cmc_frame`).
 pub fn results_frame(rows: &[CellResult]) -> Result<DataFrame> {
@@ -22,7 +20,7 @@ pub fn results_frame(rows: &[CellResult]) -> Result<DataFrame> {
         "dataset" => s(|r| r.dataset.clone()),
         "method" => s(|r| r.method.clone()),
         "dim" => u(|r| r.dim),
-        "mode" => s(|r| r.mode.clone()),
+        "mode" => s(|r| r.mode.to_string()),
         "gallery" => u(|r| r.gallery),
         "probes" => u(|r| r.probes),
         "rank1" => x(|r| r.rank1),
@@ -38,7 +36,7 @@ pub fn results_frame(rows: &[CellResult]) -> Result<DataFrame> {
         "speedup_vs_hers" => x(|r| r.speedup_vs_hers),
         "exact" => rows.iter().map(|r| r.exact).collect::<Vec<_>>(),
     )
-    .map_err(table_err)
+    .map_err(Error::from)
 }
 
 /// CMC curves in long form: one row per cell and rank.
@@ -50,30 +48,33 @@ pub fn cmc_frame(rows: &[CellResult]) -> Result<DataFrame> {
             ds.push(r.dataset.clone());
             me.push(r.method.clone());
             di.push(r.dim as u64);
-            mo.push(r.mode.clone());
+            mo.push(r.mode.to_string());
             ga.push(r.gallery as u64);
             rk.push(i as u64 + 1);
             acc.push(*a);
         }
     }
     df!("dataset" => ds, "method" => me, "dim" => di, "mode" => mo, "gallery" => ga, "rank" => rk, "accuracy" => acc)
-        .map_err(table_err)
+        .map_err(Error::from)
 }
 
-/// Writes `results.parquet`, `results.csv`, `cmc.csv` and `summary.md` into `dir`.
+/// Writes `results.parquet`, `results.csv`, `cmc.csv` and `summary.md` into `dir`, each
+/// atomically.
 pub fn write_results(dir: &Path, rows: &[CellResult]) -> Result<()> {
-    let df = results_frame(rows)?;
-    let write = |name: &str, f: &dyn Fn(&mut std::fs::File) -> PolarsResult<()>| -> Result<()> {
-        let tmp = dir.join(format!("{name}.tmp"));
-        let mut file = std::fs::File::create(&tmp).map_err(|e| crate::sweep::io(&tmp, e))?;
-        f(&mut file).map_err(table_err)?;
-        std::fs::rename(&tmp, dir.join(name)).map_err(|e| crate::sweep::io(dir, e))
-    };
-    write("results.parquet", &|file| ParquetWriter::new(file).finish(&mut df.clone()).map(|_| ()))?;
-    write("results.csv", &|file| CsvWriter::new(file).include_header(true).finish(&mut df.clone()))?;
-    let cmc = cmc_frame(rows)?;
-    write("cmc.csv", &|file| CsvWriter::new(file).include_header(true).finish(&mut cmc.clone()))?;
+    let mut df = results_frame(rows)?;
+    let mut bytes = Vec::new();
+    ParquetWriter::new(&mut bytes).finish(&mut df)?;
+    write_atomic(&dir.join("results.parquet"), &bytes)?;
+    write_atomic(&dir.join("results.csv"), &csv(&mut df)?)?;
+    write_atomic(&dir.join("cmc.csv"), &csv(&mut cmc_frame(rows)?)?)?;
     write_atomic(&dir.join("summary.md"), summary(rows).as_bytes())
+}
+
+/// A frame as CSV with a header.
+fn csv(df: &mut DataFrame) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    CsvWriter::new(&mut bytes).include_header(true).finish(df)?;
+    Ok(bytes)
 }
 
 /// A markdown table like the paper's: rank-1 (and TAR) per method and dimension, then the
@@ -103,7 +104,7 @@ pub fn summary(rows: &[CellResult]) -> String {
             r.query_ms,
             f(r.hers_query_ms, 1),
             f(r.speedup_vs_hers, 1),
-            if r.mode != "plaintext" { if r.exact { "yes" } else { "NO" } } else { "–" },
+            if r.mode != Mode::Plaintext { if r.exact { "yes" } else { "NO" } } else { "–" },
         );
     }
     s

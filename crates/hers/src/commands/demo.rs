@@ -1,24 +1,32 @@
 //! `hers demo`: the whole pipeline on the shipped real data, one table at the end.
 //!
-//! Train DeepMDS++ briefly on the training verses, project the test verses to 16-D, generate
-//! keys, enrol the 16-D gallery encrypted, search every probe encrypted, rescore each probe's
-//! candidates in an encrypted full-dimension gallery (two-stage search), and compare rank-1 and
-//! query time with plaintext search at full dimension and at 16-D.
+//! Train the config's learned method (DeepMDS-rank as shipped) briefly on the training verses,
+//! project the test verses to 16-D, generate keys, enrol the 16-D gallery encrypted, search every
+//! probe encrypted, rescore each probe's candidates in an encrypted full-dimension gallery
+//! (two-stage search), and compare rank-1 and query time with plaintext search at full dimension
+//! and at 16-D. Data and config are found from the working directory (the repository root) or
+//! the `--data` / `--config` flags.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
-use dimred::{Config, Reducer, TrainOptions};
+use dimred::{CacheOptions, Config, Reducer, fit_or_load};
 use embeddings::{EmbeddingSet, l2_normalize_rows, write_set};
-use eval::{EvalOptions, Gallery, evaluate, from_score_rows, split_one_probe_per_identity, top_k, two_stage_scores};
+use eval::{
+    EvalOptions, PlainGallery, evaluate, from_score_rows, split_one_probe_per_identity, top_k, two_stage_scores,
+};
 
 /// Arguments of `hers demo`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Folder with the shipped data (default: `data/` of the working directory or of the checkout).
-    #[arg(long)]
-    data: Option<PathBuf>,
+    /// Folder with the shipped data (`bible-minilm-train.parquet`, `bible-minilm-test.parquet`);
+    /// relative paths start at the working directory, by default the repository root.
+    #[arg(long, default_value = "data")]
+    data: PathBuf,
+    /// The training config of the reduction (its method names the model folder).
+    #[arg(long, default_value = "configs/bible-minilm.toml")]
+    config: PathBuf,
     /// Where the demo writes its files.
     #[arg(long, default_value = "experiments/demo")]
     out: PathBuf,
@@ -36,21 +44,20 @@ pub struct Args {
     retrain: bool,
 }
 
-/// Finds the shipped `data/` folder.
-pub fn data_dir(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
-    let candidates = given.into_iter().chain([PathBuf::from("data"), repo_root().join("data")]);
-    for c in candidates {
-        if c.join("bible-minilm-test.parquet").exists() {
-            return Ok(c);
-        }
-    }
-    anyhow::bail!(
-        "cannot find data/bible-minilm-test.parquet; run the demo from the repository root or pass --data DIR"
-    )
-}
+/// File names of the shipped data set.
+const TRAIN_FILE: &str = "bible-minilm-train.parquet";
+const TEST_FILE: &str = "bible-minilm-test.parquet";
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+/// Checks that `file` exists, saying which flag sets it and from where a relative path starts.
+fn require(file: &Path, flag: &str) -> anyhow::Result<()> {
+    if file.is_file() {
+        return Ok(());
+    }
+    let cwd = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_else(|_| "?".into());
+    anyhow::bail!(
+        "cannot find {} (relative to the working directory {cwd}); run the demo from the repository root or pass {flag}",
+        file.display()
+    )
 }
 
 struct Row {
@@ -62,10 +69,16 @@ struct Row {
 
 /// Runs the demo.
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let data = data_dir(a.data)?;
+    let train_path = a.data.join(TRAIN_FILE);
+    let test_path = a.data.join(TEST_FILE);
+    require(&test_path, "--data DIR")?;
+    require(&train_path, "--data DIR")?;
+    require(&a.config, "--config FILE")?;
+    let mut config = Config::from_file(&a.config)?;
+    config.train.epochs = a.epochs;
+    config.train.stage_epochs.clear();
+    config.data.train = train_path.clone();
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    let train_path = data.join("bible-minilm-train.parquet");
-    let test_path = data.join("bible-minilm-test.parquet");
     let test = embeddings::read_set(&test_path).with_context(|| format!("reading {}", test_path.display()))?;
     let mut rows = Vec::new();
 
@@ -79,9 +92,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         query_ms: plain_query_ms(&test)?,
     });
 
-    // 2. DeepMDS++, trained briefly (or reused), then the test set projected.
-    let model_dir = a.out.join("model-deepmds++");
-    let (reducer, train_s) = train_or_load(&train_path, &model_dir, a.epochs, a.retrain)?;
+    // 2. The config's method (DeepMDS-rank as shipped), trained briefly (or reused), then the
+    //    test set projected.
+    let model_dir = a.out.join(format!("model-{}", config.train.method));
+    let (reducer, train_s) = train_or_load(&config, &train_path, &model_dir, a.retrain)?;
     let method = reducer.method().to_string();
     let projected = project(&reducer, &test, a.dim)?;
     let projected_path = a.out.join(format!("bible-minilm-test-{}d.parquet", a.dim));
@@ -190,7 +204,7 @@ fn plain_query_ms(set: &EmbeddingSet) -> anyhow::Result<f64> {
     l2_normalize_rows(&mut g, set.dim);
     l2_normalize_rows(&mut p, set.dim);
     let t = Instant::now();
-    let _ = top_k(Gallery { data: &g, dim: set.dim }, &p, 10);
+    let _ = top_k(PlainGallery { data: &g, dim: set.dim }, &p, 10);
     Ok(t.elapsed().as_secs_f64() * 1e3 / split.probes.len() as f64)
 }
 
@@ -202,29 +216,25 @@ fn run_quantised(g: &[f32], p: &[f32], dim: usize) -> anyhow::Result<Vec<Vec<i64
     Ok(qp.iter().map(|p| qg.iter().map(|t| encsearch::int_dot(p, t)).collect()).collect())
 }
 
-fn train_or_load(train_path: &Path, dir: &Path, epochs: usize, retrain: bool) -> anyhow::Result<(Reducer, f64)> {
-    if !retrain
-        && let Ok((r, _, meta)) = Reducer::load(dir, None)
-        && meta.complete()
-    {
-        eprintln!("[2/4] reusing the {} model in {} (--retrain to train again)", r.method(), dir.display());
-        return Ok((r, meta.train_seconds));
+/// The demo's model: reused from `dir` when finished (unless `retrain`), else trained on the
+/// training verses and written there.
+fn train_or_load(config: &Config, train_path: &Path, dir: &Path, retrain: bool) -> anyhow::Result<(Reducer, f64)> {
+    let options = CacheOptions { refit: retrain, resume: false, progress: true };
+    let fitted = fit_or_load(config, dir, options, || {
+        let train = embeddings::read_set(train_path)?;
+        eprintln!(
+            "[2/4] training {} on {} rows ({} epochs per stage)",
+            config.train.method,
+            train.len(),
+            config.train.epochs
+        );
+        Ok(train)
+    })
+    .with_context(|| format!("training or loading the model in {}", dir.display()))?;
+    if fitted.loaded {
+        eprintln!("[2/4] reusing the {} model in {} (--retrain to train again)", fitted.meta.method, dir.display());
     }
-    let config_path = [PathBuf::from("configs/bible-minilm.toml"), repo_root().join("configs/bible-minilm.toml")]
-        .into_iter()
-        .find(|p| p.exists())
-        .context("cannot find configs/bible-minilm.toml; run the demo from the repository root")?;
-    let mut config = Config::from_file(&config_path)?;
-    config.train.epochs = epochs;
-    config.train.stage_epochs.clear();
-    config.data.train = train_path.to_path_buf();
-    let train = embeddings::read_set(train_path).with_context(|| format!("reading {}", train_path.display()))?;
-    eprintln!("[2/4] training {} on {} rows ({} epochs per stage)", config.train.method, train.len(), epochs);
-    let t = Instant::now();
-    let options = TrainOptions { out_dir: Some(dir.to_path_buf()), resume: false, progress: true };
-    let (reducer, meta) = Reducer::fit(&config, &train, &options)?;
-    reducer.save(dir, &config, &meta)?;
-    Ok((reducer, t.elapsed().as_secs_f64()))
+    Ok((fitted.reducer, fitted.seconds))
 }
 
 fn project(reducer: &Reducer, set: &EmbeddingSet, dim: usize) -> anyhow::Result<EmbeddingSet> {

@@ -1,4 +1,7 @@
 //! The identification protocol: one probe per identity, every other sample in the gallery.
+//!
+//! The one draw of probes in the workspace: validation during training ([`crate::metrics`]) and
+//! eval's identification use the same split, so a seed means the same probes everywhere.
 
 use std::collections::BTreeMap;
 
@@ -33,7 +36,8 @@ impl Split {
 }
 
 /// Draws one probe per identity (among identities with ≥ 2 samples), seeded; the rest of the
-/// rows form the gallery, so every probe has at least one mate in it.
+/// rows form the gallery, so every probe has at least one mate in it. Fails with
+/// [`Error::NoMates`] when no identity has two samples.
 pub fn split_one_probe_per_identity(labels: &[i64], seed: u64) -> Result<Split> {
     let mut by_label: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
     for (i, &l) in labels.iter().enumerate() {
@@ -48,9 +52,7 @@ pub fn split_one_probe_per_identity(labels: &[i64], seed: u64) -> Result<Split> 
         probes.push(p);
     }
     if probes.is_empty() {
-        return Err(Error::Protocol(
-            "no identity has two samples, so no probe can have a mate in the gallery; identification needs at least two rows per label".into(),
-        ));
+        return Err(Error::NoMates);
     }
     let gallery = (0..labels.len()).filter(|&i| !is_probe[i]).collect();
     Ok(Split { probes, gallery })
