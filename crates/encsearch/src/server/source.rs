@@ -47,6 +47,8 @@ impl ChunkSource for HotGallery {
 pub struct HotSlice<'a> {
     gallery: &'a HotGallery,
     chunks: Range<usize>,
+    /// The slice's slot ids, taken once when the slice is made (not on every query).
+    slot_ids: Arc<Vec<Option<String>>>,
 }
 
 impl HotGallery {
@@ -57,7 +59,9 @@ impl HotGallery {
                 reason: format!("chunks {chunks:?} of a gallery of {}", self.chunks.len()),
             });
         }
-        Ok(HotSlice { gallery: self, chunks })
+        let per = self.slot_ids.len().checked_div(self.chunks.len()).unwrap_or(0);
+        let slot_ids = Arc::new(self.slot_ids.get(chunks.start * per..chunks.end * per).unwrap_or_default().to_vec());
+        Ok(HotSlice { gallery: self, chunks, slot_ids })
     }
 }
 
@@ -72,8 +76,7 @@ impl ChunkSource for HotSlice<'_> {
         self.gallery.hot_chunk(server, self.chunks.start + i)
     }
     fn slot_ids(&self) -> Arc<Vec<Option<String>>> {
-        let per = self.gallery.slot_ids.len().checked_div(self.gallery.chunks.len()).unwrap_or(0);
-        Arc::new(self.gallery.slot_ids.get(self.chunks.start * per..self.chunks.end * per).unwrap_or_default().to_vec())
+        self.slot_ids.clone()
     }
 }
 
