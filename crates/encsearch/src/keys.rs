@@ -75,7 +75,7 @@ impl PublicParams {
     pub fn save(&self, dir: &Path) -> Result<()> {
         let file = dir.join(PUBLIC_FILE);
         let text = serde_json::to_string_pretty(self).map_err(|source| Error::Json { path: file.clone(), source })?;
-        crate::store::write_atomic(&file, text.as_bytes())
+        embeddings::atomic::write_atomic(&file, text.as_bytes()).map_err(|e| Error::io(&file, e))
     }
 }
 

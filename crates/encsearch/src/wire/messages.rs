@@ -275,7 +275,7 @@ impl Response {
 pub struct FineProbe {
     /// Probe id.
     pub probe_id: String,
-    /// The probe as one ciphertext of `p(x⁻¹)` (see [`crate::pack_probe_coefficients`]).
+    /// The probe as one ciphertext of `p(x⁻¹)` (see `pack.rs`).
     pub probe: EncryptedProbe,
     /// Gallery ids to rescore. The server learns these ids (which templates were candidates),
     /// never a score.
