@@ -190,13 +190,7 @@ impl Client {
             return Err(Error::InvalidArgument { reason: format!("{} ids for {} probes", probe_ids.len(), q.len()) });
         }
         let probes = q.iter().map(|p| self.encrypt_probe(p, rng)).collect::<Result<Vec<_>>>()?;
-        Ok(Query {
-            key_id: self.keys.key_id().clone(),
-            scale: self.quantizer.scale,
-            metric: self.quantizer.metric,
-            probe_ids,
-            probes,
-        })
+        self.query_of(probe_ids, probes)
     }
 
     /// Encrypts the second-stage query of a two-stage search: each full-dimension probe (row-major
