@@ -193,8 +193,13 @@ fn tick(x: f64) -> String {
     }
 }
 
+/// `x` with two decimals, more below 0.01 (so 0.001 does not read 0), trailing zeros dropped.
 fn trim(x: f64) -> String {
-    let s = format!("{x:.2}");
+    if x.abs() < 1e-9 {
+        return "0".into();
+    }
+    let digits = (2 - x.abs().log10().floor() as i32).clamp(2, 8) as usize;
+    let s = format!("{x:.digits$}");
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
@@ -297,7 +302,7 @@ where
         .margin(15)
         .x_label_area_size(45)
         .y_label_area_size(20 + 8 * longest)
-        .build_cartesian_2d((x0..x1).log_scale(), (0..n as i32).into_segmented())?;
+        .build_cartesian_2d((x0..x1).log_scale(), (0..n as i32 - 1).into_segmented())?;
     // The first bar on top.
     let row = |i: usize| (n - 1 - i) as i32;
     let labels: Vec<&str> = chart.bars.iter().map(|b| b.0.as_str()).collect();
