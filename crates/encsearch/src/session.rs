@@ -26,6 +26,14 @@ pub struct Timings {
     pub decrypt: f64,
 }
 
+impl std::ops::AddAssign for Timings {
+    fn add_assign(&mut self, other: Timings) {
+        self.encrypt += other.encrypt;
+        self.score += other.score;
+        self.decrypt += other.decrypt;
+    }
+}
+
 /// A finished search: the ranked matches and where the time went.
 #[derive(Debug, Clone)]
 pub struct Searched {

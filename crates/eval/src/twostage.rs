@@ -4,11 +4,11 @@
 
 use std::collections::HashMap;
 
-use encsearch::{Client, ClientKeys, FineChunks, Match, ServerContext, Session, TopK, int_dot};
+use encsearch::{Client, ClientKeys, FineChunks, Match, ServerContext, Session, Timings, TopK, int_dot};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
-use crate::encrypted::{EncryptedRun, encrypted_scores, preset_for};
+use crate::encrypted::{EncryptedRun, PROBES_PER_QUERY, encrypted_scores, preset_for};
 use crate::{Error, Result};
 
 /// A two-stage run: score rows for the metrics and the cost of each stage.
@@ -82,15 +82,23 @@ pub fn two_stage_scores(
         .collect();
     let probe_ids: Vec<String> = (0..n_probes).map(|p| p.to_string()).collect();
     let source = FineChunks { quantizer: &q, chunks: &chunks, index: &index };
-    let fine = Session::new(&client).rescore(
-        &probe_ids,
-        &full_probes[..n_probes * full_dim],
-        &first,
-        candidates,
-        &mut rng,
-        |fq| server.score_candidates(fq, &source),
-    )?;
-    let matches = fine.matches;
+    let session = Session::new(&client);
+    let (mut matches, mut fine_timings, mut fine_ciphertexts) = (Vec::new(), Timings::default(), 0usize);
+    // In queries of PROBES_PER_QUERY probes, as the first stage (memory stays bounded).
+    for start in (0..n_probes).step_by(PROBES_PER_QUERY) {
+        let end = (start + PROBES_PER_QUERY).min(n_probes);
+        let fine = session.rescore(
+            &probe_ids[start..end],
+            &full_probes[start * full_dim..end * full_dim],
+            &first,
+            candidates,
+            &mut rng,
+            |fq| server.score_candidates(fq, &source),
+        )?;
+        fine_timings += fine.timings;
+        fine_ciphertexts += fine.ciphertexts;
+        matches.extend(fine.matches);
+    }
 
     // Candidates sit above every other template: fine scores and first-stage scores are both
     // below t/2 < 2^31 in magnitude, so a 2^40 offset separates the two bands.
@@ -118,10 +126,10 @@ pub fn two_stage_scores(
     Ok(TwoStageRun {
         scores,
         coarse,
-        fine_encrypt_ms: fine.timings.encrypt * 1e3 / per,
-        fine_score_ms: fine.timings.score * 1e3 / per,
-        fine_decrypt_ms: fine.timings.decrypt * 1e3 / per,
-        fine_ciphertexts: fine.ciphertexts as f64 / per,
+        fine_encrypt_ms: fine_timings.encrypt * 1e3 / per,
+        fine_score_ms: fine_timings.score * 1e3 / per,
+        fine_decrypt_ms: fine_timings.decrypt * 1e3 / per,
+        fine_ciphertexts: fine_ciphertexts as f64 / per,
         fine_scale: q.scale,
         exact,
     })

@@ -14,8 +14,7 @@ use anyhow::Context;
 use dimred::{CacheOptions, Config, Reducer, fit_or_load};
 use embeddings::{EmbeddingSet, l2_normalize_rows, write_set};
 use eval::{
-    EvalOptions, PlainGallery, TwoStageRun, evaluate, from_score_rows, split_one_probe_per_identity, top_k,
-    two_stage_scores,
+    EvalOptions, PlainGallery, evaluate, from_score_rows, split_one_probe_per_identity, top_k, two_stage_scores,
 };
 
 /// Arguments of `hers demo`.
@@ -123,7 +122,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     l2_normalize_rows(&mut full_data, test.dim);
     let ((fg, _), (fp, _)) = split.parts(&full_data, &test.labels, test.dim);
     let t = Instant::now();
-    let two = two_stage_in_batches(&g, &p, a.dim, &fg, &fp, test.dim, a.candidates)?;
+    let two = two_stage_scores(&g, &p, a.dim, &fg, &fp, test.dim, a.candidates, 1, 0)?;
     let total_s = t.elapsed().as_secs_f64();
     let run = &two.coarse;
     let (ident, _) = from_score_rows(&run.scores, &gl, &pl, 20, &[]);
@@ -188,8 +187,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         two.fine_ciphertexts, two.fine_encrypt_ms, two.fine_score_ms, two.fine_decrypt_ms, two.exact
     );
     println!(
-        "{method} training: {:.0} s; encrypted enrolment {:.2} s; encrypted search of all probes, both stages {:.1} s \
-         (in batches of {PROBE_BATCH} probes, each with its own keys and enrolment)",
+        "{method} training: {:.0} s; encrypted enrolment {:.2} s; encrypted search of all probes, both stages {:.1} s",
         train_s, run.enroll_s, total_s
     );
     println!("\nfiles: model {}, projected set {}", model_dir.display(), projected_path.display());
@@ -197,79 +195,6 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         anyhow::bail!("encrypted scores differ from the plaintext integer scores: this is a bug, please report it");
     }
     Ok(())
-}
-
-/// Probes encrypted and searched together. An encrypted 16-D probe is 16 ciphertexts (2 MB at
-/// N = 4096): the 2000 probes of the shipped set encrypted at once held 4.2 GB, most of the
-/// demo's 5.2 GB peak. Batches keep it to a few hundred MB; scores and rank-1 are the same.
-const PROBE_BATCH: usize = 200;
-
-/// [`two_stage_scores`] over the probes in batches of [`PROBE_BATCH`] (each batch with its own
-/// keys, seeded by the batch number), merged: score rows in probe order, per-probe times
-/// averaged over all probes, `exact` only if every batch was exact.
-fn two_stage_in_batches(
-    gallery: &[f32],
-    probes: &[f32],
-    dim: usize,
-    full_gallery: &[f32],
-    full_probes: &[f32],
-    full_dim: usize,
-    candidates: usize,
-) -> anyhow::Result<TwoStageRun> {
-    let n = probes.len() / dim;
-    let mut merged: Option<TwoStageRun> = None;
-    for (batch, start) in (0..n).step_by(PROBE_BATCH).enumerate() {
-        let end = (start + PROBE_BATCH).min(n);
-        let mut b = two_stage_scores(
-            gallery,
-            &probes[start * dim..end * dim],
-            dim,
-            full_gallery,
-            &full_probes[start * full_dim..end * full_dim],
-            full_dim,
-            candidates,
-            1,
-            batch as u64,
-        )?;
-        // Per-probe figures become sums here and averages at the end.
-        let k = (end - start) as f64;
-        let c = &mut b.coarse;
-        for x in [&mut c.encrypt_ms, &mut c.score_ms, &mut c.decrypt_ms, &mut c.hers_score_ms, &mut c.enroll_s] {
-            *x *= k;
-        }
-        for x in [&mut b.fine_encrypt_ms, &mut b.fine_score_ms, &mut b.fine_decrypt_ms, &mut b.fine_ciphertexts] {
-            *x *= k;
-        }
-        match merged.as_mut() {
-            None => merged = Some(b),
-            Some(m) => {
-                let (mc, bc) = (&mut m.coarse, b.coarse);
-                mc.scores.extend(bc.scores);
-                mc.encrypt_ms += bc.encrypt_ms;
-                mc.score_ms += bc.score_ms;
-                mc.decrypt_ms += bc.decrypt_ms;
-                mc.hers_score_ms += bc.hers_score_ms;
-                mc.enroll_s += bc.enroll_s;
-                mc.exact &= bc.exact;
-                m.scores.extend(b.scores);
-                m.fine_encrypt_ms += b.fine_encrypt_ms;
-                m.fine_score_ms += b.fine_score_ms;
-                m.fine_decrypt_ms += b.fine_decrypt_ms;
-                m.fine_ciphertexts += b.fine_ciphertexts;
-                m.exact &= b.exact;
-            }
-        }
-    }
-    let mut m = merged.context("no probes to search")?;
-    let per = n as f64;
-    let c = &mut m.coarse;
-    for x in [&mut c.encrypt_ms, &mut c.score_ms, &mut c.decrypt_ms, &mut c.hers_score_ms, &mut c.enroll_s] {
-        *x /= per;
-    }
-    for x in [&mut m.fine_encrypt_ms, &mut m.fine_score_ms, &mut m.fine_decrypt_ms, &mut m.fine_ciphertexts] {
-        *x /= per;
-    }
-    Ok(m)
 }
 
 /// Plaintext brute-force top-10 time per probe.
