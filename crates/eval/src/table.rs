@@ -1,5 +1,7 @@
-//! The results of a sweep as tables: `results.parquet` and `results.csv` (polars), the CMC
-//! curves in long form (`cmc.csv`), and `summary.md`, a table like the paper's.
+//! The results of a sweep as tables: `results.parquet` and `results.csv`, the CMC curves in
+//! long form (`cmc.csv`), and `summary.md`, a table like the paper's. The frames are built with
+//! polars; the parquet file is written with arrow/parquet (the stack the embedding sets use), so
+//! the build carries one parquet implementation, not two.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -62,12 +64,52 @@ pub fn cmc_frame(rows: &[CellResult]) -> Result<DataFrame> {
 /// atomically.
 pub fn write_results(dir: &Path, rows: &[CellResult]) -> Result<()> {
     let mut df = results_frame(rows)?;
-    let mut bytes = Vec::new();
-    ParquetWriter::new(&mut bytes).finish(&mut df)?;
-    write_atomic(&dir.join("results.parquet"), &bytes)?;
+    write_atomic(&dir.join("results.parquet"), &parquet(&df)?)?;
     write_atomic(&dir.join("results.csv"), &csv(&mut df)?)?;
     write_atomic(&dir.join("cmc.csv"), &csv(&mut cmc_frame(rows)?)?)?;
     write_atomic(&dir.join("summary.md"), summary(rows).as_bytes())
+}
+
+/// A frame of string, unsigned, float and boolean columns as parquet bytes.
+fn parquet(df: &DataFrame) -> Result<Vec<u8>> {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray, UInt64Array};
+    use arrow::datatypes::{DataType as ArrowType, Field, Schema};
+
+    let table = |e: &dyn std::fmt::Display| Error::Table(e.to_string());
+    let mut fields = Vec::new();
+    let mut arrays: Vec<ArrayRef> = Vec::new();
+    for col in df.columns() {
+        let s = col.as_materialized_series();
+        let (ty, array): (ArrowType, ArrayRef) = match s.dtype() {
+            DataType::String => (ArrowType::Utf8, {
+                let c = s.str()?;
+                Arc::new((0..c.len()).map(|i| c.get(i)).collect::<StringArray>())
+            }),
+            DataType::UInt64 => (ArrowType::UInt64, {
+                let c = s.u64()?;
+                Arc::new((0..c.len()).map(|i| c.get(i)).collect::<UInt64Array>())
+            }),
+            DataType::Float64 => (ArrowType::Float64, {
+                let c = s.f64()?;
+                Arc::new((0..c.len()).map(|i| c.get(i)).collect::<Float64Array>())
+            }),
+            DataType::Boolean => (ArrowType::Boolean, {
+                let c = s.bool()?;
+                Arc::new((0..c.len()).map(|i| c.get(i)).collect::<BooleanArray>())
+            }),
+            other => return Err(table(&format!("column {} of type {other} has no parquet mapping", s.name()))),
+        };
+        fields.push(Field::new(s.name().as_str(), ty, true));
+        arrays.push(array);
+    }
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(|e| table(&e))?;
+    let mut bytes = Vec::new();
+    let mut w = parquet::arrow::ArrowWriter::try_new(&mut bytes, batch.schema(), None).map_err(|e| table(&e))?;
+    w.write(&batch).map_err(|e| table(&e))?;
+    w.close().map_err(|e| table(&e))?;
+    Ok(bytes)
 }
 
 /// A frame as CSV with a header.
@@ -108,4 +150,35 @@ pub fn summary(rows: &[CellResult]) -> String {
         );
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parquet_keeps_every_column_and_value() {
+        let df = df!(
+            "name" => ["a", "b", "c"],
+            "n" => [1u64, 2, 3],
+            "x" => [0.5f64, -1.0, 2.25],
+            "ok" => [true, false, true],
+        )
+        .expect("frame");
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("t.parquet");
+        std::fs::write(&path, parquet(&df).expect("parquet")).expect("write");
+        let file = std::fs::File::open(&path).expect("open");
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .expect("reader")
+            .build()
+            .expect("build");
+        let batches: Vec<_> = reader.map(|b| b.expect("batch")).collect();
+        let batch = &batches[0];
+        let names: Vec<String> = batch.schema().fields().iter().map(|f| f.name().clone()).collect();
+        assert_eq!(names, ["name", "n", "x", "ok"]);
+        assert_eq!(batch.num_rows(), 3);
+        let x = batch.column(2).as_any().downcast_ref::<arrow::array::Float64Array>().expect("f64");
+        assert_eq!(x.values().to_vec(), vec![0.5, -1.0, 2.25]);
+    }
 }
