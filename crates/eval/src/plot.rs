@@ -510,14 +510,7 @@ pub fn write_plots(dir: &Path, rows: &[CellResult]) -> Result<()> {
             });
         }
         legend.push(Key::heading("dimension"));
-        let mut rd = reduced_dims.clone();
-        rd.sort_unstable();
-        legend.extend(rd.iter().map(|&d| Key {
-            label: format!("{d}-D"),
-            color: NEUTRAL,
-            line: None,
-            marker: Some(mark(d)),
-        }));
+        legend.extend(dimension_keys(reduced_dims.clone(), mark));
         save_chart(
             dir,
             &format!("rank1-vs-dim-{ds}"),
@@ -608,14 +601,7 @@ fn time_vs_gallery(dir: &Path, ds: &str, of: &[&CellResult], dims: &[usize]) -> 
         marker: None,
     }));
     legend.push(Key::heading(&format!("dimension ({method})")));
-    let mut used_dims = distinct(used_dims.into_iter());
-    used_dims.sort_unstable();
-    legend.extend(used_dims.into_iter().map(|d| Key {
-        label: format!("{d}-D"),
-        color: NEUTRAL,
-        line: None,
-        marker: Some(mark(d)),
-    }));
+    legend.extend(dimension_keys(distinct(used_dims.into_iter()), mark));
     save_chart(
         dir,
         &format!("time-vs-gallery-{ds}"),
@@ -660,4 +646,12 @@ fn time_bars(dir: &Path, ds: &str, of: &[&CellResult], gallery: usize) -> Result
             legend,
         },
     )
+}
+
+/// Legend keys for dimensions, smallest first: one marker each (`mark`), in the neutral colour.
+fn dimension_keys(mut dims: Vec<usize>, mark: impl Fn(usize) -> Marker) -> Vec<Key> {
+    dims.sort_unstable();
+    dims.into_iter()
+        .map(|d| Key { label: format!("{d}-D"), color: NEUTRAL, line: None, marker: Some(mark(d)) })
+        .collect()
 }
