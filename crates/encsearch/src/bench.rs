@@ -132,9 +132,14 @@ fn median<T>(repeats: usize, mut f: impl FnMut() -> Result<T>) -> Result<(f64, T
         last = Some(f()?);
         times.push(secs(t));
     }
-    times.sort_by(f64::total_cmp);
     let out = last.ok_or_else(|| Error::InvalidArgument { reason: "no repetition ran".into() })?;
-    Ok((times[times.len() / 2], out))
+    Ok((middle(times), out))
+}
+
+/// The median of at least one time.
+fn middle(mut times: Vec<f64>) -> f64 {
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
 }
 
 fn secs(t: Instant) -> f64 {
@@ -236,7 +241,9 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
     };
 
     let probe = rows[..dim].to_vec();
-    let query_bytes = client.encrypt_query(vec!["probe".into()], &probe, &mut rng)?.to_bytes().len();
+    // One encrypted query for the baseline comparison and the size figure.
+    let query = client.encrypt_query(vec!["probe".into()], &probe, &mut rng)?;
+    let query_bytes = query.to_bytes().len();
     // The query as a client runs it (encrypt → score → decrypt + top-k), `repeats` times.
     let session = Session::new(&client);
     let mut runs = Vec::new();
@@ -247,16 +254,11 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
         last = Some((s.response, s.matches));
     }
     let (resp, top) = last.ok_or_else(|| Error::InvalidArgument { reason: "no repetition ran".into() })?;
-    let step = |f: fn(&Timings) -> f64| {
-        let mut v: Vec<f64> = runs.iter().map(f).collect();
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
+    let step = |f: fn(&Timings) -> f64| middle(runs.iter().map(f).collect());
     let (encrypt_s, score_s, decrypt_topk_s) = (step(|t| t.encrypt), step(|t| t.score), step(|t| t.decrypt));
     let exact = check_exact(&client, &rows, &probe, &resp, &top, cfg)?;
 
     // Baseline comparison on the first `baseline_size` templates, same probe, same cores.
-    let query = client.encrypt_query(vec!["probe".into()], &probe, &mut rng)?;
     let first = gallery.slice(0..bchunks)?;
     let (ours_at_baseline_s, _) = median(cfg.repeats, || server.score(&query, &first))?;
     let hers = HersBaseline::new(&server, &client.relinearization_key(&mut rng)?)?;

@@ -157,27 +157,27 @@ impl<'c> Session<'c> {
     }
 
     /// The second stage of a two-stage search: encrypts the full-dimension probes `rows` (ids
-    /// `probe_ids`, in that order) with each probe's candidates from the first stage's
-    /// `first`, has `server` gather and score them, and ranks them (at most `k` per probe).
+    /// `probe_ids`, in that order) with each probe's candidate ids (`candidates[i]` for probe i;
+    /// from a first stage's matches: [`candidate_lists`]), has `server` gather and score them,
+    /// and ranks them (at most `k` per probe).
     pub fn rescore<R: RngCore + CryptoRng>(
         &self,
         probe_ids: &[String],
         rows: &[f32],
-        first: &[Match],
+        candidates: Vec<Vec<String>>,
         k: usize,
         rng: &mut R,
         server: impl FnOnce(&FineQuery) -> Result<FineResponse>,
     ) -> Result<Rescored> {
-        let lists = candidate_lists(probe_ids, first);
-        let candidates = lists.iter().map(Vec::len).sum();
-        let (query, encrypt) = timed(|| self.client.encrypt_fine_query(probe_ids.to_vec(), rows, lists, rng))?;
+        let count = candidates.iter().map(Vec::len).sum();
+        let (query, encrypt) = timed(|| self.client.encrypt_fine_query(probe_ids.to_vec(), rows, candidates, rng))?;
         let (response, score) = timed(|| server(&query))?;
         let (matches, decrypt) = timed(|| self.client.decrypt_fine(&response, k))?;
         Ok(Rescored {
             matches,
             timings: Timings { encrypt, score, decrypt },
             ciphertexts: response.ciphertexts(),
-            candidates,
+            candidates: count,
         })
     }
 

@@ -4,9 +4,7 @@
 
 use std::time::Instant;
 
-use encsearch::{
-    Client, ClientKeys, HersBaseline, HotGallery, Preset, Quantizer, ServerContext, Session, Timings, int_dot,
-};
+use encsearch::{Client, ClientKeys, HersBaseline, HotGallery, Preset, ServerContext, Session, Timings, int_dot};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use serde::Serialize;
@@ -116,7 +114,6 @@ pub fn encrypted_scores(
         0.0
     };
 
-    let q = Quantizer::new(&public.params, dim)?;
     let qg = q.template_rows(gallery)?;
     let qp = q.probe_rows(probes)?;
     let exact =

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use encsearch::{Client, ClientKeys, FineChunks, Match, ServerContext, Session, Timings, TopK, int_dot};
+use encsearch::{Client, ClientKeys, FineChunks, ServerContext, Session, Timings, TopK, int_dot};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
@@ -67,19 +67,6 @@ pub fn two_stage_scores(
     let index: HashMap<String, usize> = (0..n_gallery).map(|g| (g.to_string(), g)).collect();
 
     let lists: Vec<Vec<usize>> = coarse.scores.iter().map(|row| top_indices(row, candidates)).collect();
-    let first: Vec<Match> = lists
-        .iter()
-        .enumerate()
-        .flat_map(|(p, l)| {
-            l.iter().enumerate().map(move |(r, g)| Match {
-                probe_id: p.to_string(),
-                rank: r + 1,
-                gallery_id: g.to_string(),
-                score: 0,
-                similarity: 0.0,
-            })
-        })
-        .collect();
     let probe_ids: Vec<String> = (0..n_probes).map(|p| p.to_string()).collect();
     let source = FineChunks { quantizer: &q, chunks: &chunks, index: &index };
     let session = Session::new(&client);
@@ -90,7 +77,7 @@ pub fn two_stage_scores(
         let fine = session.rescore(
             &probe_ids[start..end],
             &full_probes[start * full_dim..end * full_dim],
-            &first,
+            lists[start..end].iter().map(|l| l.iter().map(usize::to_string).collect()).collect(),
             candidates,
             &mut rng,
             |fq| server.score_candidates(fq, &source),

@@ -36,7 +36,7 @@ impl Slots {
         self.ids.iter().flatten().filter(|id| !removed.contains(*id)).count()
     }
 
-    /// Whether `id` was ever enrolled (removed ids included: an id is never reused).
+    /// Every id ever enrolled, removed ones included (an id is never reused).
     pub(crate) fn all_ids(&self) -> impl Iterator<Item = &String> {
         self.ids.iter().flatten()
     }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
-use encsearch::{Client, ClientKeys, Match, Session};
+use encsearch::{Client, ClientKeys, Match, Session, candidate_lists};
 
 use super::open::{load_hot, load_keys, load_probes, open_gallery_for, probe_rows, server_for, write_matches};
 
@@ -106,7 +106,7 @@ fn fine_stage(
     let client = Client::with_quantizer(keys, g.quantizer())?;
     let server = server_for(&g)?;
     let r = Session::new(&client)
-        .rescore(ids, &rows, first, k, &mut rand::rng(), |q| server.score_candidates(q, &g))
+        .rescore(ids, &rows, candidate_lists(ids, first), k, &mut rand::rng(), |q| server.score_candidates(q, &g))
         .context("the fine stage could not gather the candidates")?;
     eprintln!(
         "fine stage: {} candidates in {} ciphertexts ({}-D): encrypt {:.1} ms, gather+score {:.1} ms, decrypt+rank {:.1} ms",
