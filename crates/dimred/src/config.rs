@@ -43,12 +43,23 @@ pub enum Method {
     /// hers' extension, not in the seed.
     #[serde(rename = "deepmds-rank")]
     DeepMdsRank,
+    /// A projection head initialised from the fitted LDA (or PCA) map and fine-tuned with a
+    /// supervised contrastive loss over identity-balanced batches: hers' default, not in the seed.
+    #[serde(rename = "supcon")]
+    SupCon,
 }
 
 impl Method {
     /// Every method, in the order of the paper's ablation (then hers' extension).
-    pub const ALL: [Method; 6] =
-        [Method::Pca, Method::Lda, Method::DeepMds, Method::DeepMdsCov, Method::DeepMdsPlusPlus, Method::DeepMdsRank];
+    pub const ALL: [Method; 7] = [
+        Method::Pca,
+        Method::Lda,
+        Method::DeepMds,
+        Method::DeepMdsCov,
+        Method::DeepMdsPlusPlus,
+        Method::DeepMdsRank,
+        Method::SupCon,
+    ];
 
     /// The name used in configs and on the command line.
     pub fn name(self) -> &'static str {
@@ -59,12 +70,18 @@ impl Method {
             Method::DeepMdsCov => "deepmds-cov",
             Method::DeepMdsPlusPlus => "deepmds++",
             Method::DeepMdsRank => "deepmds-rank",
+            Method::SupCon => "supcon",
         }
     }
 
     /// True for the learned (burn) methods.
     pub fn is_deep(self) -> bool {
         !matches!(self, Method::Pca | Method::Lda)
+    }
+
+    /// True for the DeepMDS chain methods (trained stage by stage on pair losses).
+    pub fn is_chain(self) -> bool {
+        self.is_deep() && self != Method::SupCon
     }
 
     /// Whether the covariance penalty is part of the loss.
@@ -159,8 +176,10 @@ pub struct Config {
     pub loss: LossConfig,
     /// Hard-pair mining.
     pub mining: MiningConfig,
-    /// The linear baselines.
+    /// The linear baselines (and the starting map of `supcon`).
     pub linear: LinearConfig,
+    /// The supervised contrastive method (`supcon`).
+    pub contrastive: ContrastiveConfig,
 }
 
 impl Default for Config {
@@ -173,6 +192,7 @@ impl Default for Config {
             loss: LossConfig::default(),
             mining: MiningConfig::default(),
             linear: LinearConfig::default(),
+            contrastive: ContrastiveConfig::default(),
         }
     }
 }
@@ -381,6 +401,76 @@ impl Default for LinearConfig {
     }
 }
 
+/// The map a contrastive head starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum HeadInit {
+    /// The shrinkage-LDA projection (supervised: the best linear start).
+    #[default]
+    Lda,
+    /// The PCA projection.
+    Pca,
+}
+
+/// The shape of a contrastive head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum HeadKind {
+    /// One linear map (plus bias): the initial linear projection, fine-tuned.
+    #[default]
+    Linear,
+    /// The linear map plus a residual MLP branch `Linear → ReLU → Linear` whose last layer starts
+    /// at zero, so training still starts exactly at the linear projection.
+    Mlp,
+}
+
+/// The supervised contrastive method (`supcon`): one head per output dimension of
+/// `model.stages`, each started from the first `k` columns of the fitted linear map.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ContrastiveConfig {
+    /// The starting map.
+    pub init: HeadInit,
+    /// Linear head, or linear plus a residual MLP.
+    pub head: HeadKind,
+    /// Hidden width of the MLP branch (`head = "mlp"`).
+    pub mlp_hidden: usize,
+    /// Identities per batch (P); capped at the number of training identities.
+    pub identities_per_batch: usize,
+    /// Samples of each identity per batch (K); identities with fewer repeat samples.
+    pub samples_per_identity: usize,
+    /// Softmax temperature τ of the loss (logits = cosine / τ).
+    pub temperature: f32,
+    /// Peak learning rate (AdamW), decayed to zero along a cosine over `max_epochs`.
+    pub lr: f64,
+    /// AdamW's decoupled weight decay.
+    pub weight_decay: f32,
+    /// Most epochs per head (an epoch: every training identity once).
+    pub max_epochs: usize,
+    /// Stop a head after this many epochs without a lower validation loss (0: never).
+    pub patience: usize,
+    /// Probe draws averaged per validation (rank-1 on a few hundred identities is noisy).
+    pub validation_draws: usize,
+}
+
+impl Default for ContrastiveConfig {
+    fn default() -> Self {
+        ContrastiveConfig {
+            init: HeadInit::Lda,
+            head: HeadKind::Linear,
+            mlp_hidden: 256,
+            identities_per_batch: 256,
+            samples_per_identity: 5,
+            temperature: 0.05,
+            lr: 4e-3,
+            weight_decay: 1e-4,
+            max_epochs: 40,
+            patience: 8,
+            validation_draws: 5,
+        }
+    }
+}
+
 impl Config {
     /// Reads and validates a TOML config.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
@@ -470,6 +560,25 @@ impl Config {
         if self.mining.candidates == 0 {
             return Err(Error::config("mining.candidates", "must be ≥ 1"));
         }
+        let c = &self.contrastive;
+        if c.identities_per_batch < 2 || c.samples_per_identity < 2 {
+            return Err(Error::config(
+                "contrastive.identities_per_batch",
+                "identities_per_batch and samples_per_identity must be ≥ 2 (positives and negatives per batch)",
+            ));
+        }
+        if !(c.temperature > 0.0 && c.temperature.is_finite()) {
+            return Err(Error::config("contrastive.temperature", "must be a positive number"));
+        }
+        if !(c.lr > 0.0 && c.lr.is_finite()) {
+            return Err(Error::config("contrastive.lr", "must be a positive number"));
+        }
+        if c.max_epochs == 0 || c.validation_draws == 0 {
+            return Err(Error::config("contrastive.max_epochs", "max_epochs and validation_draws must be ≥ 1"));
+        }
+        if c.head == HeadKind::Mlp && c.mlp_hidden == 0 {
+            return Err(Error::config("contrastive.mlp_hidden", "must be ≥ 1 for head = \"mlp\""));
+        }
         Ok(())
     }
 
@@ -481,6 +590,12 @@ impl Config {
     /// Epochs of stage `s`.
     pub fn epochs_of(&self, s: usize) -> usize {
         self.train.stage_epochs.get(s).copied().unwrap_or(self.train.epochs)
+    }
+
+    /// Learning rate of `supcon` at `step` of `total`: a cosine from `contrastive.lr` to zero.
+    pub fn contrastive_lr_at(&self, step: usize, total: usize) -> f64 {
+        let t = step as f64 / total.max(1) as f64;
+        self.contrastive.lr * 0.5 * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos())
     }
 
     /// Learning rate at `step` of stage `s`, counted within the stage (see [`Config::lr_at`]).

@@ -1,5 +1,5 @@
-//! Training data: identity-disjoint train/validation split and a seeded genuine/impostor pair
-//! sampler.
+//! Training data: identity-disjoint train/validation split, a seeded genuine/impostor pair
+//! sampler (DeepMDS) and identity-balanced P × K batches (supervised contrastive).
 
 use std::collections::HashMap;
 
@@ -109,6 +109,82 @@ impl PairSampler {
     }
 }
 
+/// Identity-balanced batches for a contrastive loss: each batch holds `P` distinct identities
+/// with `K` rows each, so every row has `K − 1` positives and `(P − 1)·K` negatives. An epoch
+/// visits every identity (with at least two rows) once, in a seeded random order.
+#[derive(Debug, Clone)]
+pub struct IdentityBatcher {
+    /// Rows of each identity that has at least two, in label order.
+    groups: Vec<Vec<usize>>,
+    p: usize,
+    k: usize,
+    rng: ChaCha8Rng,
+}
+
+impl IdentityBatcher {
+    /// Batches over rows `0..labels.len()`: `p` identities (capped at the number there are) ×
+    /// `k` rows. Identities with a single row are left out (they have no positive).
+    pub fn new(labels: &[i64], p: usize, k: usize, seed: u64) -> Result<Self> {
+        let mut by: HashMap<i64, Vec<usize>> = HashMap::new();
+        for (i, &l) in labels.iter().enumerate() {
+            by.entry(l).or_default().push(i);
+        }
+        let mut groups: Vec<(i64, Vec<usize>)> = by.into_iter().filter(|(_, v)| v.len() >= 2).collect();
+        if groups.len() < 2 {
+            return Err(Error::Data(format!(
+                "{} identities with two or more samples: a contrastive batch needs at least 2",
+                groups.len()
+            )));
+        }
+        groups.sort_unstable_by_key(|(l, _)| *l);
+        let p = p.clamp(2, groups.len());
+        Ok(IdentityBatcher {
+            groups: groups.into_iter().map(|(_, v)| v).collect(),
+            p,
+            k: k.max(2),
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        })
+    }
+
+    /// Identities per batch (after the cap).
+    pub fn identities_per_batch(&self) -> usize {
+        self.p
+    }
+
+    /// Batches per epoch (a last batch smaller than two identities is dropped).
+    pub fn batches_per_epoch(&self) -> usize {
+        let n = self.groups.len();
+        n / self.p + usize::from(n % self.p >= 2)
+    }
+
+    /// One epoch of batches, each a list of `(row, identity index)` with the `K` rows of an
+    /// identity together. An identity with fewer than `K` rows gives each once, then repeats
+    /// random ones; with more, `K` are drawn without replacement.
+    pub fn epoch(&mut self) -> Vec<Vec<(usize, usize)>> {
+        let mut order: Vec<usize> = (0..self.groups.len()).collect();
+        order.shuffle(&mut self.rng);
+        let mut out = Vec::with_capacity(self.batches_per_epoch());
+        for ids in order.chunks(self.p).filter(|c| c.len() >= 2) {
+            let mut batch = Vec::with_capacity(ids.len() * self.k);
+            for &g in ids {
+                let rows = &self.groups[g];
+                if rows.len() >= self.k {
+                    for i in rand::seq::index::sample(&mut self.rng, rows.len(), self.k) {
+                        batch.push((rows[i], g));
+                    }
+                } else {
+                    batch.extend(rows.iter().map(|&r| (r, g)));
+                    for _ in rows.len()..self.k {
+                        batch.push((rows[self.rng.random_range(0..rows.len())], g));
+                    }
+                }
+            }
+            out.push(batch);
+        }
+        out
+    }
+}
+
 /// Gathers the rows of `pairs` into a row-major `[2·pairs, dim]` buffer: all first members,
 /// then all second members.
 pub fn gather_pairs(data: &[f32], dim: usize, pairs: &[Pair]) -> Vec<f32> {
@@ -158,6 +234,40 @@ mod tests {
         assert_eq!(va.len(), 15);
         let vl: std::collections::HashSet<i64> = va.iter().map(|&r| l[r]).collect();
         assert!(tr.iter().all(|&r| !vl.contains(&l[r])));
+    }
+
+    #[test]
+    fn identity_batches_are_p_by_k_and_cover_every_identity_once() {
+        // 60 rows: identities 0..20 with 3 rows each; one extra identity with one row.
+        let mut l = labels();
+        l.push(999);
+        let mut b = IdentityBatcher::new(&l, 6, 3, 4).expect("batcher");
+        assert_eq!(b.batches_per_epoch(), 4); // 20 = 6 + 6 + 6 + 2
+        let epoch = b.epoch();
+        assert_eq!(epoch.len(), 4);
+        let mut seen = std::collections::HashSet::new();
+        for batch in &epoch {
+            assert_eq!(batch.len() % 3, 0);
+            for group in batch.chunks(3) {
+                let id = l[group[0].0];
+                assert!(group.iter().all(|&(r, _)| l[r] == id), "one identity per group of K");
+                let rows: std::collections::HashSet<usize> = group.iter().map(|p| p.0).collect();
+                assert_eq!(rows.len(), 3, "K distinct rows when the identity has K");
+                assert!(seen.insert(id), "identity {id} twice in one epoch");
+            }
+        }
+        assert_eq!(seen.len(), 20);
+        assert!(!seen.contains(&999), "single-row identities have no positive");
+        assert_eq!(epoch[..3].iter().map(Vec::len).collect::<Vec<_>>(), vec![18, 18, 18]);
+        // K larger than an identity's rows: every row once, then repeats, still K per identity.
+        let mut b = IdentityBatcher::new(&l, 4, 5, 4).expect("batcher");
+        for batch in b.epoch() {
+            for group in batch.chunks(5) {
+                let rows: std::collections::HashSet<usize> = group.iter().map(|p| p.0).collect();
+                assert_eq!(rows.len(), 3);
+            }
+        }
+        assert!(IdentityBatcher::new(&[1, 2, 3, 3], 4, 2, 0).is_err(), "one identity with positives");
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Dimensionality reduction of embeddings before encrypted search: DeepMDS++ (a chain of
 //! residual-MLP stages trained in burn to preserve cosine similarities, with a covariance
-//! penalty and hard-pair mining) and the PCA / shrinkage-LDA baselines, behind one [`Reducer`].
+//! penalty and hard-pair mining), the PCA / shrinkage-LDA baselines, and `supcon` (heads started
+//! from the LDA map and fine-tuned with a supervised contrastive loss; the default), behind one
+//! [`Reducer`].
 //!
 //! ```text
 //! Config (TOML) ──► Reducer::fit ──► model directory (config.toml, meta.json, weights)
@@ -13,9 +15,11 @@
 
 mod backend;
 mod config;
+mod contrastive;
 pub mod data;
 mod error;
 mod fit_or_load;
+pub mod head;
 mod inference;
 mod linalg;
 mod linear;
@@ -30,9 +34,10 @@ mod training;
 
 pub use backend::{device, training_device, wgpu_available};
 pub use config::{
-    Backend, Config, DataConfig, LinearConfig, LossConfig, LossKind, Method, MiningConfig, MiningStep, ModelConfig,
-    TrainConfig,
+    Backend, Config, ContrastiveConfig, DataConfig, HeadInit, HeadKind, LinearConfig, LossConfig, LossKind, Method,
+    MiningConfig, MiningStep, ModelConfig, TrainConfig,
 };
+pub use contrastive::train_contrastive;
 pub use error::{Error, Result};
 pub use fit_or_load::{CacheOptions, Fitted, fit_or_load};
 pub use inference::{ProjectStats, project_file};

@@ -3,7 +3,7 @@
 //! All outputs are unit-norm rows, so the cosine similarity of a pair is its inner product.
 
 use burn::tensor::activation::log_softmax;
-use burn::tensor::{Bool, Tensor};
+use burn::tensor::{Bool, Tensor, TensorData};
 
 use crate::LossKind;
 
@@ -54,6 +54,39 @@ pub fn ranking_loss(a: Tensor<2>, b: Tensor<2>, temperature: f32) -> Tensor<1> {
     let rows = (log_softmax(logits.clone(), 1) * eye.clone()).sum().div_scalar(n as f32);
     let cols = (log_softmax(logits, 0) * eye).sum().div_scalar(n as f32);
     (rows + cols).mul_scalar(-0.5)
+}
+
+/// The supervised contrastive loss (Khosla et al. 2020) of unit-norm rows `z: [n, d]` whose
+/// identities are `groups` (one per row): for each anchor `i`,
+/// `−1/|P(i)| · Σ_{p ∈ P(i)} log( exp(z_i·z_p/τ) / Σ_{a ≠ i} exp(z_i·z_a/τ) )`, with `P(i)` the
+/// other rows of its identity; averaged over the anchors that have a positive. Returns `[1]`.
+pub fn supervised_contrastive_loss(z: Tensor<2>, groups: &[usize], temperature: f32) -> Tensor<1> {
+    let n = z.dims()[0];
+    let device = z.device();
+    let mut positives = vec![0f32; n * n];
+    let mut weight = vec![0f32; n]; // 1 / |P(i)|, 0 for anchors without a positive
+    for i in 0..n {
+        let mut count = 0usize;
+        for j in 0..n {
+            if i != j && groups[i] == groups[j] {
+                positives[i * n + j] = 1.0;
+                count += 1;
+            }
+        }
+        if count > 0 {
+            weight[i] = 1.0 / count as f32;
+        }
+    }
+    let anchors = weight.iter().filter(|&&w| w > 0.0).count().max(1);
+    let positives = Tensor::<2>::from_data(TensorData::new(positives, [n, n]), &device);
+    let weight = Tensor::<1>::from_data(TensorData::new(weight, [n]), &device);
+    // The anchor itself leaves the denominator: a large finite negative logit (not −∞, whose
+    // log-probability times the zero mask would be NaN).
+    let self_mask = Tensor::<2>::eye(n, &device).mul_scalar(1e9);
+    let logits = z.clone().matmul(z.transpose()).div_scalar(temperature) - self_mask; // [n, n]
+    let log_p = log_softmax(logits, 1); // [n, n]
+    let per_anchor = (log_p * positives).sum_dim(1).reshape([n]) * weight; // [n]
+    per_anchor.sum().div_scalar(anchors as f32).neg()
 }
 
 #[cfg(test)]
@@ -110,6 +143,27 @@ mod tests {
         // over 4 entries = 2/4 = 0.5; × λ = 10 → 5.
         let y = t2(&[[0.0, 0.0], [2.0, 2.0]], &d);
         assert!((scalar(covariance_penalty(y, 10.0)) - 5.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn supervised_contrastive_loss_by_hand() {
+        let d = Device::flex();
+        // Two identities of two identical rows, τ = 1: each anchor sees its positive at cosine 1
+        // and two negatives at 0, so the loss is −log(e / (e + 2)) = ln(e + 2) − 1.
+        let z = t2(&[[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]], &d);
+        let e = std::f32::consts::E;
+        let got = scalar(supervised_contrastive_loss(z.clone(), &[0, 0, 1, 1], 1.0));
+        assert!((got - ((e + 2.0).ln() - 1.0)).abs() < 1e-5, "{got}");
+        // τ = 0.5 doubles every logit: ln(e² + 2) − 2.
+        let got = scalar(supervised_contrastive_loss(z, &[0, 0, 1, 1], 0.5));
+        assert!((got - ((e * e + 2.0).ln() - 2.0)).abs() < 1e-5, "{got}");
+        // Unequal cosines; the third row has no positive and is no anchor (but is a negative):
+        // anchor 0: −log(e^0.6 / (e^0.6 + e^0)), anchor 1: −log(e^0.6 / (e^0.6 + e^0.8)).
+        let z = t2(&[[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]], &d);
+        let a0 = -(0.6f32.exp() / (0.6f32.exp() + 1.0)).ln();
+        let a1 = -(0.6f32.exp() / (0.6f32.exp() + 0.8f32.exp())).ln();
+        let got = scalar(supervised_contrastive_loss(z, &[7, 7, 9], 1.0));
+        assert!((got - 0.5 * (a0 + a1)).abs() < 1e-5, "{got} vs {}", 0.5 * (a0 + a1));
     }
 
     #[test]

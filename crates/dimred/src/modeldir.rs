@@ -9,6 +9,7 @@ use burn::module::Module;
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
+use crate::head::Heads;
 use crate::linear::LinearProjection;
 use crate::model::DeepMds;
 use crate::{Config, Error, Method, Result};
@@ -37,6 +38,9 @@ pub struct EpochRecord {
     pub lr: f64,
     /// Validation rank-1 (held-out training identities), if validated.
     pub val_rank1: Option<f64>,
+    /// Validation loss (the contrastive method's selection criterion), if computed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_loss: Option<f64>,
     /// Validation TAR at FAR = 1e-3, if validated.
     pub val_tar: Option<f64>,
     /// Seconds since training started.
@@ -109,8 +113,9 @@ pub fn read_header(dir: &Path) -> Result<(Config, ModelMeta)> {
     Ok((config, meta))
 }
 
-/// Writes a chain's weights into `dir/weights.bpk` (burnpack).
-pub(crate) fn write_weights(dir: &Path, model: &DeepMds) -> Result<()> {
+/// Writes a learned model's weights (a DeepMDS chain or contrastive heads) into
+/// `dir/weights.bpk` (burnpack).
+pub(crate) fn write_weights<M: Module>(dir: &Path, model: &M) -> Result<()> {
     let path = dir.join(WEIGHTS_FILE);
     let bytes = model.clone().into_record().into_bytes().map_err(|e| Error::model(&path, e.to_string()))?;
     write_atomic(&path, &bytes)
@@ -124,6 +129,26 @@ pub(crate) fn read_weights(dir: &Path, meta: &ModelMeta, stages: usize, device: 
     }
     let skeleton = DeepMds::new(meta.input_dim, &meta.output_dims[..stages], meta.hidden_layers.max(1), device);
     // A checkpoint may hold more stages than asked for (resuming from an earlier stage).
+    let record =
+        burn::store::ModuleRecord::load(&path).map_err(|e| Error::model(&path, e.to_string()))?.allow_unused(true);
+    skeleton.try_load_record(record).map_err(|e| Error::model(&path, e.to_string()))
+}
+
+/// Reads the first `heads` heads of the contrastive model described by `config` and `meta`
+/// from `dir/weights.bpk`.
+pub(crate) fn read_heads(
+    dir: &Path,
+    config: &Config,
+    meta: &ModelMeta,
+    heads: usize,
+    device: &Device,
+) -> Result<Heads> {
+    let path = dir.join(WEIGHTS_FILE);
+    if !path.is_file() {
+        return Err(Error::model(dir, format!("`{WEIGHTS_FILE}` is missing")));
+    }
+    let c = &config.contrastive;
+    let skeleton = Heads::skeleton(meta.input_dim, &meta.output_dims[..heads], c.head, c.mlp_hidden, device);
     let record =
         burn::store::ModuleRecord::load(&path).map_err(|e| Error::model(&path, e.to_string()))?.allow_unused(true);
     skeleton.try_load_record(record).map_err(|e| Error::model(&path, e.to_string()))

@@ -6,6 +6,8 @@ use burn::module::Module;
 use burn::tensor::Device;
 use embeddings::EmbeddingSet;
 
+use crate::contrastive::train_contrastive;
+use crate::head::Heads;
 use crate::linear::{LinearProjection, fit_lda, fit_pca};
 use crate::model::DeepMds;
 use crate::modeldir::{self, FORMAT_VERSION, ModelMeta};
@@ -22,12 +24,23 @@ pub enum Reducer {
         /// The fitted map.
         projection: LinearProjection,
     },
-    /// A DeepMDS network (any of the learned methods).
+    /// A DeepMDS network (any of the DeepMDS methods).
     Deep {
         /// Which learned method.
         method: Method,
         /// The network, on `device`.
         model: DeepMds,
+        /// Inference device.
+        device: Device,
+        /// Input dimension.
+        input_dim: usize,
+        /// Rows per projection batch.
+        batch: usize,
+    },
+    /// The contrastive method's heads, one per output dimension.
+    Contrastive {
+        /// The heads, on `device`.
+        model: Heads,
         /// Inference device.
         device: Device,
         /// Input dimension.
@@ -66,8 +79,13 @@ impl Reducer {
             }
             return Ok((r, meta));
         }
-        let (model, meta) = train_deep(config, set, options)?;
         let device = backend::device(config.train.backend)?;
+        if method == Method::SupCon {
+            let (model, meta) = train_contrastive(config, set, options)?;
+            let r = Reducer::Contrastive { model, device, input_dim: set.dim, batch: config.train.inference_batch };
+            return Ok((r, meta));
+        }
+        let (model, meta) = train_deep(config, set, options)?;
         Ok((
             Reducer::Deep {
                 method,
@@ -84,6 +102,7 @@ impl Reducer {
     pub fn method(&self) -> Method {
         match self {
             Reducer::Linear { method, .. } | Reducer::Deep { method, .. } => *method,
+            Reducer::Contrastive { .. } => Method::SupCon,
         }
     }
 
@@ -91,7 +110,7 @@ impl Reducer {
     pub fn input_dim(&self) -> usize {
         match self {
             Reducer::Linear { projection, .. } => projection.in_dim,
-            Reducer::Deep { input_dim, .. } => *input_dim,
+            Reducer::Deep { input_dim, .. } | Reducer::Contrastive { input_dim, .. } => *input_dim,
         }
     }
 
@@ -100,6 +119,7 @@ impl Reducer {
         match self {
             Reducer::Linear { projection, .. } => (1..=projection.components).rev().collect(),
             Reducer::Deep { model, .. } => model.output_dims(),
+            Reducer::Contrastive { model, .. } => model.output_dims(),
         }
     }
 
@@ -108,6 +128,7 @@ impl Reducer {
         match self {
             Reducer::Linear { projection, .. } => projection.components,
             Reducer::Deep { model, .. } => model.output_dims().last().copied().unwrap_or(0),
+            Reducer::Contrastive { model, .. } => model.output_dims().iter().copied().min().unwrap_or(0),
         }
     }
 
@@ -126,6 +147,13 @@ impl Reducer {
                 };
                 Ok(model.project_rows(data, d, i + 1, *batch, device))
             }
+            Reducer::Contrastive { model, device, batch, .. } => {
+                let dims = model.output_dims();
+                let Some(i) = dims.iter().position(|&k| k == dim) else {
+                    return Err(Error::OutputDim { requested: dim, available: format!("{dims:?}") });
+                };
+                Ok(model.project_rows(data, d, i, *batch, device))
+            }
         }
     }
 
@@ -135,6 +163,7 @@ impl Reducer {
         match self {
             Reducer::Linear { projection, .. } => modeldir::write_linear(dir, projection),
             Reducer::Deep { model, .. } => modeldir::write_weights(dir, model),
+            Reducer::Contrastive { model, .. } => modeldir::write_weights(dir, model),
         }
     }
 
@@ -151,7 +180,11 @@ impl Reducer {
                 ),
             ));
         }
-        let r = if meta.method.is_deep() {
+        let r = if meta.method == Method::SupCon {
+            let device = backend::device(backend.unwrap_or(Backend::Cpu))?;
+            let model = modeldir::read_heads(dir, &config, &meta, meta.output_dims.len(), &device)?;
+            Reducer::Contrastive { model, device, input_dim: meta.input_dim, batch: config.train.inference_batch }
+        } else if meta.method.is_deep() {
             let device = backend::device(backend.unwrap_or(Backend::Cpu))?;
             let model = modeldir::read_weights(dir, &meta, meta.output_dims.len(), &device)?;
             Reducer::Deep {

@@ -40,8 +40,8 @@ pub fn train_deep(config: &Config, set: &EmbeddingSet, options: &TrainOptions) -
     config.validate()?;
     let t = &config.train;
     let method = t.method;
-    if !method.is_deep() {
-        return Err(Error::config("train.method", format!("`{method}` is not a learned method")));
+    if !method.is_chain() {
+        return Err(Error::config("train.method", format!("`{method}` is not a DeepMDS method")));
     }
     let dim = set.dim;
     let stages = &config.model.stages;
@@ -220,6 +220,7 @@ pub fn train_deep(config: &Config, set: &EmbeddingSet, options: &TrainOptions) -
                 loss: mean_loss,
                 lr: config.lr_in_stage(s, step.saturating_sub(1)),
                 val_rank1: r1,
+                val_loss: None,
                 val_tar: tar,
                 elapsed_s: prior_seconds + start.elapsed().as_secs_f64(),
             });

@@ -56,6 +56,29 @@ fn short_training_lowers_the_loss() {
 }
 
 #[test]
+fn supcon_training_lowers_its_loss_and_keeps_the_best_validated_epoch() {
+    let set = clusters(60, 5, 24, 0.6, 8);
+    let mut c = small_config(Method::SupCon);
+    c.contrastive.identities_per_batch = 12;
+    c.contrastive.max_epochs = 12;
+    c.contrastive.patience = 0;
+    c.contrastive.lr = 1e-2;
+    let (r, meta) = Reducer::fit(&c, &set, &TrainOptions::default()).expect("fit");
+    assert_eq!(meta.trained_stages, 2);
+    assert_eq!(r.output_dims(), vec![16, 8]);
+    for stage in 0..2 {
+        let h: Vec<_> = meta.history.iter().filter(|e| e.stage == stage).collect();
+        assert_eq!(h.len(), 13, "epoch 0 (the LDA start) and 12 trained epochs");
+        let (start, last) = (h[0].loss, h[12].loss);
+        assert!(last < 0.9 * start, "head {stage}: loss {start} → {last}");
+        assert!(h.iter().all(|e| e.val_loss.is_some_and(f64::is_finite) && e.val_rank1.is_some()));
+        // The start (LDA) is a candidate, so the kept epoch is never worse on validation.
+        let best = h.iter().map(|e| e.val_loss.unwrap_or(f64::INFINITY)).fold(f64::INFINITY, f64::min);
+        assert!(best <= h[0].val_loss.unwrap_or(f64::INFINITY));
+    }
+}
+
+#[test]
 fn every_method_fits_projects_unit_norm_and_round_trips() {
     let set = clusters(30, 4, 24, 0.3, 2);
     for method in Method::ALL {

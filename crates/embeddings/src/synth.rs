@@ -6,9 +6,18 @@
 //! That gives what real models show and a linear toy cannot: a low intrinsic dimension (`k`,
 //! 16 for faces) while the embeddings spread over all `D` ambient dimensions, impostor cosines
 //! near zero with a small spread, and genuine cosines set by the within-identity latent noise
-//! `σ` (`E[x·x'] ≈ (1 + σ²/ℓ²)^{-k/2}` for two samples of one identity). A little isotropic
-//! ambient noise and, for ImageNet-like features (post-ReLU, all positive), a shared offset
-//! direction complete the picture. Everything is a pure function of the seed and the
+//! `σ`. A little isotropic ambient noise (norm `a` against a unit signal) and, for
+//! ImageNet-like features (post-ReLU, all positive), a shared offset direction of weight `c`
+//! complete the picture.
+//!
+//! Expected cosines (see [`SynthSpec::expected_genuine_cosine`]): two samples of one identity
+//! sit at `z = centre + q₁ε₁` and `z' = centre + q₂ε₂`, so `z − z' ~ N(0, (q₁² + q₂²)·I_k)` — *both*
+//! carry noise — and the kernel averages to `(1 + (q₁² + q₂²)/ℓ²)^{-k/2}`; the ambient noise and
+//! the offset enter through the normalisation:
+//! `E[x·x'] ≈ (E_q[(1 + (q₁² + q₂²)/ℓ²)^{-k/2}] + c²) / (1 + c² + a²)`, which is
+//! `≈ ((1 + 2σ²/ℓ²)^{-k/2} + c²)/(1 + c² + a²)` for a fixed noise level `q = σ` (each sample's
+//! level is `q = σ·e^{0.3ξ}`, ξ standard normal: capture quality varies). Impostors: centres are
+//! standard normal, so `(1 + 2/ℓ²)^{-k/2}` replaces the kernel term. Everything is a pure function of the seed and the
 //! identity index, so sets are reproducible and generated block by block in bounded memory.
 
 use std::f32::consts::PI;
@@ -89,6 +98,43 @@ impl SynthSpec {
         }
     }
 
+    /// The expected cosine of two samples of one identity (module docs): the kernel averaged
+    /// over both samples' noise levels by quadrature, then the ambient noise and the offset.
+    pub fn expected_genuine_cosine(&self) -> f64 {
+        let (k, l2) = (self.intrinsic_dim as f64, f64::from(self.length_scale).powi(2));
+        let sigma2 = f64::from(self.within).powi(2);
+        // Midpoint rule over ξ₁, ξ₂ ∈ [−6, 6] with standard-normal weights.
+        let steps = 241;
+        let h = 12.0 / steps as f64;
+        let nodes: Vec<(f64, f64)> = (0..steps)
+            .map(|i| {
+                let xi = -6.0 + (i as f64 + 0.5) * h;
+                let weight = (-0.5 * xi * xi).exp() / (2.0 * std::f64::consts::PI).sqrt() * h;
+                (sigma2 * (2.0 * f64::from(QUALITY_SPREAD) * xi).exp(), weight)
+            })
+            .collect();
+        let mut kernel = 0.0;
+        for &(q1, w1) in &nodes {
+            for &(q2, w2) in &nodes {
+                kernel += w1 * w2 * (1.0 + (q1 + q2) / l2).powf(-k / 2.0);
+            }
+        }
+        self.normalised(kernel)
+    }
+
+    /// The expected cosine of samples of two identities (module docs).
+    pub fn expected_impostor_cosine(&self) -> f64 {
+        let (k, l2) = (self.intrinsic_dim as f64, f64::from(self.length_scale).powi(2));
+        self.normalised((1.0 + 2.0 / l2).powf(-k / 2.0))
+    }
+
+    /// A kernel value (the signals' cosine) after the offset and the ambient noise are added and
+    /// the rows normalised.
+    fn normalised(&self, kernel: f64) -> f64 {
+        let (a2, c2) = (f64::from(self.ambient).powi(2), f64::from(self.common).powi(2));
+        (kernel + c2) / (1.0 + c2 + a2)
+    }
+
     /// Total rows.
     pub fn rows(&self) -> usize {
         self.identities * self.per_identity
@@ -109,6 +155,9 @@ impl SynthSpec {
         Ok(())
     }
 }
+
+/// Log-normal spread of each sample's latent noise level around `σ`.
+const QUALITY_SPREAD: f32 = 0.3;
 
 /// The fixed random map of a spec: frequencies `w` (`D×k`), phases `b`, shared direction `u`.
 struct Manifold {
@@ -149,7 +198,7 @@ fn identity_rows(spec: &SynthSpec, m: &Manifold, id: usize, out: &mut Vec<f32>) 
     let mut z = vec![0f32; k];
     for _ in 0..spec.per_identity {
         // Sample quality varies: some captures are much noisier than others.
-        let q = spec.within * (0.3 * normal(&mut rng)).exp();
+        let q = spec.within * (QUALITY_SPREAD * normal(&mut rng)).exp();
         for (zi, ci) in z.iter_mut().zip(&centre) {
             *zi = ci + q * normal(&mut rng);
         }

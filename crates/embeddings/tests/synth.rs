@@ -48,6 +48,26 @@ fn similarity_statistics_are_in_the_stated_ranges() {
     }
 }
 
+/// The genuine and impostor cosines the module docs derive (both samples noisy) are what the
+/// generator produces; the formula without the second sample's noise would be far off.
+#[test]
+fn measured_cosines_match_the_documented_formulas() {
+    for preset in [Preset::Arcface, Preset::Deepprint, Preset::Imagenet] {
+        let spec = SynthSpec::preset(preset, 400, 4, 3);
+        let s = SynthStats::measure(&synth_set(&spec).expect("set"), 20_000, 5).expect("stats");
+        let (genuine, impostor) = (spec.expected_genuine_cosine(), spec.expected_impostor_cosine());
+        assert!((f64::from(s.genuine_mean) - genuine).abs() < 0.015, "{preset:?}: measured {s:?}, expected {genuine}");
+        assert!(
+            (f64::from(s.impostor_mean) - impostor).abs() < 0.01,
+            "{preset:?}: measured {s:?}, expected {impostor}"
+        );
+        // The one-noisy-sample formula (1 + σ²/ℓ²)^{-k/2} overstates the genuine cosine.
+        let k = spec.intrinsic_dim as f64;
+        let one_sided = (1.0 + f64::from(spec.within).powi(2) / f64::from(spec.length_scale).powi(2)).powf(-k / 2.0);
+        assert!(one_sided - f64::from(s.genuine_mean) > 0.1, "{preset:?}: {one_sided} vs {s:?}");
+    }
+}
+
 #[test]
 fn bad_specs_are_errors() {
     let mut spec = SynthSpec::preset(Preset::Arcface, 10, 2, 1);

@@ -1,6 +1,6 @@
 //! `hers demo`: the whole pipeline on the shipped real data, one table at the end.
 //!
-//! Train the config's learned method (DeepMDS-rank as shipped) briefly on the training verses,
+//! Train the config's learned method (supcon as shipped) on the training verses,
 //! project the test verses to 16-D, generate keys, enrol the 16-D gallery encrypted, search every
 //! probe encrypted, rescore each probe's candidates in an encrypted full-dimension gallery
 //! (two-stage search), and compare rank-1 and query time with plaintext search at full dimension
@@ -92,7 +92,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         query_ms: plain_query_ms(&test)?,
     });
 
-    // 2. The config's method (DeepMDS-rank as shipped), trained briefly (or reused), then the
+    // 2. The config's method (supcon as shipped), trained (or reused), then the
     //    test set projected.
     let model_dir = a.out.join(format!("model-{}", config.train.method));
     let (reducer, train_s) = train_or_load(&config, &train_path, &model_dir, a.retrain)?;

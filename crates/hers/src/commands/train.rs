@@ -14,7 +14,7 @@ pub struct Args {
     /// Compute backend for the learned methods (overrides `train.backend`).
     #[arg(long)]
     backend: Option<Backend>,
-    /// Method (overrides `train.method`): pca, lda, deepmds, deepmds-cov, deepmds++, deepmds-rank.
+    /// Method (overrides `train.method`): pca, lda, deepmds, deepmds-cov, deepmds++, deepmds-rank, supcon.
     #[arg(long)]
     method: Option<dimred::Method>,
     /// Model directory to write (default: `models/<name>`).
