@@ -279,6 +279,13 @@ pub struct TrainConfig {
     pub inference_batch: usize,
     /// Validate every this many epochs (the last epoch is always validated).
     pub validate_every: usize,
+    /// Stop a stage after this many validations without a better validation rank-1 (0: train
+    /// every epoch). With it, `epochs` is a ceiling: training runs until validation stops
+    /// improving, and the best epoch is kept.
+    pub patience: usize,
+    /// Seconds of training allowed in all (0: no limit), shared equally by the stages still to
+    /// train; a stage past its share stops after the epoch it is in (best epoch kept).
+    pub time_budget_s: f64,
 }
 
 impl Default for TrainConfig {
@@ -303,6 +310,8 @@ impl Default for TrainConfig {
             seed: 42,
             inference_batch: 4096,
             validate_every: 1,
+            patience: 0,
+            time_budget_s: 0.0,
         }
     }
 }
@@ -544,6 +553,9 @@ impl Config {
         }
         if t.stage_epochs.contains(&0) {
             return Err(Error::config("train.stage_epochs", "every stage needs at least one epoch"));
+        }
+        if !(t.time_budget_s >= 0.0 && t.time_budget_s.is_finite()) {
+            return Err(Error::config("train.time_budget_s", "must be 0 (no limit) or a positive number of seconds"));
         }
         if t.inference_batch == 0 || t.validate_every == 0 {
             return Err(Error::config("train.inference_batch", "inference_batch and validate_every must be ≥ 1"));

@@ -1,6 +1,8 @@
 //! Progressive training of the DeepMDS chain: stage by stage, each restored and (optionally)
 //! frozen before the next is trained; Adam with a step-decay schedule; validation on held-out
-//! training identities after every epoch; the best epoch of each stage is kept.
+//! training identities after every epoch; the best epoch of each stage is kept. With
+//! `train.patience` a stage stops once validation stops improving, and `train.time_budget_s`
+//! caps the whole run (trained to convergence within a stated budget, as the sweeps do).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -120,6 +122,13 @@ pub fn train_deep(config: &Config, set: &EmbeddingSet, options: &TrainOptions) -
     let n = t.num_pairs;
 
     for s in meta.trained_stages..stages.len() {
+        let stage_start = Instant::now();
+        // This stage's share of what is left of the budget.
+        let stage_budget = (t.time_budget_s > 0.0).then(|| {
+            let left = (t.time_budget_s - (prior_seconds + start.elapsed().as_secs_f64())).max(0.0);
+            left / (stages.len() - s) as f64
+        });
+        let mut since_best = 0usize;
         let in_dim = if s == 0 { dim } else { stages[s - 1] };
         let stage = Stage::new(in_dim, stages[s], config.model.hidden_layers, &device);
         // Frozen: earlier stages are applied once, up front, and only the new stage trains.
@@ -229,6 +238,29 @@ pub fn train_deep(config: &Config, set: &EmbeddingSet, options: &TrainOptions) -
             let improved = r1.is_some() && best.as_ref().is_none_or(|(b, _)| score > *b);
             if improved || last && (lva.is_empty() || best.is_none()) {
                 best = Some((score, net.clone()));
+            }
+            if improved {
+                since_best = 0;
+            } else if r1.is_some() {
+                since_best += 1;
+            }
+            let out_of_time = stage_budget.is_some_and(|b| stage_start.elapsed().as_secs_f64() >= b);
+            if !last && (t.patience > 0 && since_best >= t.patience || out_of_time) {
+                if best.is_none() {
+                    best = Some((score, net.clone()));
+                }
+                tracing::info!(
+                    stage = s + 1,
+                    epoch = epoch + 1,
+                    "{}",
+                    if out_of_time {
+                        "stage time budget spent: stopping"
+                    } else {
+                        "validation stopped improving: stopping"
+                    }
+                );
+                bar.inc(((epochs - epoch - 1) * t.steps_per_epoch) as u64);
+                break;
             }
         }
         let trained = best.map(|(_, m)| m).unwrap_or(net);

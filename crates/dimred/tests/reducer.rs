@@ -79,6 +79,30 @@ fn supcon_training_lowers_its_loss_and_keeps_the_best_validated_epoch() {
 }
 
 #[test]
+fn deepmds_stops_when_validation_stops_improving_or_the_budget_is_spent() {
+    // Well-separated identities: validation rank-1 reaches its ceiling within a few epochs.
+    let set = clusters(40, 4, 24, 0.1, 9);
+    let mut c = small_config(Method::DeepMds);
+    c.model.stages = vec![12];
+    c.train.epochs = 40;
+    c.train.steps_per_epoch = 4;
+    c.train.patience = 2;
+    let (_, meta) = Reducer::fit(&c, &set, &TrainOptions::default()).expect("fit");
+    let n = meta.history.len();
+    assert!((3..40).contains(&n), "{n} epochs: patience 2 should stop well before 40");
+    let best = meta.history.iter().filter_map(|e| e.val_rank1).fold(0.0, f64::max);
+    let tail = &meta.history[n - 2..];
+    assert!(tail.iter().all(|e| e.val_rank1.is_some_and(|r| r <= best)), "stopped after two epochs without a gain");
+    // A budget already spent: every stage trains one epoch, then stops.
+    c.train.patience = 0;
+    c.train.time_budget_s = 1e-9;
+    c.model.stages = vec![16, 8];
+    let (r, meta) = Reducer::fit(&c, &set, &TrainOptions::default()).expect("fit");
+    assert_eq!(meta.history.iter().map(|e| (e.stage, e.epoch)).collect::<Vec<_>>(), vec![(0, 0), (1, 0)]);
+    assert_eq!(r.output_dims(), vec![16, 8]);
+}
+
+#[test]
 fn every_method_fits_projects_unit_norm_and_round_trips() {
     let set = clusters(30, 4, 24, 0.3, 2);
     for method in Method::ALL {

@@ -44,6 +44,13 @@ pub struct SweepConfig {
     /// Overrides of the training config: epochs per stage (short runs for sweeps).
     #[serde(default)]
     pub epochs: Option<usize>,
+    /// Overrides of the training config: validations without improvement before a stage stops
+    /// (train to convergence, `epochs` then being a ceiling).
+    #[serde(default)]
+    pub patience: Option<usize>,
+    /// Overrides of the training config: seconds of training allowed per model.
+    #[serde(default)]
+    pub time_budget_s: Option<f64>,
     /// Overrides of the training config: optimiser steps per epoch (short runs for sweeps of
     /// wide inputs, where each step is costly).
     #[serde(default)]

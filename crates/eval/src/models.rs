@@ -63,7 +63,7 @@ fn fit(config: &SweepConfig, method: &str, dataset: &str, data: &Dataset, bar: &
 }
 
 /// The sweep's training config for `method`: the shared file (or the default), its method,
-/// epochs and steps overridden by the sweep, its stages fitted to the input dimension.
+/// epochs, steps, patience and time budget overridden by the sweep, its stages fitted to the input dimension.
 fn training_config(config: &SweepConfig, method: &str, input_dim: usize) -> Result<TrainConfig> {
     let mut tc = match &config.training {
         Some(p) => TrainConfig::from_file(p)?,
@@ -76,6 +76,12 @@ fn training_config(config: &SweepConfig, method: &str, input_dim: usize) -> Resu
     }
     if let Some(s) = config.steps_per_epoch {
         tc.train.steps_per_epoch = s;
+    }
+    if let Some(p) = config.patience {
+        tc.train.patience = p;
+    }
+    if let Some(b) = config.time_budget_s {
+        tc.train.time_budget_s = b;
     }
     adapt_stages(&mut tc, input_dim, &config.dims);
     Ok(tc)
