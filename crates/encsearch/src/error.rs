@@ -66,6 +66,73 @@ pub enum Error {
         /// The id.
         id: String,
     },
+    /// An id that appears twice in one input.
+    #[error("{input}: row {row}: id {id} appears again (first at row {first_row}); ids must be unique")]
+    DuplicateInInput {
+        /// The input (file) being enrolled.
+        input: String,
+        /// The 0-based row of the second copy.
+        row: usize,
+        /// The id.
+        id: String,
+        /// The 0-based row of the first copy.
+        first_row: usize,
+    },
+    /// An input row whose id the gallery already holds from another input (or from before
+    /// inputs were recorded).
+    #[error(
+        "{input}: row {row}: id {id} is already in the gallery ({segment}, enrolled from another input){}; remove those first (`hers remove`) or give the rows other ids",
+        if *more > 0 { format!(", and so are the ids of {more} more rows") } else { String::new() }
+    )]
+    AlreadyEnrolled {
+        /// The input (file) being enrolled.
+        input: String,
+        /// The 0-based row.
+        row: usize,
+        /// The id.
+        id: String,
+        /// The segment file that holds the other copy.
+        segment: String,
+        /// Further rows of the input in the same case.
+        more: usize,
+    },
+    /// Part of this very input is already in the gallery: an enrolment of it was interrupted.
+    #[error(
+        "the gallery already holds {held} of the {total} rows of {input} (an interrupted enrolment of this file?); rerun with --resume to enrol the other {}",
+        total - held
+    )]
+    PartlyEnrolled {
+        /// The input (file) being enrolled.
+        input: String,
+        /// Rows of the input already in the gallery from this input.
+        held: usize,
+        /// Rows of the input.
+        total: usize,
+    },
+    /// Another process holds the gallery's writer lock.
+    #[error(
+        "{}: another process{} is writing to this gallery; wait for it to finish (drop --no-wait to wait for it)",
+        dir.display(),
+        pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+    )]
+    GalleryLocked {
+        /// The gallery directory.
+        dir: PathBuf,
+        /// The holder's pid, when it recorded one.
+        pid: Option<u32>,
+    },
+    /// A secret key file that group or others may read.
+    #[error(
+        "{}: the secret key is readable by group or others (mode {mode:03o}); restrict it with `chmod 600 {}`",
+        path.display(),
+        path.display()
+    )]
+    KeyPermissions {
+        /// The key file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// An id that is not in the gallery.
     #[error("unknown id {id}")]
     UnknownId {

@@ -147,10 +147,19 @@ impl ClientKeys {
         embeddings::atomic::write_atomic_with(&file, true, |f| f.write_all(&buf)).map_err(|e| Error::io(&file, e))
     }
 
-    /// Reads a key directory written by [`ClientKeys::save`], checking the key id.
+    /// Reads a key directory written by [`ClientKeys::save`], checking the key id. A secret
+    /// key file that group or others may read is refused (as ssh refuses such a private key).
     pub fn load(dir: &Path) -> Result<Self> {
         let public = PublicParams::load(&dir.join(PUBLIC_FILE))?;
         let file = dir.join(SECRET_FILE);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&file).map_err(|e| Error::io(&file, e))?.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(Error::KeyPermissions { path: file, mode });
+            }
+        }
         let buf = Zeroizing::new(fs::read(&file).map_err(|e| Error::io(&file, e))?);
         Self::from_secret_bytes(public, &buf, &file.display().to_string())
     }

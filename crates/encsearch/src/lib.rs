@@ -46,7 +46,10 @@ pub use params::{DEFAULT_PLAINTEXT, DEFAULT_VARIANCE, HE_STANDARD_128, Preset, S
 pub use quantize::{Metric, Quantizer, int_dot};
 pub use server::{CandidateSource, ChunkSource, FineChunks, GalleryChunk, HersBaseline, HotSlice, ServerContext};
 pub use session::{AllScores, Rescored, Searched, Session, Timings, Verified, candidate_lists, probe_order};
-pub use store::{Gallery, MANIFEST_FILE, Manifest, SegmentEntry, check_segment};
+pub use store::{
+    CheckReport, EnrolPlan, Gallery, LOCK_FILE, LockWait, MANIFEST_FILE, Manifest, SegmentEntry, WriterLock,
+    check_gallery, check_segment, fingerprint_file,
+};
 pub use topk::{Hit, Score, TopK};
 pub use wire::{
     ChunkScores, EncryptedChunk, EncryptedProbe, FineProbe, FineQuery, FineResponse, GatheredChunk, Query, Response,

@@ -56,6 +56,8 @@ enum Command {
     Verify(commands::verify::Args),
     /// Remove templates from an encrypted gallery (no re-encryption).
     Remove(commands::remove::Args),
+    /// Gallery maintenance (`gallery check [--repair]`).
+    Gallery(commands::gallery::Args),
     /// Benchmarks (`bench search`: encrypted search vs HERS vs plaintext).
     Bench(commands::bench::Args),
     /// Run the whole pipeline on the shipped data and print one table.
@@ -80,6 +82,7 @@ fn main() -> ExitCode {
         Command::Search(a) => commands::search::run(a),
         Command::Verify(a) => commands::verify::run(a),
         Command::Remove(a) => commands::remove::run(a),
+        Command::Gallery(a) => commands::gallery::run(a),
         Command::Bench(a) => commands::bench::run(a),
         Command::Demo(a) => commands::demo::run(a),
         Command::Completions(a) => commands::completions::run(a),

@@ -1,5 +1,8 @@
 //! An opened gallery directory: create, open (every segment checked), append, remove, and read
-//! one chunk's at-rest form.
+//! one chunk's at-rest form. Every change runs under the gallery's writer lock
+//! ([`WriterLock`]): held from [`Gallery::lock_for_writing`] until the `Gallery` is dropped (a
+//! command that writes), or taken for one change at a time. Taking it brings the gallery up to
+//! what other writers committed before, so no write is ever based on a stale manifest.
 
 use std::collections::{BTreeSet, HashSet};
 use std::fs;
@@ -9,6 +12,7 @@ use std::sync::Arc;
 use fhe::bfv::BfvParameters;
 use rayon::prelude::*;
 
+use super::lock::{LockWait, WriterLock};
 use super::manifest::{FORMAT, MANIFEST_FILE, Manifest, SegmentEntry};
 use super::segment::{LoadedSegment, SegmentBytes, encode_segment, map_segment, parse_segment};
 use super::slots::Slots;
@@ -26,6 +30,8 @@ pub struct Gallery {
     manifest: Manifest,
     segments: Vec<LoadedSegment>,
     slots: Slots,
+    /// The writer lock, once this gallery has written or been locked for writing.
+    lock: Option<WriterLock>,
 }
 
 impl Gallery {
@@ -36,15 +42,24 @@ impl Gallery {
 
     /// Creates an empty gallery with an explicit packing layout.
     pub fn create_with_layout(dir: &Path, public: &PublicParams, quantizer: Quantizer, layout: Layout) -> Result<Self> {
-        if layout == Layout::Coefficient && quantizer.rows() > public.params.degree {
-            return Err(Error::InvalidArgument {
-                reason: format!("{} rows do not fit one ciphertext of N = {}", quantizer.rows(), public.params.degree),
-            });
-        }
-        if quantizer.metric == Metric::Cosine {
-            public.params.check_capacity(quantizer.dim, quantizer.scale)?;
-        }
+        check_new(public, quantizer, layout)?;
         fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let lock = WriterLock::acquire(dir, LockWait::Wait, |_| {})?;
+        let mut g = Self::create_locked(dir, public, quantizer, layout, lock)?;
+        // Created; later changes lock for themselves (see `with_writer`).
+        g.lock = None;
+        Ok(g)
+    }
+
+    /// Creates the gallery under a writer lock already held on `dir`.
+    fn create_locked(
+        dir: &Path,
+        public: &PublicParams,
+        quantizer: Quantizer,
+        layout: Layout,
+        lock: WriterLock,
+    ) -> Result<Self> {
+        check_new(public, quantizer, layout)?;
         if dir.join(MANIFEST_FILE).exists() {
             return Err(Error::InvalidArgument { reason: format!("{} already holds a gallery", dir.display()) });
         }
@@ -60,9 +75,31 @@ impl Gallery {
             next_segment: 1,
         };
         let slots = Slots::new(manifest.templates_per_chunk());
-        let g = Self { dir: dir.to_path_buf(), manifest, segments: Vec::new(), slots };
+        let g = Self { dir: dir.to_path_buf(), manifest, segments: Vec::new(), slots, lock: Some(lock) };
         g.write_manifest()?;
         Ok(g)
+    }
+
+    /// Opens the gallery in `dir` for writing, or creates it there (with `public`, `quantizer`
+    /// and `layout`) when `dir` holds none yet; decided under the writer lock, so two writers
+    /// starting together never both create one. `wait`/`on_wait` as in
+    /// [`Gallery::lock_for_writing`]. Returns the gallery and whether it was created.
+    pub fn open_or_create(
+        dir: &Path,
+        public: &PublicParams,
+        quantizer: Quantizer,
+        layout: Layout,
+        wait: LockWait,
+        on_wait: impl FnOnce(Option<u32>),
+    ) -> Result<(Self, bool)> {
+        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let lock = WriterLock::acquire(dir, wait, on_wait)?;
+        if dir.join(MANIFEST_FILE).exists() {
+            let mut g = Self::open(dir)?;
+            g.lock = Some(lock);
+            return Ok((g, false));
+        }
+        Ok((Self::create_locked(dir, public, quantizer, layout, lock)?, true))
     }
 
     /// Opens a gallery, reading and verifying every committed segment (size and CRC).
@@ -99,7 +136,45 @@ impl Gallery {
         for c in segments.iter_mut().flat_map(|s| &mut s.chunks) {
             slots.push_chunk(std::mem::take(&mut c.ids));
         }
-        Ok(Self { dir: dir.to_path_buf(), manifest, segments, slots })
+        Ok(Self { dir: dir.to_path_buf(), manifest, segments, slots, lock: None })
+    }
+
+    /// Takes the gallery's writer lock (held until this `Gallery` is dropped) and reloads what
+    /// other writers committed since it was opened. When another process holds the lock,
+    /// `on_wait` gets its pid before this call blocks ([`LockWait::Wait`]), or the call fails
+    /// with [`Error::GalleryLocked`] ([`LockWait::NoWait`]). Changes take the lock themselves
+    /// (waiting) when it is not held yet.
+    pub fn lock_for_writing(&mut self, wait: LockWait, on_wait: impl FnOnce(Option<u32>)) -> Result<()> {
+        if self.lock.is_some() {
+            return Ok(());
+        }
+        let lock = WriterLock::acquire(&self.dir, wait, on_wait)?;
+        let path = self.dir.join(MANIFEST_FILE);
+        let text = fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        if Manifest::from_json(&text, &path)? != self.manifest {
+            *self = Self::open(&self.dir)?;
+        }
+        self.lock = Some(lock);
+        Ok(())
+    }
+
+    /// True while this gallery holds the writer lock.
+    pub fn is_locked_for_writing(&self) -> bool {
+        self.lock.is_some()
+    }
+
+    /// Runs a change under the writer lock: the one this gallery holds (taken with
+    /// [`Gallery::lock_for_writing`]), or else one taken for this change only (waiting for it,
+    /// silently: callers that want to say so lock first) and released after it, so two
+    /// `Gallery` values of one process that both write never wait on each other forever.
+    fn with_writer<T>(&mut self, change: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        if self.lock.is_some() {
+            return change(self);
+        }
+        self.lock_for_writing(LockWait::Wait, |_| {})?;
+        let result = change(self);
+        self.lock = None;
+        result
     }
 
     fn write_manifest(&self) -> Result<()> {
@@ -173,7 +248,24 @@ impl Gallery {
     /// Appends encrypted chunks (from [`crate::Client::encrypt_quantized`]) with their ids as
     /// one new segment; `ids[i]` is the template in global slot i of the new chunks.
     pub fn append(&mut self, key_id: &KeyId, ids: &[String], chunks: &[EncryptedChunk]) -> Result<()> {
+        self.append_from(key_id, ids, chunks, None)
+    }
+
+    /// [`Gallery::append`], recording in the manifest the fingerprint of the input the rows came
+    /// from (see [`Gallery::plan_enrolment`]), so an interrupted enrolment can be resumed.
+    pub fn append_from(
+        &mut self,
+        key_id: &KeyId,
+        ids: &[String],
+        chunks: &[EncryptedChunk],
+        source: Option<&str>,
+    ) -> Result<()> {
         self.manifest.public.key_id.ensure_eq(key_id)?;
+        self.with_writer(|g| g.append_locked(ids, chunks, source))
+    }
+
+    /// [`Gallery::append_from`] under the writer lock.
+    fn append_locked(&mut self, ids: &[String], chunks: &[EncryptedChunk], source: Option<&str>) -> Result<()> {
         let n = self.templates_per_chunk();
         if ids.is_empty() || ids.len() > chunks.len() * n || ids.len() + n <= chunks.len() * n {
             return Err(Error::InvalidArgument {
@@ -199,6 +291,7 @@ impl Gallery {
             templates: ids.len(),
             bytes: bytes.len() as u64,
             crc32: crc32fast::hash(&bytes),
+            source: source.map(str::to_string),
         };
         let mut seg = parse_segment(SegmentBytes::Owned(bytes), &file, n)?;
         let mut next = self.manifest.clone();
@@ -218,6 +311,11 @@ impl Gallery {
 
     /// Tombstones ids (no re-encryption). Errors on an unknown id; returns how many were removed.
     pub fn remove(&mut self, ids: &[String]) -> Result<usize> {
+        self.with_writer(|g| g.remove_locked(ids))
+    }
+
+    /// [`Gallery::remove`] under the writer lock.
+    fn remove_locked(&mut self, ids: &[String]) -> Result<usize> {
         self.locate_many(ids)?;
         let old = self.manifest.clone();
         self.manifest.removed.extend(ids.iter().cloned());
@@ -246,6 +344,11 @@ impl Gallery {
         EncryptedChunk::from_bytes(self.chunk_bytes(index)?, bfv, self.cts_per_chunk())
     }
 
+    /// The used-slot ids of every chunk, in chunk order (removed ids included).
+    pub(crate) fn chunk_ids(&self) -> impl Iterator<Item = &[String]> {
+        self.slots.chunk_ids()
+    }
+
     /// Each committed segment's manifest entry with the range of global chunk indices it holds.
     pub(crate) fn segment_chunks(&self) -> Vec<(&SegmentEntry, std::ops::Range<usize>)> {
         let mut first = 0;
@@ -270,4 +373,17 @@ impl Gallery {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+}
+
+/// Checks that a new gallery with these parameters can hold and score its templates.
+fn check_new(public: &PublicParams, quantizer: Quantizer, layout: Layout) -> Result<()> {
+    if layout == Layout::Coefficient && quantizer.rows() > public.params.degree {
+        return Err(Error::InvalidArgument {
+            reason: format!("{} rows do not fit one ciphertext of N = {}", quantizer.rows(), public.params.degree),
+        });
+    }
+    if quantizer.metric == Metric::Cosine {
+        public.params.check_capacity(quantizer.dim, quantizer.scale)?;
+    }
+    Ok(())
 }

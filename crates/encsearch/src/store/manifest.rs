@@ -30,6 +30,10 @@ pub struct SegmentEntry {
     pub bytes: u64,
     /// CRC-32 of the whole file.
     pub crc32: u32,
+    /// Fingerprint of the input its rows were enrolled from (absent when not recorded), so a
+    /// rerun of an interrupted enrolment can tell its own rows from other inputs'.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// The gallery's manifest (`manifest.json`).

@@ -6,6 +6,10 @@
 //!   manifest the same way ([`embeddings::atomic`], the one helper every writer uses). A crash
 //!   before the manifest rename leaves an unlisted file that is ignored, so the gallery holds
 //!   exactly the committed templates.
+//! * One writer at a time: every change holds the OS lock on `writer.lock` (`lock.rs`);
+//!   readers take none. Each segment records the fingerprint of its input, so an interrupted
+//!   enrolment resumes exactly (`enrol.rs`); `check.rs` verifies a directory and removes what a
+//!   crash left unlisted.
 //! * `remove` tombstones ids in the manifest (no re-encryption); removed slots are still scored
 //!   by the server but are never returned to the client's top-k (`slots.rs`).
 //! * The manifest records the [`Layout`](crate::Layout): dimension-wise galleries are scored
@@ -13,7 +17,10 @@
 //!   where the server gathers only the chunks that hold the client's candidates.
 //! * The hot form a server scores is derived from the segments by [`crate::hot`].
 
+mod check;
+mod enrol;
 mod gallery;
+mod lock;
 mod manifest;
 mod segment;
 mod slots;
@@ -24,7 +31,10 @@ use memmap2::Mmap;
 
 use crate::error::{Error, Result};
 
+pub use check::{CheckReport, check_gallery};
+pub use enrol::{EnrolPlan, fingerprint_file};
 pub use gallery::Gallery;
+pub use lock::{LOCK_FILE, LockWait, WriterLock};
 pub use manifest::{MANIFEST_FILE, Manifest, SegmentEntry};
 pub use segment::check_segment;
 

@@ -41,6 +41,11 @@ impl Slots {
         self.ids.iter().flatten()
     }
 
+    /// The used-slot ids of each chunk.
+    pub(crate) fn chunk_ids(&self) -> impl Iterator<Item = &[String]> {
+        self.ids.iter().map(Vec::as_slice)
+    }
+
     /// The id of every global slot, `None` for unused or removed ones.
     pub(crate) fn slot_ids(&self, removed: &BTreeSet<String>) -> Arc<Vec<Option<String>>> {
         let mut out = Vec::with_capacity(self.ids.len() * self.per_chunk);

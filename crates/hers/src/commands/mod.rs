@@ -5,6 +5,7 @@ pub mod completions;
 pub mod demo;
 pub mod enroll;
 pub mod eval;
+pub mod gallery;
 pub mod import;
 pub mod keygen;
 pub(crate) mod open;

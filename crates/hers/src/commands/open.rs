@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use anyhow::Context;
-use encsearch::{ClientKeys, Gallery, HotGallery, Match, ServerContext, Simd};
+use encsearch::{ClientKeys, Gallery, HotGallery, LockWait, Match, ServerContext, Simd};
 
 /// The vector builds every server context of this process may use (set once from `--simd` /
 /// `HERS_SIMD` in `main`).
@@ -26,6 +26,20 @@ pub(crate) fn simd() -> Simd {
 /// Loads the key set in `path`.
 pub(crate) fn load_keys(path: &Path) -> anyhow::Result<ClientKeys> {
     ClientKeys::load(path).with_context(|| format!("loading keys {}", path.display()))
+}
+
+/// The writer-lock policy of `--no-wait`.
+pub(crate) fn lock_wait(no_wait: bool) -> LockWait {
+    if no_wait { LockWait::NoWait } else { LockWait::Wait }
+}
+
+/// Says on stderr that this command waits for another writer of the gallery `path`.
+pub(crate) fn say_waiting(path: &Path, pid: Option<u32>) {
+    eprintln!(
+        "waiting: {} is being written by {} (run with --no-wait to fail instead)",
+        path.display(),
+        pid.map_or_else(|| "another process".to_string(), |p| format!("pid {p}"))
+    );
 }
 
 /// Opens the gallery in `path`.
