@@ -98,6 +98,29 @@ fn concurrent_enrolments_never_lose_an_acknowledged_batch() {
 }
 
 #[test]
+fn no_wait_names_the_holder_and_adds_nothing() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    ok(&["keygen", "--out", "keys"], d);
+    input(&d.join("a.parquet"), 0..10);
+    input(&d.join("b.parquet"), 10..20);
+    ok(&["enroll", "--keys", "keys", "--input", "a.parquet", "--gallery", "g"], d);
+    let held = encsearch::WriterLock::acquire(&d.join("g"), encsearch::LockWait::NoWait, |_| {}).expect("lock");
+    let pid = format!("pid {}", std::process::id());
+    for args in [
+        &["enroll", "--keys", "keys", "--input", "b.parquet", "--gallery", "g", "--no-wait"][..],
+        &["remove", "--gallery", "g", "--ids", "3", "--no-wait"][..],
+        &["gallery", "check", "g", "--repair", "--no-wait"][..],
+    ] {
+        hers().current_dir(d).args(args).assert().failure().stderr(predicate::str::contains(pid.as_str()));
+    }
+    // Readers are not blocked.
+    ok(&["gallery", "check", "g"], d);
+    drop(held);
+    assert_eq!(Gallery::open(&d.join("g")).expect("open").len(), 10);
+}
+
+#[test]
 fn a_killed_enrolment_resumes_to_exactly_the_input() {
     let tmp = tempfile::tempdir().expect("tmp");
     let d = tmp.path();
@@ -148,7 +171,7 @@ fn a_killed_enrolment_resumes_to_exactly_the_input() {
     let resumed_part = rows - 1;
     let probes: Vec<f32> = [first_part, resumed_part].into_iter().flat_map(row).collect();
     let set = EmbeddingSet::new(Ids::Int(vec![-1, -2]), vec![0, 1], DIM, probes).expect("probes");
-    write_set(&d.join("probes.parquet"), &set).expect("write");
+    write_set(d.join("probes.parquet"), &set).expect("write");
     ok(
         &["search", "--keys", "keys", "--gallery", gs, "--probes", "probes.parquet", "--top-k", "1", "--out", "r.csv"],
         d,
@@ -195,7 +218,7 @@ fn duplicate_ids_name_the_file_the_row_and_the_other_copy() {
         EmbeddingSet::new(Ids::Int(vec![7, 8, 9]), vec![7, 8, 9], DIM, [7, 8, 9].into_iter().flat_map(row).collect())
             .expect("set");
     dup.ids = Ids::Int(vec![7, 8, 7]);
-    write_set(&d.join("dup.parquet"), &dup).expect("write");
+    write_set(d.join("dup.parquet"), &dup).expect("write");
     hers()
         .current_dir(d)
         .args(["enroll", "--keys", "keys", "--input", "dup.parquet", "--gallery", "g2"])
