@@ -10,7 +10,7 @@ use super::basis::HotBasis;
 use super::{HotChunk, HotGallery, cache};
 use crate::error::{Error, Result};
 use crate::pack::Layout;
-use crate::store::Gallery;
+use crate::store::{Gallery, LockWait, WriterLock};
 use crate::wire::EncryptedChunk;
 
 /// What loading the hot form did with the cache files on disk (`seg-N.hot`).
@@ -67,6 +67,21 @@ impl HotGallery {
             .map(|&i| basis.prepare_chunk(&EncryptedChunk::from_bytes(gallery.chunk_bytes(i)?, basis.bfv(), rows)?))
             .collect::<Result<Vec<_>>>()?
             .into_iter();
+        // Cache files are gallery writes: taken under the writer lock, never waiting for it (a
+        // reader is never blocked; with a writer at work the caches are written by a later load).
+        let mut write = cache == Some(true) && !to_build.is_empty();
+        let _lock = if write && !gallery.is_locked_for_writing() {
+            match WriterLock::acquire(gallery.dir(), LockWait::NoWait, |_| {}) {
+                Ok(lock) => Some(lock),
+                Err(e) => {
+                    write = false;
+                    report.write_error = Some(format!("{e}; the hot-form cache was not written this time"));
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let mut chunks = Vec::with_capacity(gallery.chunk_count());
         for (range, path, fp, mapped) in plan {
             if let Some(m) = mapped {
@@ -77,7 +92,7 @@ impl HotGallery {
             report.built += 1;
             let first = chunks.len();
             chunks.extend(built.by_ref().take(range.len()));
-            if cache == Some(true) {
+            if write {
                 let refs: Vec<&[u64]> = chunks[first..].iter().map(HotChunk::words).collect();
                 match cache::write(&path, &fp, &refs) {
                     Ok(()) => report.written_bytes += refs.iter().map(|r| r.len() as u64 * 8).sum::<u64>(),
