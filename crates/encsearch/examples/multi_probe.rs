@@ -1,5 +1,6 @@
-//! Times one query of P probes against a 1M-template hot gallery: `multi_probe [P]`.
-use encsearch::{Client, ClientKeys, HotGallery, Preset, ServerContext};
+//! Times one query of P probes against a 1M-template hot gallery: `multi_probe [P] [auto|avx2|off]`
+//! (the last: which vector builds the server may use).
+use encsearch::{Client, ClientKeys, HotGallery, Preset, ServerContext, Simd};
 use rand::{Rng, SeedableRng};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -7,7 +8,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (dim, size) = (16, 1_000_000);
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
     let keys = ClientKeys::generate(Preset::N4096.params()?, &mut rng)?;
-    let server = ServerContext::new(keys.public(), dim)?;
+    let simd = match std::env::args().nth(2).as_deref() {
+        Some("off") => Simd::portable(),
+        Some("avx2") => Simd::without_avx512(),
+        _ => Simd::detect(),
+    };
+    let server = ServerContext::with_simd(keys.public(), dim, simd)?;
+    println!("kernel {:?}; {}", server.kernel(), simd.describe());
     let client = Client::new(keys, dim)?;
     let rows: Vec<f32> = (0..size * dim).map(|_| rng.random_range(-1.0f32..1.0)).collect();
     let mut hot = Vec::new();
@@ -23,7 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let ids = (0..probes).map(|i| i.to_string()).collect();
     let query = client.encrypt_query(ids, &rows[..probes * dim], &mut rng)?;
-    for _ in 0..3 {
+    for _ in 0..std::env::args().nth(3).map(|s| s.parse()).transpose()?.unwrap_or(3) {
         let t = std::time::Instant::now();
         std::hint::black_box(server.score(&query, &gallery)?);
         println!(

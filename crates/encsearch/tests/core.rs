@@ -2,7 +2,7 @@
 
 use encsearch::{
     ChunkScores, Client, ClientKeys, EncryptedProbe, HersBaseline, HotChunk, HotGallery, Preset, Query, Response,
-    ServerContext, int_dot,
+    ServerContext, Simd, int_dot,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -31,7 +31,7 @@ fn score_probe(
 #[test]
 fn exact_scores_at_extremes_and_random() {
     let dim = 16;
-    let (client, server, mut rng) = setup(dim, 7);
+    let (client, _, mut rng) = setup(dim, 7);
     let s = client.quantizer().scale as i64;
     let n = client.chunk_size();
     // Chunk 0: all ±s (largest magnitudes); chunk 1 (partial): uniform in [-s, s].
@@ -42,10 +42,28 @@ fn exact_scores_at_extremes_and_random() {
     gallery.extend((0..1000).map(|_| (0..dim).map(|_| rng.random_range(-s..=s)).collect::<Vec<i64>>()));
     let chunks = client.encrypt_quantized(&gallery, &mut rng).expect("encrypt");
     assert_eq!(chunks.len(), 2);
-    let hot = server.prepare_chunks(&chunks).expect("hot");
+    // Every build of the kernels this CPU has: all it allows, AVX2 without AVX-512, portable.
+    for simd in [Simd::detect(), Simd::without_avx512(), Simd::portable()] {
+        let server = ServerContext::with_simd(client.keys().public(), dim, simd).expect("server");
+        eprintln!("{:?} kernel ({})", server.kernel(), simd.describe());
+        check_exact(&client, &server, &chunks, &gallery, &mut rng);
+    }
+}
+
+/// Scores the extreme and a random probe against `chunks` and checks every decrypted score.
+fn check_exact(
+    client: &Client,
+    server: &ServerContext,
+    chunks: &[encsearch::EncryptedChunk],
+    gallery: &[Vec<i64>],
+    rng: &mut ChaCha20Rng,
+) {
+    let (dim, n) = (gallery[0].len(), client.chunk_size());
+    let s = client.quantizer().scale as i64;
+    let hot = server.prepare_chunks(chunks).expect("hot");
     for probe in [vec![s; dim], vec![-s; dim], (0..dim).map(|_| rng.random_range(-s..=s)).collect()] {
-        let ep = client.encrypt_probe(&probe, &mut rng).expect("probe");
-        let scores = score_probe(&client, &server, &ep, &hot);
+        let ep = client.encrypt_probe(&probe, rng).expect("probe");
+        let scores = score_probe(client, server, &ep, &hot);
         for (c, cs) in scores.iter().enumerate() {
             let got = client.decrypt_chunk(cs).expect("decrypt");
             for (k, v) in got.iter().enumerate() {

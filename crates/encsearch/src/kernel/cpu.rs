@@ -6,18 +6,25 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Simd {
     ifma: bool,
+    avx2: bool,
 }
 
 impl Simd {
-    /// Every build the running CPU supports (AVX-512F with IFMA on x86-64).
+    /// Every build the running CPU supports (AVX-512F with IFMA, AVX2 on x86-64).
     pub fn detect() -> Self {
-        Self { ifma: super::ifma::detected() }
+        Self { ifma: super::ifma::detected(), avx2: avx2_detected() }
     }
 
-    /// The portable builds only, whatever the CPU: what a CPU without AVX-512 runs, for A/B
-    /// measurements and for testing those builds on any machine.
+    /// The portable builds only, whatever the CPU, for A/B measurements and for testing those
+    /// builds on any machine.
     pub fn portable() -> Self {
-        Self { ifma: false }
+        Self { ifma: false, avx2: false }
+    }
+
+    /// Every build the running CPU supports except the AVX-512 ones: what a CPU with AVX2 and
+    /// no AVX-512 runs, for A/B measurements on a machine that has both.
+    pub fn without_avx512() -> Self {
+        Self { ifma: false, avx2: avx2_detected() }
     }
 
     /// [`Simd::detect`] when `enabled`, [`Simd::portable`] otherwise.
@@ -28,6 +35,11 @@ impl Simd {
     /// Whether the AVX-512 IFMA builds run.
     pub fn ifma(self) -> bool {
         self.ifma
+    }
+
+    /// Whether the AVX2 builds run.
+    pub fn avx2(self) -> bool {
+        self.avx2
     }
 
     /// The CPU features found and used, for reports (e.g. `avx512f+avx512ifma`, `portable`).
@@ -46,7 +58,25 @@ impl Simd {
             }
         }
         let cpu = if found.is_empty() { "none".to_string() } else { found.join(" ") };
-        let used = if self.ifma { "AVX-512 IFMA builds" } else { "portable builds" };
+        let used = if self.ifma {
+            "AVX-512 IFMA builds"
+        } else if self.avx2 {
+            "AVX2 builds"
+        } else {
+            "portable builds"
+        };
         format!("CPU features: {cpu}; using the {used}")
+    }
+}
+
+/// Whether the running CPU has AVX2 (false off x86-64).
+pub(crate) fn avx2_detected() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
     }
 }

@@ -13,9 +13,15 @@ use encsearch::{ClientKeys, Gallery, HotGallery, LockWait, Match, ServerContext,
 /// `HERS_SIMD` in `main`).
 static SIMD: OnceLock<Simd> = OnceLock::new();
 
-/// Records the vector builds the kernels may use (`false`: portable builds only).
-pub(crate) fn set_simd(enabled: bool) {
-    let _ = SIMD.set(Simd::new(enabled));
+/// Records the vector builds the kernels may use: `auto`, `avx2` (no AVX-512) or `off`
+/// (portable builds only).
+pub(crate) fn set_simd(mode: &str) {
+    let simd = match mode {
+        "off" => Simd::portable(),
+        "avx2" => Simd::without_avx512(),
+        _ => Simd::detect(),
+    };
+    let _ = SIMD.set(simd);
 }
 
 /// The vector builds chosen for this process.
