@@ -594,6 +594,19 @@ impl Config {
         Ok(())
     }
 
+    /// The training set of a learned method, normalised and split by identity as `[data]` says.
+    pub fn split(&self, set: &embeddings::EmbeddingSet) -> crate::data::TrainValidation {
+        let d = &self.data;
+        crate::data::TrainValidation::split(
+            &set.data,
+            &set.labels,
+            set.dim,
+            d.validation_fraction,
+            d.max_validation_identities,
+            d.split_seed,
+        )
+    }
+
     /// Whether the stages before `s` are frozen while `s` trains.
     pub fn freeze_of(&self, s: usize) -> bool {
         self.train.stage_freeze.get(s).copied().unwrap_or(self.train.freeze)

@@ -12,15 +12,14 @@ use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Tensor, TensorData};
 use embeddings::EmbeddingSet;
-use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::data::{IdentityBatcher, split_identities};
+use crate::data::{IdentityBatcher, TrainValidation};
 use crate::head::{Head, Heads, project_with};
 use crate::linear::{fit_lda, fit_pca};
 use crate::loss::supervised_contrastive_loss;
 use crate::metrics::rank1;
 use crate::modeldir::{self, EpochRecord, FORMAT_VERSION, ModelMeta};
-use crate::training::TrainOptions;
+use crate::training::{TrainOptions, progress_bar};
 use crate::{Config, Error, HeadInit, Method, Result, backend};
 
 /// Trains the heads of `config` (`train.method = "supcon"`, one per `model.stages` entry) on
@@ -45,21 +44,7 @@ pub fn train_contrastive(config: &Config, set: &EmbeddingSet, options: &TrainOpt
     device.seed(config.train.seed);
     let batch_rows = config.train.inference_batch;
 
-    let mut x = set.data.clone();
-    embeddings::l2_normalize_rows(&mut x, dim);
-    let (tr, va) = split_identities(
-        &set.labels,
-        config.data.validation_fraction,
-        config.data.max_validation_identities,
-        config.data.split_seed,
-    );
-    let take = |rows: &[usize]| -> (Vec<f32>, Vec<i64>) {
-        let mut d = Vec::with_capacity(rows.len() * dim);
-        rows.iter().for_each(|&r| d.extend_from_slice(&x[r * dim..(r + 1) * dim]));
-        (d, rows.iter().map(|&r| set.labels[r]).collect())
-    };
-    let (xtr, ltr) = take(&tr);
-    let (xva, lva) = take(&va);
+    let TrainValidation { train: xtr, train_labels: ltr, validation: xva, validation_labels: lva } = config.split(set);
     let start = Instant::now();
     // The starting map, fitted on the training identities only (validation stays unseen).
     let k_max = dims[0];
@@ -102,15 +87,7 @@ pub fn train_contrastive(config: &Config, set: &EmbeddingSet, options: &TrainOpt
 
     let steps_per_epoch = batcher.batches_per_epoch();
     let total_steps = c.max_epochs * steps_per_epoch;
-    let bar = if options.progress {
-        ProgressBar::new(((dims.len() - meta.trained_stages) * total_steps) as u64)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let bar = progress_bar(options.progress, (dims.len() - meta.trained_stages) * total_steps);
     // Validation: the loss over every held-out identity at once (smooth, so it ranks epochs
     // reliably; rank-1 on a few hundred identities sits near 1 and moves in steps of 1/n), and
     // rank-1 for the record.

@@ -32,6 +32,37 @@ pub fn split_identities(labels: &[i64], fraction: f64, max_identities: usize, se
     (tr, va)
 }
 
+/// A training set L2-normalised and split by identity (see [`split_identities`]): the rows the
+/// learned methods train on and those they validate on, each with its labels.
+#[derive(Debug, Clone)]
+pub struct TrainValidation {
+    /// Training rows, row-major, unit-norm.
+    pub train: Vec<f32>,
+    /// Labels of the training rows.
+    pub train_labels: Vec<i64>,
+    /// Validation rows (held-out identities), row-major, unit-norm.
+    pub validation: Vec<f32>,
+    /// Labels of the validation rows.
+    pub validation_labels: Vec<i64>,
+}
+
+impl TrainValidation {
+    /// Normalises the rows of `data` (`dim` wide) and splits them by identity as
+    /// [`split_identities`] does.
+    pub fn split(data: &[f32], labels: &[i64], dim: usize, fraction: f64, max_identities: usize, seed: u64) -> Self {
+        let mut x = data.to_vec();
+        embeddings::l2_normalize_rows(&mut x, dim);
+        let (tr, va) = split_identities(labels, fraction, max_identities, seed);
+        let take = |rows: &[usize]| -> (Vec<f32>, Vec<i64>) {
+            let mut d = Vec::with_capacity(rows.len() * dim);
+            rows.iter().for_each(|&r| d.extend_from_slice(&x[r * dim..(r + 1) * dim]));
+            (d, rows.iter().map(|&r| labels[r]).collect())
+        };
+        let ((train, train_labels), (validation, validation_labels)) = (take(&tr), take(&va));
+        TrainValidation { train, train_labels, validation, validation_labels }
+    }
+}
+
 /// Draws genuine pairs (same label, two distinct rows) and impostor pairs (different labels)
 /// from a labelled set, deterministically from a seed.
 #[derive(Debug, Clone)]

@@ -14,7 +14,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use embeddings::EmbeddingSet;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::data::{Pair, PairSampler, gather_pairs, pair_cosines, split_identities};
+use crate::data::{Pair, PairSampler, TrainValidation, gather_pairs, pair_cosines};
 use crate::loss::{covariance_penalty, distance_loss, pair_cosine, ranking_loss};
 use crate::metrics::{rank1, tar_at_far};
 use crate::mining::select_hard;
@@ -58,21 +58,7 @@ pub fn train_deep(config: &Config, set: &EmbeddingSet, options: &TrainOptions) -
     device.seed(t.seed);
 
     // L2-normalised inputs, split by identity.
-    let mut x = set.data.clone();
-    embeddings::l2_normalize_rows(&mut x, dim);
-    let (tr, va) = split_identities(
-        &set.labels,
-        config.data.validation_fraction,
-        config.data.max_validation_identities,
-        config.data.split_seed,
-    );
-    let take = |rows: &[usize]| -> (Vec<f32>, Vec<i64>) {
-        let mut d = Vec::with_capacity(rows.len() * dim);
-        rows.iter().for_each(|&r| d.extend_from_slice(&x[r * dim..(r + 1) * dim]));
-        (d, rows.iter().map(|&r| set.labels[r]).collect())
-    };
-    let (xtr, ltr) = take(&tr);
-    let (xva, lva) = take(&va);
+    let TrainValidation { train: xtr, train_labels: ltr, validation: xva, validation_labels: lva } = config.split(set);
     let mut sampler = PairSampler::new(&ltr, t.seed)?;
     if method.uses_ranking() && sampler.genuine_identities() < t.num_pairs {
         tracing::warn!(
@@ -112,11 +98,7 @@ pub fn train_deep(config: &Config, set: &EmbeddingSet, options: &TrainOptions) -
     }
 
     let total_steps: usize = (meta.trained_stages..stages.len()).map(|s| config.epochs_of(s) * t.steps_per_epoch).sum();
-    let bar = if options.progress { ProgressBar::new(total_steps as u64) } else { ProgressBar::hidden() };
-    bar.set_style(
-        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let bar = progress_bar(options.progress, total_steps);
     let start = Instant::now();
     let prior_seconds = meta.train_seconds;
     let n = t.num_pairs;
@@ -280,6 +262,16 @@ pub fn train_deep(config: &Config, set: &EmbeddingSet, options: &TrainOptions) -
     }
     bar.finish_and_clear();
     Ok((chain, meta))
+}
+
+/// The training progress bar on stderr (hidden unless `show`), `steps` long.
+pub(crate) fn progress_bar(show: bool, steps: usize) -> ProgressBar {
+    let bar = if show { ProgressBar::new(steps as u64) } else { ProgressBar::hidden() };
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
 }
 
 /// The loss of the method on one output `y: [4n, d]` laid out as genuine firsts, genuine
