@@ -283,8 +283,9 @@ pub struct TrainConfig {
     /// every epoch). With it, `epochs` is a ceiling: training runs until validation stops
     /// improving, and the best epoch is kept.
     pub patience: usize,
-    /// Seconds of training allowed in all (0: no limit), shared equally by the stages still to
-    /// train; a stage past its share stops after the epoch it is in (best epoch kept).
+    /// Seconds of training allowed in all (0: no limit), shared equally by the stages (or the
+    /// contrastive heads) still to train; one past its share stops after the epoch it is in
+    /// (best epoch kept).
     pub time_budget_s: f64,
 }
 

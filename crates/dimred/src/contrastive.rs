@@ -4,7 +4,7 @@
 //! validation on held-out training identities after every epoch, the epoch of lowest
 //! validation loss kept (the starting map counts as epoch 0, so a head never ends worse than the
 //! linear projection on validation), and early stopping after `patience` epochs without a
-//! better one.
+//! better one or when the head's share of `train.time_budget_s` is spent.
 
 use std::time::Instant;
 
@@ -91,7 +91,10 @@ pub fn train_contrastive(config: &Config, set: &EmbeddingSet, options: &TrainOpt
     // Validation: the loss over every held-out identity at once (smooth, so it ranks epochs
     // reliably; rank-1 on a few hundred identities sits near 1 and moves in steps of 1/n), and
     // rank-1 for the record.
-    let va_groups: Vec<usize> = lva.iter().map(|&l| l as usize).collect();
+    // The loss is over all pairs of rows: at most MAX_LOSS_ROWS rows (whole identities but the
+    // last) bound its memory.
+    let loss_rows = lva.len().min(MAX_LOSS_ROWS);
+    let va_groups: Vec<usize> = lva[..loss_rows].iter().map(|&l| l as usize).collect();
     let validate = |head: &Head, k: usize| -> Option<(f64, f64)> {
         if lva.is_empty() {
             return None;
@@ -99,11 +102,16 @@ pub fn train_contrastive(config: &Config, set: &EmbeddingSet, options: &TrainOpt
         let y = project_with(head, &xva, dim, batch_rows, &infer);
         let draws = c.validation_draws as u64;
         let r1 = (0..draws).map(|s| rank1(&y, k, &lva, config.train.seed + s)).sum::<f64>() / draws as f64;
-        let z = Tensor::<2>::from_data(TensorData::new(y, [lva.len(), k]), &infer);
+        let z = Tensor::<2>::from_data(TensorData::new(y[..loss_rows * k].to_vec(), [loss_rows, k]), &infer);
         let loss = f64::from(supervised_contrastive_loss(z, &va_groups, c.temperature).into_scalar::<f32>());
         Some((loss, r1))
     };
     for (s, &k) in dims.iter().enumerate().skip(meta.trained_stages) {
+        let head_start = Instant::now();
+        // This head's share of what is left of `train.time_budget_s` (0: no limit).
+        let budget = config.train.time_budget_s;
+        let head_budget = (budget > 0.0)
+            .then(|| (budget - (prior_seconds + start.elapsed().as_secs_f64())).max(0.0) / (dims.len() - s) as f64);
         let mut head = Head::from_projection(&linear, k, c.head, c.mlp_hidden, &xtr, &device);
         let mut optim = AdamWConfig::new().with_weight_decay(c.weight_decay).init();
         // Epoch 0 is the starting map itself (its loss taken on one batch).
@@ -182,8 +190,18 @@ pub fn train_contrastive(config: &Config, set: &EmbeddingSet, options: &TrainOpt
                 // No validation identities: the last epoch is kept.
                 None => best = (f64::INFINITY, head.valid()),
             }
-            if c.patience > 0 && since_best >= c.patience {
-                tracing::info!(head = k, epoch, "validation loss stopped improving: early stop");
+            let out_of_time = head_budget.is_some_and(|b| head_start.elapsed().as_secs_f64() >= b);
+            if c.patience > 0 && since_best >= c.patience || out_of_time {
+                tracing::info!(
+                    head = k,
+                    epoch,
+                    "{}",
+                    if out_of_time {
+                        "time budget spent: stopping"
+                    } else {
+                        "validation loss stopped improving: stopping"
+                    }
+                );
                 bar.inc(((c.max_epochs - epoch) * steps_per_epoch) as u64);
                 break;
             }
@@ -199,6 +217,9 @@ pub fn train_contrastive(config: &Config, set: &EmbeddingSet, options: &TrainOpt
     bar.finish_and_clear();
     Ok((model, meta))
 }
+
+/// Most validation rows in the validation loss (its logits are rows × rows).
+const MAX_LOSS_ROWS: usize = 4096;
 
 /// The rows of one batch as a `[rows, dim]` tensor on `device`, and their identity groups.
 fn gather(batch: &[(usize, usize)], x: &[f32], dim: usize, device: &Device) -> (Tensor<2>, Vec<usize>) {

@@ -98,8 +98,8 @@ pub enum Error {
     },
     /// Part of this very input is already in the gallery: an enrolment of it was interrupted.
     #[error(
-        "the gallery already holds {held} of the {total} rows of {input} (an interrupted enrolment of this file?); rerun with --resume to enrol the other {}",
-        total - held
+        "the gallery already holds {held} of the {total} rows of {input}{}",
+        if held == total { String::from(": it is enrolled already, nothing to do") } else { format!(" (an interrupted enrolment of this file?); rerun with --resume to enrol the other {}", total - held) }
     )]
     PartlyEnrolled {
         /// The input (file) being enrolled.
@@ -111,7 +111,7 @@ pub enum Error {
     },
     /// Another process holds the gallery's writer lock.
     #[error(
-        "{}: another process{} is writing to this gallery; wait for it to finish (drop --no-wait to wait for it)",
+        "{}: another process{} holds this gallery's writer lock; try again when it has finished (commands without --no-wait wait for it)",
         dir.display(),
         pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
     )]

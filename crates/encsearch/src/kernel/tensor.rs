@@ -431,5 +431,7 @@ mod tests {
                 check(qv, dim, 16);
             }
         }
+        // Across the AVX2 kernel's flush of its lane sums, at the largest values.
+        check((1u64 << 48) - 59, AVX2_BLOCK + 1, 8);
     }
 }

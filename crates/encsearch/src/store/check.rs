@@ -38,9 +38,14 @@ impl CheckReport {
 
 /// Checks the gallery in `dir`; with `repair`, also removes the unlisted files, holding the
 /// writer lock (so a running enrolment's not-yet-committed segment is never taken for debris:
-/// `wait` says whether to wait for it or fail at once).
-pub fn check_gallery(dir: &Path, repair: bool, wait: LockWait) -> Result<CheckReport> {
-    let lock = if repair { Some(WriterLock::acquire(dir, wait, |_| {})?) } else { None };
+/// `wait` says whether to wait for it or fail at once, `on_wait` hears the holder's pid).
+pub fn check_gallery(
+    dir: &Path,
+    repair: bool,
+    wait: LockWait,
+    on_wait: impl FnOnce(Option<u32>),
+) -> Result<CheckReport> {
+    let lock = if repair { Some(WriterLock::acquire(dir, wait, on_wait)?) } else { None };
     let path = dir.join(MANIFEST_FILE);
     let text = fs::read(&path).map_err(|e| Error::io(&path, e))?;
     let manifest = Manifest::from_json(&text, &path)?;

@@ -165,8 +165,9 @@ impl Gallery {
 
     /// Runs a change under the writer lock: the one this gallery holds (taken with
     /// [`Gallery::lock_for_writing`]), or else one taken for this change only (waiting for it,
-    /// silently: callers that want to say so lock first) and released after it, so two
-    /// `Gallery` values of one process that both write never wait on each other forever.
+    /// silently: callers that want to say so lock first) and released after it. OS locks are per
+    /// open file, so a second `Gallery` value of the same directory in the same process waits
+    /// too: while one value holds the lock from `lock_for_writing`, write through that one.
     fn with_writer<T>(&mut self, change: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
         if self.lock.is_some() {
             return change(self);

@@ -68,7 +68,13 @@ impl From<LayoutArg> for Layout {
 /// Encrypts `--input` and appends it to `--gallery`, one committed segment at a time.
 pub fn run(a: Args) -> anyhow::Result<()> {
     let keys = load_keys(&a.keys)?;
+    // The fingerprint each segment records: taken before the read and checked after it, so it
+    // is the fingerprint of the rows enrolled (a rerun with --resume relies on it).
+    let source = fingerprint_file(&a.input)?;
     let set = embeddings::read_set(&a.input).with_context(|| format!("reading {}", a.input.display()))?;
+    if fingerprint_file(&a.input)? != source {
+        anyhow::bail!("{} changed while it was being read; enrol it again once it is complete", a.input.display());
+    }
     let wait = lock_wait(a.no_wait);
     let mut gallery = if a.gallery.join(MANIFEST_FILE).exists() {
         let mut g = open_gallery_for(&a.gallery, &keys)?;
@@ -98,7 +104,6 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if gallery.manifest().dim != set.dim {
         anyhow::bail!("gallery is {}-D, {} is {}-D", gallery.manifest().dim, a.input.display(), set.dim);
     }
-    let source = fingerprint_file(&a.input)?;
     let ids: Vec<String> = (0..set.len()).map(|i| set.ids.display(i)).collect();
     let plan = gallery.plan_enrolment(&a.input.display().to_string(), &source, &ids, a.resume)?;
     if plan.held > 0 {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use encsearch::check_gallery;
 
-use super::open::lock_wait;
+use super::open::{lock_wait, say_waiting};
 
 /// Arguments of `hers gallery`.
 #[derive(Debug, clap::Args)]
@@ -37,7 +37,7 @@ pub enum GalleryCommand {
 pub fn run(a: Args) -> anyhow::Result<()> {
     match a.command {
         GalleryCommand::Check { gallery, repair, no_wait } => {
-            let r = check_gallery(&gallery, repair, lock_wait(no_wait))
+            let r = check_gallery(&gallery, repair, lock_wait(no_wait), |pid| say_waiting(&gallery, pid))
                 .with_context(|| format!("checking gallery {}", gallery.display()))?;
             println!("{}: {} segments, {} templates listed", gallery.display(), r.segments, r.templates);
             for p in &r.problems {
@@ -45,7 +45,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             }
             for p in &r.unlisted {
                 let what = if r.removed.contains(p) { "removed" } else { "unlisted" };
-                println!("{what}: {} (no manifest names it: left by an interrupted write)", p.display());
+                println!(
+                    "{what}: {} (no manifest names it: left by an interrupted write, or being written right now)",
+                    p.display()
+                );
             }
             if !repair && !r.unlisted.is_empty() {
                 println!("run `hers gallery check {} --repair` to remove the unlisted files", gallery.display());
