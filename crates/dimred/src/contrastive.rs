@@ -19,7 +19,7 @@ use crate::linear::{fit_lda, fit_pca};
 use crate::loss::supervised_contrastive_loss;
 use crate::metrics::rank1;
 use crate::modeldir::{self, EpochRecord, FORMAT_VERSION, ModelMeta};
-use crate::training::{TrainOptions, progress_bar};
+use crate::training::{StageBudget, TrainOptions, progress_bar, stop_reason};
 use crate::{Config, Error, HeadInit, Method, Result, backend};
 
 /// Trains the heads of `config` (`train.method = "supcon"`, one per `model.stages` entry) on
@@ -107,11 +107,8 @@ pub fn train_contrastive(config: &Config, set: &EmbeddingSet, options: &TrainOpt
         Some((loss, r1))
     };
     for (s, &k) in dims.iter().enumerate().skip(meta.trained_stages) {
-        let head_start = Instant::now();
-        // This head's share of what is left of `train.time_budget_s` (0: no limit).
-        let budget = config.train.time_budget_s;
-        let head_budget = (budget > 0.0)
-            .then(|| (budget - (prior_seconds + start.elapsed().as_secs_f64())).max(0.0) / (dims.len() - s) as f64);
+        let budget =
+            StageBudget::new(config.train.time_budget_s, prior_seconds + start.elapsed().as_secs_f64(), dims.len() - s);
         let mut head = Head::from_projection(&linear, k, c.head, c.mlp_hidden, &xtr, &device);
         let mut optim = AdamWConfig::new().with_weight_decay(c.weight_decay).init();
         // Epoch 0 is the starting map itself (its loss taken on one batch).
@@ -190,18 +187,9 @@ pub fn train_contrastive(config: &Config, set: &EmbeddingSet, options: &TrainOpt
                 // No validation identities: the last epoch is kept.
                 None => best = (f64::INFINITY, head.valid()),
             }
-            let out_of_time = head_budget.is_some_and(|b| head_start.elapsed().as_secs_f64() >= b);
+            let out_of_time = budget.spent();
             if c.patience > 0 && since_best >= c.patience || out_of_time {
-                tracing::info!(
-                    head = k,
-                    epoch,
-                    "{}",
-                    if out_of_time {
-                        "time budget spent: stopping"
-                    } else {
-                        "validation loss stopped improving: stopping"
-                    }
-                );
+                tracing::info!(head = k, epoch, "{}", stop_reason(out_of_time));
                 bar.inc(((c.max_epochs - epoch) * steps_per_epoch) as u64);
                 break;
             }

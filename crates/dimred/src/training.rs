@@ -104,12 +104,7 @@ pub fn train_deep(config: &Config, set: &EmbeddingSet, options: &TrainOptions) -
     let n = t.num_pairs;
 
     for s in meta.trained_stages..stages.len() {
-        let stage_start = Instant::now();
-        // This stage's share of what is left of the budget.
-        let stage_budget = (t.time_budget_s > 0.0).then(|| {
-            let left = (t.time_budget_s - (prior_seconds + start.elapsed().as_secs_f64())).max(0.0);
-            left / (stages.len() - s) as f64
-        });
+        let budget = StageBudget::new(t.time_budget_s, prior_seconds + start.elapsed().as_secs_f64(), stages.len() - s);
         let mut since_best = 0usize;
         let in_dim = if s == 0 { dim } else { stages[s - 1] };
         let stage = Stage::new(in_dim, stages[s], config.model.hidden_layers, &device);
@@ -226,21 +221,12 @@ pub fn train_deep(config: &Config, set: &EmbeddingSet, options: &TrainOptions) -
             } else if r1.is_some() {
                 since_best += 1;
             }
-            let out_of_time = stage_budget.is_some_and(|b| stage_start.elapsed().as_secs_f64() >= b);
+            let out_of_time = budget.spent();
             if !last && (t.patience > 0 && since_best >= t.patience || out_of_time) {
                 if best.is_none() {
                     best = Some((score, net.clone()));
                 }
-                tracing::info!(
-                    stage = s + 1,
-                    epoch = epoch + 1,
-                    "{}",
-                    if out_of_time {
-                        "stage time budget spent: stopping"
-                    } else {
-                        "validation stopped improving: stopping"
-                    }
-                );
+                tracing::info!(stage = s + 1, epoch = epoch + 1, "{}", stop_reason(out_of_time));
                 bar.inc(((epochs - epoch - 1) * t.steps_per_epoch) as u64);
                 break;
             }
@@ -262,6 +248,31 @@ pub fn train_deep(config: &Config, set: &EmbeddingSet, options: &TrainOptions) -
     }
     bar.finish_and_clear();
     Ok((chain, meta))
+}
+
+/// One stage's (or contrastive head's) share of `train.time_budget_s`: what is left of the
+/// budget, split equally among the stages still to train, counted from its creation.
+pub(crate) struct StageBudget {
+    start: Instant,
+    share: Option<f64>,
+}
+
+impl StageBudget {
+    /// The share of `budget_s` (0: no limit) once `spent_s` are gone, for `remaining` stages.
+    pub(crate) fn new(budget_s: f64, spent_s: f64, remaining: usize) -> Self {
+        let share = (budget_s > 0.0).then(|| (budget_s - spent_s).max(0.0) / remaining.max(1) as f64);
+        Self { start: Instant::now(), share }
+    }
+
+    /// True once the share is used up.
+    pub(crate) fn spent(&self) -> bool {
+        self.share.is_some_and(|b| self.start.elapsed().as_secs_f64() >= b)
+    }
+}
+
+/// Why a stage stopped before its last epoch, for the log.
+pub(crate) fn stop_reason(out_of_time: bool) -> &'static str {
+    if out_of_time { "time budget spent: stopping" } else { "validation stopped improving: stopping" }
 }
 
 /// The training progress bar on stderr (hidden unless `show`), `steps` long.

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use super::lock::{LOCK_FILE, LockWait, WriterLock};
 use super::manifest::{MANIFEST_FILE, Manifest};
-use super::segment::{SegmentBytes, parse_segment};
+use super::segment::open_segment;
 use crate::error::{Error, Result};
 use crate::keys::PUBLIC_FILE;
 
@@ -54,54 +54,22 @@ pub fn check_gallery(
     let mut seen: HashMap<String, String> = HashMap::new();
     for entry in &manifest.segments {
         report.templates += entry.templates;
-        let p = dir.join(&entry.file);
-        let bytes = match fs::read(&p) {
-            Ok(b) => b,
+        let seg = match open_segment(dir, entry, per_chunk) {
+            Ok(seg) => seg,
             Err(e) => {
-                report.problems.push(format!("{}: cannot be read ({e}); the manifest lists it", entry.file));
+                report.problems.push(e.to_string());
                 continue;
             }
         };
-        if bytes.len() as u64 != entry.bytes {
-            report.problems.push(format!(
-                "{}: {} bytes, the manifest says {} (truncated or overwritten)",
-                entry.file,
-                bytes.len(),
-                entry.bytes
-            ));
-            continue;
+        let count: usize = seg.chunks.iter().map(|c| c.ids.len()).sum();
+        if count != entry.templates {
+            report.problems.push(format!("{}: {count} templates, the manifest says {}", entry.file, entry.templates));
         }
-        let crc = crc32fast::hash(&bytes);
-        if crc != entry.crc32 {
-            report
-                .problems
-                .push(format!("{}: checksum {crc:08x}, the manifest says {:08x} (corrupted)", entry.file, entry.crc32));
-            continue;
-        }
-        match parse_segment(SegmentBytes::Owned(bytes), &entry.file, per_chunk) {
-            Err(e) => report.problems.push(format!("{}: {e}", entry.file)),
-            Ok(seg) => {
-                if seg.chunks.len() != entry.chunks {
-                    report.problems.push(format!(
-                        "{}: {} chunks, the manifest says {}",
-                        entry.file,
-                        seg.chunks.len(),
-                        entry.chunks
-                    ));
-                }
-                let count: usize = seg.chunks.iter().map(|c| c.ids.len()).sum();
-                if count != entry.templates {
-                    report
-                        .problems
-                        .push(format!("{}: {count} templates, the manifest says {}", entry.file, entry.templates));
-                }
-                for id in seg.chunks.into_iter().flat_map(|c| c.ids) {
-                    if let Some(other) = seen.get(&id) {
-                        report.problems.push(format!("id {id} is in both {other} and {}", entry.file));
-                    } else {
-                        seen.insert(id, entry.file.clone());
-                    }
-                }
+        for id in seg.chunks.into_iter().flat_map(|c| c.ids) {
+            if let Some(other) = seen.get(&id) {
+                report.problems.push(format!("id {id} is in both {other} and {}", entry.file));
+            } else {
+                seen.insert(id, entry.file.clone());
             }
         }
     }

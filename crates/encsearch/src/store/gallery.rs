@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 use super::lock::{LockWait, WriterLock};
 use super::manifest::{FORMAT, MANIFEST_FILE, Manifest, SegmentEntry};
-use super::segment::{LoadedSegment, SegmentBytes, encode_segment, map_segment, parse_segment};
+use super::segment::{LoadedSegment, SegmentBytes, encode_segment, open_segment, parse_segment};
 use super::slots::Slots;
 use super::write_atomic;
 use crate::error::{Error, Result};
@@ -108,30 +108,7 @@ impl Gallery {
         let text = fs::read(&path).map_err(|e| Error::io(&path, e))?;
         let manifest = Manifest::from_json(&text, &path)?;
         let n = manifest.templates_per_chunk();
-        let mut segments = manifest
-            .segments
-            .par_iter()
-            .map(|s| {
-                let p = dir.join(&s.file);
-                let size = fs::metadata(&p).map_err(|e| Error::io(&p, e))?.len();
-                if size != s.bytes {
-                    return Err(Error::malformed(
-                        "segment",
-                        format!("{}: {size} bytes, manifest says {} (truncated?)", s.file, s.bytes),
-                    ));
-                }
-                let bytes = map_segment(&p)?;
-                let computed = crc32fast::hash(&bytes[..]);
-                if computed != s.crc32 {
-                    return Err(Error::Checksum { what: s.file.clone(), stored: s.crc32, computed });
-                }
-                let seg = parse_segment(bytes, &s.file, n)?;
-                if seg.chunks.len() != s.chunks {
-                    return Err(Error::malformed("segment", format!("{}: chunk count differs from manifest", s.file)));
-                }
-                Ok(seg)
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let mut segments = manifest.segments.par_iter().map(|s| open_segment(dir, s, n)).collect::<Result<Vec<_>>>()?;
         let mut slots = Slots::new(n);
         for c in segments.iter_mut().flat_map(|s| &mut s.chunks) {
             slots.push_chunk(std::mem::take(&mut c.ids));

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use memmap2::Mmap;
 
+use super::manifest::SegmentEntry;
 use crate::error::{Error, Result};
 use crate::wire::{EncryptedChunk, Reader, open_crc, put_bytes, seal_crc};
 
@@ -47,6 +48,29 @@ impl std::ops::Deref for SegmentBytes {
 /// Maps a committed segment file read-only.
 pub(crate) fn map_segment(path: &Path) -> Result<SegmentBytes> {
     Ok(SegmentBytes::Mapped(Arc::new(super::map_file(path)?)))
+}
+
+/// Maps and verifies the committed segment `entry` of the gallery in `dir` against its
+/// manifest entry (size, CRC, structure, chunk count) and parses it (`n` slots per chunk).
+pub(crate) fn open_segment(dir: &Path, entry: &SegmentEntry, n: usize) -> Result<LoadedSegment> {
+    let p = dir.join(&entry.file);
+    let size = std::fs::metadata(&p).map_err(|e| Error::io(&p, e))?.len();
+    if size != entry.bytes {
+        return Err(Error::malformed(
+            "segment",
+            format!("{}: {size} bytes, manifest says {} (truncated?)", entry.file, entry.bytes),
+        ));
+    }
+    let bytes = map_segment(&p)?;
+    let computed = crc32fast::hash(&bytes[..]);
+    if computed != entry.crc32 {
+        return Err(Error::Checksum { what: entry.file.clone(), stored: entry.crc32, computed });
+    }
+    let seg = parse_segment(bytes, &entry.file, n)?;
+    if seg.chunks.len() != entry.chunks {
+        return Err(Error::malformed("segment", format!("{}: chunk count differs from manifest", entry.file)));
+    }
+    Ok(seg)
 }
 
 /// A parsed segment: its bytes and its chunks.

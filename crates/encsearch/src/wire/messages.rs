@@ -31,6 +31,23 @@ fn decode_ct(bytes: &[u8], bfv: &Arc<BfvParameters>, what: &'static str) -> Resu
     Ok(ct)
 }
 
+/// Writes a count and the seeded bytes of each ciphertext of a probe or chunk.
+fn put_cts(out: &mut Vec<u8>, cts: &[Ciphertext]) {
+    out.extend_from_slice(&(cts.len() as u32).to_le_bytes());
+    for ct in cts {
+        put_bytes(out, &ct.to_bytes());
+    }
+}
+
+/// Reads the key id that follows the 8-byte magic of a query (`what`) without decoding the rest.
+fn peek_query_key(bytes: &[u8], magic: &[u8; 8], what: &'static str) -> Result<KeyId> {
+    let mut r = Reader::new(bytes, what);
+    if r.take(8)? != magic {
+        return Err(Error::malformed(what, "bad magic"));
+    }
+    Ok(KeyId(r.string(256)?))
+}
+
 /// One chunk of the gallery as stored at rest: `dim` seeded ciphertexts, the j-th holding
 /// dimension j of the chunk's N templates in its slots.
 #[derive(Debug, Clone)]
@@ -48,10 +65,7 @@ impl EncryptedChunk {
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
         out.extend_from_slice(CHUNK_MAGIC);
-        out.extend_from_slice(&(self.cts.len() as u32).to_le_bytes());
-        for ct in &self.cts {
-            put_bytes(&mut out, &ct.to_bytes());
-        }
+        put_cts(&mut out, &self.cts);
         seal_crc(&mut out);
         out
     }
@@ -113,10 +127,7 @@ impl Query {
         out.extend_from_slice(&(self.probes.len() as u32).to_le_bytes());
         for (id, p) in self.probe_ids.iter().zip(&self.probes) {
             put_bytes(&mut out, id.as_bytes());
-            out.extend_from_slice(&(p.cts.len() as u32).to_le_bytes());
-            for ct in &p.cts {
-                put_bytes(&mut out, &ct.to_bytes());
-            }
+            put_cts(&mut out, &p.cts);
         }
         seal_crc(&mut out);
         out
@@ -124,11 +135,7 @@ impl Query {
 
     /// Reads only the key id of an encoded query (to pick or check the key before decoding).
     pub fn peek_key_id(bytes: &[u8]) -> Result<KeyId> {
-        let mut r = Reader::new(bytes, "query");
-        if r.take(8)? != QUERY_MAGIC {
-            return Err(Error::malformed("query", "bad magic"));
-        }
-        Ok(KeyId(r.string(256)?))
+        peek_query_key(bytes, QUERY_MAGIC, "query")
     }
 
     /// Parses [`Query::to_bytes`]; `dim` is the number of packed rows of the gallery.
@@ -391,10 +398,7 @@ impl FineQuery {
             for c in &p.candidates {
                 put_bytes(&mut out, c.as_bytes());
             }
-            out.extend_from_slice(&(p.probe.cts.len() as u32).to_le_bytes());
-            for ct in &p.probe.cts {
-                put_bytes(&mut out, &ct.to_bytes());
-            }
+            put_cts(&mut out, &p.probe.cts);
         }
         seal_crc(&mut out);
         out
@@ -402,11 +406,7 @@ impl FineQuery {
 
     /// Reads only the key id of an encoded second-stage query.
     pub fn peek_key_id(bytes: &[u8]) -> Result<KeyId> {
-        let mut r = Reader::new(bytes, "fine query");
-        if r.take(8)? != FINE_QUERY_MAGIC {
-            return Err(Error::malformed("fine query", "bad magic"));
-        }
-        Ok(KeyId(r.string(256)?))
+        peek_query_key(bytes, FINE_QUERY_MAGIC, "fine query")
     }
 
     /// Parses [`FineQuery::to_bytes`]; each probe must be one ciphertext (the coefficient layout).
