@@ -133,6 +133,13 @@ pub enum Error {
         /// Its permission bits.
         mode: u32,
     },
+    /// A server reported a failure after its answer had begun (a streamed answer is then
+    /// discarded whole: never a partial result).
+    #[error("the server failed while answering: {message}")]
+    Server {
+        /// The server's message.
+        message: String,
+    },
     /// An id that is not in the gallery.
     #[error("unknown id {id}")]
     UnknownId {

@@ -52,5 +52,6 @@ pub use store::{
 };
 pub use topk::{Hit, Score, TopK};
 pub use wire::{
-    ChunkScores, EncryptedChunk, EncryptedProbe, FineProbe, FineQuery, FineResponse, GatheredChunk, Query, Response,
+    ChunkScores, EncryptedChunk, EncryptedProbe, Enrolment, FineProbe, FineQuery, FineResponse, GatheredChunk, IdTable,
+    MAX_FRAME_BYTES, Query, Response, ScoreStream, StreamFrames, StreamHeader,
 };

@@ -147,7 +147,7 @@ impl HotBasis {
                 })?;
             }
         }
-        Ok(HotChunk::from_words(HotWords::Owned(data)))
+        Ok(HotChunk::from_words(HotWords::Owned(data.into())))
     }
 
     /// Converts chunks to the hot form on all cores.

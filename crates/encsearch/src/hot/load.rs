@@ -33,6 +33,17 @@ impl HotGallery {
     /// where it holds, builds the others, and writes their cache files when `write` (best
     /// effort: a failed write is reported, not an error).
     pub fn load(gallery: &Gallery, basis: &HotBasis, cache: Option<bool>) -> Result<(HotGallery, HotCacheReport)> {
+        let mut hot = HotGallery::default();
+        let report = hot.refresh(gallery, basis, cache)?;
+        Ok((hot, report))
+    }
+
+    /// Brings this hot form up to what `gallery` has committed: the segments appended since
+    /// are loaded as [`HotGallery::load`] does (mapped, or built and cached), the chunks held
+    /// already are kept as they are (a committed segment never changes), and the slot ids are
+    /// taken afresh (removals). A server makes each new gallery version this way, at the cost
+    /// of the new segments only.
+    pub fn refresh(&mut self, gallery: &Gallery, basis: &HotBasis, cache: Option<bool>) -> Result<HotCacheReport> {
         let manifest = gallery.manifest();
         manifest.public.key_id.ensure_eq(&basis.public().key_id)?;
         if gallery.layout() != Layout::DimensionWise {
@@ -47,12 +58,22 @@ impl HotGallery {
         if basis.rows() != rows {
             return Err(Error::DimensionMismatch { expected: rows, actual: basis.rows() });
         }
+        let held = self.chunks.len();
+        let segments = gallery.segment_chunks();
+        if gallery.chunk_count() < held || segments.iter().any(|(_, r)| r.start < held && r.end > held) {
+            return Err(Error::InvalidArgument {
+                reason: format!(
+                    "the hot form holds {held} chunks, which are not whole segments of {}: load it afresh",
+                    gallery.dir().display()
+                ),
+            });
+        }
         let words = basis.hot_words_per_chunk();
         let mut report = HotCacheReport::default();
-        // Per segment: its cache file and fingerprint, and the mapped chunks where the cache holds.
-        let plan: Vec<_> = gallery
-            .segment_chunks()
+        // Per new segment: its cache file and fingerprint, and the mapped chunks where the cache holds.
+        let plan: Vec<_> = segments
             .into_iter()
+            .filter(|(_, range)| range.start >= held)
             .map(|(entry, range)| {
                 let path = gallery.dir().join(Path::new(&entry.file).with_extension("hot"));
                 let fp = cache::fingerprint(basis, &entry.file, entry.crc32);
@@ -82,7 +103,8 @@ impl HotGallery {
         } else {
             None
         };
-        let mut chunks = Vec::with_capacity(gallery.chunk_count());
+        let chunks = &mut self.chunks;
+        chunks.reserve(gallery.chunk_count() - held);
         for (range, path, fp, mapped) in plan {
             if let Some(m) = mapped {
                 report.mapped += 1;
@@ -102,7 +124,9 @@ impl HotGallery {
                 }
             }
         }
-        let hot = HotGallery { chunks, slot_ids: gallery.slot_ids(), scale: manifest.scale, metric: manifest.metric };
-        Ok((hot, report))
+        self.slot_ids = gallery.slot_ids();
+        self.scale = manifest.scale;
+        self.metric = manifest.metric;
+        Ok(report)
     }
 }

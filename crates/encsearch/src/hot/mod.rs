@@ -78,8 +78,8 @@ impl HotGallery {
 /// Words of hot form, owned or borrowed from a mapped cache file.
 #[derive(Debug, Clone)]
 pub(crate) enum HotWords {
-    /// Built in memory.
-    Owned(Vec<u64>),
+    /// Built in memory (shared: a new gallery version reuses the chunks it did not change).
+    Owned(Arc<[u64]>),
     /// A range of words inside a mapped `.hot` file.
     Mapped { map: Arc<Mmap>, start: usize, len: usize },
 }

@@ -189,23 +189,36 @@ impl ServerContext {
     }
 
     /// Scores every probe against every chunk of `source` on all cores, chunk by chunk: each
-    /// chunk is obtained once and scored against every probe while it is in cache.
-    /// `scores[probe][chunk]`.
+    /// chunk is obtained once and scored against every probe while it is in cache, and
+    /// `on_chunk(i, scores)` receives chunk i's score of every probe (in probe order) as soon
+    /// as it is done, on the worker that scored it (chunks complete in any order).
+    pub fn score_each_chunk<S, T, F>(&self, probes: &[&EncryptedProbe], source: &S, on_chunk: F) -> Result<Vec<T>>
+    where
+        S: ChunkSource + ?Sized,
+        T: Send,
+        F: Fn(usize, Vec<ChunkScores>) -> Result<T> + Sync,
+    {
+        source.check(self)?;
+        let probes = probes.par_iter().map(|p| self.basis.prepare_probe(p)).collect::<Result<Vec<_>>>()?;
+        (0..source.chunk_count())
+            .into_par_iter()
+            .map_init(Accumulator::default, |acc, i| {
+                let hot = source.hot_chunk(self, i)?;
+                let scores = probes.iter().map(|hp| self.score_chunk(hp, &hot, acc)).collect::<Result<Vec<_>>>()?;
+                on_chunk(i, scores)
+            })
+            .collect()
+    }
+
+    /// [`ServerContext::score_each_chunk`] gathered: `scores[probe][chunk]`.
     fn score_chunk_major<S: ChunkSource + ?Sized>(
         &self,
         probes: &[EncryptedProbe],
         source: &S,
     ) -> Result<Vec<Vec<ChunkScores>>> {
-        let probes = probes.par_iter().map(|p| self.basis.prepare_probe(p)).collect::<Result<Vec<_>>>()?;
-        let count = source.chunk_count();
-        let per_chunk = (0..count)
-            .into_par_iter()
-            .map_init(Accumulator::default, |acc, i| {
-                let hot = source.hot_chunk(self, i)?;
-                probes.iter().map(|hp| self.score_chunk(hp, &hot, acc)).collect::<Result<Vec<_>>>()
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let mut scores: Vec<Vec<ChunkScores>> = vec![Vec::with_capacity(count); probes.len()];
+        let refs: Vec<&EncryptedProbe> = probes.iter().collect();
+        let per_chunk = self.score_each_chunk(&refs, source, |_, scores| Ok(scores))?;
+        let mut scores: Vec<Vec<ChunkScores>> = vec![Vec::with_capacity(per_chunk.len()); probes.len()];
         for chunk in per_chunk {
             for (p, cs) in chunk.into_iter().enumerate() {
                 scores[p].push(cs);
@@ -214,8 +227,20 @@ impl ServerContext {
         Ok(scores)
     }
 
+    /// Checks, before any scoring, that `query` can be scored against `source`: made with this
+    /// context's key, quantised at the source's scale for its metric, one ciphertext per row.
+    /// Returns the source's scale and metric.
+    pub fn check_query<S: ChunkSource + ?Sized>(&self, query: &Query, source: &S) -> Result<(u32, Metric)> {
+        let quantised = source.check(self)?;
+        self.check_query_against(&query.key_id, (query.scale, query.metric), quantised)?;
+        if let Some(p) = query.probes.iter().find(|p| p.dim() != self.rows()) {
+            return Err(Error::DimensionMismatch { expected: self.rows(), actual: p.dim() });
+        }
+        Ok(quantised)
+    }
+
     /// Checks that a query (its key id, scale and metric) was made for this key and gallery.
-    fn check_query(&self, key_id: &KeyId, query: (u32, Metric), gallery: (u32, Metric)) -> Result<()> {
+    fn check_query_against(&self, key_id: &KeyId, query: (u32, Metric), gallery: (u32, Metric)) -> Result<()> {
         self.public().key_id.ensure_eq(key_id)?;
         if query != gallery {
             return Err(Error::InvalidArgument {
@@ -233,8 +258,7 @@ impl ServerContext {
     /// chunks per core whatever the gallery size, at the price of the hot-form preparation on
     /// every query), or the one chunk of a claimed id ([`GalleryChunk`]).
     pub fn score<S: ChunkSource + ?Sized>(&self, query: &Query, source: &S) -> Result<Response> {
-        let quantised = source.check(self)?;
-        self.check_query(&query.key_id, (query.scale, query.metric), quantised)?;
+        let quantised = self.check_query(query, source)?;
         let scores = self.score_chunk_major(&query.probes, source)?;
         Ok(Response {
             key_id: self.public().key_id.clone(),
@@ -259,7 +283,7 @@ impl ServerContext {
                 reason: "the fine stage needs the context of a coefficient-layout gallery".into(),
             });
         }
-        self.check_query(&query.key_id, (query.scale, query.metric), (q.scale, q.metric))?;
+        self.check_query_against(&query.key_id, (query.scale, query.metric), (q.scale, q.metric))?;
         let probes = query
             .probes
             .iter()

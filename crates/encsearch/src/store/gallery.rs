@@ -162,6 +162,16 @@ impl Gallery {
         write_atomic(&path, &text)
     }
 
+    /// The version of the committed gallery: a fingerprint of its manifest (segments, their
+    /// CRCs, removed ids). Every append or removal changes it; the same content has the same
+    /// version in every process, so a client's cached id table survives a server restart.
+    pub fn version(&self) -> u64 {
+        use sha2::{Digest, Sha256};
+        let bytes = serde_json::to_vec(&self.manifest).unwrap_or_default();
+        let d = Sha256::digest(&bytes);
+        u64::from_le_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
+    }
+
     /// The manifest.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest

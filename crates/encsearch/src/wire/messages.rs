@@ -19,10 +19,10 @@ const RESPONSE_MAGIC: &[u8; 8] = b"HERSRS01";
 const FINE_QUERY_MAGIC: &[u8; 8] = b"HERSFQ01";
 const FINE_RESPONSE_MAGIC: &[u8; 8] = b"HERSFR01";
 /// Upper bound on one serialised ciphertext (N = 32768, 16 moduli).
-const MAX_CT_BYTES: usize = 32768 * 8 * 16 * 3;
-const MAX_ID_BYTES: usize = 1 << 16;
+pub(super) const MAX_CT_BYTES: usize = 32768 * 8 * 16 * 3;
+pub(super) const MAX_ID_BYTES: usize = 1 << 16;
 
-fn decode_ct(bytes: &[u8], bfv: &Arc<BfvParameters>, what: &'static str) -> Result<Ciphertext> {
+pub(super) fn decode_ct(bytes: &[u8], bfv: &Arc<BfvParameters>, what: &'static str) -> Result<Ciphertext> {
     let ct = Ciphertext::from_bytes(bytes, bfv).map_err(|e| Error::malformed(what, e.to_string()))?;
     let top = bfv.context_at_level(0)?;
     if ct.len() != 2 || ct[0].ctx() != top {
@@ -32,7 +32,7 @@ fn decode_ct(bytes: &[u8], bfv: &Arc<BfvParameters>, what: &'static str) -> Resu
 }
 
 /// Writes a count and the seeded bytes of each ciphertext of a probe or chunk.
-fn put_cts(out: &mut Vec<u8>, cts: &[Ciphertext]) {
+pub(super) fn put_cts(out: &mut Vec<u8>, cts: &[Ciphertext]) {
     out.extend_from_slice(&(cts.len() as u32).to_le_bytes());
     for ct in cts {
         put_bytes(out, &ct.to_bytes());
@@ -40,7 +40,7 @@ fn put_cts(out: &mut Vec<u8>, cts: &[Ciphertext]) {
 }
 
 /// Reads the key id that follows the 8-byte magic of a query (`what`) without decoding the rest.
-fn peek_query_key(bytes: &[u8], magic: &[u8; 8], what: &'static str) -> Result<KeyId> {
+pub(super) fn peek_query_key(bytes: &[u8], magic: &[u8; 8], what: &'static str) -> Result<KeyId> {
     let mut r = Reader::new(bytes, what);
     if r.take(8)? != magic {
         return Err(Error::malformed(what, "bad magic"));
@@ -206,13 +206,7 @@ impl Response {
         let mut out = Vec::new();
         out.extend_from_slice(RESPONSE_MAGIC);
         put_response_header(&mut out, &self.key_id, self.degree, self.modulus, self.scale, self.metric);
-        out.extend_from_slice(&(self.slot_ids.len() as u64).to_le_bytes());
-        for id in self.slot_ids.iter() {
-            match id {
-                Some(s) => put_bytes(&mut out, s.as_bytes()),
-                None => out.extend_from_slice(&u32::MAX.to_le_bytes()),
-            }
-        }
+        put_slot_ids(&mut out, &self.slot_ids);
         let chunks = self.scores.first().map_or(0, Vec::len);
         out.extend_from_slice(&(self.scores.len() as u32).to_le_bytes());
         out.extend_from_slice(&(chunks as u32).to_le_bytes());
@@ -236,20 +230,8 @@ impl Response {
         }
         let (key_id, degree, modulus, scale, metric) = take_response_header(&mut r, W)?;
         let bits = 64 - modulus.leading_zeros();
-        let nslots = r.u64()? as usize;
-        if nslots > body.len() {
-            return Err(Error::malformed(W, "slot count exceeds message"));
-        }
-        let mut slot_ids = Vec::with_capacity(nslots);
-        for _ in 0..nslots {
-            let len = r.u32()?;
-            if len == u32::MAX {
-                slot_ids.push(None);
-            } else {
-                let b = r.take(len as usize)?;
-                slot_ids.push(Some(String::from_utf8(b.to_vec()).map_err(|_| Error::malformed(W, "invalid utf-8"))?));
-            }
-        }
+        let slot_ids = take_slot_ids(&mut r, body.len(), W)?;
+        let nslots = slot_ids.len();
         let nprobes = r.u32()? as usize;
         let chunks = r.u32()? as usize;
         if chunks * degree != nslots {
@@ -340,7 +322,14 @@ impl FineResponse {
 
 /// The header both responses start with after their magic: key id, ring degree, response
 /// modulus, quantisation scale and metric.
-fn put_response_header(out: &mut Vec<u8>, key_id: &KeyId, degree: usize, modulus: u64, scale: u32, metric: Metric) {
+pub(super) fn put_response_header(
+    out: &mut Vec<u8>,
+    key_id: &KeyId,
+    degree: usize,
+    modulus: u64,
+    scale: u32,
+    metric: Metric,
+) {
     put_bytes(out, key_id.0.as_bytes());
     out.extend_from_slice(&(degree as u64).to_le_bytes());
     out.extend_from_slice(&modulus.to_le_bytes());
@@ -349,7 +338,7 @@ fn put_response_header(out: &mut Vec<u8>, key_id: &KeyId, degree: usize, modulus
 }
 
 /// Reads [`put_response_header`], checking the degree and modulus can describe scores.
-fn take_response_header(r: &mut Reader<'_>, what: &'static str) -> Result<(KeyId, usize, u64, u32, Metric)> {
+pub(super) fn take_response_header(r: &mut Reader<'_>, what: &'static str) -> Result<(KeyId, usize, u64, u32, Metric)> {
     let key_id = KeyId(r.string(256)?);
     let degree = r.u64()? as usize;
     let modulus = r.u64()?;
@@ -364,14 +353,14 @@ fn take_response_header(r: &mut Reader<'_>, what: &'static str) -> Result<(KeyId
 }
 
 /// The three score polynomials of a chunk, bit-packed at the modulus' width.
-fn put_scores(out: &mut Vec<u8>, scores: &ChunkScores, bits: u32) {
+pub(super) fn put_scores(out: &mut Vec<u8>, scores: &ChunkScores, bits: u32) {
     for p in &scores.polys {
         pack_bits(p, bits, out);
     }
 }
 
 /// Reads [`put_scores`], checking every coefficient is reduced.
-fn take_scores(r: &mut Reader<'_>, degree: usize, modulus: u64, what: &'static str) -> Result<ChunkScores> {
+pub(super) fn take_scores(r: &mut Reader<'_>, degree: usize, modulus: u64, what: &'static str) -> Result<ChunkScores> {
     let bits = 64 - modulus.leading_zeros();
     let mut polys: [Vec<u64>; 3] = Default::default();
     for p in &mut polys {
@@ -381,6 +370,37 @@ fn take_scores(r: &mut Reader<'_>, degree: usize, modulus: u64, what: &'static s
         }
     }
     Ok(ChunkScores { polys })
+}
+
+/// The gallery id of every slot: a count, then each id length-prefixed (`u32::MAX`: no id).
+pub(super) fn put_slot_ids(out: &mut Vec<u8>, slot_ids: &[Option<String>]) {
+    out.extend_from_slice(&(slot_ids.len() as u64).to_le_bytes());
+    for id in slot_ids {
+        match id {
+            Some(s) => put_bytes(out, s.as_bytes()),
+            None => out.extend_from_slice(&u32::MAX.to_le_bytes()),
+        }
+    }
+}
+
+/// Reads [`put_slot_ids`] from a message of `len` bytes.
+pub(super) fn take_slot_ids(r: &mut Reader<'_>, len: usize, what: &'static str) -> Result<Vec<Option<String>>> {
+    let nslots = r.u64()? as usize;
+    // Every slot takes at least its 4-byte length.
+    if nslots > len / 4 {
+        return Err(Error::malformed(what, "slot count exceeds message"));
+    }
+    let mut slot_ids = Vec::with_capacity(nslots);
+    for _ in 0..nslots {
+        let len = r.u32()?;
+        if len == u32::MAX {
+            slot_ids.push(None);
+        } else {
+            let b = r.take(len as usize)?;
+            slot_ids.push(Some(String::from_utf8(b.to_vec()).map_err(|_| Error::malformed(what, "invalid utf-8"))?));
+        }
+    }
+    Ok(slot_ids)
 }
 
 impl FineQuery {

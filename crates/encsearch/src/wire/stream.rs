@@ -1,0 +1,369 @@
+//! The messages a network service adds to the wire:
+//!
+//! * the streamed answer of a 1:N search ([`ScoreStream`]): a header frame, one frame per
+//!   gallery chunk (in any order, each carrying its chunk index and the scores of every probe),
+//!   an end frame with the chunk count — each frame `[u32 length][kind][payload][CRC-32]`, so a
+//!   client checks every frame as it arrives and a cut stream is an error, never a partial
+//!   result. The scores carry no gallery ids: the header names the gallery version they were
+//!   computed on, and the client maps slots to ids with that version's [`IdTable`], fetched
+//!   once per version;
+//! * [`IdTable`]: the slot → id table of one gallery version;
+//! * [`Enrolment`]: templates encrypted by the client with their ids, for a server to append.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use fhe::bfv::BfvParameters;
+
+use super::frame::{Reader, open_crc, packed_len, put_bytes, seal_crc};
+use super::messages::{
+    ChunkScores, EncryptedChunk, MAX_ID_BYTES, Response, peek_query_key, put_response_header, put_scores, put_slot_ids,
+    take_response_header, take_scores, take_slot_ids,
+};
+use crate::error::{Error, Result};
+use crate::keys::KeyId;
+use crate::quantize::Metric;
+
+const STREAM_MAGIC: &[u8; 8] = b"HERSSS01";
+const IDS_MAGIC: &[u8; 8] = b"HERSID01";
+const ENROL_MAGIC: &[u8; 8] = b"HERSEN01";
+/// Largest frame a reader accepts: a chunk frame of 64 probes at N = 32768 and a 60-bit
+/// response modulus is 47 MB.
+pub const MAX_FRAME_BYTES: usize = 64 << 20;
+/// Most probes one streamed answer may carry (bounds a header's allocation).
+const MAX_STREAM_PROBES: usize = 1 << 16;
+
+const KIND_HEADER: u8 = 1;
+const KIND_CHUNK: u8 = 2;
+const KIND_END: u8 = 3;
+const KIND_ERROR: u8 = 4;
+
+/// What the first frame of a streamed answer says: whose key, which gallery version, how the
+/// scores are encoded, and how many chunks and probes follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamHeader {
+    /// Key the scores are encrypted under.
+    pub key_id: KeyId,
+    /// Ring degree N (slots per chunk).
+    pub degree: usize,
+    /// Modulus the score ciphertexts live in.
+    pub modulus: u64,
+    /// Quantisation scale of the gallery.
+    pub scale: u32,
+    /// Matching function of the gallery.
+    pub metric: Metric,
+    /// The gallery version the scores were computed on (see [`IdTable`]).
+    pub version: u64,
+    /// Chunk frames that follow.
+    pub chunks: usize,
+    /// Probe ids, as in the query; each chunk frame holds one score ciphertext per probe.
+    pub probe_ids: Vec<String>,
+}
+
+/// Encoders of the frames of a streamed answer (the server's side).
+#[derive(Debug, Clone, Copy)]
+pub struct StreamFrames;
+
+impl StreamFrames {
+    /// The header frame.
+    pub fn header(h: &StreamHeader) -> Vec<u8> {
+        let mut p = vec![KIND_HEADER];
+        p.extend_from_slice(STREAM_MAGIC);
+        put_response_header(&mut p, &h.key_id, h.degree, h.modulus, h.scale, h.metric);
+        p.extend_from_slice(&h.version.to_le_bytes());
+        p.extend_from_slice(&(h.chunks as u64).to_le_bytes());
+        p.extend_from_slice(&(h.probe_ids.len() as u32).to_le_bytes());
+        for id in &h.probe_ids {
+            put_bytes(&mut p, id.as_bytes());
+        }
+        frame(p)
+    }
+
+    /// The frame of chunk `index`: the score ciphertext of every probe, bit-packed at the
+    /// width of `modulus`.
+    pub fn chunk(index: usize, scores: &[ChunkScores], modulus: u64) -> Vec<u8> {
+        let bits = 64 - modulus.leading_zeros();
+        let mut p = vec![KIND_CHUNK];
+        p.extend_from_slice(&(index as u64).to_le_bytes());
+        for s in scores {
+            put_scores(&mut p, s, bits);
+        }
+        frame(p)
+    }
+
+    /// The end frame: every one of `chunks` chunk frames was sent.
+    pub fn end(chunks: usize) -> Vec<u8> {
+        let mut p = vec![KIND_END];
+        p.extend_from_slice(&(chunks as u64).to_le_bytes());
+        frame(p)
+    }
+
+    /// An error frame: the server failed after the answer began; the client discards it.
+    pub fn error(message: &str) -> Vec<u8> {
+        let mut p = vec![KIND_ERROR];
+        put_bytes(&mut p, message.as_bytes());
+        frame(p)
+    }
+}
+
+/// `[u32 length of payload + CRC][payload][CRC-32 of payload]`.
+fn frame(mut payload: Vec<u8>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + 8);
+    out.extend_from_slice(&((payload.len() + 4) as u32).to_le_bytes());
+    seal_crc(&mut payload);
+    out.extend_from_slice(&payload);
+    out
+}
+
+/// Reads one frame's checked payload from `r`; `Ok(None)` at a clean end of input (between
+/// frames).
+fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>) -> Result<Option<()>> {
+    const W: &str = "score stream";
+    let mut len = [0u8; 4];
+    let mut got = 0;
+    while got < 4 {
+        match r.read(&mut len[got..]) {
+            Ok(0) if got == 0 => return Ok(None),
+            Ok(0) => return Err(Error::malformed(W, "stream cut inside a frame length")),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::malformed(W, format!("reading the stream: {e}"))),
+        }
+    }
+    let len = u32::from_le_bytes(len) as usize;
+    if !(5..=MAX_FRAME_BYTES).contains(&len) {
+        return Err(Error::malformed(W, format!("frame of {len} bytes")));
+    }
+    buf.clear();
+    buf.resize(len, 0);
+    r.read_exact(buf).map_err(|e| Error::malformed(W, format!("stream cut inside a frame: {e}")))?;
+    let body_len = open_crc(buf, W)?.len();
+    buf.truncate(body_len);
+    Ok(Some(()))
+}
+
+/// A complete streamed answer, checked: the header, then every chunk's scores exactly once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScoreStream {
+    /// The header frame.
+    pub header: StreamHeader,
+    /// `scores[probe][chunk]`.
+    pub scores: Vec<Vec<ChunkScores>>,
+}
+
+impl ScoreStream {
+    /// Reads a whole streamed answer from `r`, frame by frame. Fails closed: unless the header,
+    /// every chunk exactly once and the end frame arrive intact, the answer is an error (an
+    /// error frame from the server becomes [`Error::Server`]).
+    pub fn read_from(r: &mut impl Read) -> Result<Self> {
+        const W: &str = "score stream";
+        let mut buf = Vec::new();
+        let mut header: Option<StreamHeader> = None;
+        let mut chunks: Vec<Option<Vec<ChunkScores>>> = Vec::new();
+        let mut received = 0usize;
+        while read_frame(r, &mut buf)?.is_some() {
+            let (&kind, payload) = buf.split_first().ok_or_else(|| Error::malformed(W, "empty frame"))?;
+            let mut rd = Reader::new(payload, W);
+            match (kind, &header) {
+                (KIND_ERROR, _) => {
+                    let message = rd.string(MAX_ID_BYTES)?;
+                    return Err(Error::Server { message });
+                }
+                (KIND_HEADER, None) => {
+                    let h = take_header(&mut rd, payload.len())?;
+                    rd.finish()?;
+                    chunks = vec![None; h.chunks];
+                    header = Some(h);
+                }
+                (KIND_CHUNK, Some(h)) => {
+                    let index = rd.u64()? as usize;
+                    let slot = chunks.get_mut(index).ok_or_else(|| Error::malformed(W, "chunk index out of range"))?;
+                    if slot.is_some() {
+                        return Err(Error::malformed(W, format!("chunk {index} sent twice")));
+                    }
+                    let per = (0..h.probe_ids.len())
+                        .map(|_| take_scores(&mut rd, h.degree, h.modulus, W))
+                        .collect::<Result<Vec<_>>>()?;
+                    rd.finish()?;
+                    *slot = Some(per);
+                    received += 1;
+                }
+                (KIND_END, Some(h)) => {
+                    let n = rd.u64()? as usize;
+                    rd.finish()?;
+                    if n != h.chunks || received != h.chunks {
+                        return Err(Error::malformed(
+                            W,
+                            format!("answer ended after {received} of {} chunks (end frame says {n})", h.chunks),
+                        ));
+                    }
+                    if read_frame(r, &mut buf)?.is_some() {
+                        return Err(Error::malformed(W, "frames after the end frame"));
+                    }
+                    let h = h.clone();
+                    let nprobes = h.probe_ids.len();
+                    let mut scores: Vec<Vec<ChunkScores>> = (0..nprobes).map(|_| Vec::with_capacity(n)).collect();
+                    for per in chunks.into_iter().flatten() {
+                        for (p, s) in per.into_iter().enumerate() {
+                            scores[p].push(s);
+                        }
+                    }
+                    return Ok(Self { header: h, scores });
+                }
+                (KIND_HEADER, Some(_)) => return Err(Error::malformed(W, "second header frame")),
+                (_, None) => return Err(Error::malformed(W, "frame before the header")),
+                (k, Some(_)) => return Err(Error::malformed(W, format!("unknown frame kind {k}"))),
+            }
+        }
+        Err(Error::malformed(W, format!("answer cut after {received} chunks, before its end frame")))
+    }
+
+    /// Parses a whole streamed answer held in memory (see [`ScoreStream::read_from`]).
+    pub fn from_bytes(mut bytes: &[u8]) -> Result<Self> {
+        Self::read_from(&mut bytes)
+    }
+
+    /// The answer as a [`Response`], its slots named by `ids` (the [`IdTable`] of the header's
+    /// version).
+    pub fn into_response(self, ids: &IdTable) -> Result<Response> {
+        let h = self.header;
+        if ids.version != h.version {
+            return Err(Error::InvalidArgument {
+                reason: format!("scores of gallery version {:016x}, ids of version {:016x}", h.version, ids.version),
+            });
+        }
+        if ids.slot_ids.len() != h.chunks * h.degree {
+            return Err(Error::malformed("id table", "slot count is not chunks × degree"));
+        }
+        Ok(Response {
+            key_id: h.key_id,
+            degree: h.degree,
+            modulus: h.modulus,
+            scale: h.scale,
+            metric: h.metric,
+            slot_ids: ids.slot_ids.clone(),
+            probe_ids: h.probe_ids,
+            scores: self.scores,
+        })
+    }
+}
+
+/// Reads a header frame's payload (after its kind byte) of `len` bytes.
+fn take_header(r: &mut Reader<'_>, len: usize) -> Result<StreamHeader> {
+    const W: &str = "score stream";
+    if r.take(8)? != STREAM_MAGIC {
+        return Err(Error::malformed(W, "bad magic"));
+    }
+    let (key_id, degree, modulus, scale, metric) = take_response_header(r, W)?;
+    let version = r.u64()?;
+    let chunks = r.u64()? as usize;
+    let nprobes = r.u32()? as usize;
+    if nprobes > MAX_STREAM_PROBES || nprobes > len / 4 {
+        return Err(Error::malformed(W, "probe count exceeds message"));
+    }
+    // Each chunk frame carries its scores: a chunk count beyond what frames of the largest size
+    // could hold in 2^40 bytes is not an answer (and would make the reader allocate for it).
+    let per_chunk = 3 * packed_len(degree, 64 - modulus.leading_zeros()) * nprobes.max(1);
+    if chunks.saturating_mul(per_chunk) > 1 << 40 || chunks > 1 << 28 {
+        return Err(Error::malformed(W, "chunk count out of range"));
+    }
+    let probe_ids = (0..nprobes).map(|_| r.string(MAX_ID_BYTES)).collect::<Result<Vec<_>>>()?;
+    Ok(StreamHeader { key_id, degree, modulus, scale, metric, version, chunks, probe_ids })
+}
+
+/// The slot → id table of one gallery version (`None`: empty or removed slot). A client
+/// fetches it once per version and names the slots of every streamed answer with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdTable {
+    /// The gallery version.
+    pub version: u64,
+    /// Gallery id of each global slot (`chunk · N + slot`).
+    pub slot_ids: Arc<Vec<Option<String>>>,
+}
+
+impl IdTable {
+    /// Serialises the table.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(IDS_MAGIC);
+        out.extend_from_slice(&self.version.to_le_bytes());
+        put_slot_ids(&mut out, &self.slot_ids);
+        seal_crc(&mut out);
+        out
+    }
+
+    /// Parses [`IdTable::to_bytes`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        const W: &str = "id table";
+        let body = open_crc(bytes, W)?;
+        let mut r = Reader::new(body, W);
+        if r.take(8)? != IDS_MAGIC {
+            return Err(Error::malformed(W, "bad magic"));
+        }
+        let version = r.u64()?;
+        let slot_ids = take_slot_ids(&mut r, body.len(), W)?;
+        r.finish()?;
+        Ok(Self { version, slot_ids: Arc::new(slot_ids) })
+    }
+}
+
+/// Templates encrypted by the client, with their ids, for a server to append as one segment
+/// (`ids[i]` is the template in global slot i of `chunks`). The server holds no key: it checks
+/// the key id and the shape, and stores the ciphertexts as they came.
+#[derive(Debug, Clone)]
+pub struct Enrolment {
+    /// Key the templates are encrypted under.
+    pub key_id: KeyId,
+    /// Template ids, in slot order.
+    pub ids: Vec<String>,
+    /// The encrypted chunks (the gallery's layout and dimension).
+    pub chunks: Vec<EncryptedChunk>,
+}
+
+impl Enrolment {
+    /// Serialises the enrolment.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(ENROL_MAGIC);
+        put_bytes(&mut out, self.key_id.0.as_bytes());
+        out.extend_from_slice(&(self.ids.len() as u32).to_le_bytes());
+        for id in &self.ids {
+            put_bytes(&mut out, id.as_bytes());
+        }
+        out.extend_from_slice(&(self.chunks.len() as u32).to_le_bytes());
+        for c in &self.chunks {
+            put_bytes(&mut out, &c.to_bytes());
+        }
+        seal_crc(&mut out);
+        out
+    }
+
+    /// Reads only the key id of an encoded enrolment.
+    pub fn peek_key_id(bytes: &[u8]) -> Result<KeyId> {
+        peek_query_key(bytes, ENROL_MAGIC, "enrolment")
+    }
+
+    /// Parses [`Enrolment::to_bytes`]; every chunk must hold `rows` ciphertexts.
+    pub fn from_bytes(bytes: &[u8], bfv: &Arc<BfvParameters>, rows: usize) -> Result<Self> {
+        const W: &str = "enrolment";
+        let body = open_crc(bytes, W)?;
+        let key_id = Self::peek_key_id(body)?;
+        let mut r = Reader::new(body, W);
+        r.take(8)?;
+        r.string(256)?;
+        let n = r.u32()? as usize;
+        if n > body.len() / 4 {
+            return Err(Error::malformed(W, "id count exceeds message"));
+        }
+        let ids = (0..n).map(|_| r.string(MAX_ID_BYTES)).collect::<Result<Vec<_>>>()?;
+        let nc = r.u32()? as usize;
+        if nc > body.len() / 4 {
+            return Err(Error::malformed(W, "chunk count exceeds message"));
+        }
+        let chunks = (0..nc)
+            .map(|_| EncryptedChunk::from_bytes(r.bytes(MAX_FRAME_BYTES)?, bfv, rows))
+            .collect::<Result<Vec<_>>>()?;
+        r.finish()?;
+        Ok(Self { key_id, ids, chunks })
+    }
+}

@@ -1,0 +1,113 @@
+//! Batching: queries waiting together are scored in one chunk-major pass, each gallery chunk
+//! read once for all of their probes.
+//!
+//! Handlers put accepted queries in a bounded queue (full: the handler answers 429). One
+//! scoring thread takes the first waiting query, gathers every other that arrives within the
+//! batch window (and all that queued while the previous batch ran, up to a probe budget), and
+//! scores them together on the rayon pool. Each query's frames go to its own channel as chunks
+//! complete; a failure sends an error frame instead of an end frame, so a client never takes
+//! a partial answer for a whole one.
+
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use encsearch::{EncryptedProbe, Query, StreamFrames};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::metrics::{Endpoint, Metrics};
+use crate::versions::Version;
+
+/// Most probes scored in one pass (beyond it, queued queries wait for the next pass).
+const MAX_BATCH_PROBES: usize = 64;
+
+/// One accepted query: what to score, on which version, and where its frames go.
+#[derive(Debug)]
+pub struct Job {
+    /// The decoded query (checked against `version` when accepted).
+    pub query: Query,
+    /// The version the query was accepted on; it is scored on this one.
+    pub version: Arc<Version>,
+    /// The response body's frames.
+    pub frames: UnboundedSender<Bytes>,
+    /// When the request arrived (for the latency histogram).
+    pub arrived: Instant,
+}
+
+/// Runs the scoring loop until every queue sender is gone.
+pub fn run(ctx: &encsearch::ServerContext, metrics: &Metrics, queue: Receiver<Job>, window: Duration) {
+    while let Ok(first) = queue.recv() {
+        let mut jobs = vec![first];
+        let mut probes = jobs[0].query.probes.len();
+        let deadline = Instant::now() + window;
+        while probes < MAX_BATCH_PROBES {
+            let next = match queue.try_recv() {
+                Ok(j) => Some(j),
+                Err(TryRecvError::Disconnected) => None,
+                Err(TryRecvError::Empty) => match deadline.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => match queue.recv_timeout(left) {
+                        Ok(j) => Some(j),
+                        Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
+                    },
+                    _ => None,
+                },
+            };
+            match next {
+                Some(j) => {
+                    probes += j.query.probes.len();
+                    jobs.push(j);
+                }
+                None => break,
+            }
+        }
+        // Queries accepted on different versions (a write landed between them) are scored
+        // in one pass per version.
+        while !jobs.is_empty() {
+            let v = jobs[0].version.number;
+            let (same, rest): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| j.version.number == v);
+            score(ctx, metrics, &same);
+            jobs = rest;
+        }
+    }
+}
+
+/// Scores `jobs` (all on one version) in one chunk-major pass and streams each its frames.
+fn score(ctx: &encsearch::ServerContext, metrics: &Metrics, jobs: &[Job]) {
+    let version = &jobs[0].version;
+    let modulus = ctx.public().params.response_modulus();
+    let mut offsets = Vec::with_capacity(jobs.len());
+    let mut probes: Vec<&EncryptedProbe> = Vec::new();
+    for j in jobs {
+        offsets.push(probes.len());
+        probes.extend(j.query.probes.iter());
+    }
+    let send = |job: &Job, frame: Vec<u8>| {
+        Metrics::add(&metrics.bytes_out, frame.len());
+        // A client that went away drops its receiver: nothing to do.
+        let _ = job.frames.send(Bytes::from(frame));
+    };
+    let outcome = ctx.score_each_chunk(&probes, &version.hot, |chunk, scores| {
+        for (job, &off) in jobs.iter().zip(&offsets) {
+            let n = job.query.probes.len();
+            send(job, StreamFrames::chunk(chunk, &scores[off..off + n], modulus));
+        }
+        Ok(())
+    });
+    Metrics::add(&metrics.batches, 1);
+    Metrics::add(&metrics.probes, probes.len());
+    let chunks = version.hot.chunks.len();
+    for job in jobs {
+        match &outcome {
+            Ok(_) => {
+                send(job, StreamFrames::end(chunks));
+                metrics.query(Endpoint::Search, job.arrived.elapsed());
+            }
+            Err(e) => {
+                tracing::error!("scoring failed: {e}");
+                Metrics::add(&metrics.errors, 1);
+                send(job, StreamFrames::error(&e.to_string()));
+            }
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! `GET /v1/config`: what a client needs to know before it encrypts anything — the key and
+//! parameters the gallery was made with, its quantiser, and the current version.
+
+use encsearch::{Layout, PublicParams, Quantizer};
+use serde::{Deserialize, Serialize};
+
+/// The server's description of the gallery it serves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerInfo {
+    /// Key id and BFV parameters (public): a client's keys must match them exactly.
+    pub public: PublicParams,
+    /// SHA-256 (hex, first 16 bytes) of the canonical parameter encoding.
+    pub params_hash: String,
+    /// Template dimension, quantisation scale and metric of the 1:N gallery.
+    pub quantizer: Quantizer,
+    /// Packing layout of the 1:N gallery (dimension-wise).
+    pub layout: Layout,
+    /// Slots per chunk (the ring degree N).
+    pub templates_per_chunk: usize,
+    /// The current gallery version (a fingerprint of its manifest).
+    pub version: u64,
+    /// Live templates in the current version.
+    pub templates: usize,
+    /// The full-dimension gallery of the two-stage search, when the server has one.
+    pub fine: Option<FineInfo>,
+}
+
+/// The second-stage gallery of a two-stage search.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FineInfo {
+    /// Its key and parameters (a full-dimension gallery often has its own key set).
+    pub public: PublicParams,
+    /// Its quantiser.
+    pub quantizer: Quantizer,
+    /// Live templates.
+    pub templates: usize,
+}
+
+/// Hex SHA-256 prefix of a parameter set's canonical bytes.
+pub fn params_hash(public: &PublicParams) -> String {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(public.params.canonical_bytes());
+    d[..16].iter().map(|b| format!("{b:02x}")).collect()
+}

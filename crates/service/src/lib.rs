@@ -1,0 +1,31 @@
+//! `hers serve`: the encrypted gallery as a long-running network service, and its client.
+//!
+//! The server keeps the gallery's hot form in memory and answers encrypted queries over HTTP
+//! (axum on tokio); it holds public material only — no key, no template, no probe, no score in
+//! the clear. The client ([`Remote`]) is synchronous and plugs into [`encsearch::Session`].
+//!
+//! * `routes.rs`: the endpoints and their error answers;
+//! * `batch.rs`: queries waiting together scored in one chunk-major pass;
+//! * `versions.rs`: the gallery's versions, swapped atomically after each durable write;
+//! * `metrics.rs`: Prometheus counters and the latency histogram;
+//! * `serve.rs`: start-up, listening, graceful shutdown;
+//! * `remote.rs`: the HTTP client;
+//! * `info.rs`: what `GET /v1/config` says;
+//! * `load.rs`: `hers bench serve`, closed-loop load against a running server.
+
+mod batch;
+mod error;
+mod info;
+mod metrics;
+mod remote;
+mod routes;
+mod serve;
+mod versions;
+
+pub use error::{Error, Result};
+pub use info::{FineInfo, ServerInfo, params_hash};
+pub use metrics::{Endpoint, Metrics};
+pub use remote::{Remote, Transfer};
+pub use routes::{ErrorBody, Removal, WriteAck};
+pub use serve::{ServeConfig, read_token, serve};
+pub use versions::{Fine, Held, OpenReport, Version};

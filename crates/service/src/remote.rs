@@ -1,0 +1,187 @@
+//! The client of a `hers serve` server: sends what the key holder encrypted, reads the streamed
+//! answers (every frame checked, a cut answer an error), names slots with the id table of the
+//! answer's gallery version (fetched once per version and cached). Synchronous: it plugs into
+//! [`encsearch::Session`] as the `server` closure.
+
+use std::io::Read;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use encsearch::{Enrolment, FineQuery, FineResponse, IdTable, Query, Response, ScoreStream};
+
+use crate::error::{Error, Result};
+use crate::info::ServerInfo;
+use crate::routes::{ErrorBody, Removal, WriteAck};
+
+/// Bytes a request sent and its answer brought back (bodies only).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Transfer {
+    /// Request body bytes.
+    pub up: usize,
+    /// Answer body bytes (the id table, when it had to be fetched, counted apart).
+    pub down: usize,
+}
+
+/// A connection to one server.
+#[derive(Debug)]
+pub struct Remote {
+    base: String,
+    agent: ureq::Agent,
+    token: Option<String>,
+    ids: Mutex<Option<IdTable>>,
+}
+
+impl Remote {
+    /// A client of the server at `url` (`http://host:port`); `token` for enrolment and
+    /// removal; `timeout` bounds each request, answer included.
+    pub fn new(url: &str, token: Option<String>, timeout: Duration) -> Result<Self> {
+        let base = url.trim_end_matches('/').to_string();
+        if !base.starts_with("http://") {
+            return Err(Error::Config(format!(
+                "--server {url}: give the server's address as http://HOST:PORT (this build speaks plain HTTP; \
+                 put TLS in front of the server for other networks)"
+            )));
+        }
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(timeout))
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .build()
+            .into();
+        Ok(Self { base, agent, token, ids: Mutex::new(None) })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Turns an answer into its body reader, or its error status into [`Error::Http`].
+    fn check(
+        &self,
+        url: &str,
+        r: std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<ureq::Body> {
+        let r = r.map_err(|e| Error::Transport { url: url.to_string(), message: e.to_string() })?;
+        let status = r.status().as_u16();
+        let mut body = r.into_body();
+        if status < 400 {
+            return Ok(body);
+        }
+        let text = body.read_to_string().unwrap_or_default();
+        let message = serde_json::from_str::<ErrorBody>(&text).map(|e| e.error).unwrap_or(text);
+        Err(Error::Http { url: url.to_string(), status, message })
+    }
+
+    fn get_bytes(&self, path: &str) -> Result<Vec<u8>> {
+        let url = self.url(path);
+        let mut body = self.check(&url, self.agent.get(&url).call())?;
+        body.with_config().limit(u64::MAX).read_to_vec().map_err(|e| Error::Transport { url, message: e.to_string() })
+    }
+
+    fn post(&self, path: &str, bytes: &[u8], auth: bool) -> Result<ureq::Body> {
+        let url = self.url(path);
+        let mut req = self.agent.post(&url).header("content-type", "application/octet-stream");
+        if let (true, Some(t)) = (auth, &self.token) {
+            req = req.header("authorization", &format!("Bearer {t}"));
+        }
+        self.check(&url, req.send(bytes))
+    }
+
+    fn read_all(&self, path: &str, body: ureq::Body) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        body.into_reader()
+            .read_to_end(&mut out)
+            .map_err(|e| Error::Transport { url: self.url(path), message: e.to_string() })?;
+        Ok(out)
+    }
+
+    /// `GET /v1/config`.
+    pub fn info(&self) -> Result<ServerInfo> {
+        let bytes = self.get_bytes("/v1/config")?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Transport { url: self.url("/v1/config"), message: format!("bad config answer: {e}") })
+    }
+
+    /// The id table of gallery version `version` (cached: fetched once per version).
+    pub fn ids(&self, version: u64) -> Result<IdTable> {
+        if let Some(t) = self.ids.lock().unwrap_or_else(|p| p.into_inner()).as_ref().filter(|t| t.version == version) {
+            return Ok(t.clone());
+        }
+        let table = IdTable::from_bytes(&self.get_bytes(&format!("/v1/ids?version={version}"))?)?;
+        *self.ids.lock().unwrap_or_else(|p| p.into_inner()) = Some(table.clone());
+        Ok(table)
+    }
+
+    /// A 1:N search: the streamed answer, checked whole, as a [`Response`].
+    pub fn search(&self, query: &Query) -> Result<Response> {
+        Ok(self.search_bytes(&query.to_bytes())?.0)
+    }
+
+    /// [`Remote::search`] of an encoded query, with the bytes it moved.
+    pub fn search_bytes(&self, query: &[u8]) -> Result<(Response, Transfer)> {
+        let body = self.post("/v1/search", query, false)?;
+        let mut reader = Counted { inner: body.into_reader(), bytes: 0 };
+        let stream = ScoreStream::read_from(&mut reader)?;
+        let down = reader.bytes;
+        let table = self.ids(stream.header.version)?;
+        Ok((stream.into_response(&table)?, Transfer { up: query.len(), down }))
+    }
+
+    /// The second stage of a two-stage search.
+    pub fn fine(&self, query: &FineQuery) -> Result<FineResponse> {
+        let body = self.post("/v1/search/fine", &query.to_bytes(), false)?;
+        Ok(FineResponse::from_bytes(&self.read_all("/v1/search/fine", body)?)?)
+    }
+
+    /// 1:1 verification of a one-probe query against the claimed id: the answer holds the
+    /// scores of the claim's chunk only.
+    pub fn verify(&self, query: &Query, claim: &str) -> Result<Response> {
+        let url = self.url("/v1/verify");
+        let req = self.agent.post(&url).query("id", claim).header("content-type", "application/octet-stream");
+        let body = self.check(&url, req.send(&query.to_bytes()[..]))?;
+        Ok(Response::from_bytes(&self.read_all("/v1/verify", body)?)?)
+    }
+
+    /// Enrols client-encrypted templates; returns once they are durable and searchable.
+    pub fn enrol(&self, enrolment: &Enrolment) -> Result<WriteAck> {
+        let body = self.post("/v1/templates", &enrolment.to_bytes(), true)?;
+        self.ack("/v1/templates", body)
+    }
+
+    /// Removes ids; returns once the removal is durable and no search returns them.
+    pub fn remove(&self, ids: &[String]) -> Result<WriteAck> {
+        let url = self.url("/v1/templates");
+        let json = serde_json::to_vec(&Removal { ids: ids.to_vec() })
+            .map_err(|e| Error::Config(format!("cannot encode the removal: {e}")))?;
+        let mut req = self.agent.delete(&url).force_send_body().header("content-type", "application/json");
+        if let Some(t) = &self.token {
+            req = req.header("authorization", &format!("Bearer {t}"));
+        }
+        let body = self.check(&url, req.send(&json[..]))?;
+        self.ack("/v1/templates", body)
+    }
+
+    fn ack(&self, path: &str, body: ureq::Body) -> Result<WriteAck> {
+        serde_json::from_slice(&self.read_all(path, body)?)
+            .map_err(|e| Error::Transport { url: self.url(path), message: format!("bad acknowledgement: {e}") })
+    }
+
+    /// `GET /metrics` (Prometheus text).
+    pub fn metrics(&self) -> Result<String> {
+        Ok(String::from_utf8_lossy(&self.get_bytes("/metrics")?).into_owned())
+    }
+}
+
+/// A reader that counts what passed through it.
+struct Counted<R> {
+    inner: R,
+    bytes: usize,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes += n;
+        Ok(n)
+    }
+}

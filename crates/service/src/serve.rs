@@ -1,0 +1,129 @@
+//! Starting and stopping a server: open the gallery, start the scoring thread, listen, and on
+//! SIGTERM or Ctrl-C stop accepting, finish every query in flight, then exit.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use encsearch::Simd;
+
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::routes::{App, Core, router};
+use crate::versions::{Fine, Held, OpenReport};
+
+/// How to run a server (`hers serve`).
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// The dimension-wise gallery to serve (the server becomes its only writer).
+    pub gallery: PathBuf,
+    /// The coefficient-layout gallery of the two-stage search's second step, if any.
+    pub fine_gallery: Option<PathBuf>,
+    /// Address to listen on (port 0: any free port, reported through `ready`).
+    pub listen: SocketAddr,
+    /// Bearer token for enrolment and removal; `None` disables both.
+    pub token: Option<String>,
+    /// Queries accepted and waiting beyond the one being scored; more get 429.
+    pub max_inflight: usize,
+    /// How long the scoring thread waits for more queries to batch with the first.
+    pub batch_window: Duration,
+    /// Largest request body (bytes); larger ones get 413.
+    pub max_body_bytes: usize,
+    /// Most probes in one query.
+    pub max_probes: usize,
+    /// Vector builds the scoring kernels may use.
+    pub simd: Simd,
+}
+
+impl ServeConfig {
+    /// Defaults for serving `gallery` on `listen`.
+    pub fn new(gallery: PathBuf, listen: SocketAddr) -> Self {
+        Self {
+            gallery,
+            fine_gallery: None,
+            listen,
+            token: None,
+            max_inflight: 64,
+            batch_window: Duration::from_millis(2),
+            max_body_bytes: 64 << 20,
+            max_probes: 64,
+            simd: Simd::detect(),
+        }
+    }
+}
+
+/// Reads a bearer token file (whitespace around the token is ignored; an empty file is an error).
+pub fn read_token(path: &std::path::Path) -> Result<String> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+    let token = text.trim().to_string();
+    if token.is_empty() || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(Error::Config(format!(
+            "{}: a token file holds one token (no spaces), e.g. `openssl rand -hex 32 > {}`",
+            path.display(),
+            path.display()
+        )));
+    }
+    Ok(token)
+}
+
+/// Runs a server until SIGTERM or Ctrl-C; `ready` is called once it listens (with the bound
+/// address and how opening the gallery went).
+pub fn serve(cfg: ServeConfig, ready: impl FnOnce(SocketAddr, &OpenReport)) -> Result<()> {
+    let (held, report) = Held::open(&cfg.gallery, cfg.simd)?;
+    let fine = cfg.fine_gallery.as_deref().map(|d| Fine::open(d, cfg.simd)).transpose()?;
+    if let Some(f) = &fine {
+        tracing::info!("second stage: {} ({} templates)", f.gallery.dir().display(), f.gallery.len());
+    }
+    let core = Arc::new(Core { held, metrics: Metrics::default() });
+    let (queue, jobs) = std::sync::mpsc::sync_channel(cfg.max_inflight.max(1));
+    let scorer = {
+        let core = core.clone();
+        let window = cfg.batch_window;
+        std::thread::Builder::new()
+            .name("hers-scorer".into())
+            .spawn(move || crate::batch::run(core.held.ctx(), &core.metrics, jobs, window))
+            .map_err(|e| Error::Config(format!("cannot start the scoring thread: {e}")))?
+    };
+    let app = Arc::new(App { core, fine, queue, token: cfg.token.clone(), max_probes: cfg.max_probes.max(1) });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("hers-http")
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(|e| Error::Config(format!("cannot start the async runtime: {e}")))?;
+    let listen = cfg.listen;
+    let served = runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| Error::Config(format!("cannot listen on {listen}: {e}")))?;
+        let addr = listener.local_addr().map_err(|e| Error::Config(e.to_string()))?;
+        ready(addr, &report);
+        axum::serve(listener, router(app, cfg.max_body_bytes))
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .map_err(|e| Error::Config(format!("server stopped: {e}")))
+    });
+    // Every handler (and so every queue sender) is gone: the scoring thread ends.
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    let _ = scorer.join();
+    served
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down: finishing the queries in flight");
+}
