@@ -55,6 +55,10 @@ enum Command {
     Search(commands::search::Args),
     /// Encrypted 1:1 verification against a claimed identity.
     Verify(commands::verify::Args),
+    /// Serve a gallery over HTTP: encrypted queries in, encrypted scores out; online enrolment.
+    Serve(commands::serve::Args),
+    /// The client of `hers serve`: search, verify, enroll and remove over the network.
+    Client(commands::client::Args),
     /// Remove templates from an encrypted gallery (no re-encryption).
     Remove(commands::remove::Args),
     /// Gallery maintenance (`gallery check [--repair]`).
@@ -82,6 +86,8 @@ fn main() -> ExitCode {
         Command::Query(a) => commands::query::run(a),
         Command::Search(a) => commands::search::run(a),
         Command::Verify(a) => commands::verify::run(a),
+        Command::Serve(a) => commands::serve::run(a),
+        Command::Client(a) => commands::client::run(a),
         Command::Remove(a) => commands::remove::run(a),
         Command::Gallery(a) => commands::gallery::run(a),
         Command::Bench(a) => commands::bench::run(a),

@@ -42,3 +42,14 @@ pub enum Error {
 
 /// Result with the service's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// For the `server` closures of [`encsearch::Session`]: a library error passes through, any
+/// other failure of the exchange becomes [`encsearch::Error::Server`] with its message.
+impl From<Error> for encsearch::Error {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Search(e) => e,
+            other => encsearch::Error::Server { message: other.to_string() },
+        }
+    }
+}

@@ -7,7 +7,7 @@ use std::io::Read;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use encsearch::{Enrolment, FineQuery, FineResponse, IdTable, Query, Response, ScoreStream};
+use encsearch::{Client, Enrolment, FineQuery, FineResponse, IdTable, Query, Response, ScoreStream};
 
 use crate::error::{Error, Result};
 use crate::info::ServerInfo;
@@ -146,6 +146,34 @@ impl Remote {
     pub fn enrol(&self, enrolment: &Enrolment) -> Result<WriteAck> {
         let body = self.post("/v1/templates", &enrolment.to_bytes(), true)?;
         self.ack("/v1/templates", body)
+    }
+
+    /// Encrypts `rows` (row-major, the gallery's dimension) with `client` and enrols them under
+    /// `ids`, `per_request` chunks per request; `progress(n)` after each acknowledged request
+    /// of n templates. Returns the last acknowledgement. A failed request leaves every earlier
+    /// one enrolled (each is durable when acknowledged).
+    pub fn enrol_rows<R: rand::RngCore + rand::CryptoRng>(
+        &self,
+        client: &Client,
+        ids: &[String],
+        rows: &[f32],
+        per_request: usize,
+        rng: &mut R,
+        mut progress: impl FnMut(usize),
+    ) -> Result<WriteAck> {
+        let d = client.quantizer().dim;
+        if ids.is_empty() || rows.len() != ids.len() * d {
+            return Err(Error::Config(format!("{} ids for {} values of {d}-D templates", ids.len(), rows.len())));
+        }
+        let batch = client.chunk_size() * per_request.max(1);
+        let mut last = None;
+        for (ids, rows) in ids.chunks(batch).zip(rows.chunks(batch * d)) {
+            let chunks = client.encrypt_templates(rows, rng)?;
+            let e = Enrolment { key_id: client.keys().key_id().clone(), ids: ids.to_vec(), chunks };
+            last = Some(self.enrol(&e)?);
+            progress(ids.len());
+        }
+        last.ok_or_else(|| Error::Config("nothing to enrol".into()))
     }
 
     /// Removes ids; returns once the removal is durable and no search returns them.

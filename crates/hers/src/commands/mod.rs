@@ -1,6 +1,7 @@
 //! One module per subcommand: its clap arguments and a `run` that calls the libraries.
 
 pub mod bench;
+pub mod client;
 pub mod completions;
 pub mod demo;
 pub mod enroll;
@@ -13,6 +14,7 @@ pub mod project;
 pub mod query;
 pub mod remove;
 pub mod search;
+pub mod serve;
 pub mod synth;
 pub mod train;
 pub mod verify;

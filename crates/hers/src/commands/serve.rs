@@ -1,0 +1,64 @@
+//! `hers serve`: the encrypted gallery as a long-running HTTP service.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use service::{ServeConfig, read_token, serve};
+
+/// Arguments of `hers serve`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Dimension-wise gallery to serve. The server holds its writer lock while it runs (other
+    /// writers wait or fail naming the server's pid) and its hot form in memory.
+    #[arg(long)]
+    gallery: PathBuf,
+    /// Coefficient-layout gallery for the second step of a two-stage search (read-only).
+    #[arg(long)]
+    fine_gallery: Option<PathBuf>,
+    /// Address to listen on (port 0: any free port; the address is printed on stdout).
+    #[arg(long, default_value = "127.0.0.1:7878")]
+    listen: SocketAddr,
+    /// File holding the bearer token that enrolment and removal need; without it the server
+    /// refuses every write.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// Queries accepted and waiting beyond the batch being scored; more get 429 + Retry-After.
+    #[arg(long, default_value_t = 64)]
+    max_inflight: usize,
+    /// Milliseconds the scorer waits for more queries to score in one pass with the first.
+    #[arg(long, default_value_t = 2)]
+    batch_window_ms: u64,
+    /// Largest request body in MiB (413 beyond).
+    #[arg(long, default_value_t = 64)]
+    max_body_mib: usize,
+    /// Most probes in one query.
+    #[arg(long, default_value_t = 64)]
+    max_probes: usize,
+}
+
+/// Serves until SIGTERM or Ctrl-C, then finishes the queries in flight.
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let mut cfg = ServeConfig::new(a.gallery.clone(), a.listen);
+    cfg.fine_gallery = a.fine_gallery;
+    cfg.token = a.token_file.as_deref().map(read_token).transpose()?;
+    cfg.max_inflight = a.max_inflight;
+    cfg.batch_window = Duration::from_millis(a.batch_window_ms);
+    cfg.max_body_bytes = a.max_body_mib << 20;
+    cfg.max_probes = a.max_probes;
+    cfg.simd = super::open::simd();
+    let writes = if cfg.token.is_some() { "enabled (bearer token)" } else { "disabled (no --token-file)" };
+    serve(cfg, |addr, report| {
+        eprintln!(
+            "hers serve: {} ready in {:.2} s ({} segments mapped from the hot cache, {} built); writes {writes}",
+            a.gallery.display(),
+            report.seconds,
+            report.mapped,
+            report.built
+        );
+        // The one line on stdout: what a supervisor or test reads to find the port.
+        println!("listening on http://{addr}");
+    })?;
+    eprintln!("hers serve: stopped");
+    Ok(())
+}
