@@ -1,51 +1,15 @@
 //! Gallery writers through the real binary: two enrolments at once, a killed enrolment resumed,
 //! duplicate ids, a world-readable secret key, and `hers gallery check [--repair]`.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use assert_cmd::Command as Bin;
-use embeddings::{EmbeddingSet, Ids, write_set};
+use common::{exe, hers, input, ok};
 use encsearch::Gallery;
 use predicates::prelude::*;
-
-const DIM: usize = 16;
-
-fn hers() -> Bin {
-    Bin::cargo_bin("hers").expect("binary built")
-}
-
-fn exe() -> PathBuf {
-    assert_cmd::cargo::cargo_bin("hers")
-}
-
-fn ok(args: &[&str], dir: &Path) {
-    let out = hers().current_dir(dir).args(args).output().expect("run");
-    assert!(out.status.success(), "hers {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// Deterministic pseudo-random unit vector of `DIM` for row `i` (distinct rows, distinct vectors).
-fn row(i: i64) -> Vec<f32> {
-    let mut x = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut v: Vec<f32> = (0..DIM)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-        })
-        .collect();
-    embeddings::l2_normalize(&mut v);
-    v
-}
-
-/// An input file with ids `ids` (labels = ids).
-fn input(path: &Path, ids: std::ops::Range<i64>) {
-    let data: Vec<f32> = ids.clone().flat_map(row).collect();
-    let set = EmbeddingSet::new(Ids::Int(ids.clone().collect()), ids.collect(), DIM, data).expect("set");
-    write_set(path, &set).expect("write");
-}
 
 fn segments(gallery: &Path) -> usize {
     std::fs::read(gallery.join("manifest.json"))

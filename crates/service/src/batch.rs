@@ -9,7 +9,7 @@
 //! a partial answer for a whole one.
 
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -46,10 +46,7 @@ pub fn run(ctx: &encsearch::ServerContext, metrics: &Metrics, queue: Receiver<Jo
                 Ok(j) => Some(j),
                 Err(TryRecvError::Disconnected) => None,
                 Err(TryRecvError::Empty) => match deadline.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => match queue.recv_timeout(left) {
-                        Ok(j) => Some(j),
-                        Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-                    },
+                    Some(left) if !left.is_zero() => queue.recv_timeout(left).ok(),
                     _ => None,
                 },
             };

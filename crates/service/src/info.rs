@@ -17,6 +17,8 @@ pub struct ServerInfo {
     pub layout: Layout,
     /// Slots per chunk (the ring degree N).
     pub templates_per_chunk: usize,
+    /// Largest request body the server accepts (bytes).
+    pub max_body_bytes: usize,
     /// The current gallery version (a fingerprint of its manifest).
     pub version: u64,
     /// Live templates in the current version.

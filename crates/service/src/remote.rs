@@ -29,6 +29,8 @@ pub struct Remote {
     agent: ureq::Agent,
     token: Option<String>,
     ids: Mutex<Option<IdTable>>,
+    /// The server's body limit, once [`Remote::info`] has told it.
+    max_body: Mutex<Option<usize>>,
 }
 
 impl Remote {
@@ -48,7 +50,7 @@ impl Remote {
             .timeout_connect(Some(Duration::from_secs(10)))
             .build()
             .into();
-        Ok(Self { base, agent, token, ids: Mutex::new(None) })
+        Ok(Self { base, agent, token, ids: Mutex::new(None), max_body: Mutex::new(None) })
     }
 
     fn url(&self, path: &str) -> String {
@@ -78,8 +80,26 @@ impl Remote {
         body.with_config().limit(u64::MAX).read_to_vec().map_err(|e| Error::Transport { url, message: e.to_string() })
     }
 
+    /// Refuses locally a body the server would refuse (once the limit is known): a server
+    /// answers 413 from the length alone, and a client still sending may see only the
+    /// connection closing.
+    fn check_size(&self, url: &str, len: usize) -> Result<()> {
+        match *self.max_body.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(max) if len > max => Err(Error::Http {
+                url: url.to_string(),
+                status: 413,
+                message: format!(
+                    "a body of {len} bytes exceeds the server's limit of {max}: send fewer probes or \
+                     templates per request"
+                ),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     fn post(&self, path: &str, bytes: &[u8], auth: bool) -> Result<ureq::Body> {
         let url = self.url(path);
+        self.check_size(&url, bytes.len())?;
         let mut req = self.agent.post(&url).header("content-type", "application/octet-stream");
         if let (true, Some(t)) = (auth, &self.token) {
             req = req.header("authorization", &format!("Bearer {t}"));
@@ -98,8 +118,12 @@ impl Remote {
     /// `GET /v1/config`.
     pub fn info(&self) -> Result<ServerInfo> {
         let bytes = self.get_bytes("/v1/config")?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| Error::Transport { url: self.url("/v1/config"), message: format!("bad config answer: {e}") })
+        let info: ServerInfo = serde_json::from_slice(&bytes).map_err(|e| Error::Transport {
+            url: self.url("/v1/config"),
+            message: format!("bad config answer: {e}"),
+        })?;
+        *self.max_body.lock().unwrap_or_else(|p| p.into_inner()) = Some(info.max_body_bytes);
+        Ok(info)
     }
 
     /// The id table of gallery version `version` (cached: fetched once per version).
@@ -137,8 +161,10 @@ impl Remote {
     /// scores of the claim's chunk only.
     pub fn verify(&self, query: &Query, claim: &str) -> Result<Response> {
         let url = self.url("/v1/verify");
+        let bytes = query.to_bytes();
+        self.check_size(&url, bytes.len())?;
         let req = self.agent.post(&url).query("id", claim).header("content-type", "application/octet-stream");
-        let body = self.check(&url, req.send(&query.to_bytes()[..]))?;
+        let body = self.check(&url, req.send(&bytes[..]))?;
         Ok(Response::from_bytes(&self.read_all("/v1/verify", body)?)?)
     }
 

@@ -56,6 +56,8 @@ pub struct App {
     pub token: Option<String>,
     /// Most probes in one query.
     pub max_probes: usize,
+    /// Largest request body (bytes).
+    pub max_body: usize,
 }
 
 /// An error answer: status, message, and for 429 how long to wait.
@@ -138,7 +140,8 @@ fn check_key(ctx: &ServerContext, peeked: encsearch::Result<KeyId>) -> Result<()
 }
 
 /// The router of every endpoint; bodies above `max_body` bytes get 413.
-pub fn router(app: Arc<App>, max_body: usize) -> Router {
+pub fn router(app: Arc<App>) -> Router {
+    let max_body = app.max_body;
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
@@ -148,9 +151,29 @@ pub fn router(app: Arc<App>, max_body: usize) -> Router {
         .route("/v1/search/fine", post(fine))
         .route("/v1/verify", post(verify))
         .route("/v1/templates", post(enrol).delete(remove))
+        .layer(middleware::from_fn_with_state(max_body, refuse_announced_oversize))
         .layer(middleware::map_response_with_state(app.clone(), count_errors))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(app)
+}
+
+/// Answers 413 from a `Content-Length` above the limit before any of the body is read (a
+/// body without a length is cut at the limit by the extractor instead).
+async fn refuse_announced_oversize(
+    State(max_body): State<usize>,
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    let announced =
+        request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    match announced {
+        Some(n) if n > max_body as u64 => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("a body of {n} bytes exceeds this server's limit of {max_body} (hers serve --max-body-mib)"),
+        )
+        .into_response(),
+        _ => next.run(request).await,
+    }
 }
 
 async fn count_errors(State(app): State<Arc<App>>, r: Response) -> Response {
@@ -182,6 +205,7 @@ async fn config(State(app): State<Arc<App>>) -> Json<ServerInfo> {
         params_hash: params_hash(ctx.public()),
         quantizer: app.core.held.quantizer(),
         layout: encsearch::Layout::DimensionWise,
+        max_body_bytes: app.max_body,
         templates_per_chunk: ctx.public().params.degree,
         version: v.number,
         templates: v.templates,

@@ -24,7 +24,8 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     /// Bearer token for enrolment and removal; `None` disables both.
     pub token: Option<String>,
-    /// Queries accepted and waiting beyond the one being scored; more get 429.
+    /// Queries accepted and waiting beyond the batch being scored; more get 429 (0: a query is
+    /// accepted only while the scorer is idle).
     pub max_inflight: usize,
     /// How long the scoring thread waits for more queries to batch with the first.
     pub batch_window: Duration,
@@ -76,7 +77,7 @@ pub fn serve(cfg: ServeConfig, ready: impl FnOnce(SocketAddr, &OpenReport)) -> R
         tracing::info!("second stage: {} ({} templates)", f.gallery.dir().display(), f.gallery.len());
     }
     let core = Arc::new(Core { held, metrics: Metrics::default() });
-    let (queue, jobs) = std::sync::mpsc::sync_channel(cfg.max_inflight.max(1));
+    let (queue, jobs) = std::sync::mpsc::sync_channel(cfg.max_inflight);
     let scorer = {
         let core = core.clone();
         let window = cfg.batch_window;
@@ -85,7 +86,14 @@ pub fn serve(cfg: ServeConfig, ready: impl FnOnce(SocketAddr, &OpenReport)) -> R
             .spawn(move || crate::batch::run(core.held.ctx(), &core.metrics, jobs, window))
             .map_err(|e| Error::Config(format!("cannot start the scoring thread: {e}")))?
     };
-    let app = Arc::new(App { core, fine, queue, token: cfg.token.clone(), max_probes: cfg.max_probes.max(1) });
+    let app = Arc::new(App {
+        core,
+        fine,
+        queue,
+        token: cfg.token.clone(),
+        max_probes: cfg.max_probes.max(1),
+        max_body: cfg.max_body_bytes,
+    });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("hers-http")
@@ -100,7 +108,7 @@ pub fn serve(cfg: ServeConfig, ready: impl FnOnce(SocketAddr, &OpenReport)) -> R
             .map_err(|e| Error::Config(format!("cannot listen on {listen}: {e}")))?;
         let addr = listener.local_addr().map_err(|e| Error::Config(e.to_string()))?;
         ready(addr, &report);
-        axum::serve(listener, router(app, cfg.max_body_bytes))
+        axum::serve(listener, router(app))
             .with_graceful_shutdown(shutdown_signal())
             .await
             .map_err(|e| Error::Config(format!("server stopped: {e}")))

@@ -23,7 +23,8 @@ pub struct Args {
     /// refuses every write.
     #[arg(long)]
     token_file: Option<PathBuf>,
-    /// Queries accepted and waiting beyond the batch being scored; more get 429 + Retry-After.
+    /// Queries accepted and waiting beyond the batch being scored; more get 429 + Retry-After
+    /// (0: a query is accepted only while the scorer is idle).
     #[arg(long, default_value_t = 64)]
     max_inflight: usize,
     /// Milliseconds the scorer waits for more queries to score in one pass with the first.

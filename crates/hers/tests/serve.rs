@@ -1,0 +1,419 @@
+//! `hers serve` and `hers client` on loopback, each server a child process on an ephemeral
+//! port, stopped by its pid when the test ends: results equal to the local commands, K
+//! concurrent clients mixing search, enrolment and removal, kill -9 mid-enrolment, bad
+//! requests, overload.
+
+mod common;
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use common::{exe, hers, input, ok, row};
+use encsearch::{Client, ClientKeys, Gallery, Session};
+use predicates::prelude::*;
+use service::{Error, Remote};
+
+/// A `hers serve` child process; killed (by pid) when dropped.
+struct Server {
+    child: Child,
+    url: String,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Server {
+    fn start(dir: &Path, args: &[&str]) -> Self {
+        let mut child = Command::new(exe())
+            .current_dir(dir)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn hers serve");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut err = child.stderr.take().expect("stderr");
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            sink.lock().expect("lock").push_str(&s);
+        });
+        let out = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let line = rx.recv_timeout(Duration::from_secs(120));
+        let url = match line.as_deref().ok().and_then(|l| l.strip_prefix("listening on ")) {
+            Some(u) => u.to_string(),
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                std::thread::sleep(Duration::from_millis(200));
+                panic!("hers serve did not start: {line:?}; stderr: {}", stderr.lock().expect("lock"));
+            }
+        };
+        Self { child, url, stderr }
+    }
+
+    fn remote(&self, token: Option<&str>) -> Remote {
+        Remote::new(&self.url, token.map(str::to_string), Duration::from_secs(120)).expect("remote")
+    }
+
+    /// SIGTERM, then wait (bounded) for a clean exit.
+    fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
+        assert!(sent.success());
+        let t = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                assert!(status.success(), "hers serve exited with {status}: {}", self.stderr.lock().expect("lock"));
+                return;
+            }
+            assert!(t.elapsed() < Duration::from_secs(30), "hers serve ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL: no chance to clean up.
+    fn kill9(mut self) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().expect("wait");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn client_for(dir: &Path, keys: &str, remote: &Remote) -> Client {
+    let keys = ClientKeys::load(&dir.join(keys)).expect("keys");
+    Client::with_quantizer(keys, remote.info().expect("config").quantizer).expect("client")
+}
+
+fn ids(range: std::ops::Range<i64>) -> Vec<String> {
+    range.map(|i| i.to_string()).collect()
+}
+
+fn rows(range: std::ops::Range<i64>) -> Vec<f32> {
+    range.flat_map(row).collect()
+}
+
+fn status(e: Error) -> (u16, String) {
+    match e {
+        Error::Http { status, message, .. } => (status, message),
+        other => panic!("expected an HTTP error answer, got {other}"),
+    }
+}
+
+/// Sends only the head of a POST announcing `length` body bytes; returns the answer's status.
+fn raw_post_status(url: &str, path: &str, length: usize) -> u16 {
+    use std::io::Write;
+    let addr = url.strip_prefix("http://").expect("http url");
+    let mut tcp = std::net::TcpStream::connect(addr).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    write!(tcp, "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {length}\r\n\r\n").expect("send");
+    let mut head = [0u8; 12];
+    tcp.read_exact(&mut head).expect("answer");
+    String::from_utf8_lossy(&head[9..12]).parse().expect("status code")
+}
+
+#[test]
+fn client_answers_equal_the_local_commands_and_writes_land_in_the_gallery() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    ok(&["keygen", "--out", "keys"], d);
+    input(&d.join("g.parquet"), 0..6000);
+    input(&d.join("p.parquet"), 100..110);
+    ok(&["enroll", "--keys", "keys", "--input", "g.parquet", "--gallery", "g"], d);
+    ok(&["search", "--keys", "keys", "--gallery", "g", "--probes", "p.parquet", "--out", "local.csv"], d);
+    let verify = ["--keys", "keys", "--probe", "p.parquet", "--probe-id", "105", "--claim", "105"];
+    let local_verify = hers().current_dir(d).arg("verify").args(["--gallery", "g"]).args(verify).output().expect("run");
+    std::fs::write(d.join("tok"), "s3cret-token\n").expect("token");
+
+    let server = Server::start(d, &["--gallery", "g", "--token-file", "tok"]);
+    let url = server.url.clone();
+    let client = |args: &[&str]| {
+        let mut c = hers();
+        c.current_dir(d).args(["client", "--server", &url]).args(args);
+        c
+    };
+    client(&["search", "--keys", "keys", "--probes", "p.parquet", "--out", "remote.csv"]).assert().success();
+    let local = std::fs::read_to_string(d.join("local.csv")).expect("local");
+    assert_eq!(local, std::fs::read_to_string(d.join("remote.csv")).expect("remote"));
+    assert!(local.lines().count() > 10);
+    let remote_verify = client(&["verify"]).args(verify).output().expect("run");
+    assert!(remote_verify.status.success());
+    assert_eq!(String::from_utf8_lossy(&local_verify.stdout), String::from_utf8_lossy(&remote_verify.stdout));
+    assert!(String::from_utf8_lossy(&remote_verify.stdout).starts_with("accept"));
+
+    // Writes: refused without the token; with it, visible to the next search.
+    input(&d.join("new.parquet"), 50_000..50_010);
+    client(&["enroll", "--keys", "keys", "--input", "new.parquet"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("401").and(predicate::str::contains("Bearer")));
+    client(&["--token-file", "tok", "enroll", "--keys", "keys", "--input", "new.parquet"]).assert().success();
+    client(&["--token-file", "tok", "enroll", "--keys", "keys", "--input", "new.parquet"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("409").and(predicate::str::contains("duplicate id 50000")));
+    client(&["--token-file", "tok", "remove", "--ids", "50000"]).assert().success();
+    input(&d.join("p2.parquet"), 50_000..50_005);
+    client(&["search", "--keys", "keys", "--probes", "p2.parquet", "--out", "r2.csv"]).assert().success();
+    let r2 = std::fs::read_to_string(d.join("r2.csv")).expect("r2");
+    for p in 50_001..50_005 {
+        assert!(r2.contains(&format!("\n{p},1,{p},")), "probe {p} should find itself at rank 1:\n{r2}");
+    }
+    assert!(!r2.lines().any(|l| l.split(',').nth(2) == Some("50000")), "a removed id came back:\n{r2}");
+
+    // The server is the gallery's writer: a local enrolment fails at once naming its pid.
+    hers()
+        .current_dir(d)
+        .args(["enroll", "--keys", "keys", "--input", "new.parquet", "--gallery", "g", "--no-wait"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(server.child.id().to_string()));
+    server.stop();
+
+    // What the server acknowledged is in the gallery on disk.
+    let g = Gallery::open(&d.join("g")).expect("open");
+    assert_eq!(g.len(), 6009);
+    assert!(g.locate("50001").is_ok() && g.locate("50000").is_err());
+    ok(&["gallery", "check", "g"], d);
+}
+
+/// One acknowledged write of one id: (started, acknowledged, id, present afterwards).
+type Write = (Instant, Instant, String, bool);
+
+#[test]
+fn concurrent_clients_see_every_acknowledged_write_and_nothing_removed() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    ok(&["keygen", "--out", "keys"], d);
+    input(&d.join("g.parquet"), 0..5000);
+    ok(&["enroll", "--keys", "keys", "--input", "g.parquet", "--gallery", "g"], d);
+    std::fs::write(d.join("tok"), "t0ken").expect("token");
+    let server = Server::start(d, &["--gallery", "g", "--token-file", "tok"]);
+
+    let log: Arc<Mutex<Vec<Write>>> = Arc::default();
+    let done = Arc::new(AtomicBool::new(false));
+    let checked = Arc::new(Mutex::new(0usize));
+    std::thread::scope(|s| {
+        for t in 0..2i64 {
+            let (log, done, checked) = (log.clone(), done.clone(), checked.clone());
+            let remote = server.remote(None);
+            let client = client_for(d, "keys", &remote);
+            s.spawn(move || {
+                let session = Session::new(&client);
+                let probe = ids(t..t + 1);
+                while !done.load(Ordering::SeqCst) {
+                    let sent = Instant::now();
+                    let r = session
+                        .search(probe.clone(), &row(t), 1, &mut rand::rng(), |q| remote.search(q).map_err(Into::into))
+                        .expect("search");
+                    assert_eq!(r.matches[0].gallery_id, probe[0], "a probe of the gallery finds itself");
+                    let live: HashSet<&str> = r.response.slot_ids.iter().flatten().map(String::as_str).collect();
+                    // Per id, the state of its last write acknowledged before the search was sent;
+                    // ids with a write in flight meanwhile may be seen either way.
+                    let mut expected: std::collections::HashMap<&str, Option<bool>> = Default::default();
+                    let log = log.lock().expect("log");
+                    for (started, acked, id, present) in log.iter() {
+                        if *acked < sent {
+                            expected.insert(id, Some(*present));
+                        } else if *started < Instant::now() {
+                            expected.insert(id, None);
+                        }
+                    }
+                    for (id, present) in expected {
+                        if let Some(present) = present {
+                            assert_eq!(live.contains(id), present, "id {id}: acknowledged before the search");
+                        }
+                    }
+                    *checked.lock().expect("count") += 1;
+                }
+            });
+        }
+        let writer = server.remote(Some("t0ken"));
+        let client = client_for(d, "keys", &writer);
+        for round in 0..5i64 {
+            let first = 10_000 + round * 8;
+            let started = Instant::now();
+            writer
+                .enrol_rows(&client, &ids(first..first + 8), &rows(first..first + 8), 1, &mut rand::rng(), |_| {})
+                .expect("enrol");
+            let now = Instant::now();
+            log.lock().expect("log").extend(ids(first..first + 8).into_iter().map(|id| (started, now, id, true)));
+            let gone = ids(first..first + 3);
+            let started = Instant::now();
+            writer.remove(&gone).expect("remove");
+            let now = Instant::now();
+            log.lock().expect("log").extend(gone.into_iter().map(|id| (started, now, id, false)));
+        }
+        // Let the searchers check the final state at least once more.
+        let before = *checked.lock().expect("count");
+        let t = Instant::now();
+        while *checked.lock().expect("count") < before + 2 && t.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        done.store(true, Ordering::SeqCst);
+    });
+    assert!(*checked.lock().expect("count") >= 4, "the searchers ran");
+    assert_eq!(server.remote(None).info().expect("info").templates, 5000 + 5 * 5);
+    server.stop();
+}
+
+#[test]
+fn kill_9_mid_enrolment_loses_no_acknowledged_template() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    ok(&["keygen", "--out", "keys"], d);
+    input(&d.join("g.parquet"), 0..100);
+    ok(&["enroll", "--keys", "keys", "--input", "g.parquet", "--gallery", "g"], d);
+    std::fs::write(d.join("tok"), "t0ken").expect("token");
+    let server = Server::start(d, &["--gallery", "g", "--token-file", "tok"]);
+    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let writer = {
+        let (remote, acked) = (server.remote(Some("t0ken")), acked.clone());
+        let client = client_for(d, "keys", &remote);
+        std::thread::spawn(move || {
+            for round in 0..1000i64 {
+                let first = 1_000_000 + round * 300;
+                let batch = ids(first..first + 300);
+                if remote.enrol_rows(&client, &batch, &rows(first..first + 300), 1, &mut rand::rng(), |_| {}).is_err() {
+                    return round;
+                }
+                acked.lock().expect("acked").extend(batch);
+            }
+            1000
+        })
+    };
+    let t = Instant::now();
+    while acked.lock().expect("acked").len() < 900 && t.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    server.kill9();
+    let rounds = writer.join().expect("writer");
+    assert!(rounds < 1000, "the enrolments stopped with the server");
+    let acked = acked.lock().expect("acked").clone();
+    assert!(acked.len() >= 900);
+
+    let g = Gallery::open(&d.join("g")).expect("the gallery opens after kill -9");
+    for id in &acked {
+        assert!(g.locate(id).is_ok(), "acknowledged id {id} lost");
+    }
+    drop(g);
+    let server = Server::start(d, &["--gallery", "g", "--token-file", "tok"]);
+    let remote = server.remote(None);
+    let info = remote.info().expect("info");
+    assert!(info.templates >= 100 + acked.len());
+    let table = remote.ids(info.version).expect("ids");
+    let live: HashSet<&str> = table.slot_ids.iter().flatten().map(String::as_str).collect();
+    assert!(acked.iter().all(|id| live.contains(id.as_str())));
+    server.stop();
+}
+
+#[test]
+fn bad_requests_get_4xx_and_the_server_keeps_serving() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    ok(&["keygen", "--out", "keys"], d);
+    ok(&["keygen", "--out", "other"], d);
+    input(&d.join("g.parquet"), 0..3000);
+    ok(&["enroll", "--keys", "keys", "--input", "g.parquet", "--gallery", "g"], d);
+    std::fs::write(d.join("tok"), "t0ken").expect("token");
+    let server = Server::start(d, &["--gallery", "g", "--token-file", "tok", "--max-body-mib", "2"]);
+    let remote = server.remote(None);
+    let client = client_for(d, "keys", &remote);
+    let query = client.encrypt_query(ids(7..8), &row(7), &mut rand::rng()).expect("query");
+    let good = query.to_bytes();
+
+    // The server answers an oversized body from its length alone, without reading it.
+    assert_eq!(raw_post_status(&server.url, "/v1/search", 3 << 20), 413);
+    // A client that knows the limit refuses such a body itself, with the same status.
+    assert_eq!(status(remote.search_bytes(&vec![0u8; 3 << 20]).expect_err("oversized")).0, 413);
+    let mut corrupt = good.clone();
+    let mid = corrupt.len() / 2;
+    corrupt[mid] ^= 0x40;
+    let (code, message) = status(remote.search_bytes(&corrupt).expect_err("corrupt"));
+    assert_eq!(code, 400, "{message}");
+    assert!(message.contains("checksum"), "{message}");
+    let (code, _) = status(remote.search_bytes(b"not a query").expect_err("garbage"));
+    assert_eq!(code, 400);
+    let other = client_for(d, "other", &remote);
+    let foreign = other.encrypt_query(ids(7..8), &row(7), &mut rand::rng()).expect("query");
+    let (code, message) = status(remote.search(&foreign).expect_err("other key"));
+    assert_eq!(code, 409);
+    assert!(message.contains("key"), "{message}");
+    let (code, message) = status(remote.ids(12345).expect_err("vanished version"));
+    assert_eq!(code, 410, "{message}");
+    let enrolment = encsearch::Enrolment {
+        key_id: client.keys().key_id().clone(),
+        ids: ids(90_000..90_001),
+        chunks: client.encrypt_templates(&row(90_000), &mut rand::rng()).expect("encrypt"),
+    };
+    assert_eq!(status(remote.enrol(&enrolment).expect_err("no token")).0, 401);
+    assert_eq!(status(server.remote(Some("wrong")).enrol(&enrolment).expect_err("wrong token")).0, 401);
+    assert_eq!(status(server.remote(Some("t0ken")).remove(&ids(77_777..77_778)).expect_err("unknown id")).0, 404);
+
+    // Still serving, and still exact.
+    let r = remote.search_bytes(&good).expect("a good query after the bad ones").0;
+    let m = client.decrypt_top_k(&r, 1).expect("decrypt");
+    assert_eq!(m[0].gallery_id, "7");
+    let metrics = remote.metrics().expect("metrics");
+    assert!(metrics.contains("hers_errors_total 8\n"), "{metrics}");
+    server.stop();
+}
+
+#[test]
+fn overload_gets_429_and_every_accepted_query_is_answered_whole() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    ok(&["keygen", "--out", "keys"], d);
+    input(&d.join("g.parquet"), 0..40_000);
+    ok(&["enroll", "--keys", "keys", "--input", "g.parquet", "--gallery", "g"], d);
+    // No waiting room: a query is accepted only while the scorer is idle.
+    let server = Server::start(d, &["--gallery", "g", "--max-inflight", "0", "--batch-window-ms", "0"]);
+    let remote0 = server.remote(None);
+    let client = client_for(d, "keys", &remote0);
+    let query = client.encrypt_query(ids(0..8), &rows(0..8), &mut rand::rng()).expect("query").to_bytes();
+    let (answered, refused) = (Mutex::new(0usize), Mutex::new(0usize));
+    std::thread::scope(|s| {
+        for _ in 0..6 {
+            let remote = server.remote(None);
+            let (query, client, answered, refused) = (&query, &client, &answered, &refused);
+            s.spawn(move || {
+                let t = Instant::now();
+                while *refused.lock().expect("lock") == 0 && t.elapsed() < Duration::from_secs(60) {
+                    match remote.search_bytes(query) {
+                        Ok((r, _)) => {
+                            let m = client.decrypt_top_k(&r, 1).expect("decrypt");
+                            assert_eq!(m.len(), 8);
+                            assert!(m.iter().all(|m| m.probe_id == m.gallery_id));
+                            *answered.lock().expect("lock") += 1;
+                        }
+                        Err(e) => {
+                            let (code, message) = status(e);
+                            assert_eq!(code, 429, "{message}");
+                            *refused.lock().expect("lock") += 1;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    assert!(*refused.lock().expect("lock") > 0, "six clients at once never overloaded a server without a queue");
+    assert!(*answered.lock().expect("lock") > 0);
+    server.stop();
+}
