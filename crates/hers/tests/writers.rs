@@ -7,7 +7,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{exe, hers, input, ok};
+use common::{DIM, exe, hers, input, ok, row};
+use embeddings::{EmbeddingSet, Ids, write_set};
 use encsearch::Gallery;
 use predicates::prelude::*;
 
