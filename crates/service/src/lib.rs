@@ -16,6 +16,7 @@
 mod batch;
 mod error;
 mod info;
+mod load;
 mod metrics;
 mod remote;
 mod routes;
@@ -24,6 +25,7 @@ mod versions;
 
 pub use error::{Error, Result};
 pub use info::{FineInfo, ServerInfo, params_hash};
+pub use load::{EnrolRow, InProcess, LoadConfig, LoadReport, LoadRow, in_process, run as run_load};
 pub use metrics::{Endpoint, Metrics};
 pub use remote::{Remote, Transfer};
 pub use routes::{ErrorBody, Removal, WriteAck};

@@ -65,6 +65,8 @@ pub struct OpenReport {
     pub mapped: usize,
     /// Segments whose hot form was built (and cached).
     pub built: usize,
+    /// The scoring kernel and the CPU features it was chosen from.
+    pub kernel: String,
 }
 
 /// The gallery a server holds: its versions and its writer.
@@ -104,7 +106,12 @@ impl Held {
             recent: Mutex::new(VecDeque::from([version])),
             writer: Mutex::new(gallery),
         };
-        let report = OpenReport { seconds: t.elapsed().as_secs_f64(), mapped: report.mapped, built: report.built };
+        let report = OpenReport {
+            seconds: t.elapsed().as_secs_f64(),
+            mapped: report.mapped,
+            built: report.built,
+            kernel: format!("{:?} kernel; {}", held.ctx.kernel(), held.ctx.simd().describe()),
+        };
         Ok((held, report))
     }
 

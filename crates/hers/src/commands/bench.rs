@@ -1,6 +1,12 @@
-//! `hers bench search`: our encrypted search vs the HERS algorithm vs plaintext, in one run.
+//! `hers bench search`: our encrypted search vs the HERS algorithm vs plaintext, in one run;
+//! `hers bench serve`: closed-loop load against a running `hers serve`.
 
-use encsearch::{BenchConfig, Preset};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use encsearch::{BenchConfig, Client, Preset};
+use service::{LoadConfig, Remote, in_process, read_token, run_load};
 
 /// Arguments of `hers bench`.
 #[derive(Debug, clap::Args)]
@@ -34,6 +40,38 @@ enum What {
         #[arg(long)]
         json: bool,
     },
+    /// Closed-loop load against a running `hers serve`: latency percentiles, queries/s, bytes
+    /// per query, enrolment throughput and visibility.
+    Serve {
+        /// Server address.
+        #[arg(long, default_value = "http://127.0.0.1:7878")]
+        server: String,
+        /// The gallery's key directory.
+        #[arg(long)]
+        keys: PathBuf,
+        /// Probes (parquet, the gallery's dimension); each query is one of the first 16.
+        #[arg(long)]
+        probes: PathBuf,
+        /// Concurrent clients of each phase.
+        #[arg(long, value_delimiter = ',', default_value = "1,4,16")]
+        clients: Vec<usize>,
+        /// Seconds per phase.
+        #[arg(long, default_value_t = 30)]
+        duration: u64,
+        /// Token file: also time enrolments (their templates are removed afterwards).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// Enrolment requests (one chunk each) to time.
+        #[arg(long, default_value_t = 4)]
+        enrolments: usize,
+        /// The served gallery's directory, when on this machine: also score it in-process for
+        /// the service's overhead.
+        #[arg(long)]
+        gallery: Option<PathBuf>,
+        /// Also print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs the benchmark and prints a table.
@@ -50,6 +88,34 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 ..Default::default()
             };
             let r = encsearch::run_bench(&cfg)?;
+            println!("{}", r.to_table());
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            }
+        }
+        What::Serve { server, keys, probes, clients, duration, token_file, enrolments, gallery, json } => {
+            let info = Remote::new(&server, None, Duration::from_secs(60))?.info()?;
+            let keys = super::open::load_keys(&keys)?;
+            anyhow::ensure!(keys.public() == &info.public, "--keys are not the served gallery's key set");
+            let client = Client::with_quantizer(keys, info.quantizer)?;
+            let (_, dim, rows) = super::open::load_probes(&probes)?;
+            anyhow::ensure!(dim == info.quantizer.dim, "probes are {dim}-D, the gallery {}-D", info.quantizer.dim);
+            let cfg = LoadConfig {
+                url: server,
+                token: token_file.as_deref().map(read_token).transpose()?,
+                clients,
+                duration: Duration::from_secs(duration),
+                enrolments,
+            };
+            eprintln!("client CPU: {}", super::open::simd().describe());
+            let mut rng = rand::rng();
+            let mut r = run_load(&cfg, &client, &rows, &mut rng)?;
+            if let Some(g) = &gallery {
+                r.in_process = Some(
+                    in_process(g, &client, &rows, super::open::simd(), &mut rng)
+                        .with_context(|| format!("scoring {} in-process", g.display()))?,
+                );
+            }
             println!("{}", r.to_table());
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);

@@ -51,11 +51,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let writes = if cfg.token.is_some() { "enabled (bearer token)" } else { "disabled (no --token-file)" };
     serve(cfg, |addr, report| {
         eprintln!(
-            "hers serve: {} ready in {:.2} s ({} segments mapped from the hot cache, {} built); writes {writes}",
+            "hers serve: {} ready in {:.2} s ({} segments mapped from the hot cache, {} built); writes {writes}; {}",
             a.gallery.display(),
             report.seconds,
             report.mapped,
-            report.built
+            report.built,
+            report.kernel
         );
         // The one line on stdout: what a supervisor or test reads to find the port.
         println!("listening on http://{addr}");

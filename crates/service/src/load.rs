@@ -1,0 +1,333 @@
+//! `hers bench serve`: closed-loop load against a running server — C clients, each sending its
+//! next query when the previous answer has arrived whole — and the enrolment path: throughput,
+//! and the time from an enrolment's acknowledgement to its first appearance in a search.
+
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use encsearch::Client;
+use rand::{CryptoRng, RngCore};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::remote::Remote;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct LoadConfig {
+    /// Server address.
+    pub url: String,
+    /// Bearer token: with it, the enrolment path is measured too (and its templates removed after).
+    pub token: Option<String>,
+    /// Concurrent clients of each phase.
+    pub clients: Vec<usize>,
+    /// Length of each phase.
+    pub duration: Duration,
+    /// Enrolment requests (one chunk each) to time.
+    pub enrolments: usize,
+}
+
+/// One phase: C clients for the configured duration.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadRow {
+    /// Concurrent clients.
+    pub clients: usize,
+    /// Queries answered whole.
+    pub queries: usize,
+    /// Queries refused with 429.
+    pub refused: usize,
+    /// Answered queries per second.
+    pub qps: f64,
+    /// Latency percentiles, milliseconds (request sent → answer read and checked).
+    pub p50_ms: f64,
+    /// 95th percentile.
+    pub p95_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// Templates scored per second (queries/s × gallery slots).
+    pub templates_per_s: f64,
+    /// Request bytes per query.
+    pub bytes_up: f64,
+    /// Answer bytes per query (the id table, fetched once per version, not included).
+    pub bytes_down: f64,
+}
+
+/// The enrolment path.
+#[derive(Debug, Clone, Serialize)]
+pub struct EnrolRow {
+    /// Requests (one chunk of N templates each).
+    pub requests: usize,
+    /// Templates enrolled per second (encryption on the client included).
+    pub templates_per_s: f64,
+    /// Median milliseconds from a request sent to its acknowledgement (durable, swapped in).
+    pub ack_ms: f64,
+    /// Median milliseconds from the acknowledgement to a search answer that holds the new ids.
+    pub visible_ms: f64,
+}
+
+/// Everything `hers bench serve` measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadReport {
+    /// Templates in the gallery.
+    pub templates: usize,
+    /// Global slots scored per query.
+    pub slots: usize,
+    /// One row per client count.
+    pub rows: Vec<LoadRow>,
+    /// The enrolment path (with a token).
+    pub enrol: Option<EnrolRow>,
+    /// The same gallery scored in this process, no network (with `--gallery`).
+    pub in_process: Option<InProcess>,
+}
+
+/// The kernel the service wraps, measured in-process on the same gallery: what the service's
+/// overhead is judged against.
+#[derive(Debug, Clone, Serialize)]
+pub struct InProcess {
+    /// Median milliseconds to score one single-probe query.
+    pub single_ms: f64,
+    /// Probes per scoring pass in the batched figure.
+    pub batch: usize,
+    /// Queries per second when `batch` probes are scored in one pass.
+    pub batch_qps: f64,
+}
+
+/// Scores `probes` against the gallery in `dir` in this process (hot form mapped from its
+/// cache, nothing written): the single-probe latency and the batched throughput.
+pub fn in_process<R: RngCore + CryptoRng>(
+    dir: &std::path::Path,
+    client: &Client,
+    probes: &[f32],
+    simd: encsearch::Simd,
+    rng: &mut R,
+) -> Result<InProcess> {
+    let g = encsearch::Gallery::open(dir)?;
+    let ctx = encsearch::ServerContext::for_gallery_with(&g, simd)?;
+    let (hot, _) = ctx.load_hot_cached(&g, false)?;
+    let d = client.quantizer().dim;
+    let batch = 16usize;
+    let rows: Vec<f32> = probes.iter().copied().cycle().take(batch * d).collect();
+    let one = client.encrypt_query(vec!["p".into()], &rows[..d], rng)?;
+    let many = client.encrypt_query((0..batch).map(|i| format!("p{i}")).collect(), &rows, rng)?;
+    let time = |q: &encsearch::Query, reps: usize| -> Result<f64> {
+        let mut t = (0..reps)
+            .map(|_| {
+                let s = Instant::now();
+                ctx.score(q, &hot)?;
+                Ok(s.elapsed().as_secs_f64())
+            })
+            .collect::<Result<Vec<_>>>()?;
+        t.sort_by(f64::total_cmp);
+        Ok(t[t.len() / 2])
+    };
+    time(&one, 1)?;
+    Ok(InProcess { single_ms: time(&one, 7)? * 1e3, batch, batch_qps: batch as f64 / time(&many, 3)? })
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Runs every phase; `probes` are row-major probes of the gallery's dimension (each query is
+/// one of them, encrypted once up front: the clients measure the service, not encryption).
+pub fn run<R: RngCore + CryptoRng>(
+    cfg: &LoadConfig,
+    client: &Client,
+    probes: &[f32],
+    rng: &mut R,
+) -> Result<LoadReport> {
+    let d = client.quantizer().dim;
+    let n = (probes.len() / d.max(1)).clamp(1, 16);
+    if probes.len() < d {
+        return Err(Error::Config("no probes to send".into()));
+    }
+    let queries: Vec<Vec<u8>> = (0..n)
+        .map(|i| Ok(client.encrypt_query(vec![format!("q{i}")], &probes[i * d..(i + 1) * d], rng)?.to_bytes()))
+        .collect::<Result<_>>()?;
+    let probe = Remote::new(&cfg.url, None, Duration::from_secs(600))?;
+    let info = probe.info()?;
+    // Warm up: the id table of the current version, and the server's first batch.
+    let (warm, _) = probe.search_bytes(&queries[0])?;
+    let slots = warm.slot_ids.len();
+    let mut rows = Vec::new();
+    for &c in &cfg.clients {
+        rows.push(phase(cfg, c.max(1), &queries, slots)?);
+    }
+    let enrol = match &cfg.token {
+        Some(t) if cfg.enrolments > 0 => Some(enrolments(cfg, t, client, probes, rng)?),
+        _ => None,
+    };
+    Ok(LoadReport { templates: info.templates, slots, rows, enrol, in_process: None })
+}
+
+/// C closed-loop clients for the configured duration.
+fn phase(cfg: &LoadConfig, clients: usize, queries: &[Vec<u8>], slots: usize) -> Result<LoadRow> {
+    let latencies = Mutex::new(Vec::new());
+    let bytes = Mutex::new((0usize, 0usize, 0usize));
+    let failure: Mutex<Option<Error>> = Mutex::new(None);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for c in 0..clients {
+            let (latencies, bytes, failure) = (&latencies, &bytes, &failure);
+            s.spawn(move || {
+                let remote = match Remote::new(&cfg.url, None, Duration::from_secs(600)) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                        return;
+                    }
+                };
+                let mut i = c;
+                while start.elapsed() < cfg.duration {
+                    let q = &queries[i % queries.len()];
+                    i += 1;
+                    let t = Instant::now();
+                    match remote.search_bytes(q) {
+                        Ok((_, moved)) => {
+                            latencies.lock().unwrap_or_else(|p| p.into_inner()).push(t.elapsed().as_secs_f64());
+                            let mut b = bytes.lock().unwrap_or_else(|p| p.into_inner());
+                            b.0 += moved.up;
+                            b.1 += moved.down;
+                        }
+                        Err(Error::Http { status: 429, .. }) => {
+                            bytes.lock().unwrap_or_else(|p| p.into_inner()).2 += 1;
+                            std::thread::sleep(Duration::from_millis(100));
+                        }
+                        Err(e) => {
+                            *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let mut l = latencies.into_inner().unwrap_or_else(|p| p.into_inner());
+    l.sort_by(f64::total_cmp);
+    let (up, down, refused) = bytes.into_inner().unwrap_or_else(|p| p.into_inner());
+    let q = l.len().max(1) as f64;
+    let qps = l.len() as f64 / seconds;
+    Ok(LoadRow {
+        clients,
+        queries: l.len(),
+        refused,
+        qps,
+        p50_ms: percentile(&l, 0.5) * 1e3,
+        p95_ms: percentile(&l, 0.95) * 1e3,
+        p99_ms: percentile(&l, 0.99) * 1e3,
+        templates_per_s: qps * slots as f64,
+        bytes_up: up as f64 / q,
+        bytes_down: down as f64 / q,
+    })
+}
+
+/// Enrols `cfg.enrolments` chunks of fresh ids one request at a time, searching after each
+/// acknowledgement until the new ids are in the answer; then removes them again.
+fn enrolments<R: RngCore + CryptoRng>(
+    cfg: &LoadConfig,
+    token: &str,
+    client: &Client,
+    probes: &[f32],
+    rng: &mut R,
+) -> Result<EnrolRow> {
+    let remote = Remote::new(&cfg.url, Some(token.to_string()), Duration::from_secs(600))?;
+    let d = client.quantizer().dim;
+    let per = client.chunk_size();
+    let nonce = rng.next_u64();
+    let rows: Vec<f32> = probes.iter().copied().cycle().take(per * d).collect();
+    let query = client.encrypt_query(vec!["v".into()], &probes[..d], rng)?.to_bytes();
+    let (mut acks, mut visible, mut enrolled) = (Vec::new(), Vec::new(), Vec::new());
+    let start = Instant::now();
+    for r in 0..cfg.enrolments {
+        let ids: Vec<String> = (0..per).map(|i| format!("bench-{nonce:016x}-{r}-{i}")).collect();
+        let t = Instant::now();
+        remote.enrol_rows(client, &ids, &rows, 1, rng, |_| {})?;
+        let acked = Instant::now();
+        acks.push((acked - t).as_secs_f64());
+        loop {
+            let (resp, _) = remote.search_bytes(&query)?;
+            if resp.slot_ids.iter().flatten().any(|s| *s == ids[0]) {
+                visible.push(acked.elapsed().as_secs_f64());
+                break;
+            }
+            if acked.elapsed() > Duration::from_secs(60) {
+                return Err(Error::Config(format!("{} not searchable 60 s after its acknowledgement", ids[0])));
+            }
+        }
+        enrolled.extend(ids);
+    }
+    let seconds = start.elapsed().as_secs_f64() - visible.iter().sum::<f64>();
+    remote.remove(&enrolled)?;
+    acks.sort_by(f64::total_cmp);
+    visible.sort_by(f64::total_cmp);
+    Ok(EnrolRow {
+        requests: cfg.enrolments,
+        templates_per_s: enrolled.len() as f64 / seconds.max(1e-9),
+        ack_ms: percentile(&acks, 0.5) * 1e3,
+        visible_ms: percentile(&visible, 0.5) * 1e3,
+    })
+}
+
+impl LoadReport {
+    /// The report as a Markdown table.
+    pub fn to_table(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "{} templates ({} slots scored per query)\n", self.templates, self.slots);
+        let _ = writeln!(
+            s,
+            "| clients | queries | q/s | p50 ms | p95 ms | p99 ms | templates/s | up B/query | down B/query | 429s |"
+        );
+        let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for r in &self.rows {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.3e} | {:.0} | {:.0} | {} |",
+                r.clients,
+                r.queries,
+                r.qps,
+                r.p50_ms,
+                r.p95_ms,
+                r.p99_ms,
+                r.templates_per_s,
+                r.bytes_up,
+                r.bytes_down,
+                r.refused
+            );
+        }
+        if let Some(p) = &self.in_process {
+            let _ = writeln!(
+                s,
+                "\nin-process, same gallery, no network: one probe {:.1} ms; {} probes per pass {:.1} queries/s",
+                p.single_ms, p.batch, p.batch_qps
+            );
+            if let (Some(one), Some(most)) =
+                (self.rows.iter().find(|r| r.clients == 1), self.rows.iter().max_by_key(|r| r.clients))
+            {
+                let _ = writeln!(
+                    s,
+                    "service overhead: p50 at 1 client = {:.2} × the in-process query; q/s at {} clients = {:.0} % of batched in-process",
+                    one.p50_ms / p.single_ms,
+                    most.clients,
+                    100.0 * most.qps / p.batch_qps
+                );
+            }
+        }
+        if let Some(e) = &self.enrol {
+            let _ = writeln!(
+                s,
+                "\nenrolment: {} requests of one chunk, {:.0} templates/s (client encryption included), \
+                 acknowledged in {:.1} ms (median), searchable {:.1} ms after the acknowledgement (median)",
+                e.requests, e.templates_per_s, e.ack_ms, e.visible_ms
+            );
+        }
+        s
+    }
+}
