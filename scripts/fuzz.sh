@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Fuzzes every decoder of bytes from disk or the network (fuzz/fuzz_targets: chunk, query,
-# response, segment, keys, manifest, fine_query, fine_response, hot_cache) for SECONDS each
-# (default 66: ten minutes in all).
+# response, segment, keys, manifest, fine_query, fine_response, hot_cache, score_stream,
+# service_messages) for SECONDS each
+# (default 55: ten minutes in all).
 # Needs the nightly toolchain; installs cargo-fuzz if missing. Crashes land in fuzz/artifacts/.
 #
 #   bash scripts/fuzz.sh [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-secs=${1:-66}
+secs=${1:-55}
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 cargo run -q -p encsearch --example fuzz_seeds -- fuzz/corpus
-targets=${TARGETS:-chunk query response segment keys manifest fine_query fine_response hot_cache}
+targets=${TARGETS:-chunk query response segment keys manifest fine_query fine_response hot_cache score_stream service_messages}
 mkdir -p fuzz/logs
 for t in $targets; do
   echo "== fuzz target $t, ${secs} s"

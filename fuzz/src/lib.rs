@@ -38,3 +38,21 @@ pub fn sealed(data: &[u8]) -> Vec<u8> {
     b.extend_from_slice(&crc32fast::hash(data).to_le_bytes());
     b
 }
+
+/// `data` as frames of a streamed answer: split at every `0xFF 0xFE` pair, each piece given its
+/// length and CRC-32 (see `encsearch::ScoreStream`), so mutations reach the frame decoder
+/// behind both.
+pub fn framed(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut rest = data;
+    loop {
+        let at = rest.windows(2).position(|w| w == [0xFF, 0xFE]);
+        let piece = &rest[..at.unwrap_or(rest.len())];
+        out.extend_from_slice(&((piece.len() + 4) as u32).to_le_bytes());
+        out.extend_from_slice(&sealed(piece));
+        match at {
+            Some(i) => rest = &rest[i + 2..],
+            None => return out,
+        }
+    }
+}

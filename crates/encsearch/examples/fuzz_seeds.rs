@@ -5,7 +5,10 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
 
-use encsearch::{Client, ClientKeys, FineChunks, Gallery, HotGallery, Layout, Preset, ServerContext};
+use encsearch::{
+    Client, ClientKeys, Enrolment, FineChunks, Gallery, HotGallery, IdTable, Layout, Preset, ServerContext,
+    StreamFrames, StreamHeader,
+};
 use rand::SeedableRng;
 
 fn put(root: &Path, target: &str, name: &str, bytes: &[u8]) -> std::io::Result<()> {
@@ -40,7 +43,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         scale: client.quantizer().scale,
         metric: client.quantizer().metric,
     };
-    put(root, "response", "response", &server.score(&q, &hot)?.to_bytes())?;
+    let response = server.score(&q, &hot)?;
+    put(root, "response", "response", &response.to_bytes())?;
+    // The service's streamed answer (already framed: the target also reframes its input).
+    let header = StreamHeader {
+        key_id: response.key_id.clone(),
+        degree: response.degree,
+        modulus: response.modulus,
+        scale: response.scale,
+        metric: response.metric,
+        version: 1,
+        chunks: 1,
+        probe_ids: response.probe_ids.clone(),
+    };
+    let per_probe: Vec<_> = response.scores.iter().map(|p| p[0].clone()).collect();
+    let stream =
+        [StreamFrames::header(&header), StreamFrames::chunk(0, &per_probe, response.modulus), StreamFrames::end(1)]
+            .concat();
+    fs::create_dir_all(root.join("score_stream"))?;
+    fs::write(root.join("score_stream").join("stream-whole"), &stream)?;
+    let table = IdTable { version: 1, slot_ids: response.slot_ids.clone() };
+    put(root, "service_messages", "id-table", &table.to_bytes())?;
+    let enrolment =
+        Enrolment { key_id: client.keys().key_id().clone(), ids: vec!["a".into(), "b".into()], chunks: chunks.clone() };
+    put(root, "service_messages", "enrolment", &enrolment.to_bytes())?;
     let gdir = tmp.path().join("g");
     let mut g = Gallery::create(&gdir, client.keys().public(), *client.quantizer())?;
     g.append(client.keys().key_id(), &["a".into(), "b".into()], &chunks)?;

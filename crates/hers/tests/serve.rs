@@ -1,7 +1,7 @@
 //! `hers serve` and `hers client` on loopback, each server a child process on an ephemeral
 //! port, stopped by its pid when the test ends: results equal to the local commands, K
 //! concurrent clients mixing search, enrolment and removal, kill -9 mid-enrolment, bad
-//! requests, overload.
+//! requests, overload, HTTPS with a certificate made in the test.
 
 mod common;
 
@@ -415,5 +415,63 @@ fn overload_gets_429_and_every_accepted_query_is_answered_whole() {
     });
     assert!(*refused.lock().expect("lock") > 0, "six clients at once never overloaded a server without a queue");
     assert!(*answered.lock().expect("lock") > 0);
+    server.stop();
+}
+
+#[test]
+fn https_with_a_certificate_made_in_the_test() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    ok(&["keygen", "--out", "keys"], d);
+    input(&d.join("g.parquet"), 0..3000);
+    input(&d.join("p.parquet"), 40..45);
+    ok(&["enroll", "--keys", "keys", "--input", "g.parquet", "--gallery", "g"], d);
+    ok(&["search", "--keys", "keys", "--gallery", "g", "--probes", "p.parquet", "--out", "local.csv"], d);
+    // A private CA and a server certificate it signed for the loopback address.
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca, rcgen::KeyPair::generate().expect("ca key")).expect("ca");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .expect("params")
+        .signed_by(&key, &*ca)
+        .expect("certificate");
+    std::fs::write(d.join("ca.pem"), ca.pem()).expect("write");
+    std::fs::write(d.join("cert.pem"), cert.pem()).expect("write");
+    std::fs::write(d.join("key.pem"), key.serialize_pem()).expect("write");
+
+    hers()
+        .current_dir(d)
+        .args([
+            "serve",
+            "--gallery",
+            "g",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            "ca.pem",
+            "--tls-key",
+            "nothere.pem",
+        ])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("nothere.pem"));
+    let server = Server::start(d, &["--gallery", "g", "--tls-cert", "cert.pem", "--tls-key", "key.pem"]);
+    assert!(server.url.starts_with("https://"), "{}", server.url);
+    let client = |args: &[&str]| {
+        let mut c = hers();
+        c.current_dir(d).args(["client", "--server", &server.url]).args(args);
+        c
+    };
+    let search = ["search", "--keys", "keys", "--probes", "p.parquet", "--out", "remote.csv"];
+    client(&["--ca-cert", "ca.pem"]).args(search).assert().success();
+    assert_eq!(
+        std::fs::read_to_string(d.join("local.csv")).expect("local"),
+        std::fs::read_to_string(d.join("remote.csv")).expect("remote")
+    );
+    // Without the CA the certificate is not trusted; plain HTTP to the TLS port gets nowhere.
+    client(&[]).args(search).assert().failure().stderr(predicate::str::contains("certificate"));
+    let plain = server.url.replace("https://", "http://");
+    assert!(Remote::new(&plain, None, Duration::from_secs(30)).expect("remote").info().is_err());
     server.stop();
 }

@@ -8,7 +8,7 @@
 //! * `batch.rs`: queries waiting together scored in one chunk-major pass;
 //! * `versions.rs`: the gallery's versions, swapped atomically after each durable write;
 //! * `metrics.rs`: Prometheus counters and the latency histogram;
-//! * `serve.rs`: start-up, listening, graceful shutdown;
+//! * `serve.rs`: start-up, listening, graceful shutdown; `tls.rs`: HTTPS (rustls);
 //! * `remote.rs`: the HTTP client;
 //! * `info.rs`: what `GET /v1/config` says;
 //! * `load.rs`: `hers bench serve`, closed-loop load against a running server.
@@ -21,6 +21,7 @@ mod metrics;
 mod remote;
 mod routes;
 mod serve;
+mod tls;
 mod versions;
 
 pub use error::{Error, Result};
@@ -30,4 +31,5 @@ pub use metrics::{Endpoint, Metrics};
 pub use remote::{Remote, Transfer};
 pub use routes::{ErrorBody, Removal, WriteAck};
 pub use serve::{ServeConfig, read_token, serve};
+pub use tls::{TlsFiles, TlsListener};
 pub use versions::{Fine, Held, OpenReport, Version};

@@ -34,22 +34,42 @@ pub struct Remote {
 }
 
 impl Remote {
-    /// A client of the server at `url` (`http://host:port`); `token` for enrolment and
-    /// removal; `timeout` bounds each request, answer included.
+    /// A client of the server at `url` (`http://host:port`, or `https://` checked against the
+    /// bundled web roots); `token` for enrolment and removal; `timeout` bounds each request,
+    /// answer included.
     pub fn new(url: &str, token: Option<String>, timeout: Duration) -> Result<Self> {
+        Self::with_ca(url, token, timeout, None)
+    }
+
+    /// [`Remote::new`] trusting only the CA certificate(s) in `ca_pem` for `https://` (a
+    /// private CA or a self-signed server certificate).
+    pub fn with_ca(url: &str, token: Option<String>, timeout: Duration, ca_pem: Option<&[u8]>) -> Result<Self> {
         let base = url.trim_end_matches('/').to_string();
-        if !base.starts_with("http://") {
+        if !base.starts_with("http://") && !base.starts_with("https://") {
             return Err(Error::Config(format!(
-                "--server {url}: give the server's address as http://HOST:PORT (this build speaks plain HTTP; \
-                 put TLS in front of the server for other networks)"
+                "--server {url}: give the server's address as http://HOST:PORT or https://HOST:PORT"
             )));
         }
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+        let mut config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(timeout))
-            .timeout_connect(Some(Duration::from_secs(10)))
-            .build()
-            .into();
+            .timeout_connect(Some(Duration::from_secs(10)));
+        if let Some(pem) = ca_pem {
+            let certs = ureq::tls::parse_pem(pem)
+                .filter_map(|item| match item {
+                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(Ok(c)),
+                    Ok(_) => None,
+                    Err(e) => Some(Err(e)),
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| Error::Config(format!("--ca-cert: not a PEM certificate file: {e}")))?;
+            if certs.is_empty() {
+                return Err(Error::Config("--ca-cert: the file holds no CERTIFICATE block".into()));
+            }
+            let roots = ureq::tls::RootCerts::new_with_certs(&certs);
+            config = config.tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build());
+        }
+        let agent: ureq::Agent = config.build().into();
         Ok(Self { base, agent, token, ids: Mutex::new(None), max_body: Mutex::new(None) })
     }
 

@@ -1,4 +1,5 @@
-//! Starting and stopping a server: open the gallery, start the scoring thread, listen, and on
+//! Starting and stopping a server: open the gallery, start the scoring thread, listen (HTTP, or
+//! HTTPS with `tls.rs`), and on
 //! SIGTERM or Ctrl-C stop accepting, finish every query in flight, then exit.
 
 use std::net::SocketAddr;
@@ -11,6 +12,7 @@ use encsearch::Simd;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::routes::{App, Core, router};
+use crate::tls::{TlsFiles, TlsListener};
 use crate::versions::{Fine, Held, OpenReport};
 
 /// How to run a server (`hers serve`).
@@ -35,6 +37,8 @@ pub struct ServeConfig {
     pub max_probes: usize,
     /// Vector builds the scoring kernels may use.
     pub simd: Simd,
+    /// Serve HTTPS with this certificate and key (plain HTTP without).
+    pub tls: Option<TlsFiles>,
 }
 
 impl ServeConfig {
@@ -50,6 +54,7 @@ impl ServeConfig {
             max_body_bytes: 64 << 20,
             max_probes: 64,
             simd: Simd::detect(),
+            tls: None,
         }
     }
 }
@@ -68,9 +73,11 @@ pub fn read_token(path: &std::path::Path) -> Result<String> {
     Ok(token)
 }
 
-/// Runs a server until SIGTERM or Ctrl-C; `ready` is called once it listens (with the bound
-/// address and how opening the gallery went).
-pub fn serve(cfg: ServeConfig, ready: impl FnOnce(SocketAddr, &OpenReport)) -> Result<()> {
+/// Runs a server until SIGTERM or Ctrl-C; `ready` is called once it listens (with its URL —
+/// `http://` or `https://` and the bound address — and how opening the gallery went).
+pub fn serve(cfg: ServeConfig, ready: impl FnOnce(&str, &OpenReport)) -> Result<()> {
+    // Bad TLS files fail before the gallery is loaded.
+    let acceptor = cfg.tls.as_ref().map(TlsFiles::acceptor).transpose()?;
     let (held, report) = Held::open(&cfg.gallery, cfg.simd)?;
     let fine = cfg.fine_gallery.as_deref().map(|d| Fine::open(d, cfg.simd)).transpose()?;
     if let Some(f) = &fine {
@@ -107,11 +114,18 @@ pub fn serve(cfg: ServeConfig, ready: impl FnOnce(SocketAddr, &OpenReport)) -> R
             .await
             .map_err(|e| Error::Config(format!("cannot listen on {listen}: {e}")))?;
         let addr = listener.local_addr().map_err(|e| Error::Config(e.to_string()))?;
-        ready(addr, &report);
-        axum::serve(listener, router(app))
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .map_err(|e| Error::Config(format!("server stopped: {e}")))
+        let stopped = |e: std::io::Error| Error::Config(format!("server stopped: {e}"));
+        match acceptor {
+            Some(acceptor) => {
+                let tls = TlsListener::new(listener, acceptor).map_err(stopped)?;
+                ready(&format!("https://{addr}"), &report);
+                axum::serve(tls, router(app)).with_graceful_shutdown(shutdown_signal()).await.map_err(stopped)
+            }
+            None => {
+                ready(&format!("http://{addr}"), &report);
+                axum::serve(listener, router(app)).with_graceful_shutdown(shutdown_signal()).await.map_err(stopped)
+            }
+        }
     });
     // Every handler (and so every queue sender) is gone: the scoring thread ends.
     runtime.shutdown_timeout(Duration::from_secs(5));

@@ -14,6 +14,7 @@ use std::io::Read;
 use std::sync::Arc;
 
 use fhe::bfv::BfvParameters;
+use rayon::prelude::*;
 
 use super::frame::{Reader, open_crc, packed_len, put_bytes, seal_crc};
 use super::messages::{
@@ -159,8 +160,9 @@ impl ScoreStream {
         const W: &str = "score stream";
         let mut buf = Vec::new();
         let mut header: Option<StreamHeader> = None;
-        let mut chunks: Vec<Option<Vec<ChunkScores>>> = Vec::new();
-        let mut received = 0usize;
+        // Chunk payloads as they arrive (each frame's CRC checked on arrival); parsed on all
+        // cores once the end frame is in.
+        let mut payloads: Vec<Vec<u8>> = Vec::new();
         while read_frame(r, &mut buf)?.is_some() {
             let (&kind, payload) = buf.split_first().ok_or_else(|| Error::malformed(W, "empty frame"))?;
             let mut rd = Reader::new(payload, W);
@@ -172,50 +174,72 @@ impl ScoreStream {
                 (KIND_HEADER, None) => {
                     let h = take_header(&mut rd, payload.len())?;
                     rd.finish()?;
-                    chunks = vec![None; h.chunks];
                     header = Some(h);
                 }
                 (KIND_CHUNK, Some(h)) => {
-                    let index = rd.u64()? as usize;
-                    let slot = chunks.get_mut(index).ok_or_else(|| Error::malformed(W, "chunk index out of range"))?;
-                    if slot.is_some() {
-                        return Err(Error::malformed(W, format!("chunk {index} sent twice")));
+                    if payloads.len() == h.chunks {
+                        return Err(Error::malformed(W, "more chunk frames than the header announced"));
                     }
-                    let per = (0..h.probe_ids.len())
-                        .map(|_| take_scores(&mut rd, h.degree, h.modulus, W))
-                        .collect::<Result<Vec<_>>>()?;
-                    rd.finish()?;
-                    *slot = Some(per);
-                    received += 1;
+                    payloads.push(payload.to_vec());
                 }
                 (KIND_END, Some(h)) => {
                     let n = rd.u64()? as usize;
                     rd.finish()?;
-                    if n != h.chunks || received != h.chunks {
+                    if n != h.chunks || payloads.len() != h.chunks {
                         return Err(Error::malformed(
                             W,
-                            format!("answer ended after {received} of {} chunks (end frame says {n})", h.chunks),
+                            format!(
+                                "answer ended after {} of {} chunks (end frame says {n})",
+                                payloads.len(),
+                                h.chunks
+                            ),
                         ));
                     }
                     if read_frame(r, &mut buf)?.is_some() {
                         return Err(Error::malformed(W, "frames after the end frame"));
                     }
                     let h = h.clone();
-                    let nprobes = h.probe_ids.len();
-                    let mut scores: Vec<Vec<ChunkScores>> = (0..nprobes).map(|_| Vec::with_capacity(n)).collect();
-                    for per in chunks.into_iter().flatten() {
-                        for (p, s) in per.into_iter().enumerate() {
-                            scores[p].push(s);
-                        }
-                    }
-                    return Ok(Self { header: h, scores });
+                    return Self::assemble(h, &payloads);
                 }
                 (KIND_HEADER, Some(_)) => return Err(Error::malformed(W, "second header frame")),
                 (_, None) => return Err(Error::malformed(W, "frame before the header")),
                 (k, Some(_)) => return Err(Error::malformed(W, format!("unknown frame kind {k}"))),
             }
         }
-        Err(Error::malformed(W, format!("answer cut after {received} chunks, before its end frame")))
+        Err(Error::malformed(W, format!("answer cut after {} chunks, before its end frame", payloads.len())))
+    }
+
+    /// Parses the chunk frames' payloads (on all cores) into `scores[probe][chunk]`: every chunk
+    /// index exactly once.
+    fn assemble(header: StreamHeader, payloads: &[Vec<u8>]) -> Result<Self> {
+        const W: &str = "score stream";
+        let parsed = payloads
+            .par_iter()
+            .map(|p| {
+                let mut rd = Reader::new(p, W);
+                let index = rd.u64()? as usize;
+                let per = (0..header.probe_ids.len())
+                    .map(|_| take_scores(&mut rd, header.degree, header.modulus, W))
+                    .collect::<Result<Vec<_>>>()?;
+                rd.finish()?;
+                Ok((index, per))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut by_index: Vec<Option<Vec<ChunkScores>>> = vec![None; header.chunks];
+        for (index, per) in parsed {
+            let slot = by_index.get_mut(index).ok_or_else(|| Error::malformed(W, "chunk index out of range"))?;
+            if slot.replace(per).is_some() {
+                return Err(Error::malformed(W, format!("chunk {index} sent twice")));
+            }
+        }
+        let mut scores: Vec<Vec<ChunkScores>> =
+            (0..header.probe_ids.len()).map(|_| Vec::with_capacity(header.chunks)).collect();
+        for per in by_index.into_iter().flatten() {
+            for (p, s) in per.into_iter().enumerate() {
+                scores[p].push(s);
+            }
+        }
+        Ok(Self { header, scores })
     }
 
     /// Parses a whole streamed answer held in memory (see [`ScoreStream::read_from`]).

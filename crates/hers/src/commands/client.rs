@@ -19,6 +19,10 @@ pub struct Args {
     /// Bearer token file (enroll and remove).
     #[arg(long, global = true)]
     token_file: Option<PathBuf>,
+    /// For an https:// server: trust only this CA certificate (PEM), e.g. the server's own
+    /// self-signed certificate (default: the bundled web roots).
+    #[arg(long, global = true)]
+    ca_cert: Option<PathBuf>,
     /// Seconds one request may take, answer included.
     #[arg(long, global = true, default_value_t = 600)]
     timeout_s: u64,
@@ -99,7 +103,11 @@ enum What {
 /// Runs one client operation.
 pub fn run(a: Args) -> anyhow::Result<()> {
     let token = a.token_file.as_deref().map(read_token).transpose()?;
-    let remote = Remote::new(&a.server, token, Duration::from_secs(a.timeout_s))?;
+    let ca = match &a.ca_cert {
+        Some(p) => Some(std::fs::read(p).with_context(|| format!("reading --ca-cert {}", p.display()))?),
+        None => None,
+    };
+    let remote = Remote::with_ca(&a.server, token, Duration::from_secs(a.timeout_s), ca.as_deref())?;
     match a.what {
         What::Search { keys, probes, top_k, out, two_stage, fine_keys, fine_probes, candidates } => {
             let (info, client) = connect(&remote, &keys)?;

@@ -36,6 +36,12 @@ pub struct Args {
     /// Most probes in one query.
     #[arg(long, default_value_t = 64)]
     max_probes: usize,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Private key of `--tls-cert` (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 /// Serves until SIGTERM or Ctrl-C, then finishes the queries in flight.
@@ -48,8 +54,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     cfg.max_body_bytes = a.max_body_mib << 20;
     cfg.max_probes = a.max_probes;
     cfg.simd = super::open::simd();
+    cfg.tls = a.tls_cert.zip(a.tls_key).map(|(cert, key)| service::TlsFiles { cert, key });
     let writes = if cfg.token.is_some() { "enabled (bearer token)" } else { "disabled (no --token-file)" };
-    serve(cfg, |addr, report| {
+    serve(cfg, |url, report| {
         eprintln!(
             "hers serve: {} ready in {:.2} s ({} segments mapped from the hot cache, {} built); writes {writes}; {}",
             a.gallery.display(),
@@ -59,7 +66,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             report.kernel
         );
         // The one line on stdout: what a supervisor or test reads to find the port.
-        println!("listening on http://{addr}");
+        println!("listening on {url}");
     })?;
     eprintln!("hers serve: stopped");
     Ok(())
