@@ -19,9 +19,6 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::metrics::{Endpoint, Metrics};
 use crate::versions::Version;
 
-/// Most probes scored in one pass (beyond it, queued queries wait for the next pass).
-const MAX_BATCH_PROBES: usize = 64;
-
 /// One accepted query: what to score, on which version, and where its frames go.
 #[derive(Debug)]
 pub struct Job {
@@ -35,13 +32,20 @@ pub struct Job {
     pub arrived: Instant,
 }
 
-/// Runs the scoring loop until every queue sender is gone.
-pub fn run(ctx: &encsearch::ServerContext, metrics: &Metrics, queue: Receiver<Job>, window: Duration) {
+/// Runs the scoring loop until every queue sender is gone: passes of at most `max_probes`
+/// probes (a query larger than that is scored alone).
+pub fn run(
+    ctx: &encsearch::ServerContext,
+    metrics: &Metrics,
+    queue: Receiver<Job>,
+    window: Duration,
+    max_probes: usize,
+) {
     while let Ok(first) = queue.recv() {
         let mut jobs = vec![first];
         let mut probes = jobs[0].query.probes.len();
         let deadline = Instant::now() + window;
-        while probes < MAX_BATCH_PROBES {
+        while probes < max_probes {
             let next = match queue.try_recv() {
                 Ok(j) => Some(j),
                 Err(TryRecvError::Disconnected) => None,

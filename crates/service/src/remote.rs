@@ -7,7 +7,7 @@ use std::io::Read;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use encsearch::{Client, Enrolment, FineQuery, FineResponse, IdTable, Query, Response, ScoreStream};
+use encsearch::{Client, Enrolment, FineQuery, FineResponse, IdTable, Query, Response, ScoreStream, StreamHeader};
 
 use crate::error::{Error, Result};
 use crate::info::ServerInfo;
@@ -169,6 +169,16 @@ impl Remote {
         let down = reader.bytes;
         let table = self.ids(stream.header.version)?;
         Ok((stream.into_response(&table)?, Transfer { up: query.len(), down }))
+    }
+
+    /// Sends an encoded query and checks that its streamed answer arrives whole (every frame's
+    /// CRC, every chunk once, the end frame) without unpacking the scores: the load
+    /// generator's request. Returns the answer's header and the bytes moved.
+    pub fn search_verified(&self, query: &[u8]) -> Result<(StreamHeader, Transfer)> {
+        let body = self.post("/v1/search", query, false)?;
+        let mut reader = Counted { inner: body.into_reader(), bytes: 0 };
+        let header = ScoreStream::verify_from(&mut reader)?;
+        Ok((header, Transfer { up: query.len(), down: reader.bytes }))
     }
 
     /// The second stage of a two-stage search.

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use encsearch::Simd;
 
+use axum::serve::ListenerExt as _;
+
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::routes::{App, Core, router};
@@ -35,6 +37,9 @@ pub struct ServeConfig {
     pub max_body_bytes: usize,
     /// Most probes in one query.
     pub max_probes: usize,
+    /// Most probes scored in one pass over the gallery (queries waiting beyond it wait for
+    /// the next pass).
+    pub max_batch_probes: usize,
     /// Vector builds the scoring kernels may use.
     pub simd: Simd,
     /// Serve HTTPS with this certificate and key (plain HTTP without).
@@ -53,6 +58,7 @@ impl ServeConfig {
             batch_window: Duration::from_millis(2),
             max_body_bytes: 64 << 20,
             max_probes: 64,
+            max_batch_probes: 1,
             simd: Simd::detect(),
             tls: None,
         }
@@ -87,10 +93,10 @@ pub fn serve(cfg: ServeConfig, ready: impl FnOnce(&str, &OpenReport)) -> Result<
     let (queue, jobs) = std::sync::mpsc::sync_channel(cfg.max_inflight);
     let scorer = {
         let core = core.clone();
-        let window = cfg.batch_window;
+        let (window, batch) = (cfg.batch_window, cfg.max_batch_probes.max(1));
         std::thread::Builder::new()
             .name("hers-scorer".into())
-            .spawn(move || crate::batch::run(core.held.ctx(), &core.metrics, jobs, window))
+            .spawn(move || crate::batch::run(core.held.ctx(), &core.metrics, jobs, window, batch))
             .map_err(|e| Error::Config(format!("cannot start the scoring thread: {e}")))?
     };
     let app = Arc::new(App {
@@ -123,6 +129,12 @@ pub fn serve(cfg: ServeConfig, ready: impl FnOnce(&str, &OpenReport)) -> Result<
             }
             None => {
                 ready(&format!("http://{addr}"), &report);
+                // Without TCP_NODELAY a small write waits for the peer's delayed ACK (40 ms on Linux).
+                let listener = listener.tap_io(|tcp| {
+                    if let Err(e) = tcp.set_nodelay(true) {
+                        tracing::debug!("TCP_NODELAY not set: {e}");
+                    }
+                });
                 axum::serve(listener, router(app)).with_graceful_shutdown(shutdown_signal()).await.map_err(stopped)
             }
         }

@@ -85,6 +85,10 @@ impl TlsListener {
                         continue;
                     }
                 };
+                // Without TCP_NODELAY a small write waits for the peer's delayed ACK.
+                if let Err(e) = stream.set_nodelay(true) {
+                    tracing::debug!("TCP_NODELAY not set for {addr}: {e}");
+                }
                 let (acceptor, tx) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {

@@ -11,6 +11,15 @@ use crate::error::{Error, Result};
 pub(crate) fn pack_bits(values: &[u64], bits: u32, out: &mut Vec<u8>) {
     let start = out.len();
     let total = packed_len(values.len(), bits);
+    if bits.is_multiple_of(8) {
+        // Whole bytes (a 40-bit response modulus): the low bytes of each value, in order.
+        let nb = bits as usize / 8;
+        out.resize(start + total, 0);
+        for (dst, v) in out[start..].chunks_exact_mut(nb).zip(values) {
+            dst.copy_from_slice(&v.to_le_bytes()[..nb]);
+        }
+        return;
+    }
     if bits <= 57 {
         // Eight bytes of slack so the last word's write stays in bounds; cut off after.
         out.resize(start + total + 8, 0);
@@ -53,6 +62,15 @@ pub(crate) fn unpack_bits(bytes: &[u8], bits: u32, count: usize) -> Result<Vec<u
         return Err(Error::malformed("bit-packed vector", "length does not match"));
     }
     let mut out = Vec::with_capacity(count);
+    if bits.is_multiple_of(8) {
+        let nb = bits as usize / 8;
+        out.extend(bytes.chunks_exact(nb).map(|c| {
+            let mut w = [0u8; 8];
+            w[..nb].copy_from_slice(c);
+            u64::from_le_bytes(w)
+        }));
+        return Ok(out);
+    }
     if bits <= 57 {
         // One unaligned 64-bit read per value while eight bytes remain; the tail from a padded copy.
         let mask = (1u64 << bits) - 1;

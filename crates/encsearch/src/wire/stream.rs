@@ -157,56 +157,16 @@ impl ScoreStream {
     /// every chunk exactly once and the end frame arrive intact, the answer is an error (an
     /// error frame from the server becomes [`Error::Server`]).
     pub fn read_from(r: &mut impl Read) -> Result<Self> {
-        const W: &str = "score stream";
-        let mut buf = Vec::new();
-        let mut header: Option<StreamHeader> = None;
-        // Chunk payloads as they arrive (each frame's CRC checked on arrival); parsed on all
-        // cores once the end frame is in.
-        let mut payloads: Vec<Vec<u8>> = Vec::new();
-        while read_frame(r, &mut buf)?.is_some() {
-            let (&kind, payload) = buf.split_first().ok_or_else(|| Error::malformed(W, "empty frame"))?;
-            let mut rd = Reader::new(payload, W);
-            match (kind, &header) {
-                (KIND_ERROR, _) => {
-                    let message = rd.string(MAX_ID_BYTES)?;
-                    return Err(Error::Server { message });
-                }
-                (KIND_HEADER, None) => {
-                    let h = take_header(&mut rd, payload.len())?;
-                    rd.finish()?;
-                    header = Some(h);
-                }
-                (KIND_CHUNK, Some(h)) => {
-                    if payloads.len() == h.chunks {
-                        return Err(Error::malformed(W, "more chunk frames than the header announced"));
-                    }
-                    payloads.push(payload.to_vec());
-                }
-                (KIND_END, Some(h)) => {
-                    let n = rd.u64()? as usize;
-                    rd.finish()?;
-                    if n != h.chunks || payloads.len() != h.chunks {
-                        return Err(Error::malformed(
-                            W,
-                            format!(
-                                "answer ended after {} of {} chunks (end frame says {n})",
-                                payloads.len(),
-                                h.chunks
-                            ),
-                        ));
-                    }
-                    if read_frame(r, &mut buf)?.is_some() {
-                        return Err(Error::malformed(W, "frames after the end frame"));
-                    }
-                    let h = h.clone();
-                    return Self::assemble(h, &payloads);
-                }
-                (KIND_HEADER, Some(_)) => return Err(Error::malformed(W, "second header frame")),
-                (_, None) => return Err(Error::malformed(W, "frame before the header")),
-                (k, Some(_)) => return Err(Error::malformed(W, format!("unknown frame kind {k}"))),
-            }
-        }
-        Err(Error::malformed(W, format!("answer cut after {} chunks, before its end frame", payloads.len())))
+        let (header, payloads) = read_stream(r, true)?;
+        Self::assemble(header, &payloads)
+    }
+
+    /// Reads a whole streamed answer from `r` and checks it as [`ScoreStream::read_from`] does
+    /// — every frame's CRC, the header, each chunk index exactly once, each chunk frame's size,
+    /// the end frame — without unpacking the scores: what a load generator needs to know that
+    /// an answer arrived whole, at a fraction of the client's CPU.
+    pub fn verify_from(r: &mut impl Read) -> Result<StreamHeader> {
+        Ok(read_stream(r, false)?.0)
     }
 
     /// Parses the chunk frames' payloads (on all cores) into `scores[probe][chunk]`: every chunk
@@ -270,6 +230,73 @@ impl ScoreStream {
             scores: self.scores,
         })
     }
+}
+
+/// Reads frames up to and including the end frame: the header, and the chunk frames' payloads
+/// when `keep`. Every frame's CRC, each chunk index (exactly once) and each chunk frame's size
+/// are checked as they arrive.
+fn read_stream(r: &mut impl Read, keep: bool) -> Result<(StreamHeader, Vec<Vec<u8>>)> {
+    const W: &str = "score stream";
+    let mut buf = Vec::new();
+    let mut header: Option<StreamHeader> = None;
+    let mut payloads: Vec<Vec<u8>> = Vec::new();
+    let mut seen: Vec<u64> = Vec::new();
+    let mut received = 0usize;
+    while read_frame(r, &mut buf)?.is_some() {
+        let (&kind, payload) = buf.split_first().ok_or_else(|| Error::malformed(W, "empty frame"))?;
+        let mut rd = Reader::new(payload, W);
+        match (kind, &header) {
+            (KIND_ERROR, _) => {
+                let message = rd.string(MAX_ID_BYTES)?;
+                return Err(Error::Server { message });
+            }
+            (KIND_HEADER, None) => {
+                let h = take_header(&mut rd, payload.len())?;
+                rd.finish()?;
+                seen = vec![0; h.chunks.div_ceil(64)];
+                header = Some(h);
+            }
+            (KIND_CHUNK, Some(h)) => {
+                let index = rd.u64()? as usize;
+                if index >= h.chunks {
+                    return Err(Error::malformed(W, "chunk index out of range"));
+                }
+                if seen[index / 64] & (1 << (index % 64)) != 0 {
+                    return Err(Error::malformed(W, format!("chunk {index} sent twice")));
+                }
+                seen[index / 64] |= 1 << (index % 64);
+                let size = 3 * packed_len(h.degree, 64 - h.modulus.leading_zeros()) * h.probe_ids.len();
+                if payload.len() != 8 + size {
+                    return Err(Error::malformed(
+                        W,
+                        format!("chunk frame of {} bytes, expected {}", payload.len(), 8 + size),
+                    ));
+                }
+                received += 1;
+                if keep {
+                    payloads.push(payload.to_vec());
+                }
+            }
+            (KIND_END, Some(h)) => {
+                let n = rd.u64()? as usize;
+                rd.finish()?;
+                if n != h.chunks || received != h.chunks {
+                    return Err(Error::malformed(
+                        W,
+                        format!("answer ended after {received} of {} chunks (end frame says {n})", h.chunks),
+                    ));
+                }
+                if read_frame(r, &mut buf)?.is_some() {
+                    return Err(Error::malformed(W, "frames after the end frame"));
+                }
+                return Ok((h.clone(), payloads));
+            }
+            (KIND_HEADER, Some(_)) => return Err(Error::malformed(W, "second header frame")),
+            (_, None) => return Err(Error::malformed(W, "frame before the header")),
+            (k, Some(_)) => return Err(Error::malformed(W, format!("unknown frame kind {k}"))),
+        }
+    }
+    Err(Error::malformed(W, format!("answer cut after {received} chunks, before its end frame")))
 }
 
 /// Reads a header frame's payload (after its kind byte) of `len` bytes.
