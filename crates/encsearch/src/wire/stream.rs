@@ -418,3 +418,69 @@ impl Enrolment {
         Ok(Self { key_id, ids, chunks })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(chunks: &[usize], end: usize) -> Vec<u8> {
+        let modulus = (1u64 << 40) - 87;
+        let header = StreamHeader {
+            key_id: KeyId("k".into()),
+            degree: 8,
+            modulus,
+            scale: 3,
+            metric: Metric::Cosine,
+            version: 9,
+            chunks: 3,
+            probe_ids: vec!["p".into(), "q".into()],
+        };
+        let scores = |c: usize| {
+            (0..2)
+                .map(|p| ChunkScores { polys: std::array::from_fn(|i| vec![(c * 100 + p * 10 + i) as u64; 8]) })
+                .collect::<Vec<_>>()
+        };
+        let mut out = StreamFrames::header(&header);
+        for &c in chunks {
+            out.extend(StreamFrames::chunk(c, &scores(c), modulus));
+        }
+        out.extend(StreamFrames::end(end));
+        out
+    }
+
+    #[test]
+    fn chunks_in_any_order_assemble_by_index_and_anything_less_than_whole_fails() {
+        let whole = answer(&[2, 0, 1], 3);
+        let s = ScoreStream::from_bytes(&whole).expect("whole answer");
+        assert_eq!(s.scores.len(), 2);
+        assert_eq!(s.scores[1][2].polys[0][0], 210);
+        assert_eq!(ScoreStream::verify_from(&mut &whole[..]).expect("verifies").chunks, 3);
+        let bad = [
+            answer(&[0, 1], 2),                                 // a chunk missing
+            answer(&[0, 1, 1], 3),                              // a chunk twice
+            answer(&[0, 1, 3], 3),                              // out of range
+            whole[..whole.len() - 1].to_vec(),                  // cut inside the end frame
+            answer(&[0, 1, 2], 3)[..whole.len() - 17].to_vec(), // end frame missing
+        ];
+        for (i, b) in bad.iter().enumerate() {
+            assert!(ScoreStream::from_bytes(b).is_err(), "case {i} read");
+            assert!(ScoreStream::verify_from(&mut &b[..]).is_err(), "case {i} verified");
+        }
+        let mut flipped = whole.clone();
+        flipped[60] ^= 1;
+        assert!(matches!(ScoreStream::from_bytes(&flipped), Err(Error::Checksum { .. })));
+        let mut failed = answer(&[0], 3);
+        failed.truncate(failed.len() - 17); // the end frame: length, kind, count, CRC
+        failed.extend(StreamFrames::error("disk gone"));
+        assert!(matches!(ScoreStream::from_bytes(&failed), Err(Error::Server { message }) if message == "disk gone"));
+    }
+
+    #[test]
+    fn id_tables_round_trip_and_a_flipped_bit_fails() {
+        let t = IdTable { version: 7, slot_ids: Arc::new(vec![Some("a".into()), None, Some("ü".into())]) };
+        assert_eq!(IdTable::from_bytes(&t.to_bytes()).expect("table"), t);
+        let mut b = t.to_bytes();
+        b[10] ^= 4;
+        assert!(IdTable::from_bytes(&b).is_err());
+    }
+}
