@@ -35,6 +35,12 @@ pub(crate) fn pack_bits(values: &[u64], bits: u32, out: &mut Vec<u8>) {
         out.truncate(start + total);
         return;
     }
+    pack_bits_bytewise(values, bits, out);
+}
+
+/// [`pack_bits`] a byte at a time through a 128-bit accumulator: any width up to 64 bits (the
+/// reference the fast paths are tested against).
+fn pack_bits_bytewise(values: &[u64], bits: u32, out: &mut Vec<u8>) {
     let mut acc: u128 = 0;
     let mut nacc = 0u32;
     for &v in values {
@@ -213,19 +219,7 @@ mod tests {
                 assert_eq!(unpack_bits(&b[1..], bits, count).expect("unpack"), v, "{bits} bits × {count}");
                 // The byte-wise reference encoding is the same bytes.
                 let mut reference = Vec::new();
-                let (mut acc, mut n) = (0u128, 0u32);
-                for &x in &v {
-                    acc |= (x as u128) << n;
-                    n += bits;
-                    while n >= 8 {
-                        reference.push(acc as u8);
-                        acc >>= 8;
-                        n -= 8;
-                    }
-                }
-                if n > 0 {
-                    reference.push(acc as u8);
-                }
+                pack_bits_bytewise(&v, bits, &mut reference);
                 assert_eq!(&b[1..], &reference[..], "{bits} bits × {count}");
             }
         }

@@ -5,10 +5,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use encsearch::{Client, ClientKeys, Metric, Quantizer, Session, candidate_lists};
+use encsearch::{Client, ClientKeys, Quantizer, Session, candidate_lists};
 use service::{Remote, ServerInfo, read_token};
 
 use super::open::{load_keys, load_probes, probe_rows, write_matches};
+use super::verify::Claim;
 
 /// Arguments of `hers client`.
 #[derive(Debug, clap::Args)]
@@ -67,18 +68,8 @@ enum What {
         /// Key directory.
         #[arg(long)]
         keys: PathBuf,
-        /// Probe set; the probe is the row `--probe-id`, or the first row.
-        #[arg(long)]
-        probe: PathBuf,
-        /// Id of the probe row.
-        #[arg(long)]
-        probe_id: Option<String>,
-        /// Claimed gallery id.
-        #[arg(long)]
-        claim: String,
-        /// Accept at this similarity or above (Euclidean metric: at this squared distance or below).
-        #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
-        threshold: f64,
+        #[command(flatten)]
+        claim: Claim,
     },
     /// Encrypt an embedding set locally and enrol it (needs --token-file).
     Enroll {
@@ -157,27 +148,18 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             write_matches(&out, &matches)?;
             eprintln!("{} results → {}", matches.len(), out.display());
         }
-        What::Verify { keys, probe, probe_id, claim, threshold } => {
+        What::Verify { keys, claim } => {
             let (info, client) = connect(&remote, &keys)?;
-            let (ids, dim, data) = load_probes(&probe)?;
-            same_dim(dim, &info, &probe)?;
-            let row = match &probe_id {
-                Some(p) => {
-                    ids.iter().position(|x| x == p).with_context(|| format!("no probe {p} in {}", probe.display()))?
-                }
-                None => 0,
-            };
+            let (probe_id, row) = claim.probe_row(info.quantizer.dim)?;
             let v = Session::new(&client).verify(
-                &ids[row],
-                &data[row * dim..(row + 1) * dim],
-                &claim,
-                threshold,
+                &probe_id,
+                &row,
+                &claim.claim,
+                claim.threshold,
                 &mut rand::rng(),
-                |q| remote.verify(q, &claim).map_err(Into::into),
+                |q| remote.verify(q, &claim.claim).map_err(Into::into),
             )?;
-            let what = if v.metric == Metric::SquaredEuclidean { "squared distance" } else { "similarity" };
-            let verdict = if v.accept { "accept" } else { "reject" };
-            println!("{verdict} {} vs {claim}: {what} {:.4} (threshold {threshold})", ids[row], v.value);
+            claim.report(&probe_id, &v);
         }
         What::Enroll { keys, input, chunks_per_request } => {
             let (info, client) = connect(&remote, &keys)?;
