@@ -9,6 +9,7 @@ use encsearch::{Client, ClientKeys, Quantizer, Session, candidate_lists};
 use service::{Remote, ServerInfo, read_token};
 
 use super::open::{load_keys, load_probes, probe_rows, write_matches};
+use super::search::Ranked;
 use super::verify::Claim;
 
 /// Arguments of `hers client`.
@@ -40,15 +41,8 @@ enum What {
         /// Key directory (the gallery's key set).
         #[arg(long)]
         keys: PathBuf,
-        /// Probes (parquet embedding set of the gallery's dimension).
-        #[arg(long)]
-        probes: PathBuf,
-        /// Results per probe.
-        #[arg(long, default_value_t = 10)]
-        top_k: usize,
-        /// Output results (parquet, or CSV for a .csv name).
-        #[arg(long)]
-        out: PathBuf,
+        #[command(flatten)]
+        ranked: Ranked,
         /// Two-stage search against the server's --fine-gallery: the 1:N search keeps
         /// `--candidates` per probe, the full-dimension `--fine-probes` rescore only those.
         #[arg(long, requires = "fine_probes")]
@@ -100,7 +94,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     };
     let remote = Remote::with_ca(&a.server, token, Duration::from_secs(a.timeout_s), ca.as_deref())?;
     match a.what {
-        What::Search { keys, probes, top_k, out, two_stage, fine_keys, fine_probes, candidates } => {
+        What::Search { keys, ranked: Ranked { probes, top_k, out }, two_stage, fine_keys, fine_probes, candidates } => {
             let (info, client) = connect(&remote, &keys)?;
             let (ids, dim, data) = load_probes(&probes)?;
             same_dim(dim, &info, &probes)?;

@@ -19,15 +19,8 @@ pub struct Args {
     /// Gallery directory.
     #[arg(long)]
     gallery: PathBuf,
-    /// Probes (parquet embedding set of the gallery's dimension).
-    #[arg(long)]
-    probes: PathBuf,
-    /// Results per probe.
-    #[arg(long, default_value_t = 10)]
-    top_k: usize,
-    /// Output results (parquet, or CSV for a .csv name): probe_id, rank, gallery_id, score, similarity.
-    #[arg(long)]
-    out: PathBuf,
+    #[command(flatten)]
+    ranked: Ranked,
     /// Two-stage search: the 1:N search over `--gallery` keeps `--candidates` per probe, then
     /// the full-dimension `--fine-gallery` rescores only those. The server learns the candidate
     /// ids (not their scores).
@@ -52,15 +45,30 @@ pub struct Args {
     candidates: usize,
 }
 
+/// The probes of a 1:N search and where its ranked results go (`hers search`, `hers client
+/// search`).
+#[derive(Debug, clap::Args)]
+pub struct Ranked {
+    /// Probes (parquet embedding set of the gallery's dimension).
+    #[arg(long)]
+    pub probes: PathBuf,
+    /// Results per probe.
+    #[arg(long, default_value_t = 10)]
+    pub top_k: usize,
+    /// Output results (parquet, or CSV for a .csv name): probe_id, rank, gallery_id, score, similarity.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
 /// Runs an encrypted search and prints the time of each stage.
 pub fn run(a: Args) -> anyhow::Result<()> {
     let keys = load_keys(&a.keys)?;
     let g = open_gallery_for(&a.gallery, &keys)?;
-    let (ids, dim, data) = load_probes(&a.probes)?;
+    let (ids, dim, data) = load_probes(&a.ranked.probes)?;
     if dim != g.manifest().dim {
         anyhow::bail!("probes are {dim}-D, the gallery is {}-D", g.manifest().dim);
     }
-    let first_k = if a.two_stage { a.candidates.max(a.top_k) } else { a.top_k };
+    let first_k = if a.two_stage { a.candidates.max(a.ranked.top_k) } else { a.ranked.top_k };
     let client = Client::with_quantizer(keys, g.quantizer())?;
     let server = server_for(&g)?;
     let t = Instant::now();
@@ -82,12 +90,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 Some(k) => load_keys(k)?,
                 None => client.into_keys(),
             };
-            fine_stage(keys, fg, fp, &ids, &s.matches, a.top_k)?
+            fine_stage(keys, fg, fp, &ids, &s.matches, a.ranked.top_k)?
         }
         _ => s.matches,
     };
-    write_matches(&a.out, &m)?;
-    eprintln!("{} results → {}", m.len(), a.out.display());
+    write_matches(&a.ranked.out, &m)?;
+    eprintln!("{} results → {}", m.len(), a.ranked.out.display());
     Ok(())
 }
 
