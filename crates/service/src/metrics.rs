@@ -20,7 +20,7 @@ pub struct Metrics {
     pub probes: AtomicU64,
     /// Batches scored (a batch is one chunk-major pass over the gallery).
     pub batches: AtomicU64,
-    /// Templates enrolled and removed through the service.
+    /// Templates enrolled through the service.
     pub enrolled: AtomicU64,
     /// Templates removed through the service.
     pub removed: AtomicU64,

@@ -60,7 +60,7 @@ pub struct App {
     pub max_body: usize,
 }
 
-/// An error answer: status, message, and for 429 how long to wait.
+/// An error answer: status and message (429 and 503 add `Retry-After`, 401 `WWW-Authenticate`).
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
