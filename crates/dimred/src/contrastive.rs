@@ -19,7 +19,7 @@ use crate::linear::{fit_lda, fit_pca};
 use crate::loss::supervised_contrastive_loss;
 use crate::metrics::rank1;
 use crate::modeldir::{self, EpochRecord, FORMAT_VERSION, ModelMeta};
-use crate::training::{StageBudget, TrainOptions, progress_bar, stop_reason};
+use crate::training::{StageBudget, TrainOptions, finite_loss, progress_bar, stop_reason};
 use crate::{Config, Error, HeadInit, Method, Result, backend};
 
 /// Trains the heads of `config` (`train.method = "supcon"`, one per `model.stages` entry) on
@@ -139,13 +139,9 @@ pub fn train_contrastive(config: &Config, set: &EmbeddingSet, options: &TrainOpt
             for batch in &batches {
                 let (xb, groups) = gather(batch, &xtr, dim, &device);
                 let loss = supervised_contrastive_loss(head.forward(xb), &groups, c.temperature);
-                let value = f64::from(loss.clone().into_scalar::<f32>());
-                if !value.is_finite() {
-                    return Err(Error::Numerical(format!(
-                        "contrastive loss became {value} at head {k}-D, epoch {epoch}; lower contrastive.lr"
-                    )));
-                }
-                loss_sum += value;
+                loss_sum += finite_loss(&loss, |v| {
+                    format!("contrastive loss became {v} at head {k}-D, epoch {epoch}; lower contrastive.lr")
+                })?;
                 let grads = GradientsParams::from_grads(loss.backward(), &head);
                 head = optim.step(config.contrastive_lr_at(step, total_steps), head, grads);
                 step += 1;

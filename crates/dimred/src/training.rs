@@ -155,13 +155,8 @@ pub fn train_deep(config: &Config, set: &EmbeddingSet, options: &TrainOptions) -
                         loss = loss + batch_loss(config, y, tg.clone(), ti.clone(), n).mul_scalar(w);
                     }
                 }
-                let value = f64::from(loss.clone().into_scalar::<f32>());
-                if !value.is_finite() {
-                    return Err(Error::Numerical(format!(
-                        "loss became {value} at stage {s}, epoch {epoch}; lower train.lr"
-                    )));
-                }
-                loss_sum += value;
+                loss_sum +=
+                    finite_loss(&loss, |v| format!("loss became {v} at stage {s}, epoch {epoch}; lower train.lr"))?;
                 let grads = GradientsParams::from_grads(loss.backward(), &net);
                 net = optim.step(config.lr_in_stage(s, step), net, grads);
                 step += 1;
@@ -268,6 +263,13 @@ impl StageBudget {
     pub(crate) fn spent(&self) -> bool {
         self.share.is_some_and(|b| self.start.elapsed().as_secs_f64() >= b)
     }
+}
+
+/// The value of a training step's loss, refused as [`Error::Numerical`] (with `message(value)`,
+/// which says where and what to lower) when it is not finite: the run diverged.
+pub(crate) fn finite_loss(loss: &Tensor<1>, message: impl FnOnce(f64) -> String) -> Result<f64> {
+    let value = f64::from(loss.clone().into_scalar::<f32>());
+    if value.is_finite() { Ok(value) } else { Err(Error::Numerical(message(value))) }
 }
 
 /// Why a stage stopped before its last epoch, for the log.

@@ -237,7 +237,7 @@ async fn ids(State(app): State<Arc<App>>, Params(p): Params<VersionParam>) -> Re
         )
     })?;
     let table = blocking(move || Ok(v.id_table())).await?;
-    Ok(octets(&app, Bytes::from_owner(table.as_ref().clone())))
+    Ok(octets(&app, table))
 }
 
 async fn search(State(app): State<Arc<App>>, body: Bytes) -> Result<Response, ApiError> {

@@ -12,6 +12,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Instant;
 
+use axum::body::Bytes;
 use encsearch::{Enrolment, Gallery, HotGallery, IdTable, Layout, LockWait, Quantizer, ServerContext, Simd};
 
 use crate::error::{Error, Result};
@@ -29,7 +30,7 @@ pub struct Version {
     /// Live templates.
     pub templates: usize,
     index: OnceLock<HashMap<String, usize>>,
-    ids: OnceLock<Arc<Vec<u8>>>,
+    ids: OnceLock<Bytes>,
 }
 
 impl Version {
@@ -48,10 +49,12 @@ impl Version {
             .copied()
     }
 
-    /// The encoded [`IdTable`] of this version (encoded once).
-    pub fn id_table(&self) -> Arc<Vec<u8>> {
+    /// The encoded [`IdTable`] of this version (encoded once; each answer shares the bytes).
+    pub fn id_table(&self) -> Bytes {
         self.ids
-            .get_or_init(|| Arc::new(IdTable { version: self.number, slot_ids: self.hot.slot_ids.clone() }.to_bytes()))
+            .get_or_init(|| {
+                Bytes::from(IdTable { version: self.number, slot_ids: self.hot.slot_ids.clone() }.to_bytes())
+            })
             .clone()
     }
 }

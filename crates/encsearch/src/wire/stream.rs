@@ -68,7 +68,7 @@ pub struct StreamFrames;
 impl StreamFrames {
     /// The header frame.
     pub fn header(h: &StreamHeader) -> Vec<u8> {
-        let mut p = vec![KIND_HEADER];
+        let mut p = open_frame(KIND_HEADER);
         p.extend_from_slice(STREAM_MAGIC);
         put_response_header(&mut p, &h.key_id, h.degree, h.modulus, h.scale, h.metric);
         p.extend_from_slice(&h.version.to_le_bytes());
@@ -84,7 +84,7 @@ impl StreamFrames {
     /// width of `modulus`.
     pub fn chunk(index: usize, scores: &[ChunkScores], modulus: u64) -> Vec<u8> {
         let bits = 64 - modulus.leading_zeros();
-        let mut p = vec![KIND_CHUNK];
+        let mut p = open_frame(KIND_CHUNK);
         p.extend_from_slice(&(index as u64).to_le_bytes());
         for s in scores {
             put_scores(&mut p, s, bits);
@@ -94,25 +94,31 @@ impl StreamFrames {
 
     /// The end frame: every one of `chunks` chunk frames was sent.
     pub fn end(chunks: usize) -> Vec<u8> {
-        let mut p = vec![KIND_END];
+        let mut p = open_frame(KIND_END);
         p.extend_from_slice(&(chunks as u64).to_le_bytes());
         frame(p)
     }
 
     /// An error frame: the server failed after the answer began; the client discards it.
     pub fn error(message: &str) -> Vec<u8> {
-        let mut p = vec![KIND_ERROR];
+        let mut p = open_frame(KIND_ERROR);
         put_bytes(&mut p, message.as_bytes());
         frame(p)
     }
 }
 
-/// `[u32 length of payload + CRC][payload][CRC-32 of payload]`.
-fn frame(mut payload: Vec<u8>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(payload.len() + 8);
-    out.extend_from_slice(&((payload.len() + 4) as u32).to_le_bytes());
-    seal_crc(&mut payload);
-    out.extend_from_slice(&payload);
+/// A frame under construction: room for its length, then its kind byte; the payload is
+/// appended in place and [`frame`] seals it (no copy of a chunk's scores on the server's path).
+fn open_frame(kind: u8) -> Vec<u8> {
+    vec![0, 0, 0, 0, kind]
+}
+
+/// Seals [`open_frame`]: `[u32 length of payload + CRC][payload][CRC-32 of payload]`.
+fn frame(mut out: Vec<u8>) -> Vec<u8> {
+    let crc = crc32fast::hash(&out[4..]);
+    out.extend_from_slice(&crc.to_le_bytes());
+    let len = (out.len() - 4) as u32;
+    out[..4].copy_from_slice(&len.to_le_bytes());
     out
 }
 
@@ -157,8 +163,8 @@ impl ScoreStream {
     /// every chunk exactly once and the end frame arrive intact, the answer is an error (an
     /// error frame from the server becomes [`Error::Server`]).
     pub fn read_from(r: &mut impl Read) -> Result<Self> {
-        let (header, payloads) = read_stream(r, true)?;
-        Self::assemble(header, &payloads)
+        let (header, frames) = read_stream(r, true)?;
+        Self::assemble(header, &frames)
     }
 
     /// Reads a whole streamed answer from `r` and checks it as [`ScoreStream::read_from`] does
@@ -169,14 +175,14 @@ impl ScoreStream {
         Ok(read_stream(r, false)?.0)
     }
 
-    /// Parses the chunk frames' payloads (on all cores) into `scores[probe][chunk]`: every chunk
-    /// index exactly once.
-    fn assemble(header: StreamHeader, payloads: &[Vec<u8>]) -> Result<Self> {
+    /// Parses the chunk frames [`read_stream`] kept (on all cores) into `scores[probe][chunk]`;
+    /// it has checked that each chunk index came exactly once.
+    fn assemble(header: StreamHeader, frames: &[Vec<u8>]) -> Result<Self> {
         const W: &str = "score stream";
-        let parsed = payloads
+        let parsed = frames
             .par_iter()
-            .map(|p| {
-                let mut rd = Reader::new(p, W);
+            .map(|f| {
+                let mut rd = Reader::new(f.get(1..).unwrap_or_default(), W);
                 let index = rd.u64()? as usize;
                 let per = (0..header.probe_ids.len())
                     .map(|_| take_scores(&mut rd, header.degree, header.modulus, W))
@@ -187,10 +193,7 @@ impl ScoreStream {
             .collect::<Result<Vec<_>>>()?;
         let mut by_index: Vec<Option<Vec<ChunkScores>>> = vec![None; header.chunks];
         for (index, per) in parsed {
-            let slot = by_index.get_mut(index).ok_or_else(|| Error::malformed(W, "chunk index out of range"))?;
-            if slot.replace(per).is_some() {
-                return Err(Error::malformed(W, format!("chunk {index} sent twice")));
-            }
+            *by_index.get_mut(index).ok_or_else(|| Error::malformed(W, "chunk index out of range"))? = Some(per);
         }
         let mut scores: Vec<Vec<ChunkScores>> =
             (0..header.probe_ids.len()).map(|_| Vec::with_capacity(header.chunks)).collect();
@@ -232,17 +235,18 @@ impl ScoreStream {
     }
 }
 
-/// Reads frames up to and including the end frame: the header, and the chunk frames' payloads
-/// when `keep`. Every frame's CRC, each chunk index (exactly once) and each chunk frame's size
+/// Reads frames up to and including the end frame: the header, and the chunk frames (kind byte
+/// and payload) when `keep`. Every frame's CRC, each chunk index (exactly once) and each chunk frame's size
 /// are checked as they arrive.
 fn read_stream(r: &mut impl Read, keep: bool) -> Result<(StreamHeader, Vec<Vec<u8>>)> {
     const W: &str = "score stream";
     let mut buf = Vec::new();
     let mut header: Option<StreamHeader> = None;
-    let mut payloads: Vec<Vec<u8>> = Vec::new();
+    let mut frames: Vec<Vec<u8>> = Vec::new();
     let mut seen: Vec<u64> = Vec::new();
     let mut received = 0usize;
     while read_frame(r, &mut buf)?.is_some() {
+        let mut kept = false;
         let (&kind, payload) = buf.split_first().ok_or_else(|| Error::malformed(W, "empty frame"))?;
         let mut rd = Reader::new(payload, W);
         match (kind, &header) {
@@ -273,9 +277,7 @@ fn read_stream(r: &mut impl Read, keep: bool) -> Result<(StreamHeader, Vec<Vec<u
                     ));
                 }
                 received += 1;
-                if keep {
-                    payloads.push(payload.to_vec());
-                }
+                kept = keep;
             }
             (KIND_END, Some(h)) => {
                 let n = rd.u64()? as usize;
@@ -289,11 +291,15 @@ fn read_stream(r: &mut impl Read, keep: bool) -> Result<(StreamHeader, Vec<Vec<u
                 if read_frame(r, &mut buf)?.is_some() {
                     return Err(Error::malformed(W, "frames after the end frame"));
                 }
-                return Ok((h.clone(), payloads));
+                return Ok((h.clone(), frames));
             }
             (KIND_HEADER, Some(_)) => return Err(Error::malformed(W, "second header frame")),
             (_, None) => return Err(Error::malformed(W, "frame before the header")),
             (k, Some(_)) => return Err(Error::malformed(W, format!("unknown frame kind {k}"))),
+        }
+        if kept {
+            // The frame's buffer itself (kind byte first), not a copy of its payload.
+            frames.push(std::mem::take(&mut buf));
         }
     }
     Err(Error::malformed(W, format!("answer cut after {received} chunks, before its end frame")))

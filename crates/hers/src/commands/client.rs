@@ -9,7 +9,7 @@ use encsearch::{Client, ClientKeys, Quantizer, Session, candidate_lists};
 use service::{Remote, ServerInfo, read_token};
 
 use super::open::{load_keys, load_probes, probe_rows, write_matches};
-use super::search::Ranked;
+use super::search::{FineStage, Ranked};
 use super::verify::Claim;
 
 /// Arguments of `hers client`.
@@ -47,15 +47,8 @@ enum What {
         /// `--candidates` per probe, the full-dimension `--fine-probes` rescore only those.
         #[arg(long, requires = "fine_probes")]
         two_stage: bool,
-        /// Key directory of the fine gallery, when it differs from `--keys`.
-        #[arg(long, requires = "two_stage")]
-        fine_keys: Option<PathBuf>,
-        /// Full-dimension probes with the same ids as `--probes`.
-        #[arg(long, requires = "two_stage")]
-        fine_probes: Option<PathBuf>,
-        /// Candidates per probe kept by the first stage.
-        #[arg(long, default_value_t = 100)]
-        candidates: usize,
+        #[command(flatten)]
+        fine: FineStage,
     },
     /// Encrypted 1:1 verification against a claimed id.
     Verify {
@@ -94,11 +87,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     };
     let remote = Remote::with_ca(&a.server, token, Duration::from_secs(a.timeout_s), ca.as_deref())?;
     match a.what {
-        What::Search { keys, ranked: Ranked { probes, top_k, out }, two_stage, fine_keys, fine_probes, candidates } => {
+        What::Search { keys, ranked: Ranked { probes, top_k, out }, two_stage, fine } => {
             let (info, client) = connect(&remote, &keys)?;
             let (ids, dim, data) = load_probes(&probes)?;
             same_dim(dim, &info, &probes)?;
-            let first_k = if two_stage { candidates.max(top_k) } else { top_k };
+            let first_k = fine.first_k(two_stage, top_k);
             let s = Session::new(&client)
                 .search(ids.clone(), &data, first_k, &mut rand::rng(), |q| remote.search(q).map_err(Into::into))?;
             eprintln!(
@@ -110,17 +103,14 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 s.timings.score * 1e3,
                 s.timings.decrypt * 1e3
             );
-            let matches = match (two_stage, fine_probes) {
+            let matches = match (two_stage, &fine.fine_probes) {
                 (true, Some(fp)) => {
-                    let fine =
+                    let served =
                         info.fine.as_ref().context("the server has no fine gallery (hers serve --fine-gallery)")?;
-                    let keys = match &fine_keys {
-                        Some(k) => load_keys(k)?,
-                        None => client.into_keys(),
-                    };
-                    same_key(&keys, &fine.public, "the server's fine gallery")?;
-                    let rows = probe_rows(&fp, fine.quantizer.dim, &ids)?;
-                    let client = Client::with_quantizer(keys, fine.quantizer)?;
+                    let keys = fine.keys(client.into_keys())?;
+                    same_key(&keys, &served.public, "the server's fine gallery")?;
+                    let rows = probe_rows(fp, served.quantizer.dim, &ids)?;
+                    let client = Client::with_quantizer(keys, served.quantizer)?;
                     let r = Session::new(&client).rescore(
                         &ids,
                         &rows,

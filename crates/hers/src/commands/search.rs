@@ -33,16 +33,39 @@ pub struct Args {
     /// (under `--fine-keys`, or `--keys` when that is absent).
     #[arg(long, requires = "two_stage")]
     fine_gallery: Option<PathBuf>,
+    #[command(flatten)]
+    fine: FineStage,
+}
+
+/// The key holder's side of a two-stage search (`hers search`, `hers client search`): whose
+/// keys, which full-dimension probes, how many candidates.
+#[derive(Debug, clap::Args)]
+pub struct FineStage {
     /// Key directory of the fine gallery, when it differs from `--keys` (a full-dimension
     /// gallery wants a larger plaintext modulus: `hers keygen --preset n8192`).
     #[arg(long, requires = "two_stage")]
-    fine_keys: Option<PathBuf>,
+    pub fine_keys: Option<PathBuf>,
     /// Full-dimension probes with the same ids as `--probes` (e.g. the set `--probes` was projected from).
     #[arg(long, requires = "two_stage")]
-    fine_probes: Option<PathBuf>,
+    pub fine_probes: Option<PathBuf>,
     /// Candidates per probe kept by the first stage.
     #[arg(long, default_value_t = 100)]
-    candidates: usize,
+    pub candidates: usize,
+}
+
+impl FineStage {
+    /// Matches the first stage keeps per probe.
+    pub fn first_k(&self, two_stage: bool, top_k: usize) -> usize {
+        if two_stage { self.candidates.max(top_k) } else { top_k }
+    }
+
+    /// The fine gallery's key set: `--fine-keys`, or the first stage's `keys` when absent.
+    pub fn keys(&self, keys: ClientKeys) -> anyhow::Result<ClientKeys> {
+        match &self.fine_keys {
+            Some(k) => load_keys(k),
+            None => Ok(keys),
+        }
+    }
 }
 
 /// The probes of a 1:N search and where its ranked results go (`hers search`, `hers client
@@ -68,7 +91,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if dim != g.manifest().dim {
         anyhow::bail!("probes are {dim}-D, the gallery is {}-D", g.manifest().dim);
     }
-    let first_k = if a.two_stage { a.candidates.max(a.ranked.top_k) } else { a.ranked.top_k };
+    let first_k = a.fine.first_k(a.two_stage, a.ranked.top_k);
     let client = Client::with_quantizer(keys, g.quantizer())?;
     let server = server_for(&g)?;
     let t = Instant::now();
@@ -83,14 +106,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         s.timings.score * 1e3,
         s.timings.decrypt * 1e3,
     );
-    let m = match (a.two_stage, &a.fine_gallery, &a.fine_probes) {
+    let m = match (a.two_stage, &a.fine_gallery, &a.fine.fine_probes) {
         (true, Some(fg), Some(fp)) => {
-            // The first stage's key set serves the fine gallery unless it has its own.
-            let keys = match &a.fine_keys {
-                Some(k) => load_keys(k)?,
-                None => client.into_keys(),
-            };
-            fine_stage(keys, fg, fp, &ids, &s.matches, a.ranked.top_k)?
+            fine_stage(a.fine.keys(client.into_keys())?, fg, fp, &ids, &s.matches, a.ranked.top_k)?
         }
         _ => s.matches,
     };
