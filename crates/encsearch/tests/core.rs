@@ -46,6 +46,10 @@ fn exact_scores_at_extremes_and_random() {
     for simd in [Simd::detect(), Simd::without_avx512(), Simd::portable()] {
         let server = ServerContext::with_simd(client.keys().public(), dim, simd).expect("server");
         eprintln!("{:?} kernel ({})", server.kernel(), simd.describe());
+        // AVX2 without IFMA takes the narrow hot form and its kernel.
+        let narrow = simd.avx2() && !simd.ifma();
+        assert_eq!(server.basis().is_narrow(), narrow, "{}", simd.describe());
+        assert_eq!(server.kernel() == encsearch::Kernel::Avx2, narrow);
         check_exact(&client, &server, &chunks, &gallery, &mut rng);
     }
 }
@@ -61,13 +65,24 @@ fn check_exact(
     let (dim, n) = (gallery[0].len(), client.chunk_size());
     let s = client.quantizer().scale as i64;
     let hot = server.prepare_chunks(chunks).expect("hot");
-    for probe in [vec![s; dim], vec![-s; dim], (0..dim).map(|_| rng.random_range(-s..=s)).collect()] {
-        let ep = client.encrypt_probe(&probe, rng).expect("probe");
-        let scores = score_probe(client, server, &ep, &hot);
+    let probes: Vec<Vec<i64>> = vec![vec![s; dim], vec![-s; dim], (0..dim).map(|_| rng.random_range(-s..=s)).collect()];
+    let encrypted: Vec<EncryptedProbe> = probes.iter().map(|p| client.encrypt_probe(p, rng).expect("probe")).collect();
+    // Each probe alone, then all three in one query (one batch per chunk).
+    let alone: Vec<Vec<ChunkScores>> = encrypted.iter().map(|ep| score_probe(client, server, ep, &hot)).collect();
+    let gallery_hot = HotGallery {
+        chunks: hot.clone(),
+        slot_ids: Default::default(),
+        scale: client.quantizer().scale,
+        metric: client.quantizer().metric,
+    };
+    let ids = (0..probes.len()).map(|i| format!("p{i}")).collect();
+    let query = client.query_of(ids, encrypted).expect("query");
+    let batched = server.score(&query, &gallery_hot).expect("score").scores;
+    for (probe, scores) in probes.iter().cycle().zip(alone.iter().chain(&batched)) {
         for (c, cs) in scores.iter().enumerate() {
             let got = client.decrypt_chunk(cs).expect("decrypt");
             for (k, v) in got.iter().enumerate() {
-                let expect = gallery.get(c * n + k).map_or(0, |g| int_dot(g, &probe));
+                let expect = gallery.get(c * n + k).map_or(0, |g| int_dot(g, probe));
                 assert_eq!(*v, expect, "chunk {c} slot {k}");
             }
         }

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use super::{HotChunk, HotProbe, HotWords};
 use crate::error::{Error, Result};
-use crate::kernel::{Extender, IFMA_MAX_BITS, PROBE_ROWS, Simd, probe_rows, scatter_row};
+use crate::kernel::{Extender, IFMA_MAX_BITS, NARROW_BITS, Ntt32, PROBE_ROWS, Simd, probe_rows, scatter_row};
 use crate::keys::PublicParams;
 use crate::wire::{EncryptedChunk, EncryptedProbe};
 
@@ -25,17 +25,24 @@ pub struct HotBasis {
     q_ctx: Arc<Context>,
     ext_ctx: Arc<Context>,
     extender: Extender,
+    /// The NTTs of the narrow basis (u32 hot words), `None` for the wide one (u64 words).
+    narrow: Option<Arc<[Ntt32]>>,
 }
 
 impl HotBasis {
     /// The basis for chunks of `rows` ciphertexts (the dimension for a dimension-wise gallery,
     /// 1 for a coefficient-layout one).
     ///
-    /// The extension primes P make `M = Q·P ≥ 4·d·N·Q²`: a coefficient of the sum of `d`
-    /// tensor products of centred lifts is at most `2·d·N·(Q/2)² ≤ M/8` in magnitude, so it is
-    /// exact in `Q ∪ P` before the single `t/Q` scaling, and the 1/8 margin is what
-    /// down-scaling (`kernel/rescale.rs`) relies on. They are 48-bit when every prime of Q is (so
-    /// the IFMA kernel can run), 60-bit otherwise.
+    /// The basis M makes `M ≥ 4·d·N·Q²`: a coefficient of the sum of `d` tensor products of
+    /// centred lifts is at most `2·d·N·(Q/2)² ≤ M/8` in magnitude, so it is exact in M before
+    /// the single `t/Q` scaling, and the 1/8 margin is what down-scaling (`kernel/rescale.rs`)
+    /// relies on. Two forms:
+    /// * wide, `Q ∪ P` in u64 words: P of 48-bit primes when every prime of Q is below 2^48 (so
+    ///   the IFMA kernel can run), 60-bit otherwise; chosen where the CPU has AVX-512 IFMA, or
+    ///   has no AVX2;
+    /// * narrow, primes below 2^29 (Q not among them) in u32 words: chosen where the CPU has
+    ///   AVX2 and IFMA is absent or off, for the AVX2 kernel (`kernel/narrow.rs`), unless it
+    ///   would take more than 8 primes.
     pub fn new(public: &PublicParams, rows: usize, simd: Simd) -> Result<Self> {
         if rows == 0 {
             return Err(Error::InvalidArgument { reason: "a chunk of 0 ciphertexts".into() });
@@ -45,34 +52,53 @@ impl HotBasis {
         let q_ctx = bfv.context_at_level(0)?.clone();
         let log_q = public.params.log_q();
         let need = (rows as f64).log2() + (n as f64).log2() + 2.0 * log_q + 2.0;
-        let extend = |bits: usize| -> Result<Vec<u64>> {
-            let mut moduli = public.params.moduli.clone();
-            let (mut have, mut upper) = (log_q, 1u64 << bits);
+        let primes = |bits: usize, mut have: f64, avoid: &[u64]| -> Result<Vec<u64>> {
+            let (mut out, mut upper) = (Vec::new(), 1u64 << bits);
             while have < need {
                 let p = generate_prime(bits, 2 * n as u64, upper)
                     .ok_or_else(|| Error::params(format!("ran out of {bits}-bit extension primes")))?;
                 upper = p;
-                if !moduli.contains(&p) {
-                    moduli.push(p);
+                if !avoid.contains(&p) {
+                    out.push(p);
                     have += (p as f64).log2();
                 }
             }
-            Ok(moduli)
+            Ok(out)
         };
+        let q = &public.params.moduli;
+        let wide = |bits: usize| primes(bits, log_q, q).map(|p| q.iter().chain(&p).copied().collect::<Vec<_>>());
         // 48-bit P keeps every prime IFMA-sized, unless that takes more primes than the
         // down-scaling's IFMA build handles (7); then fewer, 60-bit ones.
-        let small = match public.params.moduli.iter().all(|&q| q < 1 << IFMA_MAX_BITS) {
-            true => extend(IFMA_MAX_BITS as usize).ok().filter(|m| m.len() <= 7),
+        let small = match q.iter().all(|&q| q < 1 << IFMA_MAX_BITS) {
+            true => wide(IFMA_MAX_BITS as usize).ok().filter(|m| m.len() <= 7),
             false => None,
         };
-        let moduli = match small {
-            Some(m) => m,
-            None => extend(60)?,
+        let narrow = match simd.avx2() && (!simd.ifma() || small.is_none()) && n >= 32 {
+            true => primes(NARROW_BITS as usize, 0.0, q).ok().filter(|m| m.len() <= 8),
+            false => None,
+        };
+        let (moduli, q_len) = match (narrow, small) {
+            (Some(b), _) => (b, 0),
+            (None, Some(m)) => (m, q.len()),
+            (None, None) => (wide(60)?, q.len()),
         };
         let ext_ctx = Context::new_arc(&moduli, n)?;
-        let q_len = public.params.moduli.len();
-        let extender = Extender::new(&moduli[..q_len], &moduli[q_len..], n, simd)?;
-        Ok(Self { public: public.clone(), rows, bfv, q_ctx, ext_ctx, extender })
+        let extender = Extender::new(q, &moduli[q_len..], n, simd)?;
+        let narrow = match q_len {
+            0 => Some(moduli.iter().map(|&p| Ntt32::new(p, n)).collect::<Result<Vec<_>>>()?.into()),
+            _ => None,
+        };
+        Ok(Self { public: public.clone(), rows, bfv, q_ctx, ext_ctx, extender, narrow })
+    }
+
+    /// Whether this is the narrow basis (primes below 2^29, u32 hot words).
+    pub fn is_narrow(&self) -> bool {
+        self.narrow.is_some()
+    }
+
+    /// The NTTs of the narrow basis.
+    pub(crate) fn narrow_ntts(&self) -> Option<&[Ntt32]> {
+        self.narrow.as_deref()
     }
 
     /// The public parameters.
@@ -90,7 +116,7 @@ impl HotBasis {
         &self.bfv
     }
 
-    /// Moduli of the multiplication basis `Q ∪ P`.
+    /// Moduli of the multiplication basis (`Q ∪ P`, or the narrow basis).
     pub fn extended_moduli(&self) -> &[u64] {
         self.ext_ctx.moduli()
     }
@@ -99,14 +125,19 @@ impl HotBasis {
         &self.ext_ctx
     }
 
-    /// u64 words of one chunk's hot form.
+    /// Bytes per residue in the hot form: 4 for the narrow basis, 8 for the wide one.
+    fn word_bytes(&self) -> usize {
+        if self.is_narrow() { 4 } else { 8 }
+    }
+
+    /// u64 words of one chunk's hot form (the narrow form packs two residues per word).
     pub fn hot_words_per_chunk(&self) -> usize {
-        self.ext_ctx.moduli().len() * self.rows * 2 * self.public.params.degree
+        self.ext_ctx.moduli().len() * self.rows * 2 * self.public.params.degree * self.word_bytes() / 8
     }
 
     /// Bytes per template of the hot form (dimension-wise layout).
     pub fn hot_bytes_per_template(&self) -> usize {
-        self.rows * 2 * self.ext_ctx.moduli().len() * 8
+        self.rows * 2 * self.ext_ctx.moduli().len() * self.word_bytes()
     }
 
     /// The NTT-form rows mod Q of a top-level, 2-part ciphertext, each value checked below its
@@ -138,6 +169,20 @@ impl HotBasis {
         let n = self.public.params.degree;
         let np = self.ext_ctx.moduli().len();
         let stride = self.rows * 2 * n;
+        if let Some(ntts) = self.narrow_ntts() {
+            let mut data = vec![0u64; np * stride / 2];
+            let words: &mut [u32] = bytemuck::cast_slice_mut(&mut data);
+            let (mut scratch, mut row32) = (Vec::new(), vec![0u32; n]);
+            for (j, ct) in cts.iter().enumerate() {
+                for part in 0..2 {
+                    self.extender.lift(&self.q_rows(ct, part)?, &mut scratch, |i, row| {
+                        narrow_row(&ntts[i], row, &mut row32);
+                        scatter_row(self.rows, 2, j, part, &row32, &mut words[i * stride..(i + 1) * stride]);
+                    })?;
+                }
+            }
+            return Ok(HotChunk::from_words(HotWords::Owned(data.into())));
+        }
         let mut data = vec![0u64; np * stride];
         let mut scratch = Vec::new();
         for (j, ct) in cts.iter().enumerate() {
@@ -163,6 +208,30 @@ impl HotBasis {
         let n = self.public.params.degree;
         let np = self.ext_ctx.moduli().len();
         let pstride = self.rows * PROBE_ROWS * n;
+        if let Some(ntts) = self.narrow_ntts() {
+            let parts = probe
+                .cts
+                .par_iter()
+                .map(|ct| {
+                    let mut rows = vec![vec![0u32; n]; 2 * np];
+                    let mut scratch = Vec::new();
+                    for part in 0..2 {
+                        self.extender.lift(&self.q_rows(ct, part)?, &mut scratch, |i, row| {
+                            narrow_row(&ntts[i], row, &mut rows[2 * i + part])
+                        })?;
+                    }
+                    Ok(rows)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let mut data = vec![0u64; np * pstride / 2];
+            let words: &mut [u32] = bytemuck::cast_slice_mut(&mut data);
+            for (j, rows) in parts.iter().enumerate() {
+                for i in 0..np {
+                    probe_rows(&rows[2 * i], &rows[2 * i + 1], self.rows, j, &mut words[i * pstride..(i + 1) * pstride]);
+                }
+            }
+            return Ok(HotProbe { data });
+        }
         let mut data = vec![0u64; np * pstride];
         // Basis extension of every dimension on all cores (the costly part), then the layout.
         let parts = probe
@@ -186,4 +255,12 @@ impl HotBasis {
         }
         Ok(HotProbe { data })
     }
+}
+
+/// One residue row of the narrow basis (coefficient form, values below 2^29) to u32 in NTT form.
+fn narrow_row(ntt: &Ntt32, row: &[u64], out: &mut [u32]) {
+    for (o, &v) in out.iter_mut().zip(row) {
+        *o = v as u32;
+    }
+    ntt.forward(out);
 }

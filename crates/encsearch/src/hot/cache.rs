@@ -41,6 +41,10 @@ pub(crate) fn fingerprint(basis: &HotBasis, file: &str, crc32: u32) -> [u8; 16] 
     for q in basis.extended_moduli() {
         h.update(q.to_le_bytes());
     }
+    if basis.is_narrow() {
+        // u32 words (wide caches keep the fingerprint they had before the narrow form).
+        h.update(b"narrow u32");
+    }
     h.update(file.as_bytes());
     h.update(crc32.to_le_bytes());
     let d = h.finalize();

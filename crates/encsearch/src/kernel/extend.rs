@@ -85,13 +85,23 @@ impl Extender {
     /// writes all `|Q| + |P|` NTT-form rows, Q's primes first, through `write(row_index, values)`.
     /// `scratch` is reused between calls.
     pub fn extend(&self, rows: &[&[u64]], scratch: &mut Vec<u64>, mut write: impl FnMut(usize, &[u64])) -> Result<()> {
-        let (k, n) = (self.q.len(), self.n);
-        if rows.len() != k || rows.iter().any(|r| r.len() != n) {
-            return Err(Error::malformed("ciphertext", "polynomial of another basis or degree"));
-        }
+        self.check_rows(rows)?;
         for (i, r) in rows.iter().enumerate() {
             write(i, r);
         }
+        let k = self.q.len();
+        self.lift(rows, scratch, |pi, prow| {
+            self.p_ntt[pi].forward(prow);
+            write(k + pi, prow);
+        })
+    }
+
+    /// The centred lift of one polynomial given by its NTT-form rows mod Q: writes its `|P|`
+    /// rows mod P in the coefficient domain through `write(index in P, values)` (for a basis
+    /// whose rows take another transform, the narrow one's).
+    pub fn lift(&self, rows: &[&[u64]], scratch: &mut Vec<u64>, mut write: impl FnMut(usize, &mut [u64])) -> Result<()> {
+        self.check_rows(rows)?;
+        let (k, n) = (self.q.len(), self.n);
         // Coefficients mod Q, then the mixed-radix digits in place, then each P row.
         scratch.clear();
         scratch.resize((k + 1) * n, 0);
@@ -108,14 +118,13 @@ impl Extender {
             unsafe {
                 self.digits_ifma(digits)
             };
-            for (pi, ntt) in self.p_ntt.iter().enumerate() {
+            for pi in 0..self.p.len() {
                 // SAFETY: as above.
                 #[allow(unsafe_code, reason = "AVX-512 IFMA build after detecting the features")]
                 unsafe {
                     self.residues_ifma(pi, digits, prow)
                 };
-                ntt.forward(prow);
-                write(k + pi, prow);
+                write(pi, prow);
             }
             return Ok(());
         }
@@ -129,7 +138,7 @@ impl Extender {
                 digits[i * n + c] = t;
             }
         }
-        for (pi, (pm, ntt)) in self.p.iter().zip(&self.p_ntt).enumerate() {
+        for (pi, pm) in self.p.iter().enumerate() {
             let q_mod = self.q_mod_p[pi];
             for (c, out) in prow.iter_mut().enumerate() {
                 let mut acc = 0u64;
@@ -145,8 +154,14 @@ impl Extender {
                 }
                 *out = if above == Some(true) { pm.sub(acc, q_mod) } else { acc };
             }
-            ntt.forward(prow);
-            write(k + pi, prow);
+            write(pi, prow);
+        }
+        Ok(())
+    }
+
+    fn check_rows(&self, rows: &[&[u64]]) -> Result<()> {
+        if rows.len() != self.q.len() || rows.iter().any(|r| r.len() != self.n) {
+            return Err(Error::malformed("ciphertext", "polynomial of another basis or degree"));
         }
         Ok(())
     }

@@ -3,7 +3,8 @@
 //!
 //! * `tensor.rs`: the scoring kernel (lazy sums of tensor products in the NTT domain) and the
 //!   hot layout it reads;
-//! * `ntt.rs`: a negacyclic NTT for primes below 2^48;
+//! * `narrow.rs`: the AVX2 scoring kernel of the narrow hot form (29-bit primes in u32 words);
+//! * `ntt.rs`: a negacyclic NTT for primes below 2^48; `ntt32.rs`: the narrow basis' NTT;
 //! * `extend.rs`: exact basis extension Q → Q ∪ P;
 //! * `rescale.rs`: the one down-scaling from Q ∪ P to the response modulus;
 //! * `ifma.rs`: the AVX-512 IFMA helpers they share; `cpu.rs`: the detection.
@@ -13,13 +14,17 @@
 mod cpu;
 mod extend;
 mod ifma;
+mod narrow;
 mod ntt;
+mod ntt32;
 mod rescale;
 mod tensor;
 
 pub use cpu::Simd;
 pub(crate) use extend::Extender;
+pub(crate) use narrow::{NARROW_BITS, tensor_sum_narrow};
 pub(crate) use ntt::Ntt;
+pub(crate) use ntt32::Ntt32;
 pub(crate) use rescale::Rescaler;
 pub use tensor::Kernel;
 pub(crate) use tensor::{Accumulator, IFMA_MAX_BITS, LANES, PROBE_ROWS, probe_rows, scatter_row};

@@ -43,6 +43,22 @@ pub struct Rescaler {
     ifma: Option<IfmaConstants>,
     /// Whether the IFMA build runs (the CPU has it, detected when this was built).
     run_ifma: bool,
+    /// Constants of the AVX2 build for the narrow basis, where the primes allow it.
+    narrow: Option<NarrowConstants>,
+    /// Whether the AVX2 build runs (AVX2 and FMA detected when this was built).
+    run_avx2: bool,
+}
+
+/// The constants of [`Rescaler`] as doubles, for the AVX2 build over the narrow basis (every
+/// modulus below 2^30, q0 below 2^48). Every product is formed exactly as a pair
+/// `h + l` (`h = fl(a·b)`, `l = fma(a, b, −h)`) and reduced by a rounded quotient, so the
+/// integer parts stay exact; only the fractions are rounded (to 53 bits).
+#[derive(Debug, Clone)]
+struct NarrowConstants {
+    /// Per modulus: `m_i`, `1/m_i`, `M_i⁻¹ mod m_i` (times its factor), `w_int`, `w_frac / 2^64`.
+    rows: Vec<[f64; 5]>,
+    /// `q0`, `1/q0`, the integer part of `w` mod q0 and its fraction.
+    q0: [f64; 4],
 }
 
 /// The constants of [`Rescaler`] in the 52-bit forms the IFMA build uses.
@@ -129,9 +145,24 @@ impl Rescaler {
         let run_ifma = simd.ifma() && std::is_x86_feature_detected!("avx512dq");
         #[cfg(not(target_arch = "x86_64"))]
         let run_ifma = simd.ifma();
+        let narrow = (moduli.iter().all(|&m| m < 1 << 30) && q0 < 1 << IFMA_BITS).then(|| NarrowConstants {
+            rows: moduli
+                .iter()
+                .zip(&inv)
+                .zip(w_int.iter().zip(&w_frac))
+                .map(|((&m, &(i, _)), (&wi, &wf))| [m as f64, 1.0 / m as f64, i as f64, wi as f64, wf as f64 / 2f64.powi(64)])
+                .collect(),
+            q0: [q0 as f64, 1.0 / q0 as f64, big_int as f64, big_frac as f64 / 2f64.powi(64)],
+        });
+        #[cfg(target_arch = "x86_64")]
+        let run_avx2 = simd.avx2() && std::is_x86_feature_detected!("fma");
+        #[cfg(not(target_arch = "x86_64"))]
+        let run_avx2 = false;
         Ok(Self {
             ifma,
             run_ifma,
+            narrow,
+            run_avx2,
             recip: moduli.iter().map(|&m| 1.0 / m as f64).collect(),
             moduli: ops,
             inv,
@@ -161,16 +192,38 @@ impl Rescaler {
                 scale_ifma(c, *self.q0, rows, &mut out[..done])
             };
         }
-        self.scale_scalar(rows, out, done);
+        self.scale_scalar(|i, k| rows[i][k], out, done);
     }
 
-    /// The portable path, from coefficient `from` on.
-    fn scale_scalar(&self, rows: &[&[u64]], out: &mut [u64], from: usize) {
+    /// [`Rescaler::scale_poly`] for the narrow hot form's rows (u32 residues, every modulus
+    /// below 2^30): four coefficients at a time in double precision where the CPU has AVX2 and
+    /// FMA, the portable path otherwise.
+    pub(crate) fn scale_poly_narrow(&self, rows: &[&[u32]], out: &mut [u64]) {
+        assert_eq!(rows.len(), self.moduli.len(), "rows of another basis");
+        assert!(rows.iter().all(|r| r.len() >= out.len()), "rows shorter than the output");
+        let mut done = 0;
+        #[cfg(target_arch = "x86_64")]
+        if let Some(c) = &self.narrow
+            && self.run_avx2
+        {
+            done = out.len() / 4 * 4;
+            // SAFETY: `run_avx2` is set only from a `Simd` with AVX2 (made by `Simd::detect`)
+            // and a detected FMA; every load and store is a bounds-checked slice.
+            #[allow(unsafe_code, reason = "AVX2/FMA intrinsics after detecting the features")]
+            unsafe {
+                scale_narrow_avx2(c, rows, &mut out[..done])
+            };
+        }
+        self.scale_scalar(|i, k| rows[i][k] as u64, out, done);
+    }
+
+    /// The portable path, from coefficient `from` on; `row(i, k)` is residue i of coefficient k.
+    fn scale_scalar(&self, row: impl Fn(usize, usize) -> u64, out: &mut [u64], from: usize) {
         for (k, o) in out.iter_mut().enumerate().skip(from) {
             let (mut est, mut int, mut frac) = (0f64, 0u128, 0u128);
-            for (i, row) in rows.iter().enumerate() {
+            for i in 0..self.moduli.len() {
                 let (inv, inv_shoup) = self.inv[i];
-                let u = self.moduli[i].mul_shoup(row[k], inv, inv_shoup);
+                let u = self.moduli[i].mul_shoup(row(i, k), inv, inv_shoup);
                 est += u as f64 * self.recip[i];
                 // u < 2^60, w_int < q0 < 2^60, w_frac < 2^64: at most 8 terms (checked in
                 // `new`) keep both sums below 2^127, so they fit unreduced (and `frac` in i128).
@@ -242,20 +295,76 @@ fn scale_ifma(c: &IfmaConstants, q0: u64, rows: &[&[u64]], out: &mut [u64]) {
     }
 }
 
+/// The AVX2 build of [`Rescaler::scale_poly_narrow`] over `out.len()` (a multiple of 4)
+/// coefficients, in double precision: every integer below stays below 2^53 and is exact.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn scale_narrow_avx2(c: &NarrowConstants, rows: &[&[u32]], out: &mut [u64]) {
+    use std::arch::x86_64::*;
+    const NEAREST: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+    const FLOOR: i32 = _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC;
+    let zero = _mm256_setzero_pd();
+    // `a·w mod m` in (−m/2 − 1, m/2 + 1) for integers a·w < 2^106: the exact product h + l,
+    // minus the rounded quotient times m (exact by fma: the difference is small).
+    let mul_mod = |a: __m256d, w: __m256d, m: __m256d, m_inv: __m256d| {
+        let h = _mm256_mul_pd(a, w);
+        let l = _mm256_fmsub_pd(a, w, h);
+        let quot = _mm256_round_pd::<NEAREST>(_mm256_mul_pd(h, m_inv));
+        _mm256_add_pd(_mm256_fnmadd_pd(quot, m, h), l)
+    };
+    let consts: Vec<[__m256d; 5]> = c.rows.iter().map(|r| r.map(|x| _mm256_set1_pd(x))).collect();
+    let [q0, q0_inv, big_int, big_frac] = c.q0.map(|x| _mm256_set1_pd(x));
+    let half = _mm256_set1_pd(0.5);
+    // Adding 2^52 puts an integer in [0, 2^52) into the low mantissa bits.
+    let magic = _mm256_set1_pd(4_503_599_627_370_496.0);
+    for (b, dst) in out.chunks_exact_mut(4).enumerate() {
+        let (mut est, mut int, mut frac) = (zero, zero, zero);
+        for (row, k) in rows.iter().zip(&consts) {
+            let [m, m_inv, inv, w_int, w_frac] = *k;
+            let r = &row[4 * b..4 * b + 4];
+            // SAFETY: `r` is 4 u32 (bounds-checked slice); unaligned 128-bit load.
+            #[allow(unsafe_code, reason = "unaligned 128-bit load of a checked slice")]
+            let r = _mm256_cvtepi32_pd(unsafe { _mm_loadu_si128(r.as_ptr().cast()) });
+            // u_i = r_i · M_i⁻¹ mod m_i, brought into [0, m_i).
+            let u = mul_mod(r, inv, m, m_inv);
+            let u = _mm256_add_pd(u, _mm256_and_pd(_mm256_cmp_pd::<_CMP_LT_OQ>(u, zero), m));
+            est = _mm256_fmadd_pd(u, m_inv, est);
+            int = _mm256_add_pd(int, mul_mod(u, w_int, q0, q0_inv));
+            frac = _mm256_fmadd_pd(u, w_frac, frac);
+        }
+        // v = round(Σ u_i / m_i): the multiple of M to subtract.
+        let v = _mm256_round_pd::<NEAREST>(est);
+        let carry = _mm256_round_pd::<FLOOR>(_mm256_add_pd(_mm256_fnmadd_pd(v, big_frac, frac), half));
+        let y = _mm256_add_pd(_mm256_fnmadd_pd(v, big_int, int), carry);
+        // y mod q0: subtract the floored quotient, then fix a quotient off by one either way.
+        let y = _mm256_fnmadd_pd(_mm256_round_pd::<FLOOR>(_mm256_mul_pd(y, q0_inv)), q0, y);
+        let y = _mm256_add_pd(y, _mm256_and_pd(_mm256_cmp_pd::<_CMP_LT_OQ>(y, zero), q0));
+        let y = _mm256_sub_pd(y, _mm256_and_pd(_mm256_cmp_pd::<_CMP_GE_OQ>(y, q0), q0));
+        let bits = _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(y, magic)), _mm256_castpd_si256(magic));
+        // SAFETY: `dst` is 4 u64 (bounds-checked chunk); unaligned store.
+        #[allow(unsafe_code, reason = "unaligned 256-bit store into a checked slice")]
+        unsafe {
+            _mm256_storeu_si256(dst.as_mut_ptr().cast(), bits)
+        };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// Checks against exact big-integer arithmetic on centred values |c| ≤ M/8, for the basis
-    /// `moduli` whose first `q_count` primes are Q.
-    fn check(moduli: &[u64], q_count: usize, q0: u64) {
+    /// `moduli` whose first `q_count` primes are Q; residues arrive divided by `factor(m)`.
+    /// Where every modulus is below 2^30 the narrow (u32) entry point is checked too.
+    fn check(moduli: &[u64], q_count: usize, q0: u64, factor: impl Fn(u64) -> u64) {
         let big_m: BigUint = moduli.iter().map(|&m| BigUint::from(m)).product();
         let big_q: BigUint = moduli[..q_count].iter().map(|&m| BigUint::from(m)).product();
         let (num, den) = (BigUint::from(786_433u64) * q0, &big_q * &big_q);
-        // Residues divided by a factor per modulus, as the IFMA kernel leaves them.
-        let factors: Vec<u64> = moduli.iter().map(|&m| ((1u128 << 52) % m as u128) as u64).collect();
+        let factors: Vec<u64> = moduli.iter().map(|&m| factor(m)).collect();
         let rs = Rescaler::new(moduli, &factors, &num, &den, q0, Simd::detect()).expect("rescaler");
         assert_eq!(rs.ifma.is_some(), moduli.iter().all(|&m| m < 1 << IFMA_BITS));
+        let narrow = moduli.iter().all(|&m| m < 1 << 30);
+        assert_eq!(rs.narrow.is_some(), narrow);
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
         let mut next = || {
             x ^= x << 13;
@@ -265,7 +374,7 @@ mod tests {
         };
         let eighth = &big_m >> 3u32;
         // A random magnitude below M/8, either sign, plus the extremes; 2003 coefficients so
-        // that both the 8-wide and the scalar tail run.
+        // that both the vector builds and the scalar tail run.
         let cases: Vec<(BigUint, bool)> = (0..2003)
             .map(|case| {
                 let mag = match case {
@@ -281,32 +390,37 @@ mod tests {
             .collect();
         let rows: Vec<Vec<u64>> = moduli
             .iter()
-            .map(|&m| {
+            .zip(&factors)
+            .map(|(&m, &f)| {
+                let inv = Modulus::new(m).expect("modulus").inv(f % m).expect("invertible");
                 cases
                     .iter()
                     .map(|(mag, negative)| {
                         let c = if *negative { &big_m - mag } else { mag.clone() } % &big_m;
                         let r = (&c % m).to_u64().expect("u64");
-                        // r · 2^-52 mod m
-                        let inv = Modulus::new(m)
-                            .expect("modulus")
-                            .inv(((1u128 << 52) % m as u128) as u64)
-                            .expect("invertible");
                         ((r as u128 * inv as u128) % m as u128) as u64
                     })
                     .collect()
             })
             .collect();
         let row_refs: Vec<&[u64]> = rows.iter().map(|r| &r[..]).collect();
-        let mut out = vec![0u64; cases.len()];
-        rs.scale_poly(&row_refs, &mut out);
-        for (case, ((mag, negative), got)) in cases.iter().zip(out).enumerate() {
-            // round(±mag · num / den) mod q0, exactly.
-            let t = (mag * &num * 2u32 + &den) / (&den * 2u32);
-            let t = (t % q0).to_u64().expect("u64");
-            let want = if *negative { (q0 - t) % q0 } else { t };
-            let diff = (got + q0 - want) % q0;
-            assert!(diff <= 1 || diff == q0 - 1, "case {case}: got {got}, want {want}");
+        let mut outs = vec![vec![0u64; cases.len()]];
+        rs.scale_poly(&row_refs, &mut outs[0]);
+        if narrow {
+            let rows32: Vec<Vec<u32>> = rows.iter().map(|r| r.iter().map(|&v| v as u32).collect()).collect();
+            let refs32: Vec<&[u32]> = rows32.iter().map(|r| &r[..]).collect();
+            outs.push(vec![0u64; cases.len()]);
+            rs.scale_poly_narrow(&refs32, &mut outs[1]);
+        }
+        for out in outs {
+            for (case, ((mag, negative), got)) in cases.iter().zip(out).enumerate() {
+                // round(±mag · num / den) mod q0, exactly.
+                let t = (mag * &num * 2u32 + &den) / (&den * 2u32);
+                let t = (t % q0).to_u64().expect("u64");
+                let want = if *negative { (q0 - t) % q0 } else { t };
+                let diff = (got + q0 - want) % q0;
+                assert!(diff <= 1 || diff == q0 - 1, "case {case}: got {got}, want {want}");
+            }
         }
     }
 
@@ -318,11 +432,22 @@ mod tests {
         let m1 = generate_prime(60, 8192, m0).expect("prime");
         let m2 = generate_prime(50, 8192, 1 << 50).expect("prime");
         let q0 = generate_prime(40, 8192, 1 << 40).expect("prime");
-        check(&[m2, m1, m0], 1, q0);
+        // Residues times 2^-52, as the IFMA kernel leaves them.
+        let montgomery = |m: u64| ((1u128 << 52) % m as u128) as u64;
+        check(&[m2, m1, m0], 1, q0, montgomery);
         // The N4096 preset's shape, every prime below 2^48: the IFMA path where the CPU has it.
         let q1 = generate_prime(37, 8192, 1 << 37).expect("prime");
         let p0 = generate_prime(48, 8192, 1 << 48).expect("prime");
         let p1 = generate_prime(48, 8192, p0).expect("prime");
-        check(&[q0, q1, p0, p1], 2, q0);
+        check(&[q0, q1, p0, p1], 2, q0, montgomery);
+        // The narrow basis of the N4096 preset (six 29-bit primes, Q outside it), residues
+        // times N as the unnormalised inverse NTT leaves them: the AVX2 path where the CPU has it.
+        let mut narrow = vec![generate_prime(29, 8192, 1 << 29).expect("prime")];
+        while narrow.len() < 6 {
+            narrow.push(generate_prime(29, 8192, narrow[narrow.len() - 1]).expect("prime"));
+        }
+        let n_inv = |m: u64| Modulus::new(m).expect("modulus").inv(4096 % m).expect("invertible");
+        // Q here is the first two primes (the real Q is outside the basis; only its size matters).
+        check(&narrow, 2, q0, n_inv);
     }
 }

@@ -14,10 +14,8 @@
 //!   divides by 2^52: the kernel returns the sums times `2^-52 mod q`, and the down-scaling
 //!   after the inverse NTT (linear, so the factor passes through) multiplies it back for free
 //!   ([`Kernel::output_factor`], folded into the constants of the down-scaling, `rescale.rs`).
-//! * [`Kernel::Avx2`], on CPUs with AVX2 (and no IFMA, or IFMA turned off) when every prime is
-//!   below 2^48: four coefficients per instruction, each 48-bit value split into 24-bit limbs
-//!   whose products (`vpmuludq`, 32×32 → 64) are summed exactly in 64-bit lanes and reduced once
-//!   per coefficient at the end (`tensor_sum_avx2`).
+//! * [`Kernel::Avx2`], on CPUs with AVX2 and no IFMA (or IFMA turned off): the narrow hot form,
+//!   29-bit primes in u32 words, scored by its own kernel (`narrow.rs`).
 //! * [`Kernel::Scalar`], anywhere and for primes up to 2^60: u128 accumulators reduced every
 //!   [`REDUCE_EVERY`] dimensions (sums below 2^61, products below 2^122, `32 · 2^122 + 2^60 <
 //!   2^128`), in a BMI2/ADX build where the CPU has them.
@@ -52,18 +50,18 @@ pub enum Kernel {
     Scalar,
     /// AVX-512 IFMA kernel; its sums come out times `2^-52 mod q`.
     Ifma,
-    /// AVX2 kernel: four coefficients per instruction, products of 24-bit limbs (`vpmuludq`).
+    /// AVX2 kernel of the narrow hot form (29-bit primes in u32 words, `narrow.rs`).
     Avx2,
 }
 
 impl Kernel {
-    /// The fastest kernel `simd` allows for these primes.
-    pub fn select(moduli: &[u64], simd: Simd) -> Kernel {
-        let small = moduli.iter().all(|&q| q < 1 << IFMA_MAX_BITS);
-        if simd.ifma() && small {
-            Kernel::Ifma
-        } else if simd.avx2() && small {
+    /// The fastest kernel `simd` allows for a hot form of these primes; `narrow`: the hot form
+    /// is the narrow one (u32 words), which only [`Kernel::Avx2`] reads.
+    pub fn select(moduli: &[u64], narrow: bool, simd: Simd) -> Kernel {
+        if narrow {
             Kernel::Avx2
+        } else if simd.ifma() && moduli.iter().all(|&q| q < 1 << IFMA_MAX_BITS) {
+            Kernel::Ifma
         } else {
             Kernel::Scalar
         }
@@ -78,7 +76,9 @@ impl Kernel {
         }
     }
 
-    /// Accumulates `Σ_j probe_j ⊗ chunk_j` for one prime.
+    /// Accumulates `Σ_j probe_j ⊗ chunk_j` for one prime of the wide (u64) hot form; the narrow
+    /// form has its own entry point (`narrow.rs`), and [`Kernel::Avx2`] here runs the scalar
+    /// build.
     ///
     /// `probe` has [`PROBE_ROWS`] rows per dimension (`a0, a1`), `chunk` 2 (`b0, b1`), all
     /// reduced mod q and in the layout of [`blocked_index`]. `out` receives `c0 | c1 | c2`
@@ -99,16 +99,6 @@ impl Kernel {
             };
             return;
         }
-        #[cfg(target_arch = "x86_64")]
-        if self == Kernel::Avx2 && super::cpu::avx2_detected() && **q < 1 << IFMA_MAX_BITS {
-            // SAFETY: AVX2 was detected on the running CPU just above, and the slice lengths the
-            // kernel reads and writes were asserted at the top.
-            #[allow(unsafe_code, reason = "AVX2 intrinsics after detecting the feature")]
-            unsafe {
-                tensor_sum_avx2(q, probe, chunk, dim, n, out)
-            };
-            return;
-        }
         tensor_sum_scalar(q, probe, chunk, dim, n, out);
         if self == Kernel::Ifma {
             // Asked for the IFMA kernel where it cannot run: keep its output convention.
@@ -126,6 +116,8 @@ pub(crate) struct Accumulator {
     pub(crate) out: Vec<u64>,
     /// The three score polynomials, `[part][prime][coefficient]`.
     pub(crate) polys: Vec<u64>,
+    /// The narrow form's score rows of a batch, `[probe][prime][part][coefficient]`.
+    pub(crate) polys32: Vec<u32>,
 }
 
 /// The scalar kernel, in its BMI2/ADX build where the CPU has them.
@@ -225,102 +217,6 @@ fn tensor_sum_ifma(q: u64, probe: &[u64], chunk: &[u64], dim: usize, n: usize, o
     }
 }
 
-/// Dimensions summed by the AVX2 kernel between two flushes of its 64-bit lane sums (each term
-/// is below 2^52, so 2^11 of them stay below 2^63).
-const AVX2_BLOCK: usize = 2048;
-
-/// The AVX2 kernel. Preconditions (checked by the caller): `q < 2^48`, every input below q,
-/// slice lengths as in [`Kernel::tensor_sum`].
-///
-/// AVX2 multiplies only 32×32 → 64 bits (`vpmuludq`), so each 48-bit value is split into
-/// 24-bit limbs `x = x_h·2^24 + x_l`, and each product `x·y` is summed as three limb products
-/// (Karatsuba: `x_l·y_l`, `x_h·y_h`, `(x_l + x_h)(y_l + y_h)`, each below 2^52 even for the
-/// limbs of `x0 + x1`, which are below 2^25) in 64-bit lanes, exactly, without any reduction:
-/// 9 lane sums per 4 coefficients for the 3 tensor products. Only at the end of a block of
-/// dimensions is each product's value `S_hh·2^48 + (S_m − S_ll − S_hh)·2^24 + S_ll` assembled in
-/// 128 bits and reduced mod q.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn tensor_sum_avx2(q: &Modulus, probe: &[u64], chunk: &[u64], dim: usize, n: usize, out: &mut [u64]) {
-    use std::arch::x86_64::*;
-    let (o0, rest) = out.split_at_mut(n);
-    let (o1, o2) = rest.split_at_mut(n);
-    let (pb, gb) = (PROBE_ROWS * dim * LANES, 2 * dim * LANES);
-    let mask = _mm256_set1_epi64x((1 << 24) - 1);
-    let load = |s: &[u64], at: usize| -> __m256i {
-        let v = &s[at..at + 4];
-        // SAFETY: `v` holds four u64 (bounds-checked slice); unaligned load.
-        #[allow(unsafe_code, reason = "unaligned 256-bit load of a checked slice")]
-        unsafe {
-            _mm256_loadu_si256(v.as_ptr().cast())
-        }
-    };
-    let mut lanes = [[0u64; 4]; 9];
-    for blk in 0..n / LANES {
-        let p = &probe[blk * pb..(blk + 1) * pb];
-        let g = &chunk[blk * gb..(blk + 1) * gb];
-        for half in 0..2 {
-            let off = half * 4;
-            // Per coefficient, the three products' 128-bit totals.
-            let mut total = [[0u128; 4]; 3];
-            for start in (0..dim).step_by(AVX2_BLOCK) {
-                // acc[3·t + i]: product t (c0, c2, middle), limb sum i (ll, hh, m).
-                let mut acc = [_mm256_setzero_si256(); 9];
-                for j in start..(start + AVX2_BLOCK).min(dim) {
-                    let x0 = load(p, 2 * j * LANES + off);
-                    let x1 = load(p, (2 * j + 1) * LANES + off);
-                    let y0 = load(g, 2 * j * LANES + off);
-                    let y1 = load(g, (2 * j + 1) * LANES + off);
-                    let (x0l, x0h) = (_mm256_and_si256(x0, mask), _mm256_srli_epi64(x0, 24));
-                    let (x1l, x1h) = (_mm256_and_si256(x1, mask), _mm256_srli_epi64(x1, 24));
-                    let (y0l, y0h) = (_mm256_and_si256(y0, mask), _mm256_srli_epi64(y0, 24));
-                    let (y1l, y1h) = (_mm256_and_si256(y1, mask), _mm256_srli_epi64(y1, 24));
-                    let operands = [
-                        (x0l, x0h, y0l, y0h),
-                        (x1l, x1h, y1l, y1h),
-                        (
-                            _mm256_add_epi64(x0l, x1l),
-                            _mm256_add_epi64(x0h, x1h),
-                            _mm256_add_epi64(y0l, y1l),
-                            _mm256_add_epi64(y0h, y1h),
-                        ),
-                    ];
-                    for (t, (al, ah, bl, bh)) in operands.into_iter().enumerate() {
-                        let ll = _mm256_mul_epu32(al, bl);
-                        let hh = _mm256_mul_epu32(ah, bh);
-                        let m = _mm256_mul_epu32(_mm256_add_epi64(al, ah), _mm256_add_epi64(bl, bh));
-                        acc[3 * t] = _mm256_add_epi64(acc[3 * t], ll);
-                        acc[3 * t + 1] = _mm256_add_epi64(acc[3 * t + 1], hh);
-                        acc[3 * t + 2] = _mm256_add_epi64(acc[3 * t + 2], m);
-                    }
-                }
-                for (dst, v) in lanes.iter_mut().zip(acc) {
-                    // SAFETY: `dst` is four u64; unaligned store.
-                    #[allow(unsafe_code, reason = "unaligned 256-bit store into a local array")]
-                    unsafe {
-                        _mm256_storeu_si256(dst.as_mut_ptr().cast(), v)
-                    };
-                }
-                for (t, tot) in total.iter_mut().enumerate() {
-                    for (lane, sum) in tot.iter_mut().enumerate() {
-                        let (ll, hh, m) = (lanes[3 * t][lane], lanes[3 * t + 1][lane], lanes[3 * t + 2][lane]);
-                        let cross = m - ll - hh; // Σ (x_l·y_h + x_h·y_l) ≥ 0
-                        let v = ((hh as u128) << 48) + ((cross as u128) << 24) + ll as u128;
-                        *sum = q.reduce_u128(*sum + v) as u128;
-                    }
-                }
-            }
-            for (lane, ((&c0, &c2), &m)) in total[0].iter().zip(&total[1]).zip(&total[2]).enumerate() {
-                let k = blk * LANES + off + lane;
-                let (c0, c2, m) = (c0 as u64, c2 as u64, m as u64);
-                o0[k] = c0;
-                o2[k] = c2;
-                o1[k] = q.sub(m, q.add(c0, c2));
-            }
-        }
-    }
-}
-
 /// Position of coefficient `k` of row `row` (of `rows` per dimension) of dimension `j` in the
 /// layout of one prime, `[k / LANES][j][row][k % LANES]`.
 pub(crate) fn blocked_index(dim: usize, rows: usize, j: usize, row: usize, k: usize) -> usize {
@@ -329,7 +225,7 @@ pub(crate) fn blocked_index(dim: usize, rows: usize, j: usize, row: usize, k: us
 
 /// Copies row `row` (of `rows` per dimension) of dimension `j`, `n` values in natural order,
 /// into the blocked layout `out` of one prime: runs of [`LANES`] values stay contiguous.
-pub(crate) fn scatter_row(dim: usize, rows: usize, j: usize, row: usize, src: &[u64], out: &mut [u64]) {
+pub(crate) fn scatter_row<T: Copy>(dim: usize, rows: usize, j: usize, row: usize, src: &[T], out: &mut [T]) {
     assert!(src.len().is_multiple_of(LANES), "row of {} values is not whole lanes", src.len());
     for (b, s) in src.chunks_exact(LANES).enumerate() {
         let at = blocked_index(dim, rows, j, row, b * LANES);
@@ -339,7 +235,7 @@ pub(crate) fn scatter_row(dim: usize, rows: usize, j: usize, row: usize, src: &[
 
 /// Writes the probe rows `a0, a1` of dimension `j` for one prime into the blocked layout
 /// `out` (one prime's part).
-pub(crate) fn probe_rows(a0: &[u64], a1: &[u64], dim: usize, j: usize, out: &mut [u64]) {
+pub(crate) fn probe_rows<T: Copy>(a0: &[T], a1: &[T], dim: usize, j: usize, out: &mut [T]) {
     scatter_row(dim, PROBE_ROWS, j, 0, a0, out);
     scatter_row(dim, PROBE_ROWS, j, 1, a1, out);
 }
@@ -376,12 +272,8 @@ mod tests {
         let m = |a: u64, b: u64| ((a as u128 * b as u128) % qv as u128) as u64;
         let ad = |a: u64, b: u64| ((a as u128 + b as u128) % qv as u128) as u64;
         // Ifma also where it cannot run (other CPUs, primes ≥ 2^48): same output convention.
-        for kernel in [Kernel::Scalar, Kernel::Ifma, Kernel::Avx2] {
-            let runs = match kernel {
-                Kernel::Scalar => true,
-                Kernel::Ifma => super::super::ifma::detected(),
-                Kernel::Avx2 => super::super::cpu::avx2_detected(),
-            };
+        for kernel in [Kernel::Scalar, Kernel::Ifma] {
+            let runs = kernel == Kernel::Scalar || super::super::ifma::detected();
             if !runs && qv == 65_537 && dim == 1 {
                 eprintln!("{kernel:?} build skipped: this CPU lacks it (its portable fallback is tested instead)");
             }
@@ -410,16 +302,14 @@ mod tests {
     }
 
     #[test]
-    fn select_prefers_ifma_then_avx2_then_scalar() {
-        use super::super::cpu::avx2_detected;
+    fn select_follows_the_hot_form_and_the_cpu() {
         let small = [(1u64 << 48) - 59, 65_537];
         let big = [(1u64 << 60) - 93];
-        assert_eq!(Kernel::select(&small, Simd::portable()), Kernel::Scalar);
-        assert_eq!(Kernel::select(&big, Simd::detect()), Kernel::Scalar, "primes ≥ 2^48: scalar only");
-        let avx2 = if avx2_detected() { Kernel::Avx2 } else { Kernel::Scalar };
-        assert_eq!(Kernel::select(&small, Simd::without_avx512()), avx2);
-        let best = if super::super::ifma::detected() { Kernel::Ifma } else { avx2 };
-        assert_eq!(Kernel::select(&small, Simd::detect()), best);
+        assert_eq!(Kernel::select(&small, false, Simd::portable()), Kernel::Scalar);
+        assert_eq!(Kernel::select(&big, false, Simd::detect()), Kernel::Scalar, "primes ≥ 2^48: scalar only");
+        let ifma = if super::super::ifma::detected() { Kernel::Ifma } else { Kernel::Scalar };
+        assert_eq!(Kernel::select(&small, false, Simd::detect()), ifma);
+        assert_eq!(Kernel::select(&small, true, Simd::detect()), Kernel::Avx2, "the narrow form has one kernel");
     }
 
     #[test]
@@ -431,7 +321,5 @@ mod tests {
                 check(qv, dim, 16);
             }
         }
-        // Across the AVX2 kernel's flush of its lane sums, at the largest values.
-        check((1u64 << 48) - 59, AVX2_BLOCK + 1, 8);
     }
 }

@@ -22,7 +22,7 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::hot::{HotBasis, HotCacheReport, HotChunk, HotGallery, HotProbe};
-use crate::kernel::{Accumulator, Kernel, Ntt, PROBE_ROWS, Rescaler, Simd};
+use crate::kernel::{Accumulator, Kernel, Ntt, Ntt32, PROBE_ROWS, Rescaler, Simd, tensor_sum_narrow};
 use crate::keys::{KeyId, PublicParams};
 use crate::quantize::Metric;
 use crate::store::Gallery;
@@ -61,8 +61,13 @@ impl ServerContext {
         // and the modulus switch `q0/Q` combined into the factor `t·q0 / Q²`.
         let resp_ctx = bfv.context_at_level(bfv.max_level())?.clone();
         let q = bfv.context_at_level(0)?.modulus().clone();
-        let kernel = Kernel::select(ext_ctx.moduli(), simd);
-        let factors: Vec<u64> = ext_ctx.moduli_operators().iter().map(|m| kernel.output_factor(m)).collect();
+        let kernel = Kernel::select(ext_ctx.moduli(), basis.is_narrow(), simd);
+        // What each residue arrives divided by: the IFMA kernel's Montgomery factor, or N⁻¹
+        // for the narrow basis' unnormalised inverse NTT.
+        let factors: Vec<u64> = match basis.narrow_ntts() {
+            Some(ntts) => ntts.iter().map(Ntt32::output_factor).collect(),
+            None => ext_ctx.moduli_operators().iter().map(|m| kernel.output_factor(m)).collect(),
+        };
         let down = Rescaler::new(
             ext_ctx.moduli(),
             &factors,
@@ -72,7 +77,10 @@ impl ServerContext {
             simd,
         )?;
         let n = public.params.degree;
-        let ntt = ext_ctx.moduli_operators().iter().map(|q| Ntt::new(q, n, simd)).collect::<Result<Vec<_>>>()?.into();
+        let ntt = match basis.is_narrow() {
+            true => Vec::new().into(),
+            false => ext_ctx.moduli_operators().iter().map(|q| Ntt::new(q, n, simd)).collect::<Result<Vec<_>>>()?.into(),
+        };
         Ok(Self { basis, kernel, down, ntt, simd })
     }
 
@@ -117,7 +125,7 @@ impl ServerContext {
         &self.basis
     }
 
-    /// Moduli of the multiplication basis `Q ∪ P`.
+    /// Moduli of the multiplication basis (`Q ∪ P`, or the narrow basis).
     pub fn extended_moduli(&self) -> &[u64] {
         self.basis.extended_moduli()
     }
@@ -151,6 +159,26 @@ impl ServerContext {
     /// Scores one chunk: lazy tensor sum over all dimensions, one `t/Q` scaling, then a
     /// modulus switch down to `q0`. Returns the degree-2 score ciphertext.
     pub(crate) fn score_chunk(&self, probe: &HotProbe, chunk: &HotChunk, acc: &mut Accumulator) -> Result<ChunkScores> {
+        let mut scores = self.score_chunk_batch(&[probe], chunk, acc)?;
+        scores.pop().ok_or_else(|| Error::InvalidArgument { reason: "no probe to score".into() })
+    }
+
+    /// Scores one chunk against every probe of a batch (see [`ServerContext::score_chunk`]).
+    /// On the narrow form each block of the chunk is loaded once for every probe of the batch.
+    pub(crate) fn score_chunk_batch(
+        &self,
+        probes: &[&HotProbe],
+        chunk: &HotChunk,
+        acc: &mut Accumulator,
+    ) -> Result<Vec<ChunkScores>> {
+        if let Some(ntts) = self.basis.narrow_ntts() {
+            return self.score_narrow(probes, chunk, ntts, acc);
+        }
+        probes.iter().map(|p| self.score_wide(p, chunk, acc)).collect()
+    }
+
+    /// [`ServerContext::score_chunk`] on the wide form (u64 words, one probe at a time).
+    fn score_wide(&self, probe: &HotProbe, chunk: &HotChunk, acc: &mut Accumulator) -> Result<ChunkScores> {
         let n = self.public().params.degree;
         let rows = self.rows();
         let ext = self.basis.ext_ctx();
@@ -188,6 +216,56 @@ impl ServerContext {
         Ok(ChunkScores { polys })
     }
 
+    /// [`ServerContext::score_chunk_batch`] on the narrow form (u32 words): per prime, the
+    /// kernel writes each probe's `c0 | c1 | c2` straight into its score rows
+    /// (`[probe][prime][part][coefficient]`), which the inverse NTT then turns in place.
+    fn score_narrow(
+        &self,
+        probes: &[&HotProbe],
+        chunk: &HotChunk,
+        ntts: &[Ntt32],
+        acc: &mut Accumulator,
+    ) -> Result<Vec<ChunkScores>> {
+        let n = self.public().params.degree;
+        let rows = self.rows();
+        let moduli = self.basis.extended_moduli();
+        let np = moduli.len();
+        let (stride, pstride) = (2 * rows * n, PROBE_ROWS * rows * n);
+        let other = || Error::InvalidArgument { reason: "hot form of another context".into() };
+        let words: &[u32] = bytemuck::try_cast_slice(chunk.words()).map_err(|_| other())?;
+        let probe_words = probes
+            .iter()
+            .map(|p| bytemuck::try_cast_slice::<u64, u32>(&p.data).map_err(|_| other()))
+            .collect::<Result<Vec<_>>>()?;
+        if words.len() != np * stride || probe_words.iter().any(|p| p.len() != np * pstride) {
+            return Err(other());
+        }
+        let per_probe = 3 * np * n;
+        acc.polys32.resize(probes.len() * per_probe, 0);
+        for (i, (&q, ntt)) in moduli.iter().zip(ntts).enumerate() {
+            let prime_rows: Vec<&[u32]> = probe_words.iter().map(|p| &p[i * pstride..][..pstride]).collect();
+            let mut outs: Vec<&mut [u32]> =
+                acc.polys32.chunks_exact_mut(per_probe).map(|p| &mut p[i * 3 * n..][..3 * n]).collect();
+            tensor_sum_narrow(q as u32, &prime_rows, &words[i * stride..][..stride], rows, n, &mut outs, self.simd.avx2());
+            for out in outs {
+                out.chunks_exact_mut(n).for_each(|row| ntt.backward(row));
+            }
+        }
+        Ok(acc
+            .polys32
+            .chunks_exact(per_probe)
+            .map(|polys| {
+                let polys = [0, 1, 2].map(|part| {
+                    let rows: Vec<&[u32]> = (0..np).map(|i| &polys[(i * 3 + part) * n..][..n]).collect();
+                    let mut dst = vec![0u64; n];
+                    self.down.scale_poly_narrow(&rows, &mut dst);
+                    dst
+                });
+                ChunkScores { polys }
+            })
+            .collect())
+    }
+
     /// Scores every probe against every chunk of `source` on all cores, chunk by chunk: each
     /// chunk is obtained once and scored against every probe while it is in cache, and
     /// `on_chunk(i, scores)` receives chunk i's score of every probe (in probe order) as soon
@@ -204,8 +282,8 @@ impl ServerContext {
             .into_par_iter()
             .map_init(Accumulator::default, |acc, i| {
                 let hot = source.hot_chunk(self, i)?;
-                let scores = probes.iter().map(|hp| self.score_chunk(hp, &hot, acc)).collect::<Result<Vec<_>>>()?;
-                on_chunk(i, scores)
+                let refs: Vec<&HotProbe> = probes.iter().collect();
+                on_chunk(i, self.score_chunk_batch(&refs, &hot, acc)?)
             })
             .collect()
     }
