@@ -42,6 +42,8 @@ pub struct BenchConfig {
     pub repeats: usize,
     /// Vector builds the kernels may use.
     pub simd: Simd,
+    /// Probes of the batch timed against as many single-probe scans (0: no batch timing).
+    pub batch: usize,
 }
 
 impl Default for BenchConfig {
@@ -56,6 +58,7 @@ impl Default for BenchConfig {
             seed: 1,
             repeats: 3,
             simd: Simd::detect(),
+            batch: 8,
         }
     }
 }
@@ -71,11 +74,11 @@ pub struct BenchReport {
     pub degree: usize,
     /// log2 Q.
     pub log_q: f64,
-    /// Number of primes of the multiplication basis Q ∪ P.
+    /// Number of primes of the multiplication basis (Q ∪ P, or the narrow basis).
     pub ext_primes: usize,
     /// Chunks of N templates.
     pub chunks: usize,
-    /// The scoring kernel that ran (`Ifma` or `Scalar`, see [`crate::Kernel`]).
+    /// The scoring kernel that ran (`Ifma`, `Avx2` or `Scalar`, see [`crate::Kernel`]).
     pub kernel: String,
     /// The CPU features found and the builds used.
     pub cpu: String,
@@ -91,6 +94,13 @@ pub struct BenchReport {
     pub score_s: f64,
     /// Client: decrypt every chunk + top-k.
     pub decrypt_topk_s: f64,
+    /// Probes in the timed batch (0: not timed).
+    pub batch: usize,
+    /// Server: score one query of `batch` probes against the gallery (one pass, each chunk
+    /// read once for all of them).
+    pub batch_score_s: f64,
+    /// `batch_score_s / (batch · score_s)`: what a batch costs against as many single scans.
+    pub batch_ratio: f64,
     /// encrypt + score + decrypt/top-k.
     pub query_s: f64,
     /// Templates the baseline comparison used.
@@ -258,6 +268,23 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
     let (encrypt_s, score_s, decrypt_topk_s) = (step(|t| t.encrypt), step(|t| t.score), step(|t| t.decrypt));
     let exact = check_exact(&client, &rows, &probe, &resp, &top, cfg)?;
 
+    // A batch of probes in one query (the first `batch` templates, the single probe first),
+    // against as many single scans (`score_s` each).
+    let (batch_score_s, batch_exact) = match cfg.batch.min(cfg.gallery_size) {
+        0 => (0.0, true),
+        b => {
+            let ids = (0..b).map(|i| format!("probe{i}")).collect();
+            let batch_query = client.encrypt_query(ids, &rows[..b * dim], &mut rng)?;
+            let (t, batch_resp) = median(cfg.repeats, || server.score(&batch_query, &gallery))?;
+            // The batch's first answer decrypts to the single query's, score for score.
+            let decrypt = |r: &Response| -> Result<Vec<Vec<i64>>> {
+                r.scores[0].par_iter().map(|c| client.decrypt_chunk(c)).collect()
+            };
+            (t, decrypt(&batch_resp)? == decrypt(&resp)?)
+        }
+    };
+    let exact = exact && batch_exact;
+
     // Baseline comparison on the first `baseline_size` templates, same probe, same cores.
     let first = gallery.slice(0..bchunks)?;
     let (ours_at_baseline_s, _) = median(cfg.repeats, || server.score(&query, &first))?;
@@ -282,6 +309,13 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
         encrypt_s,
         score_s,
         decrypt_topk_s,
+        batch: cfg.batch.min(cfg.gallery_size),
+        batch_score_s,
+        batch_ratio: if batch_score_s > 0.0 {
+            batch_score_s / (cfg.batch.min(cfg.gallery_size) as f64 * score_s)
+        } else {
+            0.0
+        },
         query_s,
         baseline_size: bchunks * n,
         ours_at_baseline_s,
@@ -307,7 +341,7 @@ impl BenchReport {
         row(
             "gallery",
             format!(
-                "{} × {}-D, N = {}, log q = {:.0}, {} chunks, Q∪P = {} primes, {} kernel; times: median of {}",
+                "{} × {}-D, N = {}, log q = {:.0}, {} chunks, multiplication basis {} primes, {} kernel; times: median of {}",
                 self.gallery_size,
                 self.dim,
                 self.degree,
@@ -325,6 +359,18 @@ impl BenchReport {
         row("query: score (server)", format!("{:.1} ms", self.score_s * 1e3));
         row("query: decrypt + top-k", format!("{:.1} ms", self.decrypt_topk_s * 1e3));
         row("query: total", format!("{:.1} ms", self.query_s * 1e3));
+        if self.batch > 0 {
+            row(
+                &format!("score a batch of {} probes (server)", self.batch),
+                format!(
+                    "{:.1} ms = {:.1} ms per probe, {:.0} % of {} single scans",
+                    self.batch_score_s * 1e3,
+                    self.batch_score_s * 1e3 / self.batch as f64,
+                    self.batch_ratio * 100.0,
+                    self.batch
+                ),
+            );
+        }
         row(
             &format!("ours, score {} templates", self.baseline_size),
             format!("{:.1} ms", self.ours_at_baseline_s * 1e3),

@@ -227,7 +227,13 @@ impl HotBasis {
             let words: &mut [u32] = bytemuck::cast_slice_mut(&mut data);
             for (j, rows) in parts.iter().enumerate() {
                 for i in 0..np {
-                    probe_rows(&rows[2 * i], &rows[2 * i + 1], self.rows, j, &mut words[i * pstride..(i + 1) * pstride]);
+                    probe_rows(
+                        &rows[2 * i],
+                        &rows[2 * i + 1],
+                        self.rows,
+                        j,
+                        &mut words[i * pstride..(i + 1) * pstride],
+                    );
                 }
             }
             return Ok(HotProbe { data });

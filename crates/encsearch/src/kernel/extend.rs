@@ -39,6 +39,9 @@ pub struct Extender {
     half: Vec<u64>,
     /// Whether the IFMA build runs (then `garner` and `radix` carry 52-bit Shoup factors).
     fast: bool,
+    /// Whether the AVX2/FMA build of the residue loop runs (every prime of P below 2^30 and of
+    /// Q below 2^52, so digits and residues are exact in doubles).
+    narrow_avx2: bool,
 }
 
 impl Extender {
@@ -78,7 +81,24 @@ impl Extender {
         // odd, ⌊Q/2⌋ has digit i equal to (q_i − 1)/2 — a standard mixed-radix identity:
         // Σ_i (q_i − 1)/2 · Π_{j<i} q_j = (Q − 1)/2.
         let half = q.iter().rev().map(|&qi| (qi - 1) / 2).collect();
-        Ok(Self { n, q_ntt: ntts(&qm)?, p_ntt: ntts(&pm)?, q: qm, p: pm, garner, radix, q_mod_p, half, fast })
+        let narrow_avx2 = !fast
+            && simd.avx2()
+            && super::avx2::detected()
+            && p.iter().all(|&x| x < 1 << 30)
+            && q.iter().all(|&x| x < 1 << 52);
+        Ok(Self {
+            n,
+            q_ntt: ntts(&qm)?,
+            p_ntt: ntts(&pm)?,
+            q: qm,
+            p: pm,
+            garner,
+            radix,
+            q_mod_p,
+            half,
+            fast,
+            narrow_avx2,
+        })
     }
 
     /// Extends one polynomial given by its NTT-form rows mod Q (`rows[i]`, n values each) and
@@ -99,7 +119,12 @@ impl Extender {
     /// The centred lift of one polynomial given by its NTT-form rows mod Q: writes its `|P|`
     /// rows mod P in the coefficient domain through `write(index in P, values)` (for a basis
     /// whose rows take another transform, the narrow one's).
-    pub fn lift(&self, rows: &[&[u64]], scratch: &mut Vec<u64>, mut write: impl FnMut(usize, &mut [u64])) -> Result<()> {
+    pub fn lift(
+        &self,
+        rows: &[&[u64]],
+        scratch: &mut Vec<u64>,
+        mut write: impl FnMut(usize, &mut [u64]),
+    ) -> Result<()> {
         self.check_rows(rows)?;
         let (k, n) = (self.q.len(), self.n);
         // Coefficients mod Q, then the mixed-radix digits in place, then each P row.
@@ -137,6 +162,18 @@ impl Extender {
                 }
                 digits[i * n + c] = t;
             }
+        }
+        #[cfg(target_arch = "x86_64")]
+        if self.narrow_avx2 {
+            for pi in 0..self.p.len() {
+                // SAFETY: `narrow_avx2` is only set after detecting AVX2 and FMA.
+                #[allow(unsafe_code, reason = "AVX2/FMA build after detecting the features")]
+                unsafe {
+                    self.residues_avx2(pi, digits, prow)
+                };
+                write(pi, prow);
+            }
+            return Ok(());
         }
         for (pi, pm) in self.p.iter().enumerate() {
             let q_mod = self.q_mod_p[pi];
@@ -191,6 +228,32 @@ impl Extender {
         }
     }
 
+    /// The residues mod P prime `pi < 2^30` of the centred lift, four coefficients at a time in
+    /// double precision (digits below 2^52 are exact; each digit's product with its radix is
+    /// reduced exactly, see [`super::avx2::mul_mod`]).
+    #[target_feature(enable = "avx2,fma")]
+    fn residues_avx2(&self, pi: usize, digits: &[u64], out: &mut [u64]) {
+        use super::avx2::{load_u64, mul_mod, reduce, store_u64};
+        use std::arch::x86_64::*;
+        let (k, n) = (self.q.len(), self.n);
+        let p = _mm256_set1_pd(*self.p[pi] as f64);
+        let p_inv = _mm256_set1_pd(1.0 / *self.p[pi] as f64);
+        let q_mod = _mm256_set1_pd(self.q_mod_p[pi] as f64);
+        let ones = _mm256_castsi256_pd(_mm256_set1_epi64x(-1));
+        for c in (0..n).step_by(4) {
+            let mut acc = _mm256_setzero_pd();
+            let (mut above, mut undecided) = (_mm256_setzero_pd(), ones);
+            for i in (0..k).rev() {
+                let v = load_u64(digits, i * n + c);
+                let h = _mm256_set1_pd(self.half[k - 1 - i] as f64);
+                above = _mm256_or_pd(above, _mm256_and_pd(undecided, _mm256_cmp_pd::<_CMP_GT_OQ>(v, h)));
+                undecided = _mm256_and_pd(undecided, _mm256_cmp_pd::<_CMP_EQ_OQ>(v, h));
+                acc = _mm256_add_pd(acc, mul_mod(v, _mm256_set1_pd(self.radix[pi][i].0 as f64), p, p_inv));
+            }
+            store_u64(out, c, reduce(_mm256_sub_pd(acc, _mm256_and_pd(above, q_mod)), p, p_inv));
+        }
+    }
+
     /// The residues mod P prime `pi` of the centred lift, eight coefficients at a time.
     #[target_feature(enable = "avx512f,avx512ifma")]
     fn residues_ifma(&self, pi: usize, digits: &[u64], out: &mut [u64]) {
@@ -234,6 +297,8 @@ mod tests {
             (vec![q0, prime(37, 1 << 37)], vec![prime(48, 1 << 48), prime(48, prime(48, 1 << 48))]),
             (vec![prime(51, 1 << 51), prime(60, 1 << 60)], vec![prime(60, prime(60, 1 << 60)), prime(59, 1 << 59)]),
             (vec![q0, prime(30, 1 << 30), prime(35, 1 << 35)], vec![prime(48, 1 << 48)]),
+            // The narrow basis: 29-bit P (the AVX2/FMA residue loop where IFMA is off).
+            (vec![q0, prime(37, 1 << 37)], vec![prime(29, 1 << 29), prime(29, prime(29, 1 << 29))]),
         ];
         let mut rng = rand::rng();
         for (q, p) in cases {
@@ -241,18 +306,23 @@ mod tests {
             let all: Vec<u64> = q.iter().chain(&p).copied().collect();
             let ext_ctx = Context::new_arc(&all, n).expect("ctx");
             let scaler = Scaler::new(&q_ctx, &ext_ctx, ScalingFactor::one()).expect("scaler");
-            let ext = Extender::new(&q, &p, n, Simd::detect()).expect("extender");
-            assert_eq!(ext.fast, Simd::detect().ifma() && all.iter().all(|&x| x < 1 << FAST_BITS));
-            for _ in 0..3 {
-                let poly = Poly::random(&q_ctx, Representation::Ntt, &mut rng);
-                let want = poly.scale(&scaler).expect("scale");
-                assert_eq!(*want.representation(), Representation::Ntt);
-                let coeffs = poly.coefficients();
-                let rows: Vec<&[u64]> = coeffs.outer_iter().map(|r| r.to_slice().expect("contiguous")).collect();
-                let mut got = vec![vec![0u64; n]; all.len()];
-                ext.extend(&rows, &mut Vec::new(), |i, r| got[i].copy_from_slice(r)).expect("extend");
-                for (i, row) in want.coefficients().outer_iter().enumerate() {
-                    assert_eq!(row.to_vec(), got[i], "basis {q:?} ∪ {p:?}, row {i}");
+            for simd in [Simd::detect(), Simd::without_avx512(), Simd::portable()] {
+                let ext = Extender::new(&q, &p, n, simd).expect("extender");
+                assert_eq!(ext.fast, simd.ifma() && all.iter().all(|&x| x < 1 << FAST_BITS));
+                let narrow =
+                    !ext.fast && simd.avx2() && super::super::avx2::detected() && p.iter().all(|&x| x < 1 << 30);
+                assert_eq!(ext.narrow_avx2, narrow);
+                for _ in 0..3 {
+                    let poly = Poly::random(&q_ctx, Representation::Ntt, &mut rng);
+                    let want = poly.scale(&scaler).expect("scale");
+                    assert_eq!(*want.representation(), Representation::Ntt);
+                    let coeffs = poly.coefficients();
+                    let rows: Vec<&[u64]> = coeffs.outer_iter().map(|r| r.to_slice().expect("contiguous")).collect();
+                    let mut got = vec![vec![0u64; n]; all.len()];
+                    ext.extend(&rows, &mut Vec::new(), |i, r| got[i].copy_from_slice(r)).expect("extend");
+                    for (i, row) in want.coefficients().outer_iter().enumerate() {
+                        assert_eq!(row.to_vec(), got[i], "basis {q:?} ∪ {p:?}, row {i}, {}", simd.describe());
+                    }
                 }
             }
         }

@@ -7,10 +7,12 @@
 //! * `ntt.rs`: a negacyclic NTT for primes below 2^48; `ntt32.rs`: the narrow basis' NTT;
 //! * `extend.rs`: exact basis extension Q → Q ∪ P;
 //! * `rescale.rs`: the one down-scaling from Q ∪ P to the response modulus;
-//! * `ifma.rs`: the AVX-512 IFMA helpers they share; `cpu.rs`: the detection.
+//! * `ifma.rs`: the AVX-512 IFMA helpers they share; `avx2.rs`: the AVX2/FMA ones of the
+//!   narrow path; `cpu.rs`: the detection.
 //!
 //! Everything here but [`Simd`] and [`Kernel`] is private to the crate.
 
+mod avx2;
 mod cpu;
 mod extend;
 mod ifma;

@@ -15,8 +15,11 @@
 //! coefficients of one row side by side (one 256-bit vector), all dimensions of those eight in
 //! one contiguous block.
 //!
-//! A batch of probes is scored block by block: each block of the gallery chunk (1 KB for 16-D)
-//! is loaded once and multiplied into every probe of the batch while it is in L1.
+//! A batch of probes is scored against a group of chunks block by block: each block of a
+//! chunk (1 KB for 16-D) is loaded once and multiplied into every probe of the batch while it
+//! is in L1, and each block of a probe serves every chunk of the group. The probe's hot form is
+//! as large as a chunk's, so without the group every chunk would read every probe's whole form
+//! again: per (probe, chunk) pair the kernel reads `1/B` of a chunk and `1/G` of a probe.
 
 use super::LANES;
 
@@ -27,48 +30,52 @@ pub(crate) const NARROW_BITS: u32 = 29;
 /// so a Montgomery step's `x + m·q` stays below 2^64).
 const NARROW_BLOCK: usize = 16;
 
-/// Accumulates `Σ_j probe_j ⊗ chunk_j` for one prime `q < 2^29`, for every probe of a batch.
+/// Accumulates `Σ_j probe_j ⊗ chunk_j` for one prime `q < 2^29`, for every probe of a batch
+/// and every chunk of a group.
 ///
-/// `probes[b]` has rows `a0, a1` per dimension, `chunk` rows `b0, b1`, every value below q, in
-/// the layout above. `outs[b]` receives `c0 | c1 | c2` of probe b (3n values in `[0, q)`,
-/// natural lane order). The AVX2 build runs when `avx2` (which callers take from a detected
-/// [`super::Simd`]) and the CPU has it; the portable one otherwise, with the same result.
+/// `probes[b]` has rows `a0, a1` per dimension, `chunks[c]` rows `b0, b1`, every value below
+/// q, in the layout above. `outs[b · chunks.len() + c]` receives `[c0, c1, c2]` of probe b and
+/// chunk c (n values each in `[0, q)`, natural lane order; separate rows, so that callers can
+/// space them to keep the output streams off each other's cache sets). The AVX2 build runs when `avx2` (which
+/// callers take from a detected [`super::Simd`]) and the CPU has it; the portable one
+/// otherwise, with the same result.
 pub(crate) fn tensor_sum_narrow(
     q: u32,
     probes: &[&[u32]],
-    chunk: &[u32],
+    chunks: &[&[u32]],
     dim: usize,
     n: usize,
-    outs: &mut [&mut [u32]],
+    outs: &mut [[&mut [u32]; 3]],
     avx2: bool,
 ) {
     assert!(q < 1 << NARROW_BITS && q % 2 == 1, "narrow prime {q} is not odd and below 2^{NARROW_BITS}");
     assert!(n.is_multiple_of(LANES) && dim > 0, "ring degree {n} or dimension {dim}");
-    assert_eq!(chunk.len(), 2 * dim * n, "chunk of another shape");
-    assert_eq!(probes.len(), outs.len(), "one output per probe");
+    assert!(chunks.iter().all(|c| c.len() == 2 * dim * n), "chunk of another shape");
+    assert_eq!(probes.len() * chunks.len(), outs.len(), "one output per probe and chunk");
     assert!(probes.iter().all(|p| p.len() == 2 * dim * n), "probe of another shape");
-    assert!(outs.iter().all(|o| o.len() == 3 * n), "output of another shape");
+    assert!(outs.iter().flatten().all(|o| o.len() == n), "output of another shape");
     #[cfg(target_arch = "x86_64")]
     if avx2 && super::cpu::avx2_detected() {
         // SAFETY: AVX2 was detected on the running CPU just above; every slice length the
         // kernel indexes was asserted at the top (and its loads and stores are bounds-checked).
         #[allow(unsafe_code, reason = "AVX2 intrinsics after detecting the feature")]
         unsafe {
-            narrow_avx2(q, probes, chunk, dim, n, outs)
+            narrow_avx2(q, probes, chunks, dim, n, outs)
         };
         return;
     }
     let _ = avx2;
-    narrow_portable(q as u64, probes, chunk, dim, n, outs);
+    narrow_portable(q as u64, probes, chunks, dim, n, outs);
 }
 
 /// The portable build: one coefficient at a time, u64 sums reduced every [`NARROW_BLOCK`]
 /// dimensions.
-fn narrow_portable(q: u64, probes: &[&[u32]], chunk: &[u32], dim: usize, n: usize, outs: &mut [&mut [u32]]) {
+fn narrow_portable(q: u64, probes: &[&[u32]], chunks: &[&[u32]], dim: usize, n: usize, outs: &mut [[&mut [u32]; 3]]) {
     let gb = 2 * dim * LANES;
-    for (blk, g) in chunk.chunks_exact(gb).enumerate() {
-        for (probe, out) in probes.iter().zip(outs.iter_mut()) {
-            let p = &probe[blk * gb..][..gb];
+    for blk in 0..n / LANES {
+        for (pair, out) in outs.iter_mut().enumerate() {
+            let p = &probes[pair / chunks.len()][blk * gb..][..gb];
+            let g = &chunks[pair % chunks.len()][blk * gb..][..gb];
             for lane in 0..LANES {
                 let (mut c0, mut c1, mut c2) = (0u64, 0u64, 0u64);
                 for j in 0..dim {
@@ -83,9 +90,9 @@ fn narrow_portable(q: u64, probes: &[&[u32]], chunk: &[u32], dim: usize, n: usiz
                     c2 += x1 * y1;
                 }
                 let k = blk * LANES + lane;
-                out[k] = (c0 % q) as u32;
-                out[n + k] = (c1 % q) as u32;
-                out[2 * n + k] = (c2 % q) as u32;
+                out[0][k] = (c0 % q) as u32;
+                out[1][k] = (c1 % q) as u32;
+                out[2][k] = (c2 % q) as u32;
             }
         }
     }
@@ -103,7 +110,7 @@ fn neg_inv_32(q: u32) -> u32 {
 /// The AVX2 build. Preconditions as in [`tensor_sum_narrow`] (asserted there).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn narrow_avx2(q: u32, probes: &[&[u32]], chunk: &[u32], dim: usize, n: usize, outs: &mut [&mut [u32]]) {
+fn narrow_avx2(q: u32, probes: &[&[u32]], chunks: &[&[u32]], dim: usize, n: usize, outs: &mut [[&mut [u32]; 3]]) {
     use std::arch::x86_64::*;
     let load = |s: &[u32], at: usize| -> __m256i {
         let v = &s[at..at + LANES];
@@ -137,9 +144,10 @@ fn narrow_avx2(q: u32, probes: &[&[u32]], chunk: &[u32], dim: usize, n: usize, o
     let zero = _mm256_setzero_si256();
     let gb = 2 * dim * LANES;
     for blk in 0..n / LANES {
-        let g = &chunk[blk * gb..][..gb];
-        for (probe, out) in probes.iter().zip(outs.iter_mut()) {
-            let p = &probe[blk * gb..][..gb];
+        for (pair, out) in outs.iter_mut().enumerate() {
+            // Probe-major over the pairs: one probe block, then every chunk's block (all in L1).
+            let p = &probes[pair / chunks.len()][blk * gb..][..gb];
+            let g = &chunks[pair % chunks.len()][blk * gb..][..gb];
             // [c0, c1, c2] × [even lanes, odd lanes], each reduced into [0, q).
             let mut total = [zero; 6];
             for start in (0..dim).step_by(NARROW_BLOCK) {
@@ -164,10 +172,10 @@ fn narrow_avx2(q: u32, probes: &[&[u32]], chunk: &[u32], dim: usize, n: usize, o
                     *t = if start == 0 { reduce(a) } else { add(*t, reduce(a)) };
                 }
             }
-            for part in 0..3 {
+            for (part, row) in out.iter_mut().enumerate() {
                 // Even lanes in the low halves, odd lanes moved to the high halves: natural order.
                 let v = _mm256_or_si256(total[2 * part], _mm256_slli_epi64::<32>(total[2 * part + 1]));
-                let dst = &mut out[part * n + blk * LANES..][..LANES];
+                let dst = &mut row[blk * LANES..][..LANES];
                 // SAFETY: `dst` is 8 u32 (bounds-checked slice); unaligned store.
                 #[allow(unsafe_code, reason = "unaligned 256-bit store into a checked slice")]
                 unsafe {
@@ -184,8 +192,9 @@ mod tests {
     use crate::kernel::tensor::{probe_rows, scatter_row};
     use fhe_math::zq::primes::generate_prime;
 
-    /// Both builds against the naive modular sum, one probe and a batch of three, at random
-    /// values and at the extreme q − 1, across the reduction blocks.
+    /// Both builds against the naive modular sum, one probe and a batch of three against one
+    /// chunk and a group of two, at random values and at the extreme q − 1, across the
+    /// reduction blocks.
     #[test]
     fn matches_naive_modular_sum() {
         let n = 16;
@@ -203,15 +212,23 @@ mod tests {
                     (x % q) as u32
                 };
                 let mut rows = |extreme: bool| -> Vec<Vec<u32>> {
-                    (0..2 * dim).map(|_| (0..n).map(|_| if extreme { q as u32 - 1 } else { next() }).collect()).collect()
+                    (0..2 * dim)
+                        .map(|_| (0..n).map(|_| if extreme { q as u32 - 1 } else { next() }).collect())
+                        .collect()
                 };
-                let (gallery, probes) = (rows(false), [rows(true), rows(false), rows(false)]);
-                let mut chunk = vec![0u32; 2 * dim * n];
-                for j in 0..dim {
-                    for row in 0..2 {
-                        scatter_row(dim, 2, j, row, &gallery[2 * j + row], &mut chunk);
-                    }
-                }
+                let (galleries, probes) = ([rows(false), rows(true)], [rows(true), rows(false), rows(false)]);
+                let laid_chunks: Vec<Vec<u32>> = galleries
+                    .iter()
+                    .map(|gallery| {
+                        let mut chunk = vec![0u32; 2 * dim * n];
+                        for j in 0..dim {
+                            for row in 0..2 {
+                                scatter_row(dim, 2, j, row, &gallery[2 * j + row], &mut chunk);
+                            }
+                        }
+                        chunk
+                    })
+                    .collect();
                 let laid: Vec<Vec<u32>> = probes
                     .iter()
                     .map(|p| {
@@ -221,12 +238,21 @@ mod tests {
                     })
                     .collect();
                 for build in [false, true] {
-                    for batch in [1, 3] {
+                    for (batch, group) in [(1, 1), (3, 1), (1, 2), (3, 2)] {
                         let refs: Vec<&[u32]> = laid[..batch].iter().map(|v| &v[..]).collect();
-                        let mut outs = vec![vec![0u32; 3 * n]; batch];
-                        let mut out_refs: Vec<&mut [u32]> = outs.iter_mut().map(|v| &mut v[..]).collect();
-                        tensor_sum_narrow(q as u32, &refs, &chunk, dim, n, &mut out_refs, build);
-                        for (b, out) in outs.iter().enumerate() {
+                        let chunk_refs: Vec<&[u32]> = laid_chunks[..group].iter().map(|v| &v[..]).collect();
+                        let mut outs = vec![vec![0u32; 3 * n]; batch * group];
+                        let mut out_refs: Vec<[&mut [u32]; 3]> = outs
+                            .iter_mut()
+                            .map(|v| {
+                                let (c0, rest) = v.split_at_mut(n);
+                                let (c1, c2) = rest.split_at_mut(n);
+                                [c0, c1, c2]
+                            })
+                            .collect();
+                        tensor_sum_narrow(q as u32, &refs, &chunk_refs, dim, n, &mut out_refs, build);
+                        for (pair, out) in outs.iter().enumerate() {
+                            let (b, gallery) = (pair / group, &galleries[pair % group]);
                             for k in 0..n {
                                 let (mut c0, mut c1, mut c2) = (0u128, 0u128, 0u128);
                                 for j in 0..dim {
@@ -241,7 +267,7 @@ mod tests {
                                 assert_eq!(
                                     (out[k], out[n + k], out[2 * n + k]),
                                     want,
-                                    "avx2 {build} q={q} dim={dim} probe {b} of {batch}, k={k}"
+                                    "avx2 {build} q={q} dim={dim} pair {pair} of {batch}×{group}, k={k}"
                                 );
                             }
                         }

@@ -76,9 +76,9 @@ mod tests {
         let a: Vec<u32> = (0..n).map(|_| rand()).collect();
         let b: Vec<u32> = (0..n).map(|_| rand()).collect();
         let mut want = vec![0u64; n];
-        for i in 0..n {
-            for j in 0..n {
-                let p = a[i] as u64 * b[j] as u64 % q;
+        for (i, &x) in a.iter().enumerate() {
+            for (j, &y) in b.iter().enumerate() {
+                let p = x as u64 * y as u64 % q;
                 let k = (i + j) % n;
                 want[k] = if i + j < n { (want[k] + p) % q } else { (want[k] + q - p) % q };
             }

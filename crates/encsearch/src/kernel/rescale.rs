@@ -150,12 +150,14 @@ impl Rescaler {
                 .iter()
                 .zip(&inv)
                 .zip(w_int.iter().zip(&w_frac))
-                .map(|((&m, &(i, _)), (&wi, &wf))| [m as f64, 1.0 / m as f64, i as f64, wi as f64, wf as f64 / 2f64.powi(64)])
+                .map(|((&m, &(i, _)), (&wi, &wf))| {
+                    [m as f64, 1.0 / m as f64, i as f64, wi as f64, wf as f64 / 2f64.powi(64)]
+                })
                 .collect(),
             q0: [q0 as f64, 1.0 / q0 as f64, big_int as f64, big_frac as f64 / 2f64.powi(64)],
         });
         #[cfg(target_arch = "x86_64")]
-        let run_avx2 = simd.avx2() && std::is_x86_feature_detected!("fma");
+        let run_avx2 = simd.avx2() && super::avx2::detected();
         #[cfg(not(target_arch = "x86_64"))]
         let run_avx2 = false;
         Ok(Self {
@@ -300,24 +302,15 @@ fn scale_ifma(c: &IfmaConstants, q0: u64, rows: &[&[u64]], out: &mut [u64]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn scale_narrow_avx2(c: &NarrowConstants, rows: &[&[u32]], out: &mut [u64]) {
+    use super::avx2::{mul_mod, reduce, store_u64};
     use std::arch::x86_64::*;
     const NEAREST: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
     const FLOOR: i32 = _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC;
     let zero = _mm256_setzero_pd();
-    // `a·w mod m` in (−m/2 − 1, m/2 + 1) for integers a·w < 2^106: the exact product h + l,
-    // minus the rounded quotient times m (exact by fma: the difference is small).
-    let mul_mod = |a: __m256d, w: __m256d, m: __m256d, m_inv: __m256d| {
-        let h = _mm256_mul_pd(a, w);
-        let l = _mm256_fmsub_pd(a, w, h);
-        let quot = _mm256_round_pd::<NEAREST>(_mm256_mul_pd(h, m_inv));
-        _mm256_add_pd(_mm256_fnmadd_pd(quot, m, h), l)
-    };
     let consts: Vec<[__m256d; 5]> = c.rows.iter().map(|r| r.map(|x| _mm256_set1_pd(x))).collect();
     let [q0, q0_inv, big_int, big_frac] = c.q0.map(|x| _mm256_set1_pd(x));
     let half = _mm256_set1_pd(0.5);
-    // Adding 2^52 puts an integer in [0, 2^52) into the low mantissa bits.
-    let magic = _mm256_set1_pd(4_503_599_627_370_496.0);
-    for (b, dst) in out.chunks_exact_mut(4).enumerate() {
+    for b in 0..out.len() / 4 {
         let (mut est, mut int, mut frac) = (zero, zero, zero);
         for (row, k) in rows.iter().zip(&consts) {
             let [m, m_inv, inv, w_int, w_frac] = *k;
@@ -336,16 +329,7 @@ fn scale_narrow_avx2(c: &NarrowConstants, rows: &[&[u32]], out: &mut [u64]) {
         let v = _mm256_round_pd::<NEAREST>(est);
         let carry = _mm256_round_pd::<FLOOR>(_mm256_add_pd(_mm256_fnmadd_pd(v, big_frac, frac), half));
         let y = _mm256_add_pd(_mm256_fnmadd_pd(v, big_int, int), carry);
-        // y mod q0: subtract the floored quotient, then fix a quotient off by one either way.
-        let y = _mm256_fnmadd_pd(_mm256_round_pd::<FLOOR>(_mm256_mul_pd(y, q0_inv)), q0, y);
-        let y = _mm256_add_pd(y, _mm256_and_pd(_mm256_cmp_pd::<_CMP_LT_OQ>(y, zero), q0));
-        let y = _mm256_sub_pd(y, _mm256_and_pd(_mm256_cmp_pd::<_CMP_GE_OQ>(y, q0), q0));
-        let bits = _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(y, magic)), _mm256_castpd_si256(magic));
-        // SAFETY: `dst` is 4 u64 (bounds-checked chunk); unaligned store.
-        #[allow(unsafe_code, reason = "unaligned 256-bit store into a checked slice")]
-        unsafe {
-            _mm256_storeu_si256(dst.as_mut_ptr().cast(), bits)
-        };
+        store_u64(out, 4 * b, reduce(y, q0, q0_inv));
     }
 }
 

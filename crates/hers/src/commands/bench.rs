@@ -36,6 +36,9 @@ enum What {
         /// Times each step runs; the table gives the median.
         #[arg(long, default_value_t = 3)]
         repeats: usize,
+        /// Probes of a batch scored in one pass and timed against as many single scans (0: skip).
+        #[arg(long, default_value_t = 8)]
+        batch: usize,
         /// Also print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -77,13 +80,14 @@ enum What {
 /// Runs the benchmark and prints a table.
 pub fn run(a: Args) -> anyhow::Result<()> {
     match a.what {
-        What::Search { gallery_size, dim, baseline_size, preset, repeats, json } => {
+        What::Search { gallery_size, dim, baseline_size, preset, repeats, batch, json } => {
             let cfg = BenchConfig {
                 gallery_size,
                 dim,
                 baseline_size,
                 preset: Preset::from_name(&preset)?,
                 repeats,
+                batch,
                 simd: super::open::simd(),
                 ..Default::default()
             };
