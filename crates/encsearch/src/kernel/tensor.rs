@@ -7,7 +7,8 @@
 //! formed in the kernel: storing a third probe row was measured slower (the scan is limited by
 //! the bytes it reads, and the probe is read once per chunk).
 //!
-//! Two builds of the kernel, chosen once per [`crate::ServerContext`] from its [`Simd`] ([`Kernel::select`]):
+//! Three builds, chosen once per [`crate::ServerContext`] from its [`Simd`] and hot form
+//! ([`Kernel::select`]):
 //! * [`Kernel::Ifma`], on CPUs with AVX-512 IFMA and when every prime is below 2^48: eight
 //!   coefficients per instruction with 52-bit multiply-accumulates. Sums of up to
 //!   [`IFMA_BLOCK`] products (< 16·q² < q·2^52) are reduced by one Montgomery step, which
@@ -20,9 +21,10 @@
 //!   [`REDUCE_EVERY`] dimensions (sums below 2^61, products below 2^122, `32 · 2^122 + 2^60 <
 //!   2^128`), in a BMI2/ADX build where the CPU has them.
 //!
-//! Both read the same layout, `[k / LANES][dim][row][k % LANES]` per prime (see
-//! [`blocked_index`]): eight coefficients of one row side by side, all dimensions of those
-//! eight coefficients in one contiguous block, so both streams are read strictly sequentially.
+//! All read the same layout, `[k / LANES][dim][row][k % LANES]` per prime (see
+//! [`blocked_index`]; u64 words for the wide form, u32 for the narrow one): eight coefficients
+//! of one row side by side, all dimensions of those eight coefficients in one contiguous block,
+//! so both streams are read strictly sequentially.
 
 use fhe_math::zq::Modulus;
 
