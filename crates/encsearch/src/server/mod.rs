@@ -34,12 +34,13 @@ pub use baseline::HersBaseline;
 
 /// Probes scored together against a group of chunks (larger batches go in several passes).
 ///
-/// Measured on the narrow form (AMD EPYC Zen 5, 2 cores, 1M × 16-D): passes of 1, 2, 4 and 8
-/// probes over groups of 1–8 chunks all cost within run-to-run noise (±15 %) of as many single
-/// scans, or more once the (probe, chunk) pairs' score rows (294 KB each) outgrow L2: the kernel
-/// is bound by its multiplies, not by the gallery reads a batch shares, and the inverse NTTs and
-/// down-scaling (≈ 40 % of a scan) are per pair. So pairs stay few.
-const BATCH: usize = 2;
+/// Measured on the narrow form (AMD EPYC Zen 5, 2 cores, 1M × 16-D, `hers --simd avx2 bench
+/// search`): passes of 2 probes cost 130 % of as many single scans, and of 1–8 probes over groups
+/// of 1–8 chunks never less than 100 % (`examples/multi_probe`): the kernel is bound by its
+/// multiplies, not by the gallery reads a batch shares; the inverse NTTs and the down-scaling
+/// (≈ 40 % of a scan) are per (probe, chunk) pair; and every pair's score rows (294 KB) beyond
+/// two spill out of L2. So each probe takes its own pass over a group of chunks.
+const BATCH: usize = 1;
 
 /// Words of a narrow hot form (u32 residues in the u64 storage), checked to be `len` long.
 fn narrow_words(w: &[u64], len: usize) -> Result<&[u32]> {
