@@ -450,3 +450,46 @@ impl ServerContext {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Client, ClientKeys, Preset, int_dot};
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha20Rng;
+
+    /// A batch of probes against a group of chunks (the narrow form's shared passes, the wide
+    /// form's loops) scores every (probe, chunk) pair exactly, on every build the CPU has.
+    #[test]
+    fn groups_and_batches_score_every_pair_exactly() {
+        let dim = 16;
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let keys = ClientKeys::generate(Preset::N4096.params().expect("preset"), &mut rng).expect("keys");
+        let client = Client::new(keys, dim).expect("client");
+        let (n, s) = (client.chunk_size(), client.quantizer().scale as i64);
+        let gallery: Vec<Vec<i64>> =
+            (0..2 * n + 100).map(|_| (0..dim).map(|_| rng.random_range(-s..=s)).collect()).collect();
+        let chunks = client.encrypt_quantized(&gallery, &mut rng).expect("encrypt");
+        let probes: Vec<Vec<i64>> = (0..3).map(|_| (0..dim).map(|_| rng.random_range(-s..=s)).collect()).collect();
+        let encrypted: Vec<_> = probes.iter().map(|p| client.encrypt_probe(p, &mut rng).expect("probe")).collect();
+        for simd in [Simd::detect(), Simd::without_avx512(), Simd::portable()] {
+            let server = ServerContext::with_simd(client.keys().public(), dim, simd).expect("server");
+            let hot = server.prepare_chunks(&chunks).expect("hot");
+            let hot_probes: Vec<HotProbe> =
+                encrypted.iter().map(|p| server.basis().prepare_probe(p).expect("probe")).collect();
+            let probe_refs: Vec<&HotProbe> = hot_probes.iter().collect();
+            let chunk_refs: Vec<&HotChunk> = hot.iter().collect();
+            let scores = server.score_group(&probe_refs, &chunk_refs, &mut Accumulator::default()).expect("score");
+            assert_eq!(scores.len(), chunks.len());
+            for (c, per_probe) in scores.iter().enumerate() {
+                for (p, cs) in per_probe.iter().enumerate() {
+                    let got = client.decrypt_chunk(cs).expect("decrypt");
+                    for (k, v) in got.iter().enumerate() {
+                        let want = gallery.get(c * n + k).map_or(0, |g| int_dot(g, &probes[p]));
+                        assert_eq!(*v, want, "{:?}: chunk {c}, probe {p}, slot {k}", server.kernel());
+                    }
+                }
+            }
+        }
+    }
+}
