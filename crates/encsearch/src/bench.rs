@@ -96,8 +96,8 @@ pub struct BenchReport {
     pub decrypt_topk_s: f64,
     /// Probes in the timed batch (0: not timed).
     pub batch: usize,
-    /// Server: score one query of `batch` probes against the gallery (one pass, each chunk
-    /// read once for all of them).
+    /// Server: score one query of `batch` probes against the gallery (each chunk obtained once
+    /// for all of them).
     pub batch_score_s: f64,
     /// `batch_score_s / (batch · score_s)`: what a batch costs against as many single scans.
     pub batch_ratio: f64,

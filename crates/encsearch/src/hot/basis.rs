@@ -41,8 +41,8 @@ impl HotBasis {
     ///   the IFMA kernel can run), 60-bit otherwise; chosen where the CPU has AVX-512 IFMA, or
     ///   has no AVX2;
     /// * narrow, primes below 2^29 (Q not among them) in u32 words: chosen where the CPU has
-    ///   AVX2 and IFMA is absent or off, for the AVX2 kernel (`kernel/narrow.rs`), unless it
-    ///   would take more than 8 primes.
+    ///   AVX2 and the IFMA kernel cannot run (IFMA absent or off, or a prime of Q ≥ 2^48), for
+    ///   the AVX2 kernel (`kernel/narrow.rs`), unless it would take more than 8 primes.
     pub fn new(public: &PublicParams, rows: usize, simd: Simd) -> Result<Self> {
         if rows == 0 {
             return Err(Error::InvalidArgument { reason: "a chunk of 0 ciphertexts".into() });
@@ -181,7 +181,7 @@ impl HotBasis {
                     })?;
                 }
             }
-            return Ok(HotChunk::from_words(HotWords::Owned(data.into())));
+            return Ok(HotChunk::from_words(HotWords::Owned(data.into()), true));
         }
         let mut data = vec![0u64; np * stride];
         let mut scratch = Vec::new();
@@ -192,7 +192,7 @@ impl HotBasis {
                 })?;
             }
         }
-        Ok(HotChunk::from_words(HotWords::Owned(data.into())))
+        Ok(HotChunk::from_words(HotWords::Owned(data.into()), false))
     }
 
     /// Converts chunks to the hot form on all cores.
@@ -236,7 +236,7 @@ impl HotBasis {
                     );
                 }
             }
-            return Ok(HotProbe { data });
+            return Ok(HotProbe { data, narrow: true });
         }
         let mut data = vec![0u64; np * pstride];
         // Basis extension of every dimension on all cores (the costly part), then the layout.
@@ -259,7 +259,7 @@ impl HotBasis {
                 probe_rows(&rows[2 * i], &rows[2 * i + 1], self.rows, j, &mut data[i * pstride..(i + 1) * pstride]);
             }
         }
-        Ok(HotProbe { data })
+        Ok(HotProbe { data, narrow: false })
     }
 }
 

@@ -3,7 +3,7 @@
 //!
 //! Building the hot form (basis extension + NTT) costs about five times the scoring of a chunk,
 //! so a server that starts per query (`hers query score`) would pay it on every query. The
-//! cache trades disk for that: 1 KB per template at 16-D (the hot form) next to the 154 B of
+//! cache trades disk for that: 1 KB per template at 16-D (768 B in the narrow form) next to the 154 B of
 //! the at-rest form. It is derived data: written atomically after a load that had to build it
 //! (best effort — a read-only gallery just builds it every time), ignored and rebuilt when its
 //! fingerprint (key, segment file and CRC, dimension, primes of the multiplication basis,

@@ -108,7 +108,7 @@ impl HotGallery {
         for (range, path, fp, mapped) in plan {
             if let Some(m) = mapped {
                 report.mapped += 1;
-                chunks.extend(m.into_iter().map(HotChunk::from_words));
+                chunks.extend(m.into_iter().map(|w| HotChunk::from_words(w, basis.is_narrow())));
                 continue;
             }
             report.built += 1;

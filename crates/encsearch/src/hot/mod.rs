@@ -1,5 +1,7 @@
-//! The hot form: a gallery chunk (or a probe) extended to the multiplication basis `Q ∪ P` and
-//! in NTT form, laid out so that the scoring kernel reads it strictly sequentially.
+//! The hot form: a gallery chunk (or a probe) extended to the multiplication basis and in NTT
+//! form, laid out so that the scoring kernel reads it strictly sequentially. Two forms: wide
+//! (`Q ∪ P`, u64 words) and narrow (primes below 2^29, u32 residues two to a word); see
+//! [`HotBasis::new`].
 //!
 //! * `basis.rs`: the multiplication basis and the preparation of chunks and probes (basis
 //!   extension + NTT), from public parameters only;
@@ -21,11 +23,14 @@ pub use cache::check as check_hot_cache;
 pub use load::HotCacheReport;
 
 /// A gallery chunk in the hot form: both ciphertext polynomials of every dimension, extended
-/// to the multiplication basis `Q ∪ P` and in NTT form, laid out
+/// to the multiplication basis and in NTT form, laid out
 /// `[prime][slot / 8][dim][part][slot % 8]` so that the kernel reads it sequentially.
 #[derive(Debug, Clone)]
 pub struct HotChunk {
     data: HotWords,
+    /// Whether the words hold the narrow form (u32 residues): a chunk of the other form is
+    /// refused, not misread, even where the lengths happen to agree.
+    narrow: bool,
 }
 
 impl HotChunk {
@@ -43,8 +48,13 @@ impl HotChunk {
         self.data.words()
     }
 
-    pub(crate) fn from_words(data: HotWords) -> Self {
-        Self { data }
+    pub(crate) fn from_words(data: HotWords, narrow: bool) -> Self {
+        Self { data, narrow }
+    }
+
+    /// Whether this is the narrow form (u32 residues).
+    pub fn is_narrow(&self) -> bool {
+        self.narrow
     }
 }
 
@@ -53,6 +63,8 @@ impl HotChunk {
 #[derive(Debug, Clone)]
 pub struct HotProbe {
     pub(crate) data: Vec<u64>,
+    /// Whether the words hold the narrow form (u32 residues).
+    pub(crate) narrow: bool,
 }
 
 /// A whole gallery in the hot form, with the id of every global slot.

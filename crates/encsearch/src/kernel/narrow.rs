@@ -130,7 +130,8 @@ fn narrow_avx2(q: u32, probes: &[&[u32]], chunks: &[&[u32]], dim: usize, n: usiz
         _mm256_srli_epi64::<32>(_mm256_add_epi64(x, _mm256_mul_epu32(m, vq)))
     };
     // A block's lane sums (< 2^63) to their value mod q in [0, q): two Montgomery steps leave
-    // x·2^-32·2^64·2^-32 = x, below 2^29 + q < 2q; then one conditional subtraction.
+    // x·2^-32·2^64·2^-32 = x; the first lands below 2^31 + 2^29 < 2^32, so the second's input
+    // is below 2^32·q and it lands below 2q; then one conditional subtraction.
     let reduce = |x: __m256i| {
         let y = montgomery(_mm256_mul_epu32(montgomery(x), r2));
         // Every value is below 2^32, so the 32-bit unsigned min picks y − q unless it wrapped.

@@ -1,9 +1,9 @@
-//! The single down-scaling of a score ciphertext: from the multiplication basis `Q ∪ P`
-//! straight to the response modulus `q0`, `y = round(c · t·q0 / Q²) mod q0`.
+//! The single down-scaling of a score ciphertext: from the multiplication basis (`Q ∪ P`, or
+//! the narrow basis) straight to the response modulus `q0`, `y = round(c · t·q0 / Q²) mod q0`.
 //!
 //! fhe-math's general RNS scaler does this with 256-bit arithmetic per coefficient; here the
 //! structure of our sums makes a cheaper exact-up-to-one method safe. Write
-//! `c = Σ u_i·M_i − v·M` with `M = Q·P`, `M_i = M/m_i`, `u_i = r_i·(M_i⁻¹ mod m_i) mod m_i`.
+//! `c = Σ u_i·M_i − v·M` with `M` the basis' product, `M_i = M/m_i`, `u_i = r_i·(M_i⁻¹ mod m_i) mod m_i`.
 //! Our sums satisfy `|c| ≤ M/8` (the extension primes are chosen for that, see
 //! [`crate::ServerContext::new`]), so `Σ u_i/m_i` lies within 1/8 of the integer `v`, and a
 //! double-precision sum finds `v` without error. Then
@@ -16,6 +16,11 @@
 //! once through the same steps in 52-bit arithmetic: Shoup products for `u_i`, 52-bit
 //! fractions (truncation at most `k·2^48·2^-52 = k/16 < 1/2` for `k ≤ 7` moduli), and the
 //! integer part reduced mod q0 by a Montgomery step on constants stored times `2^52 mod q0`.
+//!
+//! For the narrow basis (every modulus below 2^30, u32 residues) and a CPU with AVX2 and FMA,
+//! four coefficients go through the same steps in double precision (`scale_narrow_avx2`): each
+//! product reduced exactly (`kernel/avx2.rs`), the integer parts exact below 2^53, the fractions
+//! rounded to 53 bits (their error far below 1/2), so again exact or off by one.
 
 use fhe_math::zq::Modulus;
 use num_bigint::BigUint;

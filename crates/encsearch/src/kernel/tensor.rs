@@ -118,7 +118,8 @@ pub(crate) struct Accumulator {
     pub(crate) out: Vec<u64>,
     /// The three score polynomials, `[part][prime][coefficient]`.
     pub(crate) polys: Vec<u64>,
-    /// The narrow form's score rows of a batch, `[probe][prime][part][coefficient]`.
+    /// The narrow form's score rows of a pass, `[pair][prime][part][coefficient]` (rows padded,
+    /// see `server/mod.rs`).
     pub(crate) polys32: Vec<u32>,
 }
 

@@ -202,6 +202,12 @@ impl ServerContext {
         chunks: &[&HotChunk],
         acc: &mut Accumulator,
     ) -> Result<Vec<Vec<ChunkScores>>> {
+        let narrow = self.basis.is_narrow();
+        if probes.iter().any(|p| p.narrow != narrow) || chunks.iter().any(|c| c.is_narrow() != narrow) {
+            return Err(Error::InvalidArgument {
+                reason: "hot form of another context (wide and narrow forms do not mix)".into(),
+            });
+        }
         if let Some(ntts) = self.basis.narrow_ntts() {
             return self.score_narrow(probes, chunks, ntts, acc);
         }
@@ -300,10 +306,11 @@ impl ServerContext {
         Ok((0..chunks.len()).map(|c| (0..probes.len()).map(|p| pair(p, c)).collect()).collect())
     }
 
-    /// Scores every probe against every chunk of `source` on all cores, chunk by chunk: each
-    /// chunk is obtained once and scored against every probe while it is in cache, and
-    /// `on_chunk(i, scores)` receives chunk i's score of every probe (in probe order) as soon
-    /// as it is done, on the worker that scored it (chunks complete in any order).
+    /// Scores every probe against every chunk of `source` on all cores, by groups of chunks
+    /// ([`ServerContext::group_size`]; one chunk on the wide form): each chunk is obtained once
+    /// and scored against every probe while it is in cache, and `on_chunk(i, scores)` receives
+    /// chunk i's score of every probe (in probe order) once its group is done, on the worker that
+    /// scored it (groups complete in any order, chunks in order within a group).
     pub fn score_each_chunk<S, T, F>(&self, probes: &[&EncryptedProbe], source: &S, on_chunk: F) -> Result<Vec<T>>
     where
         S: ChunkSource + ?Sized,
@@ -480,6 +487,13 @@ mod tests {
             let probe_refs: Vec<&HotProbe> = hot_probes.iter().collect();
             let chunk_refs: Vec<&HotChunk> = hot.iter().collect();
             let scores = server.score_group(&probe_refs, &chunk_refs, &mut Accumulator::default()).expect("score");
+            // The other form (where this CPU has both) is refused, not misread.
+            let other = ServerContext::with_simd(client.keys().public(), dim, Simd::portable()).expect("server");
+            if other.basis().is_narrow() != server.basis().is_narrow() {
+                let wide = other.prepare_chunk(&chunks[0]).expect("hot");
+                let err = server.score_group(&probe_refs, &[&wide], &mut Accumulator::default());
+                assert!(err.is_err_and(|e| e.to_string().contains("another context")), "{:?}", server.kernel());
+            }
             assert_eq!(scores.len(), chunks.len());
             for (c, per_probe) in scores.iter().enumerate() {
                 for (p, cs) in per_probe.iter().enumerate() {
