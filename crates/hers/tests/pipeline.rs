@@ -150,6 +150,29 @@ fn train_project_enroll_search_and_roles_agree() {
         &["search", "--keys", "keys", "--gallery", "g", "--probes", "p16.parquet", "--top-k", "5", "--out", "r5.csv"],
         d,
     );
+    // Streamed from the segments (no hot form held): the same results, byte for byte.
+    ok(
+        &[
+            "search",
+            "--keys",
+            "keys",
+            "--gallery",
+            "g",
+            "--probes",
+            "p16.parquet",
+            "--top-k",
+            "5",
+            "--out",
+            "streamed.csv",
+            "--stream",
+        ],
+        d,
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.join("streamed.csv")).expect("streamed"),
+        std::fs::read_to_string(d.join("r5.csv")).expect("r5"),
+        "--stream gives the hot form's results"
+    );
     ok(
         &[
             "search",

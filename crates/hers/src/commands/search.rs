@@ -29,6 +29,11 @@ pub struct Args {
     /// Neither read nor write the gallery's hot-form cache files (see `hers query score --help`).
     #[arg(long)]
     no_hot_cache: bool,
+    /// Score straight from the at-rest segments, preparing each chunk as it is read: memory
+    /// stays at a few chunks per core whatever the gallery's size (its hot form takes 768–1024 B
+    /// per template, its segments 154), at the price of that preparation on every query.
+    #[arg(long, conflicts_with = "no_hot_cache")]
+    stream: bool,
     /// Full-dimension gallery enrolled with `--layout coefficient`, holding the same ids
     /// (under `--fine-keys`, or `--keys` when that is absent).
     #[arg(long, requires = "two_stage")]
@@ -95,9 +100,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let client = Client::with_quantizer(keys, g.quantizer())?;
     let server = server_for(&g)?;
     let t = Instant::now();
-    let hot = load_hot(&g, &server, a.no_hot_cache)?;
+    let hot = if a.stream { None } else { Some(load_hot(&g, &server, a.no_hot_cache)?) };
     let load = t.elapsed().as_secs_f64();
-    let s = Session::new(&client).search(ids.clone(), &data, first_k, &mut rand::rng(), |q| server.score(q, &hot))?;
+    let s = Session::new(&client).search(ids.clone(), &data, first_k, &mut rand::rng(), |q| match &hot {
+        Some(hot) => server.score(q, hot),
+        None => server.score(q, &g),
+    })?;
     eprintln!(
         "{} probes × {} templates: load {load:.2} s, encrypt {:.1} ms, score {:.1} ms, decrypt+top-k {:.1} ms",
         s.probes,
