@@ -1,10 +1,11 @@
 #![allow(missing_docs)] // reason: criterion_group! generates undocumented items
 //! Criterion benches of the scoring path, named by parameters: a one-probe query against one
 //! chunk and against 16 chunks (their difference is the per-chunk cost), the hot-form
-//! preparation, the client's decryption, and the HERS algorithm on one chunk.
+//! preparation (each for every kernel the CPU has: IFMA, the narrow AVX2 form, portable), the
+//! client's decryption, and the HERS algorithm on one chunk.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use encsearch::{Client, ClientKeys, HersBaseline, HotGallery, Preset, ServerContext};
+use encsearch::{Client, ClientKeys, HersBaseline, HotGallery, Preset, ServerContext, Simd};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
@@ -18,24 +19,37 @@ fn bench(c: &mut Criterion) {
     let s = client.quantizer().scale as i64;
     let gallery: Vec<Vec<i64>> = (0..n).map(|_| (0..dim).map(|_| rng.random_range(-s..=s)).collect()).collect();
     let chunks = client.encrypt_quantized(&gallery, &mut rng).expect("encrypt");
-    let hot = server.prepare_chunks(&chunks).expect("hot");
     let q = *client.quantizer();
-    let one = HotGallery { chunks: hot.clone(), slot_ids: Default::default(), scale: q.scale, metric: q.metric };
-    let many = HotGallery { chunks: vec![hot[0].clone(); 16], ..one.clone() };
     let probe = client.encrypt_probe(&gallery[0], &mut rng).expect("probe");
     let query = client.query_of(vec!["p".into()], vec![probe.clone()]).expect("query");
     let rk = client.relinearization_key(&mut rng).expect("rk");
-    let np = server.extended_moduli().len();
     let log_q = client.keys().public().params.log_q().round();
-    let name = format!("n={n}/log(q)={log_q}/d={dim}/kernel={:?}", server.kernel());
     let mut g = c.benchmark_group("encsearch");
-    g.bench_function(format!("query_1_chunk/{name}/primes={np}"), |b| {
-        b.iter(|| server.score(&query, &one).expect("score"))
-    });
-    g.bench_function(format!("query_16_chunks/{name}/primes={np}"), |b| {
-        b.iter(|| server.score(&query, &many).expect("score"))
-    });
-    g.bench_function(format!("prepare_chunk/{name}"), |b| b.iter(|| server.prepare_chunk(&chunks[0]).expect("hot")));
+    let mut done = Vec::new();
+    for simd in [Simd::detect(), Simd::without_avx512(), Simd::portable()] {
+        let server = ServerContext::with_simd(client.keys().public(), dim, simd).expect("server");
+        if done.contains(&server.kernel()) {
+            continue;
+        }
+        done.push(server.kernel());
+        let hot = server.prepare_chunks(&chunks).expect("hot");
+        let one = HotGallery { chunks: hot.clone(), slot_ids: Default::default(), scale: q.scale, metric: q.metric };
+        let many = HotGallery { chunks: vec![hot[0].clone(); 16], ..one.clone() };
+        let np = server.extended_moduli().len();
+        let name = format!("n={n}/log(q)={log_q}/d={dim}/kernel={:?}", server.kernel());
+        g.bench_function(format!("query_1_chunk/{name}/primes={np}"), |b| {
+            b.iter(|| server.score(&query, &one).expect("score"))
+        });
+        g.bench_function(format!("query_16_chunks/{name}/primes={np}"), |b| {
+            b.iter(|| server.score(&query, &many).expect("score"))
+        });
+        g.bench_function(format!("prepare_chunk/{name}"), |b| {
+            b.iter(|| server.prepare_chunk(&chunks[0]).expect("hot"))
+        });
+    }
+    let hot = server.prepare_chunks(&chunks).expect("hot");
+    let one = HotGallery { chunks: hot, slot_ids: Default::default(), scale: q.scale, metric: q.metric };
+    let name = format!("n={n}/log(q)={log_q}/d={dim}/kernel={:?}", server.kernel());
     g.bench_function(format!("decrypt_chunk/{name}"), |b| {
         let cs = server.score(&query, &one).expect("score").scores.remove(0).remove(0);
         b.iter(|| client.decrypt_chunk(&cs).expect("decrypt"))
