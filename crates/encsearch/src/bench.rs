@@ -270,7 +270,8 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
 
     // A batch of probes in one query (the first `batch` templates, the single probe first),
     // against as many single scans (`score_s` each).
-    let (batch_score_s, batch_exact) = match cfg.batch.min(cfg.gallery_size) {
+    let batch = cfg.batch.min(cfg.gallery_size);
+    let (batch_score_s, batch_exact) = match batch {
         0 => (0.0, true),
         b => {
             let ids = (0..b).map(|i| format!("probe{i}")).collect();
@@ -309,13 +310,9 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
         encrypt_s,
         score_s,
         decrypt_topk_s,
-        batch: cfg.batch.min(cfg.gallery_size),
+        batch,
         batch_score_s,
-        batch_ratio: if batch_score_s > 0.0 {
-            batch_score_s / (cfg.batch.min(cfg.gallery_size) as f64 * score_s)
-        } else {
-            0.0
-        },
+        batch_ratio: if batch > 0 { batch_score_s / (batch as f64 * score_s) } else { 0.0 },
         query_s,
         baseline_size: bchunks * n,
         ours_at_baseline_s,

@@ -129,14 +129,19 @@ fn raw_post_status(url: &str, path: &str, length: usize) -> u16 {
     String::from_utf8_lossy(&head[9..12]).parse().expect("status code")
 }
 
+/// A key set `keys` and a gallery `g` holding templates `ids` of the shared test rows.
+fn enrolled(d: &Path, ids: std::ops::Range<i64>) {
+    ok(&["keygen", "--out", "keys"], d);
+    input(&d.join("g.parquet"), ids);
+    ok(&["enroll", "--keys", "keys", "--input", "g.parquet", "--gallery", "g"], d);
+}
+
 #[test]
 fn client_answers_equal_the_local_commands_and_writes_land_in_the_gallery() {
     let tmp = tempfile::tempdir().expect("tmp");
     let d = tmp.path();
-    ok(&["keygen", "--out", "keys"], d);
-    input(&d.join("g.parquet"), 0..6000);
+    enrolled(d, 0..6000);
     input(&d.join("p.parquet"), 100..110);
-    ok(&["enroll", "--keys", "keys", "--input", "g.parquet", "--gallery", "g"], d);
     ok(&["search", "--keys", "keys", "--gallery", "g", "--probes", "p.parquet", "--out", "local.csv"], d);
     let verify = ["--keys", "keys", "--probe", "p.parquet", "--probe-id", "105", "--claim", "105"];
     let local_verify = hers().current_dir(d).arg("verify").args(["--gallery", "g"]).args(verify).output().expect("run");
@@ -201,9 +206,7 @@ type Write = (Instant, Instant, String, bool);
 fn concurrent_clients_see_every_acknowledged_write_and_nothing_removed() {
     let tmp = tempfile::tempdir().expect("tmp");
     let d = tmp.path();
-    ok(&["keygen", "--out", "keys"], d);
-    input(&d.join("g.parquet"), 0..5000);
-    ok(&["enroll", "--keys", "keys", "--input", "g.parquet", "--gallery", "g"], d);
+    enrolled(d, 0..5000);
     std::fs::write(d.join("tok"), "t0ken").expect("token");
     let server = Server::start(d, &["--gallery", "g", "--token-file", "tok"]);
 
@@ -278,9 +281,7 @@ fn concurrent_clients_see_every_acknowledged_write_and_nothing_removed() {
 fn kill_9_mid_enrolment_loses_no_acknowledged_template() {
     let tmp = tempfile::tempdir().expect("tmp");
     let d = tmp.path();
-    ok(&["keygen", "--out", "keys"], d);
-    input(&d.join("g.parquet"), 0..100);
-    ok(&["enroll", "--keys", "keys", "--input", "g.parquet", "--gallery", "g"], d);
+    enrolled(d, 0..100);
     std::fs::write(d.join("tok"), "t0ken").expect("token");
     let server = Server::start(d, &["--gallery", "g", "--token-file", "tok"]);
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -328,10 +329,8 @@ fn kill_9_mid_enrolment_loses_no_acknowledged_template() {
 fn bad_requests_get_4xx_and_the_server_keeps_serving() {
     let tmp = tempfile::tempdir().expect("tmp");
     let d = tmp.path();
-    ok(&["keygen", "--out", "keys"], d);
+    enrolled(d, 0..3000);
     ok(&["keygen", "--out", "other"], d);
-    input(&d.join("g.parquet"), 0..3000);
-    ok(&["enroll", "--keys", "keys", "--input", "g.parquet", "--gallery", "g"], d);
     std::fs::write(d.join("tok"), "t0ken").expect("token");
     let server = Server::start(d, &["--gallery", "g", "--token-file", "tok", "--max-body-mib", "2"]);
     let remote = server.remote(None);
@@ -380,9 +379,7 @@ fn bad_requests_get_4xx_and_the_server_keeps_serving() {
 fn overload_gets_429_and_every_accepted_query_is_answered_whole() {
     let tmp = tempfile::tempdir().expect("tmp");
     let d = tmp.path();
-    ok(&["keygen", "--out", "keys"], d);
-    input(&d.join("g.parquet"), 0..40_000);
-    ok(&["enroll", "--keys", "keys", "--input", "g.parquet", "--gallery", "g"], d);
+    enrolled(d, 0..40_000);
     // No waiting room: a query is accepted only while the scorer is idle.
     let server = Server::start(d, &["--gallery", "g", "--max-inflight", "0", "--batch-window-ms", "0"]);
     let remote0 = server.remote(None);
@@ -422,10 +419,8 @@ fn overload_gets_429_and_every_accepted_query_is_answered_whole() {
 fn https_with_a_certificate_made_in_the_test() {
     let tmp = tempfile::tempdir().expect("tmp");
     let d = tmp.path();
-    ok(&["keygen", "--out", "keys"], d);
-    input(&d.join("g.parquet"), 0..3000);
+    enrolled(d, 0..3000);
     input(&d.join("p.parquet"), 40..45);
-    ok(&["enroll", "--keys", "keys", "--input", "g.parquet", "--gallery", "g"], d);
     ok(&["search", "--keys", "keys", "--gallery", "g", "--probes", "p.parquet", "--out", "local.csv"], d);
     // A private CA and a server certificate it signed for the loopback address.
     let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");

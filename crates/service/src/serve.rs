@@ -1,6 +1,6 @@
 //! Starting and stopping a server: open the gallery, start the scoring thread, listen (HTTP, or
-//! HTTPS with `tls.rs`), and on
-//! SIGTERM or Ctrl-C stop accepting, finish every query in flight, then exit.
+//! HTTPS with `tls.rs`), and on SIGTERM or Ctrl-C stop accepting, finish every query in flight,
+//! then exit.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

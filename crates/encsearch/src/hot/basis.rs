@@ -205,61 +205,55 @@ impl HotBasis {
         if probe.cts.len() != self.rows {
             return Err(Error::DimensionMismatch { expected: self.rows, actual: probe.cts.len() });
         }
-        let n = self.public.params.degree;
         let np = self.ext_ctx.moduli().len();
-        let pstride = self.rows * PROBE_ROWS * n;
+        let pstride = self.rows * PROBE_ROWS * self.public.params.degree;
+        // Basis extension of every dimension on all cores (the costly part), then the layout.
         if let Some(ntts) = self.narrow_ntts() {
-            let parts = probe
-                .cts
-                .par_iter()
-                .map(|ct| {
-                    let mut rows = vec![vec![0u32; n]; 2 * np];
-                    let mut scratch = Vec::new();
-                    for part in 0..2 {
-                        self.extender.lift(&self.q_rows(ct, part)?, &mut scratch, |i, row| {
-                            narrow_row(&ntts[i], row, &mut rows[2 * i + part])
-                        })?;
-                    }
-                    Ok(rows)
-                })
-                .collect::<Result<Vec<_>>>()?;
+            let parts = self.extended_rows(probe, |ct, part, rows: &mut [Vec<u32>], scratch| {
+                self.extender
+                    .lift(&self.q_rows(ct, part)?, scratch, |i, row| narrow_row(&ntts[i], row, &mut rows[2 * i + part]))
+            })?;
             let mut data = vec![0u64; np * pstride / 2];
-            let words: &mut [u32] = bytemuck::cast_slice_mut(&mut data);
-            for (j, rows) in parts.iter().enumerate() {
-                for i in 0..np {
-                    probe_rows(
-                        &rows[2 * i],
-                        &rows[2 * i + 1],
-                        self.rows,
-                        j,
-                        &mut words[i * pstride..(i + 1) * pstride],
-                    );
-                }
-            }
+            lay_out_probe(&parts, self.rows, pstride, bytemuck::cast_slice_mut(&mut data));
             return Ok(HotProbe { data, narrow: true });
         }
+        let parts = self.extended_rows(probe, |ct, part, rows: &mut [Vec<u64>], scratch| {
+            self.extender.extend(&self.q_rows(ct, part)?, scratch, |i, row| rows[2 * i + part].copy_from_slice(row))
+        })?;
         let mut data = vec![0u64; np * pstride];
-        // Basis extension of every dimension on all cores (the costly part), then the layout.
-        let parts = probe
+        lay_out_probe(&parts, self.rows, pstride, &mut data);
+        Ok(HotProbe { data, narrow: false })
+    }
+
+    /// Every probe ciphertext's rows in the multiplication basis, `[dim][2·prime + part]`, on
+    /// all cores: `fill(ct, part, rows, scratch)` extends one part into `rows`.
+    fn extended_rows<T, F>(&self, probe: &EncryptedProbe, fill: F) -> Result<Vec<Vec<Vec<T>>>>
+    where
+        T: Copy + Default + Send,
+        F: Fn(&Ciphertext, usize, &mut [Vec<T>], &mut Vec<u64>) -> Result<()> + Sync,
+    {
+        let (n, np) = (self.public.params.degree, self.ext_ctx.moduli().len());
+        probe
             .cts
             .par_iter()
             .map(|ct| {
-                let mut rows = vec![vec![0u64; n]; 2 * np];
-                let mut scratch = Vec::new();
+                let (mut rows, mut scratch) = (vec![vec![T::default(); n]; 2 * np], Vec::new());
                 for part in 0..2 {
-                    self.extender.extend(&self.q_rows(ct, part)?, &mut scratch, |i, row| {
-                        rows[2 * i + part].copy_from_slice(row)
-                    })?;
+                    fill(ct, part, &mut rows, &mut scratch)?;
                 }
                 Ok(rows)
             })
-            .collect::<Result<Vec<_>>>()?;
-        for (j, rows) in parts.iter().enumerate() {
-            for i in 0..np {
-                probe_rows(&rows[2 * i], &rows[2 * i + 1], self.rows, j, &mut data[i * pstride..(i + 1) * pstride]);
-            }
+            .collect()
+    }
+}
+
+/// Lays out a probe's rows (`parts[dim][2·prime + part]`) in the kernel's layout, one prime's
+/// `pstride` values after another.
+fn lay_out_probe<T: Copy>(parts: &[Vec<Vec<T>>], dim: usize, pstride: usize, out: &mut [T]) {
+    for (j, rows) in parts.iter().enumerate() {
+        for (i, dst) in out.chunks_exact_mut(pstride).enumerate() {
+            probe_rows(&rows[2 * i], &rows[2 * i + 1], dim, j, dst);
         }
-        Ok(HotProbe { data, narrow: false })
     }
 }
 

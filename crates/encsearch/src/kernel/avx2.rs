@@ -1,19 +1,6 @@
 //! AVX2/FMA helpers shared by the narrow path's down-scaling and basis extension: integers
 //! below 2^53 held exactly in doubles, four per vector, and products reduced exactly.
 
-/// Whether the running CPU has AVX2 and FMA (what every helper here needs; std caches the
-/// detection).
-pub(crate) fn detected() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        super::cpu::avx2_detected() && std::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
 #[cfg(target_arch = "x86_64")]
 pub(crate) use x86::*;
 

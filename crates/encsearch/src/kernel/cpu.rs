@@ -69,6 +69,19 @@ impl Simd {
     }
 }
 
+/// Whether the running CPU has AVX2 and FMA (false off x86-64): what the narrow path's
+/// double-precision builds (`avx2.rs`) need.
+pub(crate) fn avx2_fma_detected() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        avx2_detected() && std::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// Whether the running CPU has AVX2 (false off x86-64).
 pub(crate) fn avx2_detected() -> bool {
     #[cfg(target_arch = "x86_64")]

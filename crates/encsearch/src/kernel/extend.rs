@@ -83,7 +83,7 @@ impl Extender {
         let half = q.iter().rev().map(|&qi| (qi - 1) / 2).collect();
         let narrow_avx2 = !fast
             && simd.avx2()
-            && super::avx2::detected()
+            && super::cpu::avx2_fma_detected()
             && p.iter().all(|&x| x < 1 << 30)
             && q.iter().all(|&x| x < 1 << 52);
         Ok(Self {
@@ -309,8 +309,10 @@ mod tests {
             for simd in [Simd::detect(), Simd::without_avx512(), Simd::portable()] {
                 let ext = Extender::new(&q, &p, n, simd).expect("extender");
                 assert_eq!(ext.fast, simd.ifma() && all.iter().all(|&x| x < 1 << FAST_BITS));
-                let narrow =
-                    !ext.fast && simd.avx2() && super::super::avx2::detected() && p.iter().all(|&x| x < 1 << 30);
+                let narrow = !ext.fast
+                    && simd.avx2()
+                    && super::super::cpu::avx2_fma_detected()
+                    && p.iter().all(|&x| x < 1 << 30);
                 assert_eq!(ext.narrow_avx2, narrow);
                 for _ in 0..3 {
                     let poly = Poly::random(&q_ctx, Representation::Ntt, &mut rng);

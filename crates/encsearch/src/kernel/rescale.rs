@@ -162,7 +162,7 @@ impl Rescaler {
             q0: [q0 as f64, 1.0 / q0 as f64, big_int as f64, big_frac as f64 / 2f64.powi(64)],
         });
         #[cfg(target_arch = "x86_64")]
-        let run_avx2 = simd.avx2() && super::avx2::detected();
+        let run_avx2 = simd.avx2() && super::cpu::avx2_fma_detected();
         #[cfg(not(target_arch = "x86_64"))]
         let run_avx2 = false;
         Ok(Self {

@@ -31,16 +31,21 @@ use crate::wire::{
 };
 
 pub use baseline::HersBaseline;
+pub use source::{CandidateSource, ChunkSource, FineChunks, GalleryChunk, HotSlice};
 
-/// Probes scored together against a group of chunks (larger batches go in several passes).
+/// Chunks one worker scores together on the narrow form, each probe in its own pass over the
+/// group (each probe block then serves every chunk of the group from L1).
 ///
 /// Measured on the narrow form (AMD EPYC Zen 5, 2 cores, 1M × 16-D, `hers --simd avx2 bench
-/// search`): passes of 2 probes cost 130 % of as many single scans, and of 1–8 probes over groups
-/// of 1–8 chunks never less than 100 % (`examples/multi_probe`): the kernel is bound by its
+/// search`, `examples/multi_probe`): passes of 2 probes cost 130 % of as many single scans, and
+/// of 1–8 probes over groups of 1–8 chunks never less than 100 %: the kernel is bound by its
 /// multiplies, not by the gallery reads a batch shares; the inverse NTTs and the down-scaling
-/// (≈ 40 % of a scan) are per (probe, chunk) pair; and every pair's score rows (294 KB) beyond
-/// two spill out of L2. So each probe takes its own pass over a group of chunks.
-const BATCH: usize = 1;
+/// (≈ 40 % of a scan) are per (probe, chunk) pair; and the score rows (294 KB per pair) of more
+/// than two pairs spill out of L2. So one probe per pass, two chunks per group.
+const GROUP: usize = 2;
+
+/// Words between the narrow form's score rows beyond the ring degree (one cache line).
+const ROW_PAD: usize = 16;
 
 /// Words of a narrow hot form (u32 residues in the u64 storage), checked to be `len` long.
 fn narrow_words(w: &[u64], len: usize) -> Result<&[u32]> {
@@ -49,14 +54,6 @@ fn narrow_words(w: &[u64], len: usize) -> Result<&[u32]> {
         .filter(|v| v.len() == len)
         .ok_or_else(|| Error::InvalidArgument { reason: "hot form of another context".into() })
 }
-
-/// Words between the narrow form's score rows beyond the ring degree (one cache line).
-const ROW_PAD: usize = 16;
-
-/// (probe, chunk) pairs scored together on the narrow form: their score rows (294 KB each at
-/// N = 4096, 16-D) stay in L2 between the kernel, the inverse NTT and the down-scaling.
-const PAIRS: usize = 2;
-pub use source::{CandidateSource, ChunkSource, FineChunks, GalleryChunk, HotSlice};
 
 /// Server-side state for one (key, chunk shape): the multiplication basis, the kernel, the
 /// NTTs and the down-scaling. Built from public material only.
@@ -284,8 +281,9 @@ impl ServerContext {
                 .polys32
                 .chunks_exact_mut(per_pair)
                 .map(|p| {
-                    let mut parts = p[i * 3 * row..][..3 * row].chunks_exact_mut(row).map(|r| &mut r[..n]);
-                    [(); 3].map(|_| parts.next().unwrap_or_default())
+                    let (c0, rest) = p[i * 3 * row..][..3 * row].split_at_mut(row);
+                    let (c1, c2) = rest.split_at_mut(row);
+                    [&mut c0[..n], &mut c1[..n], &mut c2[..n]]
                 })
                 .collect();
             tensor_sum_narrow(q as u32, &probe_rows, &chunk_rows, rows, n, &mut outs, self.simd.avx2());
@@ -307,7 +305,7 @@ impl ServerContext {
     }
 
     /// Scores every probe against every chunk of `source` on all cores, by groups of chunks
-    /// ([`ServerContext::group_size`]; one chunk on the wide form): each chunk is obtained once
+    /// ([`GROUP`] on the narrow form, one chunk on the wide form): each chunk is obtained once
     /// and scored against every probe while it is in cache, and `on_chunk(i, scores)` receives
     /// chunk i's score of every probe (in probe order) once its group is done, on the worker that
     /// scored it (groups complete in any order, chunks in order within a group).
@@ -321,8 +319,7 @@ impl ServerContext {
         let probes = probes.par_iter().map(|p| self.basis.prepare_probe(p)).collect::<Result<Vec<_>>>()?;
         let refs: Vec<&HotProbe> = probes.iter().collect();
         let count = source.chunk_count();
-        let group = self.group_size(probes.len(), count);
-        // Batches of at most BATCH probes, each against groups of `group` chunks.
+        let group = self.group_size(count);
         (0..count.div_ceil(group))
             .into_par_iter()
             .map_init(Accumulator::default, |acc, g| {
@@ -330,8 +327,9 @@ impl ServerContext {
                 let hot = range.clone().map(|i| source.hot_chunk(self, i)).collect::<Result<Vec<_>>>()?;
                 let hot_refs: Vec<&HotChunk> = hot.iter().map(|h| h.as_ref()).collect();
                 let mut scores: Vec<Vec<ChunkScores>> = vec![Vec::with_capacity(refs.len()); hot.len()];
-                for batch in refs.chunks(BATCH) {
-                    for (all, part) in scores.iter_mut().zip(self.score_group(batch, &hot_refs, acc)?) {
+                // One pass per probe over the group (see GROUP for why not several at once).
+                for probe in &refs {
+                    for (all, part) in scores.iter_mut().zip(self.score_group(&[probe], &hot_refs, acc)?) {
                         all.extend(part);
                     }
                 }
@@ -341,16 +339,13 @@ impl ServerContext {
             .map(|v| v.into_iter().flatten().collect())
     }
 
-    /// Chunks scored together by one worker: on the narrow form enough to reuse each probe block
-    /// across chunks (at most [`PAIRS`] (probe, chunk) pairs, whose score rows stay in cache),
-    /// while leaving every core several groups; 1 on the wide form.
-    fn group_size(&self, probes: usize, chunks: usize) -> usize {
-        if !self.basis.is_narrow() {
-            return 1;
+    /// Chunks scored together by one worker: [`GROUP`] on the narrow form, unless that would
+    /// leave a core fewer than four groups; 1 on the wide form.
+    fn group_size(&self, chunks: usize) -> usize {
+        match self.basis.is_narrow() {
+            true => GROUP.min(chunks / (4 * rayon::current_num_threads())).max(1),
+            false => 1,
         }
-        let by_cache = (PAIRS / probes.clamp(1, BATCH)).max(1);
-        let by_cores = (chunks / (4 * rayon::current_num_threads())).max(1);
-        by_cache.min(by_cores)
     }
 
     /// [`ServerContext::score_each_chunk`] gathered: `scores[probe][chunk]`.

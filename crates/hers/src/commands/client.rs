@@ -81,10 +81,11 @@ enum What {
 /// Runs one client operation.
 pub fn run(a: Args) -> anyhow::Result<()> {
     let token = a.token_file.as_deref().map(read_token).transpose()?;
-    let ca = match &a.ca_cert {
-        Some(p) => Some(std::fs::read(p).with_context(|| format!("reading --ca-cert {}", p.display()))?),
-        None => None,
-    };
+    let ca = a
+        .ca_cert
+        .as_ref()
+        .map(|p| std::fs::read(p).with_context(|| format!("reading --ca-cert {}", p.display())))
+        .transpose()?;
     let remote = Remote::with_ca(&a.server, token, Duration::from_secs(a.timeout_s), ca.as_deref())?;
     match a.what {
         What::Search { keys, ranked: Ranked { probes, top_k, out }, two_stage, fine } => {
