@@ -59,6 +59,9 @@ enum Command {
     Serve(commands::serve::Args),
     /// The client of `hers serve`: search, verify, enroll and remove over the network.
     Client(commands::client::Args),
+    /// A gallery sharded over timely-dataflow processes, behind the same HTTP API
+    /// (`cluster split | serve | up`).
+    Cluster(commands::cluster::Args),
     /// Remove templates from an encrypted gallery (no re-encryption).
     Remove(commands::remove::Args),
     /// Gallery maintenance (`gallery check [--repair]`).
@@ -88,6 +91,7 @@ fn main() -> ExitCode {
         Command::Verify(a) => commands::verify::run(a),
         Command::Serve(a) => commands::serve::run(a),
         Command::Client(a) => commands::client::run(a),
+        Command::Cluster(a) => commands::cluster::run(a),
         Command::Remove(a) => commands::remove::run(a),
         Command::Gallery(a) => commands::gallery::run(a),
         Command::Bench(a) => commands::bench::run(a),

@@ -29,7 +29,7 @@ pub use info::{FineInfo, ServerInfo, params_hash};
 pub use load::{EnrolRow, InProcess, LoadConfig, LoadReport, LoadRow, in_process, run as run_load};
 pub use metrics::{Endpoint, Metrics};
 pub use remote::{Remote, Transfer};
-pub use routes::{ErrorBody, Removal, WriteAck};
+pub use routes::{ApiError, ErrorBody, Removal, WriteAck, check_bearer};
 pub use serve::{ServeConfig, read_token, serve};
 pub use tls::{TlsFiles, TlsListener};
 pub use versions::{Fine, Held, OpenReport, Version};

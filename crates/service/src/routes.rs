@@ -68,8 +68,19 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+    /// An answer with `status` and a message saying what went wrong and how to fix it.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
         Self { status, message: message.into() }
+    }
+
+    /// The HTTP status of the answer.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The answer's message.
+    pub fn message(&self) -> &str {
+        &self.message
     }
 }
 
@@ -341,7 +352,13 @@ async fn verify(State(app): State<Arc<App>>, Params(c): Params<Claim>, body: Byt
 
 /// Checks the bearer token of a write.
 fn authorize(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(token) = &app.token else {
+    check_bearer(app.token.as_deref(), headers)
+}
+
+/// Checks a write's `Authorization: Bearer` header against `token` (`None`: writes disabled,
+/// 403); shared with the cluster's front door.
+pub fn check_bearer(token: Option<&str>, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(token) = token else {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "this server was started without --token-file: enrolment and removal are disabled",

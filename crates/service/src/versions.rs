@@ -139,6 +139,13 @@ impl Held {
         recent.iter().find(|v| v.number == number).cloned()
     }
 
+    /// Ids removed from this gallery (never reusable: with the live ids of [`Held::current`],
+    /// every id it ever enrolled, which a cluster's duplicate check needs).
+    pub fn removed_ids(&self) -> Vec<String> {
+        let g = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        g.manifest().removed.iter().cloned().collect()
+    }
+
     /// Appends client-encrypted templates as one segment; returns the version that holds them,
     /// already current. Blocks (disk and hot-form preparation): call off the async runtime.
     pub fn enrol(&self, e: &Enrolment) -> Result<Arc<Version>> {

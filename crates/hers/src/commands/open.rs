@@ -12,6 +12,7 @@ use encsearch::{ClientKeys, Gallery, HotGallery, LockWait, Match, ServerContext,
 /// The vector builds every server context of this process may use (set once from `--simd` /
 /// `HERS_SIMD` in `main`).
 static SIMD: OnceLock<Simd> = OnceLock::new();
+static SIMD_NAME: OnceLock<String> = OnceLock::new();
 
 /// Records the vector builds the kernels may use: `auto`, `avx2` (no AVX-512) or `off`
 /// (portable builds only).
@@ -22,6 +23,12 @@ pub(crate) fn set_simd(mode: &str) {
         _ => Simd::detect(),
     };
     let _ = SIMD.set(simd);
+    let _ = SIMD_NAME.set(mode.to_string());
+}
+
+/// The `--simd` mode as given (passed on to processes this one starts).
+pub(crate) fn simd_name() -> String {
+    SIMD_NAME.get().cloned().unwrap_or_else(|| "auto".into())
 }
 
 /// The vector builds chosen for this process.

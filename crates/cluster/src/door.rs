@@ -1,0 +1,555 @@
+//! The front door: process 0's HTTP server, speaking the `hers serve` API for the whole
+//! cluster.
+//!
+//! A search is checked here (key, parameters, probe count), numbered, and handed to the timely
+//! worker, which broadcasts it to every shard; each shard streams its chunks back numbered from
+//! its offset in the cluster's slot order, and the answer goes to the client frame by frame as
+//! they arrive, closed by an end frame once every shard is done — or by an error frame if any
+//! shard fails or the deadline passes (fail closed: never a partial answer taken for a whole).
+//! Writes go through one sequenced lane: a duplicate id is refused whatever shard holds the
+//! first, new templates go to the shard with the fewest, and each acknowledgement names a new
+//! cluster version (the shards' versions together).
+
+use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Query as Params, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::serve::ListenerExt as _;
+use encsearch::{Enrolment, IdTable, KeyId, Query, StreamFrames, StreamHeader};
+use serde::Deserialize;
+use service::{ApiError, Held, Removal, ServerInfo, WriteAck, check_bearer, params_hash};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::error::{Error, Result};
+use crate::messages::{Answer, Down, Failure, ShardState, Up};
+use crate::wake::Waker;
+
+/// Cluster versions kept for clients that still have to fetch their id table.
+const KEEP_VERSIONS: usize = 16;
+
+/// One state of the whole cluster: every shard's version, in slot order.
+#[derive(Debug)]
+pub struct ClusterVersion {
+    /// The cluster's version number (a fingerprint of the shards' versions).
+    pub number: u64,
+    /// Each shard's state.
+    pub shards: Vec<ShardState>,
+}
+
+impl ClusterVersion {
+    fn new(shards: Vec<ShardState>) -> Self {
+        // FNV-1a over the shard versions: the same shards give the same number in every
+        // process and across restarts, so a client's cached id table stays valid.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in shards.iter().flat_map(|s| s.version.to_le_bytes()) {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        Self { number: h, shards }
+    }
+
+    fn chunks(&self) -> usize {
+        self.shards.iter().map(|s| s.chunks).sum()
+    }
+
+    fn templates(&self) -> usize {
+        self.shards.iter().map(|s| s.templates).sum()
+    }
+
+    /// Each shard's first global chunk.
+    fn offsets(&self) -> Vec<usize> {
+        self.shards
+            .iter()
+            .scan(0, |next, s| {
+                let at = *next;
+                *next += s.chunks;
+                Some(at)
+            })
+            .collect()
+    }
+}
+
+/// A request waiting for the shards.
+#[derive(Debug)]
+enum Pending {
+    /// A search: its frames' channel, the shards still to finish, the chunk count.
+    Search { frames: UnboundedSender<Bytes>, left: usize, chunks: usize },
+    /// A targeted command's answer.
+    Reply(tokio::sync::oneshot::Sender<Result<Answer, Failure>>),
+}
+
+/// What the door knows of the shards.
+#[derive(Debug, Default)]
+struct Known {
+    /// Each shard's state once it has said hello.
+    hello: Vec<Option<ShardState>>,
+    /// The cluster version queries are accepted on (once every shard has said hello).
+    current: Option<Arc<ClusterVersion>>,
+    recent: VecDeque<Arc<ClusterVersion>>,
+    /// Every id ever enrolled: its shard and whether it is live.
+    ids: HashMap<String, (usize, bool)>,
+}
+
+/// How the door serves.
+#[derive(Debug, Clone)]
+pub struct DoorConfig {
+    /// Bearer token for writes (`None`: writes refused).
+    pub token: Option<String>,
+    /// Largest request body in bytes.
+    pub max_body: usize,
+    /// Most probes in one query.
+    pub max_probes: usize,
+    /// How long a request may wait for the shards before it is answered with an error.
+    pub deadline: Duration,
+}
+
+/// The front door's state, shared by the handlers and the worker that delivers answers.
+#[derive(Debug)]
+pub struct Door {
+    held: Arc<Held>,
+    shards: usize,
+    down: Mutex<Sender<Down>>,
+    wake: Waker,
+    cfg: DoorConfig,
+    next_qid: AtomicU64,
+    pending: Mutex<HashMap<u64, Pending>>,
+    known: Mutex<Known>,
+    lane: tokio::sync::Mutex<()>,
+    tables: Mutex<VecDeque<(u64, Bytes)>>,
+    queries: AtomicU64,
+    errors: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Door {
+    /// A door for `shards` shards; `held` is process 0's own shard (its public parameters and
+    /// quantiser are the cluster's), `down` the worker's command input, `wake` the worker.
+    pub fn new(held: Arc<Held>, shards: usize, down: Sender<Down>, wake: Waker, cfg: DoorConfig) -> Self {
+        Self {
+            held,
+            shards,
+            down: Mutex::new(down),
+            wake,
+            cfg,
+            next_qid: AtomicU64::new(1),
+            pending: Mutex::new(HashMap::new()),
+            known: Mutex::new(Known { hello: vec![None; shards], ..Known::default() }),
+            lane: tokio::sync::Mutex::new(()),
+            tables: Mutex::new(VecDeque::new()),
+            queries: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+        }
+    }
+
+    /// Delivers a shard's message (called on the worker thread).
+    pub fn deliver(&self, u: Up) {
+        match u {
+            Up::Hello { shard, state, live, removed } => {
+                let mut k = lock(&self.known);
+                if shard < self.shards {
+                    k.hello[shard] = Some(state);
+                    k.ids.extend(live.into_iter().map(|id| (id, (shard, true))));
+                    k.ids.extend(removed.into_iter().map(|id| (id, (shard, false))));
+                }
+                if k.current.is_none() && k.hello.iter().all(Option::is_some) {
+                    let shards = k.hello.iter().flatten().copied().collect();
+                    publish(&mut k, shards);
+                    tracing::info!("cluster ready: {} shards", self.shards);
+                }
+            }
+            Up::Frame { qid, frame } => {
+                if let Some(Pending::Search { frames, .. }) = lock(&self.pending).get(&qid) {
+                    let _ = frames.send(Bytes::from(frame));
+                }
+            }
+            Up::Done { qid } => {
+                let mut pending = lock(&self.pending);
+                if let Some(Pending::Search { frames, left, chunks }) = pending.get_mut(&qid) {
+                    *left -= 1;
+                    if *left == 0 {
+                        let _ = frames.send(Bytes::from(StreamFrames::end(*chunks)));
+                        pending.remove(&qid);
+                    }
+                }
+            }
+            Up::Reply { qid, answer } => match lock(&self.pending).remove(&qid) {
+                Some(Pending::Search { frames, .. }) => {
+                    let message = answer.err().map(|f| f.message).unwrap_or_else(|| "unexpected answer".into());
+                    self.errors.fetch_add(1, Ordering::Relaxed);
+                    let _ = frames.send(Bytes::from(StreamFrames::error(&message)));
+                }
+                Some(Pending::Reply(tx)) => {
+                    let _ = tx.send(answer);
+                }
+                None => {}
+            },
+        }
+    }
+
+    fn current(&self) -> Result<Arc<ClusterVersion>, ApiError> {
+        let k = lock(&self.known);
+        k.current.clone().ok_or_else(|| {
+            let up = k.hello.iter().flatten().count();
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the cluster is starting: {up} of {} shards have reported", self.shards),
+            )
+        })
+    }
+
+    fn push(&self, d: Down) {
+        let _ = lock(&self.down).send(d);
+        self.wake.wake();
+    }
+
+    fn qid(&self) -> u64 {
+        self.next_qid.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Sends a targeted command and waits (bounded) for its answer.
+    async fn ask(&self, make: impl FnOnce(u64) -> Down) -> Result<Answer, ApiError> {
+        let qid = self.qid();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        lock(&self.pending).insert(qid, Pending::Reply(tx));
+        self.push(make(qid));
+        match tokio::time::timeout(self.cfg.deadline, rx).await {
+            Ok(Ok(Ok(a))) => Ok(a),
+            Ok(Ok(Err(f))) => Err(refusal(f)),
+            Ok(Err(_)) | Err(_) => {
+                lock(&self.pending).remove(&qid);
+                Err(ApiError::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    format!("a shard did not answer within {} s: the cluster may be restarting", self.cfg.deadline.as_secs()),
+                ))
+            }
+        }
+    }
+}
+
+fn publish(k: &mut Known, shards: Vec<ShardState>) -> Arc<ClusterVersion> {
+    let v = Arc::new(ClusterVersion::new(shards));
+    k.current = Some(v.clone());
+    k.recent.push_back(v.clone());
+    while k.recent.len() > KEEP_VERSIONS {
+        k.recent.pop_front();
+    }
+    v
+}
+
+fn refusal(f: Failure) -> ApiError {
+    ApiError::new(StatusCode::from_u16(f.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), f.message)
+}
+
+/// Starts the door's HTTP server on its own thread; returns the URL it listens on.
+pub fn start(door: Arc<Door>, listen: SocketAddr) -> Result<String> {
+    let std_listener = std::net::TcpListener::bind(listen)
+        .map_err(|e| Error::Config(format!("cannot listen on {listen}: {e}")))?;
+    let addr = std_listener.local_addr().map_err(|e| Error::Config(e.to_string()))?;
+    std_listener.set_nonblocking(true).map_err(|e| Error::Config(e.to_string()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("hers-door")
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(|e| Error::Config(format!("cannot start the async runtime: {e}")))?;
+    std::thread::Builder::new()
+        .name("hers-door-main".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(std_listener) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::error!("front door: {e}");
+                        return;
+                    }
+                };
+                // Without TCP_NODELAY a small write waits for the peer's delayed ACK.
+                let listener = listener.tap_io(|tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
+                if let Err(e) = axum::serve(listener, router(door)).await {
+                    tracing::error!("front door stopped: {e}");
+                }
+            });
+        })
+        .map_err(|e| Error::Config(format!("cannot start the front door: {e}")))?;
+    Ok(format!("http://{addr}"))
+}
+
+fn router(door: Arc<Door>) -> Router {
+    let max_body = door.cfg.max_body;
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/v1/config", get(config))
+        .route("/v1/ids", get(ids))
+        .route("/v1/search", post(search))
+        .route("/v1/search/fine", post(fine))
+        .route("/v1/verify", post(verify))
+        .route("/v1/templates", post(enrol).delete(remove))
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(door)
+}
+
+async fn healthz(State(door): State<Arc<Door>>) -> Result<&'static str, ApiError> {
+    door.current().map(|_| "ok\n")
+}
+
+async fn metrics(State(door): State<Arc<Door>>) -> Response {
+    let k = lock(&door.known);
+    let (templates, version) = k.current.as_ref().map(|v| (v.templates(), v.number)).unwrap_or_default();
+    let text = format!(
+        "# TYPE hers_cluster_shards gauge\nhers_cluster_shards {}\n# TYPE hers_templates gauge\nhers_templates {templates}\n\
+         # TYPE hers_gallery_version gauge\nhers_gallery_version {version}\n# TYPE hers_queries_total counter\n\
+         hers_queries_total {}\n# TYPE hers_errors_total counter\nhers_errors_total {}\n",
+        door.shards,
+        door.queries.load(Ordering::Relaxed),
+        door.errors.load(Ordering::Relaxed)
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+async fn config(State(door): State<Arc<Door>>) -> Result<Json<ServerInfo>, ApiError> {
+    let v = door.current()?;
+    let ctx = door.held.ctx();
+    Ok(Json(ServerInfo {
+        public: ctx.public().clone(),
+        params_hash: params_hash(ctx.public()),
+        quantizer: door.held.quantizer(),
+        layout: encsearch::Layout::DimensionWise,
+        max_body_bytes: door.cfg.max_body,
+        templates_per_chunk: ctx.public().params.degree,
+        version: v.number,
+        templates: v.templates(),
+        fine: None,
+    }))
+}
+
+/// Runs blocking work (decoding ciphertexts) off the async workers.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("request handler failed: {e}")))?
+}
+
+fn check_key(door: &Door, peeked: encsearch::Result<KeyId>) -> Result<(), ApiError> {
+    Ok(door.held.ctx().public().key_id.ensure_eq(&peeked?)?)
+}
+
+fn octets(bytes: impl Into<Bytes>) -> Response {
+    ([(header::CONTENT_TYPE, "application/octet-stream")], bytes.into()).into_response()
+}
+
+/// `?version=V`.
+#[derive(Debug, Deserialize)]
+struct VersionParam {
+    version: u64,
+}
+
+/// The id table of a cluster version: the shards' tables end to end (each shard's slots are
+/// whole chunks, so global slot = offset chunk × N + the shard's slot).
+async fn ids(State(door): State<Arc<Door>>, Params(p): Params<VersionParam>) -> Result<Response, ApiError> {
+    if let Some((_, t)) = lock(&door.tables).iter().find(|(n, _)| *n == p.version) {
+        return Ok(octets(t.clone()));
+    }
+    let v = {
+        let k = lock(&door.known);
+        k.recent.iter().find(|v| v.number == p.version).cloned()
+    };
+    let v = v.ok_or_else(|| {
+        ApiError::new(StatusCode::GONE, format!("cluster version {} is no longer held: search again", p.version))
+    })?;
+    let mut slots = Vec::new();
+    for (shard, s) in v.shards.iter().enumerate() {
+        let version = s.version;
+        let Answer::Bytes(bytes) = door.ask(|qid| Down::Ids { qid, shard, version }).await? else {
+            return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "a shard answered an id request with a write"));
+        };
+        let t = blocking(move || Ok(IdTable::from_bytes(&bytes)?)).await?;
+        slots.extend(t.slot_ids.iter().cloned());
+    }
+    let number = v.number;
+    let table = blocking(move || Ok(Bytes::from(IdTable { version: number, slot_ids: Arc::new(slots) }.to_bytes())))
+        .await?;
+    let mut tables = lock(&door.tables);
+    tables.push_back((number, table.clone()));
+    while tables.len() > 4 {
+        tables.pop_front();
+    }
+    Ok(octets(table))
+}
+
+async fn search(State(door): State<Arc<Door>>, body: Bytes) -> Result<Response, ApiError> {
+    let v = door.current()?;
+    door.queries.fetch_add(1, Ordering::Relaxed);
+    let d = door.clone();
+    let checked = body.clone();
+    let probe_ids = blocking(move || {
+        check_key(&d, Query::peek_key_id(&checked))?;
+        let ctx = d.held.ctx();
+        let q = Query::from_bytes(&checked, ctx.bfv(), ctx.rows())?;
+        if q.probes.is_empty() || q.probes.len() > d.cfg.max_probes {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("a query holds 1 to {} probes, this one {}", d.cfg.max_probes, q.probes.len()),
+            ));
+        }
+        ctx.check_query(&q, &d.held.current().hot)?;
+        Ok(q.probe_ids)
+    })
+    .await?;
+    let ctx = door.held.ctx();
+    let quantizer = door.held.quantizer();
+    let header = StreamFrames::header(&StreamHeader {
+        key_id: ctx.public().key_id.clone(),
+        degree: ctx.public().params.degree,
+        modulus: ctx.public().params.response_modulus(),
+        scale: quantizer.scale,
+        metric: quantizer.metric,
+        version: v.number,
+        chunks: v.chunks(),
+        probe_ids,
+    });
+    let (frames, rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+    let _ = frames.send(Bytes::from(header));
+    let qid = door.qid();
+    lock(&door.pending).insert(qid, Pending::Search { frames: frames.clone(), left: door.shards, chunks: v.chunks() });
+    door.push(Down::Search {
+        qid,
+        query: body.to_vec(),
+        versions: v.shards.iter().map(|s| s.version).collect(),
+        offsets: v.offsets(),
+    });
+    // Fail closed on a shard that never finishes: an error frame ends the answer.
+    let d = door.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(d.cfg.deadline).await;
+        if let Some(Pending::Search { frames, .. }) = lock(&d.pending).remove(&qid) {
+            d.errors.fetch_add(1, Ordering::Relaxed);
+            let message = format!("the cluster did not answer within {} s", d.cfg.deadline.as_secs());
+            let _ = frames.send(Bytes::from(StreamFrames::error(&message)));
+        }
+    });
+    drop(frames);
+    let stream =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx)) });
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], Body::from_stream(stream)).into_response())
+}
+
+async fn fine() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "a cluster serves no second-stage gallery: run the two-stage search's second step against `hers serve --fine-gallery`",
+    )
+}
+
+/// `?id=ID`: the claimed gallery id.
+#[derive(Debug, Deserialize)]
+struct Claim {
+    id: String,
+}
+
+async fn verify(State(door): State<Arc<Door>>, Params(c): Params<Claim>, body: Bytes) -> Result<Response, ApiError> {
+    door.current()?;
+    check_key(&door, Query::peek_key_id(&body))?;
+    let shard = match lock(&door.known).ids.get(&c.id) {
+        Some(&(shard, true)) => shard,
+        _ => return Err(encsearch::Error::UnknownId { id: c.id.clone() }.into()),
+    };
+    let query = body.to_vec();
+    match door.ask(|qid| Down::Verify { qid, shard, id: c.id, query }).await? {
+        Answer::Bytes(b) => Ok(octets(b)),
+        Answer::Written { .. } => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "unexpected answer")),
+    }
+}
+
+/// Applies a shard's acknowledged write to the door's view; returns the new cluster version.
+fn written(door: &Door, shard: usize, answer: Answer) -> Result<(Arc<ClusterVersion>, usize), ApiError> {
+    let Answer::Written { state, changed } = answer else {
+        return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "a shard answered a write with bytes"));
+    };
+    let mut k = lock(&door.known);
+    let mut shards = k.current.as_ref().map(|v| v.shards.clone()).unwrap_or_default();
+    shards[shard] = state;
+    Ok((publish(&mut k, shards), changed))
+}
+
+async fn enrol(State(door): State<Arc<Door>>, headers: HeaderMap, body: Bytes) -> Result<Json<WriteAck>, ApiError> {
+    check_bearer(door.cfg.token.as_deref(), &headers)?;
+    door.current()?;
+    check_key(&door, Enrolment::peek_key_id(&body))?;
+    let d = door.clone();
+    let checked = body.clone();
+    let ids = blocking(move || {
+        let ctx = d.held.ctx();
+        Ok(Enrolment::from_bytes(&checked, ctx.bfv(), ctx.rows())?.ids)
+    })
+    .await?;
+    let _lane = door.lane.lock().await;
+    let shard = {
+        let k = lock(&door.known);
+        let mut seen = std::collections::HashSet::new();
+        if let Some(id) = ids.iter().find(|id| k.ids.contains_key(*id) || !seen.insert(*id)) {
+            return Err(encsearch::Error::DuplicateId { id: id.clone() }.into());
+        }
+        let v = k.current.as_ref().ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "starting"))?;
+        (0..v.shards.len()).min_by_key(|&i| v.shards[i].templates).unwrap_or(0)
+    };
+    let body = body.to_vec();
+    let answer = door.ask(|qid| Down::Enrol { qid, shard, body }).await?;
+    let (v, changed) = written(&door, shard, answer)?;
+    lock(&door.known).ids.extend(ids.into_iter().map(|id| (id, (shard, true))));
+    Ok(Json(WriteAck { version: v.number, templates: v.templates(), changed }))
+}
+
+async fn remove(
+    State(door): State<Arc<Door>>,
+    headers: HeaderMap,
+    Json(r): Json<Removal>,
+) -> Result<Json<WriteAck>, ApiError> {
+    check_bearer(door.cfg.token.as_deref(), &headers)?;
+    door.current()?;
+    let _lane = door.lane.lock().await;
+    let mut by_shard: Vec<Vec<String>> = vec![Vec::new(); door.shards];
+    {
+        let k = lock(&door.known);
+        for id in &r.ids {
+            match k.ids.get(id) {
+                Some(&(shard, true)) => by_shard[shard].push(id.clone()),
+                _ => return Err(encsearch::Error::UnknownId { id: id.clone() }.into()),
+            }
+        }
+    }
+    let mut last = None;
+    let mut changed = 0;
+    for (shard, ids) in by_shard.into_iter().enumerate().filter(|(_, ids)| !ids.is_empty()) {
+        let sent = ids.clone();
+        let answer = door.ask(|qid| Down::Remove { qid, shard, ids: sent }).await?;
+        let (v, n) = written(&door, shard, answer)?;
+        let mut k = lock(&door.known);
+        for id in ids {
+            k.ids.insert(id, (shard, false));
+        }
+        changed += n;
+        last = Some(v);
+    }
+    let v = match last {
+        Some(v) => v,
+        None => door.current()?,
+    };
+    Ok(Json(WriteAck { version: v.number, templates: v.templates(), changed }))
+}

@@ -1,0 +1,170 @@
+//! One process's shard: an ordinary served gallery ([`service::Held`]: versions swapped
+//! atomically after each durable write) answering the commands timely brings it.
+//!
+//! The timely worker only moves messages: it hands each command to this shard's threads —
+//! one that scores queries (on the rayon pool) and answers reads, one that applies writes in
+//! the order the front door sequenced them — and those send their answers back through the
+//! worker's input, waking it. Scoring never blocks the worker, so progress and the other
+//! shards' traffic keep flowing while a query runs.
+
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender, channel};
+
+use encsearch::{EncryptedProbe, Enrolment, Query, StreamFrames};
+use service::{ApiError, Held};
+
+use crate::error::{Error, Result};
+use crate::messages::{Answer, Down, Failure, ShardState, Up};
+use crate::wake::Waker;
+
+/// A shard's handle for the worker: where commands go.
+#[derive(Debug, Clone)]
+pub struct Inbox {
+    reads: Sender<Down>,
+    writes: Sender<Down>,
+}
+
+impl Inbox {
+    /// Hands a command to the shard's reading or writing thread.
+    pub fn push(&self, d: Down) {
+        let lane = match d {
+            Down::Enrol { .. } | Down::Remove { .. } => &self.writes,
+            _ => &self.reads,
+        };
+        // The threads live as long as the process.
+        let _ = lane.send(d);
+    }
+}
+
+/// One shard and the way back to the front door.
+#[derive(Debug)]
+pub struct Shard {
+    index: usize,
+    held: Arc<Held>,
+    up: Sender<Up>,
+    wake: Waker,
+}
+
+impl Shard {
+    /// Starts the shard's threads; returns the inbox the worker feeds.
+    pub fn start(index: usize, held: Arc<Held>, up: Sender<Up>, wake: Waker) -> Result<Inbox> {
+        let shard = Arc::new(Self { index, held, up, wake });
+        let (reads, read_rx) = channel();
+        let (writes, write_rx) = channel();
+        for (name, rx) in [("hers-shard-reads", read_rx), ("hers-shard-writes", write_rx)] {
+            let s = shard.clone();
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(move || s.serve(rx))
+                .map_err(|e| Error::Config(format!("cannot start a shard thread: {e}")))?;
+        }
+        shard.send(shard.hello());
+        Ok(Inbox { reads, writes })
+    }
+
+    fn send(&self, u: Up) {
+        let _ = self.up.send(u);
+        self.wake.wake();
+    }
+
+    fn state(&self) -> ShardState {
+        let v = self.held.current();
+        ShardState { version: v.number, chunks: v.hot.chunks.len(), templates: v.templates }
+    }
+
+    fn hello(&self) -> Up {
+        let live = self.held.current().hot.slot_ids.iter().flatten().cloned().collect();
+        Up::Hello { shard: self.index, state: self.state(), live, removed: self.held.removed_ids() }
+    }
+
+    fn serve(&self, rx: Receiver<Down>) {
+        while let Ok(d) = rx.recv() {
+            match d {
+                Down::Search { qid, query, versions, offsets } => {
+                    let done = match self.search(qid, &query, &versions, &offsets) {
+                        Ok(()) => Up::Done { qid },
+                        Err(f) => Up::Reply { qid, answer: Err(f) },
+                    };
+                    self.send(done);
+                }
+                Down::Enrol { qid, body, .. } => {
+                    let answer = self.enrol(&body);
+                    self.send(Up::Reply { qid, answer });
+                }
+                Down::Remove { qid, ids, .. } => {
+                    let answer = self
+                        .held
+                        .remove(&ids)
+                        .map(|(changed, _)| Answer::Written { state: self.state(), changed })
+                        .map_err(service_failure);
+                    self.send(Up::Reply { qid, answer });
+                }
+                Down::Ids { qid, version, .. } => {
+                    let answer = self
+                        .held
+                        .version(version)
+                        .map(|v| Answer::Bytes(v.id_table().to_vec()))
+                        .ok_or_else(|| gone(self.index, version));
+                    self.send(Up::Reply { qid, answer });
+                }
+                Down::Verify { qid, id, query, .. } => {
+                    let answer = self.verify(&id, &query).map(Answer::Bytes);
+                    self.send(Up::Reply { qid, answer });
+                }
+            }
+        }
+    }
+
+    /// Scores a query on this shard's `versions[i]`, streaming each chunk up as it completes.
+    fn search(&self, qid: u64, query: &[u8], versions: &[u64], offsets: &[usize]) -> Result<(), Failure> {
+        let ctx = self.held.ctx();
+        let (Some(&number), Some(&offset)) = (versions.get(self.index), offsets.get(self.index)) else {
+            return Err(Failure { status: 500, message: format!("the query names no version for shard {}", self.index) });
+        };
+        let q = Query::from_bytes(query, ctx.bfv(), ctx.rows()).map_err(failure)?;
+        let version = self.held.version(number).ok_or_else(|| gone(self.index, number))?;
+        ctx.check_query(&q, &version.hot).map_err(failure)?;
+        let probes: Vec<&EncryptedProbe> = q.probes.iter().collect();
+        let modulus = ctx.public().params.response_modulus();
+        ctx.score_each_chunk(&probes, &version.hot, |chunk, scores| {
+            self.send(Up::Frame { qid, frame: StreamFrames::chunk(offset + chunk, &scores, modulus) });
+            Ok(())
+        })
+        .map_err(failure)?;
+        Ok(())
+    }
+
+    fn enrol(&self, body: &[u8]) -> Result<Answer, Failure> {
+        let ctx = self.held.ctx();
+        let e = Enrolment::from_bytes(body, ctx.bfv(), ctx.rows()).map_err(failure)?;
+        self.held.enrol(&e).map_err(service_failure)?;
+        Ok(Answer::Written { state: self.state(), changed: e.ids.len() })
+    }
+
+    fn verify(&self, id: &str, query: &[u8]) -> Result<Vec<u8>, Failure> {
+        let ctx = self.held.ctx();
+        let q = Query::from_bytes(query, ctx.bfv(), ctx.rows()).map_err(failure)?;
+        let v = self.held.current();
+        let slot = v.slot_of(id).ok_or_else(|| failure(encsearch::Error::UnknownId { id: id.to_string() }))?;
+        let chunk = slot / ctx.public().params.degree;
+        let one = v.hot.slice(chunk..chunk + 1).map_err(failure)?;
+        Ok(ctx.score(&q, &one).map_err(failure)?.to_bytes())
+    }
+}
+
+/// A library error as the answer `hers serve` would give.
+pub fn failure(e: encsearch::Error) -> Failure {
+    let a = ApiError::from(e);
+    Failure { status: a.status().as_u16(), message: a.message().to_string() }
+}
+
+fn service_failure(e: service::Error) -> Failure {
+    match e {
+        service::Error::Search(e) => failure(e),
+        other => Failure { status: 500, message: other.to_string() },
+    }
+}
+
+fn gone(shard: usize, version: u64) -> Failure {
+    Failure { status: 410, message: format!("shard {shard} no longer holds version {version}: search again") }
+}

@@ -1,0 +1,229 @@
+//! `hers cluster` on loopback: galleries split into 1, 2 and 3 shards, each cluster started by
+//! `hers cluster up` (a child process, stopped by its pid; its processes exit with it), must
+//! answer exactly as one `hers serve` of the unsplit gallery; writes through the cluster; kill
+//! -9 of one process mid-query, and the supervisor's restart.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
+
+use common::{exe, hers, input, ok};
+use predicates::prelude::*;
+use service::Remote;
+
+/// A `hers cluster up` (or `hers serve`) child; SIGTERM, then SIGKILL, by pid when dropped.
+struct Up {
+    child: Child,
+    url: String,
+    lines: Receiver<String>,
+}
+
+impl Up {
+    fn start(dir: &Path, args: &[&str]) -> Self {
+        let mut child = Command::new(exe())
+            .current_dir(dir)
+            .args(args)
+            .args(["--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn hers");
+        let out = child.stdout.take().expect("stdout");
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let first = lines.recv_timeout(Duration::from_secs(120)).unwrap_or_default();
+        let Some(url) = first.strip_prefix("listening on ").map(str::to_string) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("hers {args:?} did not start: {first:?}");
+        };
+        let up = Self { child, url, lines };
+        up.wait_ready();
+        up
+    }
+
+    /// Waits (bounded) until the server answers `/v1/config` (a cluster: every shard reported).
+    fn wait_ready(&self) {
+        let remote = Remote::new(&self.url, None, Duration::from_secs(10)).expect("remote");
+        let t = Instant::now();
+        while remote.info().is_err() {
+            assert!(t.elapsed() < Duration::from_secs(180), "{} never became ready", self.url);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The pids of the next `started pids …` line (bounded wait).
+    fn started_pids(&self) -> Vec<u32> {
+        let t = Instant::now();
+        loop {
+            let left = Duration::from_secs(180).saturating_sub(t.elapsed());
+            let line = self.lines.recv_timeout(left).expect("a `started pids` line");
+            if let Some(p) = line.strip_prefix("started pids ") {
+                return p.split(' ').map(|x| x.parse().expect("pid")).collect();
+            }
+        }
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn read(d: &Path, f: &str) -> String {
+    std::fs::read_to_string(d.join(f)).expect("results file")
+}
+
+/// A key set and a gallery of 10,000 templates in 3 one-chunk segments (4096 slots a chunk),
+/// split into clusters of 1, 2 and 3 shards; probes 100..110; a token file.
+fn setup(d: &Path) {
+    ok(&["keygen", "--out", "keys"], d);
+    input(&d.join("g.parquet"), 0..10_000);
+    ok(&["enroll", "--keys", "keys", "--input", "g.parquet", "--gallery", "g", "--chunks-per-segment", "1"], d);
+    input(&d.join("p.parquet"), 100..110);
+    std::fs::write(d.join("tok"), "cluster-token\n").expect("token");
+    for n in ["1", "2", "3"] {
+        ok(&["cluster", "split", "--gallery", "g", "--shards", n, "--out", &format!("c{n}")], d);
+    }
+}
+
+fn client(d: &Path, url: &str, args: &[&str]) -> assert_cmd::Command {
+    let mut c = hers();
+    c.current_dir(d).args(["client", "--server", url]).args(args);
+    c
+}
+
+#[test]
+fn clusters_of_one_two_and_three_processes_answer_as_one_server() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    setup(d);
+    // A split refuses more shards than segments, and a directory already used.
+    hers()
+        .current_dir(d)
+        .args(["cluster", "split", "--gallery", "g", "--shards", "4", "--out", "c4"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("3 segments"));
+    hers()
+        .current_dir(d)
+        .args(["cluster", "split", "--gallery", "g", "--shards", "2", "--out", "c2"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("not empty"));
+
+    let search = ["search", "--keys", "keys", "--probes", "p.parquet", "--top-k", "5"];
+    let verify = ["verify", "--keys", "keys", "--probe", "p.parquet", "--probe-id", "105", "--claim", "105"];
+    let (one, one_verify) = {
+        let server = Up::start(d, &["serve", "--gallery", "g"]);
+        client(d, &server.url, &search).args(["--out", "serve.csv"]).assert().success();
+        let v = client(d, &server.url, &verify).output().expect("verify");
+        assert!(v.status.success());
+        (read(d, "serve.csv"), String::from_utf8_lossy(&v.stdout).to_string())
+    };
+    assert!(one.lines().count() > 40 && one_verify.starts_with("accept"), "{one}\n{one_verify}");
+
+    for n in ["1", "2", "3"] {
+        let c = Up::start(d, &["cluster", "up", &format!("c{n}"), "--token-file", "tok"]);
+        client(d, &c.url, &search).args(["--out", &format!("c{n}.csv")]).assert().success();
+        assert_eq!(read(d, &format!("c{n}.csv")), one, "a cluster of {n} answered differently");
+        let v = client(d, &c.url, &verify).output().expect("verify");
+        assert_eq!(String::from_utf8_lossy(&v.stdout), one_verify, "cluster of {n}: verification differs");
+
+        if n == "3" {
+            // Writes through the cluster: searchable afterwards, duplicates refused whatever
+            // shard holds the first, removals gone from the next search.
+            let enrol = |range: std::ops::Range<i64>, file: &str| {
+                input(&d.join(file), range);
+                client(d, &c.url, &["--token-file", "tok", "enroll", "--keys", "keys", "--input", file])
+            };
+            enrol(50_000..50_006, "new.parquet").assert().success();
+            enrol(50_000..50_001, "again.parquet")
+                .assert()
+                .failure()
+                .stderr(predicate::str::contains("409").and(predicate::str::contains("duplicate id 50000")));
+            // Id 9000 lives in the last shard, 10 in the first.
+            for id in [9000, 10] {
+                enrol(id..id + 1, "old.parquet")
+                    .assert()
+                    .failure()
+                    .stderr(predicate::str::contains(format!("duplicate id {id}")));
+            }
+            client(d, &c.url, &["--token-file", "tok", "remove", "--ids", "50000"]).assert().success();
+            input(&d.join("p2.parquet"), 50_000..50_006);
+            client(d, &c.url, &["search", "--keys", "keys", "--probes", "p2.parquet", "--out", "r2.csv"])
+                .assert()
+                .success();
+            let r2 = read(d, "r2.csv");
+            for p in 50_001..50_006 {
+                assert!(r2.contains(&format!("\n{p},1,{p},")), "probe {p} should find itself first:\n{r2}");
+            }
+            assert!(!r2.lines().any(|l| l.split(',').nth(2) == Some("50000")), "a removed id came back:\n{r2}");
+        }
+    }
+}
+
+#[test]
+fn kill_9_of_one_process_fails_the_query_and_up_restarts_the_cluster() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    setup(d);
+    input(&d.join("many.parquet"), 200..264);
+    let c = Up::start(d, &["cluster", "up", "c2", "--token-file", "tok"]);
+    let pids = c.started_pids();
+    assert_eq!(pids.len(), 2);
+    input(&d.join("new.parquet"), 60_000..60_004);
+    client(d, &c.url, &["--token-file", "tok", "enroll", "--keys", "keys", "--input", "new.parquet"])
+        .assert()
+        .success();
+    let search = ["search", "--keys", "keys", "--probes", "p.parquet", "--out", "before.csv"];
+    client(d, &c.url, &search).assert().success();
+
+    // A long query (64 probes) in flight when process 1 is killed: an error, not a hang.
+    let url = c.url.clone();
+    let dir = d.to_path_buf();
+    let query = std::thread::spawn(move || {
+        let t = Instant::now();
+        let out = client(&dir, &url, &["search", "--keys", "keys", "--probes", "many.parquet", "--out", "x.csv"])
+            .timeout(Duration::from_secs(60))
+            .output()
+            .expect("run");
+        (out, t.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(Command::new("kill").args(["-9", &pids[1].to_string()]).status().expect("kill").success());
+    let (out, took) = query.join().expect("query thread");
+    assert!(!out.status.success(), "a query cut by a dead process must fail");
+    assert!(took < Duration::from_secs(60));
+
+    // The supervisor restarts the cluster whole; answers are the same, the enrolment is kept.
+    let again = c.started_pids();
+    assert!(again.iter().all(|p| !pids.contains(p)), "{again:?} vs {pids:?}");
+    c.wait_ready();
+    client(d, &c.url, &["search", "--keys", "keys", "--probes", "p.parquet", "--out", "after.csv"]).assert().success();
+    assert_eq!(read(d, "before.csv"), read(d, "after.csv"));
+    input(&d.join("p3.parquet"), 60_000..60_004);
+    client(d, &c.url, &["search", "--keys", "keys", "--probes", "p3.parquet", "--out", "r3.csv"]).assert().success();
+    let r3 = read(d, "r3.csv");
+    for p in 60_000..60_004 {
+        assert!(r3.contains(&format!("\n{p},1,{p},")), "acknowledged {p} lost:\n{r3}");
+    }
+}
