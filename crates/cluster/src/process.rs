@@ -83,9 +83,21 @@ pub fn run(cfg: ProcessConfig, ready: impl FnOnce(Option<&str>)) -> Result<()> {
     // A panic anywhere — above all timely's network threads when a peer dies — ends the
     // process: the cluster is restarted whole, never left serving part of its gallery.
     let default_hook = std::panic::take_hook();
+    let me = cfg.process;
     std::panic::set_hook(Box::new(move |info| {
-        default_hook(info);
-        eprintln!("hers cluster: process stopping after a failure (a peer may have gone): {info}");
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("timely communication error") {
+            // Expected when a peer goes: one line, no backtrace.
+            eprintln!("hers cluster: process {me} lost a peer ({message}); exiting");
+        } else {
+            default_hook(info);
+            eprintln!("hers cluster: process {me} stopping after a failure");
+        }
         std::process::exit(70);
     }));
     if cfg.exit_with_stdin {

@@ -3,7 +3,8 @@
 //! It writes a host file with free loopback ports, starts one `hers cluster serve` per shard,
 //! and proxies its public address to process 0's front door. Timely's membership is fixed, so
 //! when any process exits the supervisor stops the others and starts the cluster again as a
-//! whole (new ports), answering 503 meanwhile. The processes exit when the supervisor's end of
+//! whole (new ports), answering 503 meanwhile. The processes split this machine's cores
+//! between them (`RAYON_NUM_THREADS`, unless set). The processes exit when the supervisor's end of
 //! their standard input closes, so none outlives it, however it ends.
 
 use std::io::{BufRead, BufReader};
@@ -125,6 +126,10 @@ fn launch(cfg: &UpConfig, n: usize) -> Result<(Vec<Proc>, String)> {
     let hosts = cfg.dir.join("hosts.txt");
     let text: String = ports.iter().map(|p| format!("127.0.0.1:{p}\n")).collect();
     embeddings::atomic::write_atomic(&hosts, text.as_bytes()).map_err(|e| Error::io(&hosts, e))?;
+    // The processes share this machine's cores: each scores on its share (unless the caller
+    // chose), rather than every rayon pool taking them all and the pools preempting each other.
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| (cores / n).max(1).to_string());
     let mut procs = Vec::with_capacity(n);
     let mut first_line = None;
     for i in 0..n {
@@ -133,6 +138,7 @@ fn launch(cfg: &UpConfig, n: usize) -> Result<(Vec<Proc>, String)> {
             .args(["--process", &i.to_string(), "--hosts"])
             .arg(&hosts)
             .arg("--exit-with-stdin")
+            .env("RAYON_NUM_THREADS", &threads)
             .stdin(Stdio::piped())
             .stdout(if i == 0 { Stdio::piped() } else { Stdio::null() })
             .stderr(Stdio::inherit());

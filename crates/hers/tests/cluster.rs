@@ -212,7 +212,7 @@ fn kill_9_of_one_process_fails_the_query_and_up_restarts_the_cluster() {
     assert!(Command::new("kill").args(["-9", &pids[1].to_string()]).status().expect("kill").success());
     let (out, took) = query.join().expect("query thread");
     assert!(!out.status.success(), "a query cut by a dead process must fail");
-    assert!(took < Duration::from_secs(60));
+    assert!(took < Duration::from_secs(30), "the failed query took {took:?}");
 
     // The supervisor restarts the cluster whole; answers are the same, the enrolment is kept.
     let again = c.started_pids();
