@@ -232,7 +232,10 @@ impl Door {
                 lock(&self.pending).remove(&qid);
                 Err(ApiError::new(
                     StatusCode::GATEWAY_TIMEOUT,
-                    format!("a shard did not answer within {} s: the cluster may be restarting", self.cfg.deadline.as_secs()),
+                    format!(
+                        "a shard did not answer within {} s: the cluster may be restarting",
+                        self.cfg.deadline.as_secs()
+                    ),
                 ))
             }
         }
@@ -255,8 +258,8 @@ fn refusal(f: Failure) -> ApiError {
 
 /// Starts the door's HTTP server on its own thread; returns the URL it listens on.
 pub fn start(door: Arc<Door>, listen: SocketAddr) -> Result<String> {
-    let std_listener = std::net::TcpListener::bind(listen)
-        .map_err(|e| Error::Config(format!("cannot listen on {listen}: {e}")))?;
+    let std_listener =
+        std::net::TcpListener::bind(listen).map_err(|e| Error::Config(format!("cannot listen on {listen}: {e}")))?;
     let addr = std_listener.local_addr().map_err(|e| Error::Config(e.to_string()))?;
     std_listener.set_nonblocking(true).map_err(|e| Error::Config(e.to_string()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -377,14 +380,17 @@ async fn ids(State(door): State<Arc<Door>>, Params(p): Params<VersionParam>) -> 
     for (shard, s) in v.shards.iter().enumerate() {
         let version = s.version;
         let Answer::Bytes(bytes) = door.ask(|qid| Down::Ids { qid, shard, version }).await? else {
-            return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "a shard answered an id request with a write"));
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "a shard answered an id request with a write",
+            ));
         };
         let t = blocking(move || Ok(IdTable::from_bytes(&bytes)?)).await?;
         slots.extend(t.slot_ids.iter().cloned());
     }
     let number = v.number;
-    let table = blocking(move || Ok(Bytes::from(IdTable { version: number, slot_ids: Arc::new(slots) }.to_bytes())))
-        .await?;
+    let table =
+        blocking(move || Ok(Bytes::from(IdTable { version: number, slot_ids: Arc::new(slots) }.to_bytes()))).await?;
     let mut tables = lock(&door.tables);
     tables.push_back((number, table.clone()));
     while tables.len() > 4 {

@@ -76,9 +76,10 @@ impl Down {
     pub fn shard(&self) -> usize {
         match self {
             Down::Search { .. } => 0,
-            Down::Enrol { shard, .. } | Down::Remove { shard, .. } | Down::Ids { shard, .. } | Down::Verify { shard, .. } => {
-                *shard
-            }
+            Down::Enrol { shard, .. }
+            | Down::Remove { shard, .. }
+            | Down::Ids { shard, .. }
+            | Down::Verify { shard, .. } => *shard,
         }
     }
 }

@@ -78,7 +78,11 @@ pub fn run(cfg: ProcessConfig, ready: impl FnOnce(Option<&str>)) -> Result<()> {
         )));
     }
     if cfg.process >= n {
-        return Err(Error::Config(format!("--process {} but the cluster has {n} shards (0 to {})", cfg.process, n - 1)));
+        return Err(Error::Config(format!(
+            "--process {} but the cluster has {n} shards (0 to {})",
+            cfg.process,
+            n - 1
+        )));
     }
     // A panic anywhere — above all timely's network threads when a peer dies — ends the
     // process: the cluster is restarted whole, never left serving part of its gallery.
@@ -132,7 +136,12 @@ pub fn run(cfg: ProcessConfig, ready: impl FnOnce(Option<&str>)) -> Result<()> {
             n,
             down_tx,
             wake.clone(),
-            DoorConfig { token: cfg.token.clone(), max_body: cfg.max_body, max_probes: cfg.max_probes, deadline: cfg.deadline },
+            DoorConfig {
+                token: cfg.token.clone(),
+                max_body: cfg.max_body,
+                max_probes: cfg.max_probes,
+                deadline: cfg.deadline,
+            },
         ));
         let url = crate::door::start(door.clone(), cfg.listen)?;
         ready(Some(&url));

@@ -40,7 +40,12 @@ struct Proxy {
 }
 
 /// Starts the proxy on its own thread; returns its URL. `stopped` fires on SIGTERM or Ctrl-C.
-pub fn start(backend: Backend, listen: SocketAddr, max_body: usize, stopped: impl FnOnce() + Send + 'static) -> Result<String> {
+pub fn start(
+    backend: Backend,
+    listen: SocketAddr,
+    max_body: usize,
+    stopped: impl FnOnce() + Send + 'static,
+) -> Result<String> {
     let std_listener =
         std::net::TcpListener::bind(listen).map_err(|e| Error::Config(format!("cannot listen on {listen}: {e}")))?;
     let addr = std_listener.local_addr().map_err(|e| Error::Config(e.to_string()))?;

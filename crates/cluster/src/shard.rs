@@ -119,7 +119,10 @@ impl Shard {
     fn search(&self, qid: u64, query: &[u8], versions: &[u64], offsets: &[usize]) -> Result<(), Failure> {
         let ctx = self.held.ctx();
         let (Some(&number), Some(&offset)) = (versions.get(self.index), offsets.get(self.index)) else {
-            return Err(Failure { status: 500, message: format!("the query names no version for shard {}", self.index) });
+            return Err(Failure {
+                status: 500,
+                message: format!("the query names no version for shard {}", self.index),
+            });
         };
         let q = Query::from_bytes(query, ctx.bfv(), ctx.rows()).map_err(failure)?;
         let version = self.held.version(number).ok_or_else(|| gone(self.index, number))?;

@@ -67,7 +67,11 @@ pub fn split(gallery: &Path, shards: usize, out: &Path) -> Result<ClusterManifes
         m.removed = source.removed.iter().filter(|id| ids.contains(*id)).cloned().collect();
         write_manifest(&dir, &m)?;
         let shard = Gallery::open(&dir)?;
-        entries.push(ShardEntry { dir: name, segments: m.segments.iter().map(|s| s.file.clone()).collect(), templates: shard.len() });
+        entries.push(ShardEntry {
+            dir: name,
+            segments: m.segments.iter().map(|s| s.file.clone()).collect(),
+            templates: shard.len(),
+        });
     }
     let manifest = ClusterManifest { format: 1, source: gallery.display().to_string(), shards: entries };
     let text = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Config(e.to_string()))?;

@@ -142,7 +142,8 @@ fn launch(cfg: &UpConfig, n: usize) -> Result<(Vec<Proc>, String)> {
             .stdin(Stdio::piped())
             .stdout(if i == 0 { Stdio::piped() } else { Stdio::null() })
             .stderr(Stdio::inherit());
-        let mut child = cmd.spawn().map_err(|e| Error::Config(format!("cannot start {}: {e}", cfg.program.display())))?;
+        let mut child =
+            cmd.spawn().map_err(|e| Error::Config(format!("cannot start {}: {e}", cfg.program.display())))?;
         if i == 0 {
             let out = child.stdout.take();
             let (tx, rx) = channel();
