@@ -45,10 +45,15 @@ fn enrol_reopen_search_remove() {
     let ids_b: Vec<String> = (0..200).map(|i| format!("b{i}")).collect();
     enrol(&mut g, &client, &ids_a, &a, &mut rng);
     enrol(&mut g, &client, &ids_b, &b, &mut rng);
-    assert!(matches!(
-        g.append(client.keys().key_id(), &ids_a[..1], &client.encrypt_templates(&a[..DIM], &mut rng).expect("enc")),
-        Err(Error::DuplicateId { .. })
-    ));
+    // Ids already enrolled are refused: by the id index built at the first append, and by what
+    // a later append added to it.
+    for id in [&ids_a[0], &ids_b[199]] {
+        let one = client.encrypt_templates(&a[..DIM], &mut rng).expect("enc");
+        assert!(matches!(
+            g.append(client.keys().key_id(), std::slice::from_ref(id), &one),
+            Err(Error::DuplicateId { id: d }) if &d == id
+        ));
+    }
     let g = Gallery::open(dir.path()).expect("reopen");
     assert_eq!(g.len(), 500);
     assert_eq!(g.locate("b7").expect("locate"), (1, 7));
@@ -56,6 +61,9 @@ fn enrol_reopen_search_remove() {
     let mut g = g;
     g.remove(&["b7".to_string()]).expect("remove");
     assert!(matches!(g.remove(&["nope".to_string()]), Err(Error::UnknownId { .. })));
+    // Ids are never reused: a removed one is refused too.
+    let one = client.encrypt_templates(&b[..DIM], &mut rng).expect("enc");
+    assert!(matches!(g.append(client.keys().key_id(), &["b7".to_string()], &one), Err(Error::DuplicateId { .. })));
     let g = Gallery::open(dir.path()).expect("reopen");
     assert_eq!(g.len(), 499);
     let top = search(&g, &client, &b[7 * DIM..8 * DIM], 3, &mut rng).expect("search");

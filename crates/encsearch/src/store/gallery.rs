@@ -30,6 +30,10 @@ pub struct Gallery {
     manifest: Manifest,
     segments: Vec<LoadedSegment>,
     slots: Slots,
+    /// 64-bit hashes of every id ever enrolled: built on the first append, kept up to date by
+    /// each, so an append checks its ids in time independent of the gallery's size (a hit is
+    /// confirmed against the ids themselves) instead of rebuilding a set of every id per segment.
+    id_hashes: Option<HashSet<u64>>,
     /// The writer lock, once this gallery has written or been locked for writing.
     lock: Option<WriterLock>,
 }
@@ -75,7 +79,8 @@ impl Gallery {
             next_segment: 1,
         };
         let slots = Slots::new(manifest.templates_per_chunk());
-        let g = Self { dir: dir.to_path_buf(), manifest, segments: Vec::new(), slots, lock: Some(lock) };
+        let g =
+            Self { dir: dir.to_path_buf(), manifest, segments: Vec::new(), slots, id_hashes: None, lock: Some(lock) };
         g.write_manifest()?;
         Ok(g)
     }
@@ -113,7 +118,7 @@ impl Gallery {
         for c in segments.iter_mut().flat_map(|s| &mut s.chunks) {
             slots.push_chunk(std::mem::take(&mut c.ids));
         }
-        Ok(Self { dir: dir.to_path_buf(), manifest, segments, slots, lock: None })
+        Ok(Self { dir: dir.to_path_buf(), manifest, segments, slots, id_hashes: None, lock: None })
     }
 
     /// Takes the gallery's writer lock (held until this `Gallery` is dropped) and reloads what
@@ -261,9 +266,11 @@ impl Gallery {
             });
         }
         let mut seen: HashSet<&str> = HashSet::with_capacity(ids.len());
-        let existing: HashSet<&str> = self.slots.all_ids().map(String::as_str).collect();
+        let slots = &self.slots;
+        let index = self.id_hashes.get_or_insert_with(|| slots.all_ids().map(|id| id_hash(id)).collect());
         for id in ids {
-            if !seen.insert(id) || existing.contains(id.as_str()) {
+            let enrolled = || index.contains(&id_hash(id)) && slots.all_ids().any(|x| x == id);
+            if !seen.insert(id) || enrolled() {
                 return Err(Error::DuplicateId { id: id.clone() });
             }
         }
@@ -289,6 +296,9 @@ impl Gallery {
         if let Err(e) = self.write_manifest() {
             self.manifest = old;
             return Err(e);
+        }
+        if let Some(index) = &mut self.id_hashes {
+            index.extend(ids.iter().map(|id| id_hash(id)));
         }
         for c in &mut seg.chunks {
             self.slots.push_chunk(std::mem::take(&mut c.ids));
@@ -374,4 +384,12 @@ fn check_new(public: &PublicParams, quantizer: Quantizer, layout: Layout) -> Res
         public.params.check_capacity(quantizer.dim, quantizer.scale)?;
     }
     Ok(())
+}
+
+/// The hash of an id in [`Gallery`]'s id index (SipHash with fixed keys: the same in every run).
+fn id_hash(id: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    id.hash(&mut h);
+    h.finish()
 }
