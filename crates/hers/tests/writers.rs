@@ -249,3 +249,34 @@ fn gallery_check_finds_debris_and_corruption_and_repair_removes_only_debris() {
         .stdout(predicate::str::contains("seg-00000001.bin").and(predicate::str::contains("checksum")));
     assert!(seg.exists(), "repair never removes a committed segment, even a corrupt one");
 }
+
+#[test]
+fn a_streamed_enrolment_searches_like_a_whole_file_one() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    ok(&["keygen", "--out", "keys"], d);
+    input(&d.join("g.parquet"), 0..9000);
+    input(&d.join("p.parquet"), 40..46);
+    let enrol = ["enroll", "--keys", "keys", "--input", "g.parquet", "--chunks-per-segment", "1"];
+    ok(&[&enrol[..], &["--gallery", "whole"]].concat(), d);
+    ok(&[&enrol[..], &["--gallery", "streamed", "--stream"]].concat(), d);
+    // One segment per chunk either way, and the same templates under the same slots.
+    assert_eq!(segments(&d.join("streamed")), 3);
+    assert_eq!(segments(&d.join("whole")), 3);
+    let (w, s) = (Gallery::open(&d.join("whole")).expect("open"), Gallery::open(&d.join("streamed")).expect("open"));
+    assert_eq!(w.slot_ids(), s.slot_ids());
+    for g in ["whole", "streamed"] {
+        let search = ["search", "--keys", "keys", "--probes", "p.parquet", "--top-k", "3", "--out"];
+        ok(&[&search[..], &[&format!("{g}.csv"), "--gallery", g]].concat(), d);
+    }
+    let read = |f: &str| std::fs::read_to_string(d.join(f)).expect("results");
+    assert_eq!(read("whole.csv"), read("streamed.csv"));
+    assert!(read("streamed.csv").contains("\n45,1,45,"));
+    // Only into an empty gallery.
+    hers()
+        .current_dir(d)
+        .args(["enroll", "--keys", "keys", "--input", "p.parquet", "--gallery", "streamed", "--stream"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("new or empty gallery"));
+}

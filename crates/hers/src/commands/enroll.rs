@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use embeddings::EmbeddingReader;
 use encsearch::{Client, Gallery, Layout, MANIFEST_FILE, Metric, Quantizer, fingerprint_file};
 
 use super::open::{load_keys, lock_wait, open_gallery_for, say_waiting};
@@ -45,6 +46,13 @@ pub struct Args {
     /// Fail at once when another process is writing to the gallery (default: wait for it).
     #[arg(long)]
     no_wait: bool,
+    /// Read the input block by block and commit each segment as it fills, in bounded memory
+    /// (inputs larger than memory: 100M rows). Only into a new or empty gallery, without
+    /// `--resume`. Rows are checked as they are read: a bad row stops the enrolment with the
+    /// segments before it committed (rerun with `--resume` once the file is fixed is refused,
+    /// since it is another file: enrol the fixed file into a new gallery).
+    #[arg(long, conflicts_with = "resume")]
+    stream: bool,
 }
 
 /// `--layout` values.
@@ -71,10 +79,17 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     // The fingerprint each segment records: taken before the read and checked after it, so it
     // is the fingerprint of the rows enrolled (a rerun with --resume relies on it).
     let source = fingerprint_file(&a.input)?;
-    let set = embeddings::read_set(&a.input).with_context(|| format!("reading {}", a.input.display()))?;
-    if fingerprint_file(&a.input)? != source {
-        anyhow::bail!("{} changed while it was being read; enrol it again once it is complete", a.input.display());
-    }
+    let reading = || format!("reading {}", a.input.display());
+    let (set, reader) = if a.stream {
+        (None, Some(EmbeddingReader::open(&a.input).with_context(reading)?))
+    } else {
+        let set = embeddings::read_set(&a.input).with_context(reading)?;
+        if fingerprint_file(&a.input)? != source {
+            anyhow::bail!("{} changed while it was being read; enrol it again once it is complete", a.input.display());
+        }
+        (Some(set), None)
+    };
+    let dim = set.as_ref().map_or_else(|| reader.as_ref().map_or(0, EmbeddingReader::dim), |s| s.dim);
     let wait = lock_wait(a.no_wait);
     let mut gallery = if a.gallery.join(MANIFEST_FILE).exists() {
         let mut g = open_gallery_for(&a.gallery, &keys)?;
@@ -83,10 +98,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     } else {
         let p = &keys.public().params;
         let q = match (Metric::from_name(&a.metric)?, a.scale) {
-            (Metric::Cosine, Some(s)) => Quantizer::with_scale(p, set.dim, s)?,
-            (Metric::Cosine, None) => Quantizer::new(p, set.dim)?,
-            (_, Some(s)) => Quantizer::euclidean_with_scale(p, set.dim, s)?,
-            (_, None) => Quantizer::euclidean(p, set.dim, a.max_norm)?,
+            (Metric::Cosine, Some(s)) => Quantizer::with_scale(p, dim, s)?,
+            (Metric::Cosine, None) => Quantizer::new(p, dim)?,
+            (_, Some(s)) => Quantizer::euclidean_with_scale(p, dim, s)?,
+            (_, None) => Quantizer::euclidean(p, dim, a.max_norm)?,
         };
         let layout = a.layout.map_or(Layout::DimensionWise, Layout::from);
         let (g, _) =
@@ -101,9 +116,14 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             gallery.layout()
         );
     }
-    if gallery.manifest().dim != set.dim {
-        anyhow::bail!("gallery is {}-D, {} is {}-D", gallery.manifest().dim, a.input.display(), set.dim);
+    if gallery.manifest().dim != dim {
+        anyhow::bail!("gallery is {}-D, {} is {}-D", gallery.manifest().dim, a.input.display(), dim);
     }
+    let set = match (set, reader) {
+        (Some(set), _) => set,
+        (None, Some(reader)) => return enrol_streamed(&a, reader, gallery, keys, &source),
+        (None, None) => anyhow::bail!("no input read"),
+    };
     let ids: Vec<String> = (0..set.len()).map(|i| set.ids.display(i)).collect();
     let plan = gallery.plan_enrolment(&a.input.display().to_string(), &source, &ids, a.resume)?;
     if plan.held > 0 {
@@ -134,6 +154,72 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     eprintln!(
         "enrolled {} templates in {:.1} s; gallery {} holds {} ({:.1} B/template at rest)",
         plan.rows.len(),
+        t.elapsed().as_secs_f64(),
+        a.gallery.display(),
+        gallery.len(),
+        gallery.bytes_at_rest() as f64 / (gallery.chunk_count() * gallery.templates_per_chunk()).max(1) as f64
+    );
+    Ok(())
+}
+
+/// `--stream`: reads `reader` block by block, encrypting and committing a segment each time one
+/// fills; memory stays bounded by a segment's rows and the gallery's id index.
+fn enrol_streamed(
+    a: &Args,
+    reader: EmbeddingReader,
+    mut gallery: Gallery,
+    keys: encsearch::ClientKeys,
+    source: &str,
+) -> anyhow::Result<()> {
+    if gallery.chunk_count() > 0 {
+        anyhow::bail!(
+            "--stream enrols into a new or empty gallery; {} already holds {} templates (enrol without --stream)",
+            a.gallery.display(),
+            gallery.len()
+        );
+    }
+    let client = Client::with_quantizer(keys, gallery.quantizer())?;
+    let layout = gallery.layout();
+    let batch = gallery.templates_per_chunk() * a.chunks_per_segment.max(1);
+    let d = reader.dim();
+    let pb = crate::progress::bar(reader.num_rows() as u64, "enroll");
+    let t = std::time::Instant::now();
+    let mut rng = rand::rng();
+    let (mut ids, mut data): (Vec<String>, Vec<f32>) = (Vec::with_capacity(batch), Vec::with_capacity(batch * d));
+    let mut enrolled = 0;
+    let mut commit = |ids: &mut Vec<String>, data: &mut Vec<f32>, gallery: &mut Gallery| -> anyhow::Result<()> {
+        let chunks = client.encrypt_templates_as(layout, data, &mut rng)?;
+        gallery.append_from(client.keys().key_id(), ids, &chunks, Some(source))?;
+        pb.inc(ids.len() as u64);
+        enrolled += ids.len();
+        ids.clear();
+        data.clear();
+        Ok(())
+    };
+    for block in reader {
+        let block =
+            block.with_context(|| format!("reading {} (rows before this block are enrolled)", a.input.display()))?;
+        for r in 0..block.len() {
+            ids.push(block.ids.display(r));
+            data.extend_from_slice(&block.data[r * d..(r + 1) * d]);
+            if ids.len() == batch {
+                commit(&mut ids, &mut data, &mut gallery)?;
+            }
+        }
+    }
+    if !ids.is_empty() {
+        commit(&mut ids, &mut data, &mut gallery)?;
+    }
+    pb.finish_and_clear();
+    if fingerprint_file(&a.input)? != source {
+        anyhow::bail!(
+            "{} changed while it was being enrolled: the gallery holds {enrolled} of its rows, perhaps of two versions; \
+             enrol the finished file into a new gallery",
+            a.input.display()
+        );
+    }
+    eprintln!(
+        "enrolled {enrolled} templates in {:.1} s (streamed); gallery {} holds {} ({:.1} B/template at rest)",
         t.elapsed().as_secs_f64(),
         a.gallery.display(),
         gallery.len(),
