@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 use super::lock::{LockWait, WriterLock};
 use super::manifest::{FORMAT, MANIFEST_FILE, Manifest, SegmentEntry};
-use super::segment::{LoadedSegment, SegmentBytes, encode_segment, open_segment, parse_segment};
+use super::segment::{LoadedSegment, SegmentBytes, encode_segment, map_segment, open_segment, parse_segment};
 use super::slots::Slots;
 use super::write_atomic;
 use crate::error::{Error, Result};
@@ -288,7 +288,10 @@ impl Gallery {
             crc32: crc32fast::hash(&bytes),
             source: source.map(str::to_string),
         };
+        // Parsed from the bytes written, then held as a mapping of the file (like every segment
+        // an open finds), so a long enrolment does not keep every segment it wrote in memory.
         let mut seg = parse_segment(SegmentBytes::Owned(bytes), &file, n)?;
+        seg.bytes = map_segment(&self.dir.join(&file))?;
         let mut next = self.manifest.clone();
         next.segments.push(entry);
         next.next_segment += 1;
