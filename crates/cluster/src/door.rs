@@ -25,13 +25,12 @@ use axum::extract::{DefaultBodyLimit, Query as Params, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::serve::ListenerExt as _;
 use encsearch::{Enrolment, IdTable, KeyId, Query, StreamFrames, StreamHeader};
 use serde::Deserialize;
-use service::{ApiError, Held, Removal, ServerInfo, WriteAck, check_bearer, params_hash};
+use service::{ApiError, Held, Removal, ServerInfo, WriteAck, blocking, check_bearer, params_hash};
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::messages::{Answer, Down, Failure, ShardState, Up};
 use crate::wake::Waker;
 
@@ -258,39 +257,7 @@ fn refusal(f: Failure) -> ApiError {
 
 /// Starts the door's HTTP server on its own thread; returns the URL it listens on.
 pub fn start(door: Arc<Door>, listen: SocketAddr) -> Result<String> {
-    let std_listener =
-        std::net::TcpListener::bind(listen).map_err(|e| Error::Config(format!("cannot listen on {listen}: {e}")))?;
-    let addr = std_listener.local_addr().map_err(|e| Error::Config(e.to_string()))?;
-    std_listener.set_nonblocking(true).map_err(|e| Error::Config(e.to_string()))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("hers-door")
-        .enable_io()
-        .enable_time()
-        .build()
-        .map_err(|e| Error::Config(format!("cannot start the async runtime: {e}")))?;
-    std::thread::Builder::new()
-        .name("hers-door-main".into())
-        .spawn(move || {
-            runtime.block_on(async move {
-                let listener = match tokio::net::TcpListener::from_std(std_listener) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        tracing::error!("front door: {e}");
-                        return;
-                    }
-                };
-                // Without TCP_NODELAY a small write waits for the peer's delayed ACK.
-                let listener = listener.tap_io(|tcp| {
-                    let _ = tcp.set_nodelay(true);
-                });
-                if let Err(e) = axum::serve(listener, router(door)).await {
-                    tracing::error!("front door stopped: {e}");
-                }
-            });
-        })
-        .map_err(|e| Error::Config(format!("cannot start the front door: {e}")))?;
-    Ok(format!("http://{addr}"))
+    crate::http::spawn("hers-door", listen, router(door), std::future::pending(), || {})
 }
 
 fn router(door: Arc<Door>) -> Router {
@@ -340,13 +307,6 @@ async fn config(State(door): State<Arc<Door>>) -> Result<Json<ServerInfo>, ApiEr
         templates: v.templates(),
         fine: None,
     }))
-}
-
-/// Runs blocking work (decoding ciphertexts) off the async workers.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("request handler failed: {e}")))?
 }
 
 fn check_key(door: &Door, peeked: encsearch::Result<KeyId>) -> Result<(), ApiError> {

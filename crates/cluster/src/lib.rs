@@ -3,7 +3,8 @@
 //!
 //! * `split.rs`: `hers cluster split` — whole segments hard-linked into shard galleries (no
 //!   re-encryption), and `manifest.rs` the cluster manifest that says which shard holds what;
-//! * `hosts.rs`: the host file (one `host:port` per process);
+//! * `hosts.rs`: the host file (one `host:port` per process); `http.rs`: an HTTP server on a
+//!   thread of its own;
 //! * `messages.rs`: what the processes exchange over timely's channels;
 //! * `shard.rs`: one process's shard — scoring, writes, id tables — on threads of its own, so
 //!   the timely worker only moves messages and never stalls;
@@ -17,6 +18,7 @@
 mod door;
 mod error;
 mod hosts;
+mod http;
 mod manifest;
 mod messages;
 mod process;

@@ -12,10 +12,9 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::serve::ListenerExt as _;
 use service::ApiError;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// Where requests go: process 0's front door, or nowhere while the cluster restarts.
 #[derive(Debug, Clone, Default)]
@@ -46,56 +45,14 @@ pub fn start(
     max_body: usize,
     stopped: impl FnOnce() + Send + 'static,
 ) -> Result<String> {
-    let std_listener =
-        std::net::TcpListener::bind(listen).map_err(|e| Error::Config(format!("cannot listen on {listen}: {e}")))?;
-    let addr = std_listener.local_addr().map_err(|e| Error::Config(e.to_string()))?;
-    std_listener.set_nonblocking(true).map_err(|e| Error::Config(e.to_string()))?;
     let agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_connect(Some(Duration::from_secs(5)))
         .build()
         .new_agent();
     let proxy = Arc::new(Proxy { backend, agent, max_body });
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("hers-up-proxy")
-        .enable_io()
-        .enable_time()
-        .build()
-        .map_err(|e| Error::Config(format!("cannot start the async runtime: {e}")))?;
-    std::thread::Builder::new()
-        .name("hers-up-main".into())
-        .spawn(move || {
-            runtime.block_on(async move {
-                let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else { return };
-                let listener = listener.tap_io(|tcp| {
-                    let _ = tcp.set_nodelay(true);
-                });
-                let app = Router::new().fallback(forward).with_state(proxy);
-                let served = axum::serve(listener, app).with_graceful_shutdown(signal());
-                if let Err(e) = served.await {
-                    tracing::error!("proxy stopped: {e}");
-                }
-                stopped();
-            });
-        })
-        .map_err(|e| Error::Config(format!("cannot start the proxy: {e}")))?;
-    Ok(format!("http://{addr}"))
-}
-
-async fn signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-    }
+    let app = Router::new().fallback(forward).with_state(proxy);
+    crate::http::spawn("hers-up-proxy", listen, app, service::shutdown_signal(), stopped)
 }
 
 fn restarting() -> Response {

@@ -145,8 +145,8 @@ pub fn serve(cfg: ServeConfig, ready: impl FnOnce(&str, &OpenReport)) -> Result<
     served
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or Ctrl-C (shared with the cluster's supervisor).
+pub async fn shutdown_signal() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {
