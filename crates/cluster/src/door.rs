@@ -29,6 +29,7 @@ use encsearch::{Enrolment, IdTable, KeyId, Query, StreamFrames, StreamHeader};
 use serde::Deserialize;
 use service::{ApiError, Held, Removal, ServerInfo, WriteAck, blocking, check_bearer, params_hash};
 use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::Result;
 use crate::messages::{Answer, Down, Failure, ShardState, Up};
@@ -81,8 +82,9 @@ impl ClusterVersion {
 /// A request waiting for the shards.
 #[derive(Debug)]
 enum Pending {
-    /// A search: its frames' channel, the shards still to finish, the chunk count.
-    Search { frames: UnboundedSender<Bytes>, left: usize, chunks: usize },
+    /// A search: its frames' channel, the shards still to finish, the chunk count, and its
+    /// place among the searches in flight (given back when it ends).
+    Search { frames: UnboundedSender<Bytes>, left: usize, chunks: usize, _slot: OwnedSemaphorePermit },
     /// A targeted command's answer.
     Reply(tokio::sync::oneshot::Sender<Result<Answer, Failure>>),
 }
@@ -108,7 +110,9 @@ pub struct DoorConfig {
     pub max_body: usize,
     /// Most probes in one query.
     pub max_probes: usize,
-    /// How long a request may wait for the shards before it is answered with an error.
+    /// Searches in flight at once; more get 429.
+    pub max_inflight: usize,
+    /// How long a read may wait for the shards before it is answered with an error.
     pub deadline: Duration,
 }
 
@@ -124,6 +128,7 @@ pub struct Door {
     pending: Mutex<HashMap<u64, Pending>>,
     known: Mutex<Known>,
     lane: tokio::sync::Mutex<()>,
+    inflight: Arc<Semaphore>,
     tables: Mutex<VecDeque<(u64, Bytes)>>,
     queries: AtomicU64,
     errors: AtomicU64,
@@ -142,11 +147,12 @@ impl Door {
             shards,
             down: Mutex::new(down),
             wake,
-            cfg,
             next_qid: AtomicU64::new(1),
             pending: Mutex::new(HashMap::new()),
             known: Mutex::new(Known { hello: vec![None; shards], ..Known::default() }),
             lane: tokio::sync::Mutex::new(()),
+            inflight: Arc::new(Semaphore::new(cfg.max_inflight.max(1))),
+            cfg,
             tables: Mutex::new(VecDeque::new()),
             queries: AtomicU64::new(0),
             errors: AtomicU64::new(0),
@@ -176,7 +182,7 @@ impl Door {
             }
             Up::Done { qid } => {
                 let mut pending = lock(&self.pending);
-                if let Some(Pending::Search { frames, left, chunks }) = pending.get_mut(&qid) {
+                if let Some(Pending::Search { frames, left, chunks, .. }) = pending.get_mut(&qid) {
                     *left -= 1;
                     if *left == 0 {
                         let _ = frames.send(Bytes::from(StreamFrames::end(*chunks)));
@@ -218,16 +224,22 @@ impl Door {
         self.next_qid.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Sends a targeted command and waits (bounded) for its answer.
-    async fn ask(&self, make: impl FnOnce(u64) -> Down) -> Result<Answer, ApiError> {
+    /// Sends a targeted command and waits for its answer: at most `deadline` (reads), or until
+    /// it comes (writes: a write the shard may still commit must not be forgotten — if the
+    /// shard dies instead, the whole cluster restarts).
+    async fn ask(&self, make: impl FnOnce(u64) -> Down, deadline: Option<Duration>) -> Result<Answer, ApiError> {
         let qid = self.qid();
         let (tx, rx) = tokio::sync::oneshot::channel();
         lock(&self.pending).insert(qid, Pending::Reply(tx));
         self.push(make(qid));
-        match tokio::time::timeout(self.cfg.deadline, rx).await {
-            Ok(Ok(Ok(a))) => Ok(a),
-            Ok(Ok(Err(f))) => Err(refusal(f)),
-            Ok(Err(_)) | Err(_) => {
+        let answer = match deadline {
+            Some(d) => tokio::time::timeout(d, rx).await.ok(),
+            None => Some(rx.await),
+        };
+        match answer {
+            Some(Ok(Ok(a))) => Ok(a),
+            Some(Ok(Err(f))) => Err(refusal(f)),
+            Some(Err(_)) | None => {
                 lock(&self.pending).remove(&qid);
                 Err(ApiError::new(
                     StatusCode::GATEWAY_TIMEOUT,
@@ -238,6 +250,11 @@ impl Door {
                 ))
             }
         }
+    }
+
+    /// [`Door::ask`] for a read, bounded by the door's deadline.
+    async fn read(&self, make: impl FnOnce(u64) -> Down) -> Result<Answer, ApiError> {
+        self.ask(make, Some(self.cfg.deadline)).await
     }
 }
 
@@ -339,7 +356,7 @@ async fn ids(State(door): State<Arc<Door>>, Params(p): Params<VersionParam>) -> 
     let mut slots = Vec::new();
     for (shard, s) in v.shards.iter().enumerate() {
         let version = s.version;
-        let Answer::Bytes(bytes) = door.ask(|qid| Down::Ids { qid, shard, version }).await? else {
+        let Answer::Bytes(bytes) = door.read(|qid| Down::Ids { qid, shard, version }).await? else {
             return Err(ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "a shard answered an id request with a write",
@@ -361,6 +378,12 @@ async fn ids(State(door): State<Arc<Door>>, Params(p): Params<VersionParam>) -> 
 
 async fn search(State(door): State<Arc<Door>>, body: Bytes) -> Result<Response, ApiError> {
     let v = door.current()?;
+    let slot = door.inflight.clone().try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("{} searches are in flight (--max-inflight): retry after a second", door.cfg.max_inflight),
+        )
+    })?;
     door.queries.fetch_add(1, Ordering::Relaxed);
     let d = door.clone();
     let checked = body.clone();
@@ -393,12 +416,14 @@ async fn search(State(door): State<Arc<Door>>, body: Bytes) -> Result<Response, 
     let (frames, rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
     let _ = frames.send(Bytes::from(header));
     let qid = door.qid();
-    lock(&door.pending).insert(qid, Pending::Search { frames: frames.clone(), left: door.shards, chunks: v.chunks() });
+    let search = Pending::Search { frames: frames.clone(), left: door.shards, chunks: v.chunks(), _slot: slot };
+    lock(&door.pending).insert(qid, search);
     door.push(Down::Search {
         qid,
         query: body.to_vec(),
         versions: v.shards.iter().map(|s| s.version).collect(),
         offsets: v.offsets(),
+        expires_ms: crate::shard::now_ms() + door.cfg.deadline.as_millis() as u64,
     });
     // Fail closed on a shard that never finishes: an error frame ends the answer.
     let d = door.clone();
@@ -437,7 +462,7 @@ async fn verify(State(door): State<Arc<Door>>, Params(c): Params<Claim>, body: B
         _ => return Err(encsearch::Error::UnknownId { id: c.id.clone() }.into()),
     };
     let query = body.to_vec();
-    match door.ask(|qid| Down::Verify { qid, shard, id: c.id, query }).await? {
+    match door.read(|qid| Down::Verify { qid, shard, id: c.id, query }).await? {
         Answer::Bytes(b) => Ok(octets(b)),
         Answer::Written { .. } => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "unexpected answer")),
     }
@@ -465,6 +490,19 @@ async fn enrol(State(door): State<Arc<Door>>, headers: HeaderMap, body: Bytes) -
         Ok(Enrolment::from_bytes(&checked, ctx.bfv(), ctx.rows())?.ids)
     })
     .await?;
+    // On a task of its own: a client that goes away must not abandon a write the shard may
+    // still commit (the door's view of ids and versions would miss it).
+    in_lane(tokio::spawn(enrol_in_lane(door, ids, body))).await
+}
+
+async fn in_lane(task: tokio::task::JoinHandle<Result<WriteAck, ApiError>>) -> Result<Json<WriteAck>, ApiError> {
+    match task.await {
+        Ok(ack) => ack.map(Json),
+        Err(e) => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("write failed: {e}"))),
+    }
+}
+
+async fn enrol_in_lane(door: Arc<Door>, ids: Vec<String>, body: Bytes) -> Result<WriteAck, ApiError> {
     let _lane = door.lane.lock().await;
     let shard = {
         let k = lock(&door.known);
@@ -476,10 +514,10 @@ async fn enrol(State(door): State<Arc<Door>>, headers: HeaderMap, body: Bytes) -
         (0..v.shards.len()).min_by_key(|&i| v.shards[i].templates).unwrap_or(0)
     };
     let body = body.to_vec();
-    let answer = door.ask(|qid| Down::Enrol { qid, shard, body }).await?;
+    let answer = door.ask(|qid| Down::Enrol { qid, shard, body }, None).await?;
     let (v, changed) = written(&door, shard, answer)?;
     lock(&door.known).ids.extend(ids.into_iter().map(|id| (id, (shard, true))));
-    Ok(Json(WriteAck { version: v.number, templates: v.templates(), changed }))
+    Ok(WriteAck { version: v.number, templates: v.templates(), changed })
 }
 
 async fn remove(
@@ -489,11 +527,18 @@ async fn remove(
 ) -> Result<Json<WriteAck>, ApiError> {
     check_bearer(door.cfg.token.as_deref(), &headers)?;
     door.current()?;
+    in_lane(tokio::spawn(remove_in_lane(door, r.ids))).await
+}
+
+/// Removes ids shard by shard. Every id is checked first (an unknown one refuses the whole
+/// request, as `hers serve` does); a shard that then fails leaves the shards before it done,
+/// which the error says.
+async fn remove_in_lane(door: Arc<Door>, ids: Vec<String>) -> Result<WriteAck, ApiError> {
     let _lane = door.lane.lock().await;
     let mut by_shard: Vec<Vec<String>> = vec![Vec::new(); door.shards];
     {
         let k = lock(&door.known);
-        for id in &r.ids {
+        for id in &ids {
             match k.ids.get(id) {
                 Some(&(shard, true)) => by_shard[shard].push(id.clone()),
                 _ => return Err(encsearch::Error::UnknownId { id: id.clone() }.into()),
@@ -504,7 +549,16 @@ async fn remove(
     let mut changed = 0;
     for (shard, ids) in by_shard.into_iter().enumerate().filter(|(_, ids)| !ids.is_empty()) {
         let sent = ids.clone();
-        let answer = door.ask(|qid| Down::Remove { qid, shard, ids: sent }).await?;
+        let answer = match door.ask(|qid| Down::Remove { qid, shard, ids: sent }, None).await {
+            Ok(a) => a,
+            Err(e) if changed > 0 => {
+                return Err(ApiError::new(
+                    e.status(),
+                    format!("{} (the {changed} ids held by earlier shards are removed)", e.message()),
+                ));
+            }
+            Err(e) => return Err(e),
+        };
         let (v, n) = written(&door, shard, answer)?;
         let mut k = lock(&door.known);
         for id in ids {
@@ -517,5 +571,5 @@ async fn remove(
         Some(v) => v,
         None => door.current()?,
     };
-    Ok(Json(WriteAck { version: v.number, templates: v.templates(), changed }))
+    Ok(WriteAck { version: v.number, templates: v.templates(), changed })
 }

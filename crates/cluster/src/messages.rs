@@ -30,6 +30,9 @@ pub enum Down {
         versions: Vec<u64>,
         /// Each shard's first global chunk.
         offsets: Vec<usize>,
+        /// When the front door stops waiting (Unix milliseconds): a shard that reaches the
+        /// query later skips it instead of scoring for nobody.
+        expires_ms: u64,
     },
     /// Client-encrypted templates for one shard (an encoded [`encsearch::Enrolment`]).
     Enrol {

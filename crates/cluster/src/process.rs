@@ -52,6 +52,8 @@ pub struct ProcessConfig {
     pub max_body: usize,
     /// Most probes in one query.
     pub max_probes: usize,
+    /// Searches in flight at once at the front door; more get 429.
+    pub max_inflight: usize,
     /// How long the door waits for the shards before answering with an error.
     pub deadline: Duration,
     /// Vector builds the scoring kernels may use.
@@ -140,6 +142,7 @@ pub fn run(cfg: ProcessConfig, ready: impl FnOnce(Option<&str>)) -> Result<()> {
                 token: cfg.token.clone(),
                 max_body: cfg.max_body,
                 max_probes: cfg.max_probes,
+                max_inflight: cfg.max_inflight,
                 deadline: cfg.deadline,
             },
         ));

@@ -39,15 +39,18 @@ struct Proxy {
 }
 
 /// Starts the proxy on its own thread; returns its URL. `stopped` fires on SIGTERM or Ctrl-C.
+/// An answer from process 0 that stalls for `upstream_timeout` is cut (the client sees an error).
 pub fn start(
     backend: Backend,
     listen: SocketAddr,
     max_body: usize,
+    upstream_timeout: Duration,
     stopped: impl FnOnce() + Send + 'static,
 ) -> Result<String> {
     let agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_connect(Some(Duration::from_secs(5)))
+        .timeout_per_read(Some(upstream_timeout))
         .build()
         .new_agent();
     let proxy = Arc::new(Proxy { backend, agent, max_body });

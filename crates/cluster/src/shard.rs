@@ -2,8 +2,9 @@
 //! atomically after each durable write) answering the commands timely brings it.
 //!
 //! The timely worker only moves messages: it hands each command to this shard's threads —
-//! one that scores queries (on the rayon pool) and answers reads, one that applies writes in
-//! the order the front door sequenced them — and those send their answers back through the
+//! one that scores queries (on the rayon pool; a query whose deadline passed while it waited
+//! is skipped), one that answers id-table and verification requests, one that applies writes
+//! in the order the front door sequenced them — and those send their answers back through the
 //! worker's input, waking it. Scoring never blocks the worker, so progress and the other
 //! shards' traffic keep flowing while a query runs.
 
@@ -20,7 +21,8 @@ use crate::wake::Waker;
 /// A shard's handle for the worker: where commands go.
 #[derive(Debug, Clone)]
 pub struct Inbox {
-    reads: Sender<Down>,
+    searches: Sender<Down>,
+    lookups: Sender<Down>,
     writes: Sender<Down>,
 }
 
@@ -28,8 +30,9 @@ impl Inbox {
     /// Hands a command to the shard's reading or writing thread.
     pub fn push(&self, d: Down) {
         let lane = match d {
+            Down::Search { .. } => &self.searches,
+            Down::Ids { .. } | Down::Verify { .. } => &self.lookups,
             Down::Enrol { .. } | Down::Remove { .. } => &self.writes,
-            _ => &self.reads,
         };
         // The threads live as long as the process.
         let _ = lane.send(d);
@@ -49,9 +52,12 @@ impl Shard {
     /// Starts the shard's threads; returns the inbox the worker feeds.
     pub fn start(index: usize, held: Arc<Held>, up: Sender<Up>, wake: Waker) -> Result<Inbox> {
         let shard = Arc::new(Self { index, held, up, wake });
-        let (reads, read_rx) = channel();
+        let (searches, search_rx) = channel();
+        let (lookups, lookup_rx) = channel();
         let (writes, write_rx) = channel();
-        for (name, rx) in [("hers-shard-reads", read_rx), ("hers-shard-writes", write_rx)] {
+        let lanes =
+            [("hers-shard-search", search_rx), ("hers-shard-lookup", lookup_rx), ("hers-shard-write", write_rx)];
+        for (name, rx) in lanes {
             let s = shard.clone();
             std::thread::Builder::new()
                 .name(name.into())
@@ -59,7 +65,7 @@ impl Shard {
                 .map_err(|e| Error::Config(format!("cannot start a shard thread: {e}")))?;
         }
         shard.send(shard.hello());
-        Ok(Inbox { reads, writes })
+        Ok(Inbox { searches, lookups, writes })
     }
 
     fn send(&self, u: Up) {
@@ -80,7 +86,11 @@ impl Shard {
     fn serve(&self, rx: Receiver<Down>) {
         while let Ok(d) = rx.recv() {
             match d {
-                Down::Search { qid, query, versions, offsets } => {
+                Down::Search { qid, expires_ms, .. } if now_ms() > expires_ms => {
+                    let message = "the query expired before this shard reached it: the cluster is overloaded".into();
+                    self.send(Up::Reply { qid, answer: Err(Failure { status: 503, message }) });
+                }
+                Down::Search { qid, query, versions, offsets, .. } => {
                     let done = match self.search(qid, &query, &versions, &offsets) {
                         Ok(()) => Up::Done { qid },
                         Err(f) => Up::Reply { qid, answer: Err(f) },
@@ -147,6 +157,9 @@ impl Shard {
     fn verify(&self, id: &str, query: &[u8]) -> Result<Vec<u8>, Failure> {
         let ctx = self.held.ctx();
         let q = Query::from_bytes(query, ctx.bfv(), ctx.rows()).map_err(failure)?;
+        if q.probes.len() != 1 {
+            return Err(Failure { status: 400, message: "a verification query holds exactly one probe".into() });
+        }
         let v = self.held.current();
         let slot = v.slot_of(id).ok_or_else(|| failure(encsearch::Error::UnknownId { id: id.to_string() }))?;
         let chunk = slot / ctx.public().params.degree;
@@ -166,6 +179,11 @@ fn service_failure(e: service::Error) -> Failure {
         service::Error::Search(e) => failure(e),
         other => Failure { status: 500, message: other.to_string() },
     }
+}
+
+/// Milliseconds since the Unix epoch (the clock searches expire by).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 fn gone(shard: usize, version: u64) -> Failure {

@@ -37,6 +37,9 @@ pub struct UpConfig {
     pub max_body: usize,
     /// How long process 0 may take to listen after starting.
     pub start_timeout: Duration,
+    /// The longest the proxy waits for the next bytes from process 0 (beyond it the client's
+    /// answer is cut: a stuck process 0 must not hang its clients).
+    pub upstream_timeout: Duration,
 }
 
 /// What the supervisor reports (the CLI prints these; tests read them).
@@ -63,7 +66,9 @@ pub fn up(cfg: UpConfig, event: impl Fn(UpEvent)) -> Result<()> {
     let backend = Backend::default();
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
-    let url = start(backend.clone(), cfg.listen, cfg.max_body, move || flag.store(true, Ordering::SeqCst))?;
+    let url = start(backend.clone(), cfg.listen, cfg.max_body, cfg.upstream_timeout, move || {
+        flag.store(true, Ordering::SeqCst)
+    })?;
     event(UpEvent::Listening(url));
     while !stop.load(Ordering::SeqCst) {
         let mut procs = match launch(&cfg, n) {

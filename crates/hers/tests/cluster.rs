@@ -1,7 +1,7 @@
 //! `hers cluster` on loopback: galleries split into 1, 2 and 3 shards, each cluster started by
 //! `hers cluster up` (a child process, stopped by its pid; its processes exit with it), must
 //! answer exactly as one `hers serve` of the unsplit gallery; writes through the cluster; kill
-//! -9 of one process mid-query, and the supervisor's restart.
+//! -9 of one process mid-query, and the supervisor's restart; overload gets 429.
 
 mod common;
 
@@ -86,6 +86,20 @@ impl Drop for Up {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A counter from the server's `/metrics` (a plain HTTP/1.0 GET).
+fn metric(url: &str, name: &str) -> u64 {
+    use std::io::{Read, Write};
+    let addr = url.strip_prefix("http://").expect("http url");
+    let mut tcp = std::net::TcpStream::connect(addr).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    write!(tcp, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("send");
+    let mut text = String::new();
+    tcp.read_to_string(&mut text).expect("answer");
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
 }
 
 fn read(d: &Path, f: &str) -> String {
@@ -187,7 +201,7 @@ fn kill_9_of_one_process_fails_the_query_and_up_restarts_the_cluster() {
     let d = tmp.path();
     setup(d);
     input(&d.join("many.parquet"), 200..264);
-    let c = Up::start(d, &["cluster", "up", "c2", "--token-file", "tok"]);
+    let c = Up::start(d, &["cluster", "up", "c2", "--token-file", "tok", "--max-inflight", "1"]);
     let pids = c.started_pids();
     assert_eq!(pids.len(), 2);
     input(&d.join("new.parquet"), 60_000..60_004);
@@ -208,7 +222,17 @@ fn kill_9_of_one_process_fails_the_query_and_up_restarts_the_cluster() {
             .expect("run");
         (out, t.elapsed())
     });
-    std::thread::sleep(Duration::from_millis(400));
+    // In flight once the front door has counted it (the client first encrypts 64 probes).
+    let t = Instant::now();
+    while metric(&c.url, "hers_queries_total") < 2 {
+        assert!(t.elapsed() < Duration::from_secs(60), "the long query never reached the cluster");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // While it runs, a second search is beyond --max-inflight 1: 429, at once.
+    client(d, &c.url, &["search", "--keys", "keys", "--probes", "p.parquet", "--out", "y.csv"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("429").and(predicate::str::contains("max-inflight")));
     assert!(Command::new("kill").args(["-9", &pids[1].to_string()]).status().expect("kill").success());
     let (out, took) = query.join().expect("query thread");
     assert!(!out.status.success(), "a query cut by a dead process must fail");

@@ -54,6 +54,9 @@ struct Common {
     /// Most probes in one query.
     #[arg(long, default_value_t = 64)]
     max_probes: usize,
+    /// Searches in flight at once; more get 429 + Retry-After.
+    #[arg(long, default_value_t = 64)]
+    max_inflight: usize,
     /// Seconds a request may wait for the shards before it is answered with an error.
     #[arg(long, default_value_t = 120)]
     deadline_s: u64,
@@ -66,6 +69,8 @@ impl Common {
             self.max_body_mib.to_string(),
             "--max-probes".into(),
             self.max_probes.to_string(),
+            "--max-inflight".into(),
+            self.max_inflight.to_string(),
             "--deadline-s".into(),
             self.deadline_s.to_string(),
         ];
@@ -134,6 +139,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 token: s.common.token_file.as_deref().map(read_token).transpose()?,
                 max_body: s.common.max_body_mib << 20,
                 max_probes: s.common.max_probes.max(1),
+                max_inflight: s.common.max_inflight.max(1),
                 deadline: Duration::from_secs(s.common.deadline_s.max(1)),
                 simd: super::open::simd(),
                 exit_with_stdin: s.exit_with_stdin,
@@ -161,6 +167,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 args,
                 max_body: u.common.max_body_mib << 20,
                 start_timeout: Duration::from_secs(300),
+                upstream_timeout: Duration::from_secs(u.common.deadline_s.max(1) + 30),
             };
             cluster::up(cfg, |e| match e {
                 UpEvent::Listening(url) => println!("listening on {url}"),
