@@ -10,6 +10,12 @@ use clap::{Parser, Subcommand};
 mod commands;
 mod progress;
 
+/// mimalloc instead of the system allocator: a scan allocates and frees multi-megabyte
+/// buffers per chunk, which glibc hands back to the OS each time (mmap/munmap, page faults
+/// and zeroing: half of a streamed scan's time, measured).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Search biometric and image embeddings while they stay encrypted.
 ///
 /// Typical flow: `synth` or `import` an embedding set, `eval` it in plaintext, reduce it with
