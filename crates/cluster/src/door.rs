@@ -387,7 +387,7 @@ async fn search(State(door): State<Arc<Door>>, body: Bytes) -> Result<Response, 
     door.queries.fetch_add(1, Ordering::Relaxed);
     let d = door.clone();
     let checked = body.clone();
-    let probe_ids = blocking(move || {
+    let (probe_ids, form) = blocking(move || {
         check_key(&d, Query::peek_key_id(&checked))?;
         let ctx = d.held.ctx();
         let q = Query::from_bytes(&checked, ctx.bfv(), ctx.rows())?;
@@ -398,7 +398,7 @@ async fn search(State(door): State<Arc<Door>>, body: Bytes) -> Result<Response, 
             ));
         }
         ctx.check_query(&q, &d.held.current().hot)?;
-        Ok(q.probe_ids)
+        Ok((q.probe_ids.clone(), ctx.answer_form(&q)))
     })
     .await?;
     let ctx = door.held.ctx();
@@ -407,6 +407,7 @@ async fn search(State(door): State<Arc<Door>>, body: Bytes) -> Result<Response, 
         key_id: ctx.public().key_id.clone(),
         degree: ctx.public().params.degree,
         modulus: ctx.public().params.response_modulus(),
+        form,
         scale: quantizer.scale,
         metric: quantizer.metric,
         version: v.number,

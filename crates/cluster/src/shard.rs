@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
 
-use encsearch::{EncryptedProbe, Enrolment, Query, StreamFrames};
+use encsearch::{Enrolment, Query, StreamFrames};
 use service::{ApiError, Held};
 
 use crate::error::{Error, Result};
@@ -137,9 +137,8 @@ impl Shard {
         let q = Query::from_bytes(query, ctx.bfv(), ctx.rows()).map_err(failure)?;
         let version = self.held.version(number).ok_or_else(|| gone(self.index, number))?;
         ctx.check_query(&q, &version.hot).map_err(failure)?;
-        let probes: Vec<&EncryptedProbe> = q.probes.iter().collect();
         let modulus = ctx.public().params.response_modulus();
-        ctx.score_each_chunk(&probes, &version.hot, |chunk, scores| {
+        ctx.score_each_chunk(&[&q], &version.hot, |chunk, scores| {
             self.send(Up::Frame { qid, frame: StreamFrames::chunk(offset + chunk, &scores, modulus) });
             Ok(())
         })

@@ -1,6 +1,7 @@
 #![allow(missing_docs)] // reason: criterion_group! generates undocumented items
 //! Criterion benches of the scoring path, named by parameters: a one-probe query against one
-//! chunk and against 16 chunks (their difference is the per-chunk cost), the hot-form
+//! chunk and against 16 chunks (their difference is the per-chunk cost), the same asking for a
+//! compact answer (relinearised, two small primes), the hot-form
 //! preparation (each for every kernel the CPU has: IFMA, the narrow AVX2 form, portable), the
 //! client's decryption, and the HERS algorithm on one chunk.
 
@@ -22,6 +23,8 @@ fn bench(c: &mut Criterion) {
     let q = *client.quantizer();
     let probe = client.encrypt_probe(&gallery[0], &mut rng).expect("probe");
     let query = client.query_of(vec!["p".into()], vec![probe.clone()]).expect("query");
+    let mut compact = query.clone();
+    compact.compact = Some(client.compact_key(&mut rng).expect("compact key"));
     let rk = client.relinearization_key(&mut rng).expect("rk");
     let log_q = client.keys().public().params.log_q().round();
     let mut g = c.benchmark_group("encsearch");
@@ -43,6 +46,12 @@ fn bench(c: &mut Criterion) {
         g.bench_function(format!("query_16_chunks/{name}/primes={np}"), |b| {
             b.iter(|| server.score(&query, &many).expect("score"))
         });
+        g.bench_function(format!("query_1_chunk_compact/{name}/primes={np}"), |b| {
+            b.iter(|| server.score(&compact, &one).expect("score"))
+        });
+        g.bench_function(format!("query_16_chunks_compact/{name}/primes={np}"), |b| {
+            b.iter(|| server.score(&compact, &many).expect("score"))
+        });
         g.bench_function(format!("prepare_chunk/{name}"), |b| {
             b.iter(|| server.prepare_chunk(&chunks[0]).expect("hot"))
         });
@@ -52,6 +61,10 @@ fn bench(c: &mut Criterion) {
     let name = format!("n={n}/log(q)={log_q}/d={dim}/kernel={:?}", server.kernel());
     g.bench_function(format!("decrypt_chunk/{name}"), |b| {
         let cs = server.score(&query, &one).expect("score").scores.remove(0).remove(0);
+        b.iter(|| client.decrypt_chunk(&cs).expect("decrypt"))
+    });
+    g.bench_function(format!("decrypt_chunk_compact/{name}"), |b| {
+        let cs = server.score(&compact, &one).expect("score").scores.remove(0).remove(0);
         b.iter(|| client.decrypt_chunk(&cs).expect("decrypt"))
     });
     let hers = HersBaseline::new(&server, &rk).expect("baseline");

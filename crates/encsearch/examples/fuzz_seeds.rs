@@ -45,23 +45,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let response = server.score(&q, &hot)?;
     put(root, "response", "response", &response.to_bytes())?;
-    // The service's streamed answer (already framed: the target also reframes its input).
-    let header = StreamHeader {
-        key_id: response.key_id.clone(),
-        degree: response.degree,
-        modulus: response.modulus,
-        scale: response.scale,
-        metric: response.metric,
-        version: 1,
-        chunks: 1,
-        probe_ids: response.probe_ids.clone(),
-    };
-    let per_probe: Vec<_> = response.scores.iter().map(|p| p[0].clone()).collect();
-    let stream =
-        [StreamFrames::header(&header), StreamFrames::chunk(0, &per_probe, response.modulus), StreamFrames::end(1)]
-            .concat();
+    // The same with compact answers.
+    let mut qc = q.clone();
+    qc.compact = Some(client.compact_key(&mut rng)?);
+    put(root, "query", "query-compact", &qc.to_bytes())?;
+    let compact = server.score(&qc, &hot)?;
+    put(root, "response", "response-compact", &compact.to_bytes())?;
+    // The service's streamed answers (already framed: the target also reframes its input).
     fs::create_dir_all(root.join("score_stream"))?;
-    fs::write(root.join("score_stream").join("stream-whole"), &stream)?;
+    for (name, response) in [("stream-whole", &response), ("stream-compact", &compact)] {
+        let header = StreamHeader {
+            key_id: response.key_id.clone(),
+            degree: response.degree,
+            modulus: response.modulus,
+            form: response.form,
+            scale: response.scale,
+            metric: response.metric,
+            version: 1,
+            chunks: 1,
+            probe_ids: response.probe_ids.clone(),
+        };
+        let per_probe: Vec<_> = response.scores.iter().map(|p| p[0].clone()).collect();
+        let stream =
+            [StreamFrames::header(&header), StreamFrames::chunk(0, &per_probe, response.modulus), StreamFrames::end(1)]
+                .concat();
+        fs::write(root.join("score_stream").join(name), &stream)?;
+    }
     let table = IdTable { version: 1, slot_ids: response.slot_ids.clone() };
     put(root, "service_messages", "id-table", &table.to_bytes())?;
     let enrolment =

@@ -103,6 +103,14 @@ pub struct BenchReport {
     pub batch_ratio: f64,
     /// encrypt + score + decrypt/top-k.
     pub query_s: f64,
+    /// Server: score the same probe for a compact answer (relinearised, two small primes).
+    pub compact_score_s: f64,
+    /// Client: decrypt + top-k of the compact answer.
+    pub compact_decrypt_topk_s: f64,
+    /// Encrypted scores of the compact answer: bytes per template.
+    pub compact_bytes_per_template: f64,
+    /// What the compact-answer key adds to a query, in bytes.
+    pub compact_key_bytes: usize,
     /// Templates the baseline comparison used.
     pub baseline_size: usize,
     /// Our scoring over `baseline_size` templates.
@@ -286,6 +294,16 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
     };
     let exact = exact && batch_exact;
 
+    // The same probe asking for a compact answer: its scores must be the full answer's.
+    let mut compact_query = query.clone();
+    compact_query.compact = Some(client.compact_key(&mut rng)?);
+    let compact_key_bytes = compact_query.to_bytes().len() - query_bytes;
+    let (compact_score_s, compact) = median(cfg.repeats, || server.score(&compact_query, &gallery))?;
+    let (compact_decrypt_topk_s, compact_top) = median(cfg.repeats, || client.decrypt_top_k(&compact, cfg.k))?;
+    let exact = exact
+        && check_exact(&client, &rows, &probe, &compact, &compact_top, cfg)?
+        && compact_top.iter().map(|m| m.score).eq(top.iter().map(|m| m.score));
+
     // Baseline comparison on the first `baseline_size` templates, same probe, same cores.
     let first = gallery.slice(0..bchunks)?;
     let (ours_at_baseline_s, _) = median(cfg.repeats, || server.score(&query, &first))?;
@@ -314,6 +332,10 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
         batch_score_s,
         batch_ratio: if batch > 0 { batch_score_s / (batch as f64 * score_s) } else { 0.0 },
         query_s,
+        compact_score_s,
+        compact_decrypt_topk_s,
+        compact_bytes_per_template: compact.score_bytes_per_slot(),
+        compact_key_bytes,
         baseline_size: bchunks * n,
         ours_at_baseline_s,
         hers_at_baseline_s,
@@ -356,6 +378,15 @@ impl BenchReport {
         row("query: score (server)", format!("{:.1} ms", self.score_s * 1e3));
         row("query: decrypt + top-k", format!("{:.1} ms", self.decrypt_topk_s * 1e3));
         row("query: total", format!("{:.1} ms", self.query_s * 1e3));
+        row(
+            "compact answer: score (server) / decrypt + top-k",
+            format!(
+                "{:.1} ms ({:+.0} %) / {:.1} ms",
+                self.compact_score_s * 1e3,
+                (self.compact_score_s / self.score_s - 1.0) * 100.0,
+                self.compact_decrypt_topk_s * 1e3
+            ),
+        );
         if self.batch > 0 {
             row(
                 &format!("score a batch of {} probes (server)", self.batch),
@@ -389,8 +420,11 @@ impl BenchReport {
         );
         row("bytes/template at rest (seeded)", format!("{:.1}", self.rest_bytes_per_template));
         row("bytes/template hot form (memory)", format!("{:.0}", self.hot_bytes_per_template));
-        row("bytes/template response", format!("{:.1}", self.response_bytes_per_template));
-        row("query size", format!("{} B", self.query_bytes));
+        row(
+            "bytes/template response: full / compact",
+            format!("{:.1} / {:.1}", self.response_bytes_per_template, self.compact_bytes_per_template),
+        );
+        row("query size (+ compact-answer key)", format!("{} B (+ {} B)", self.query_bytes, self.compact_key_bytes));
         format!("| measure | value |\n|---|---|\n{s}")
     }
 }

@@ -10,6 +10,7 @@ use rand::{CryptoRng, RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use rayon::prelude::*;
 
+use crate::compact::{CompactKey, ScoreForm, compact_moduli};
 use crate::error::{Error, Result};
 use crate::keys::{ClientKeys, KeyId};
 use crate::pack::{Layout, pack_chunk, pack_coefficients, pack_probe_coefficients};
@@ -175,7 +176,14 @@ impl Client {
             metric: self.quantizer.metric,
             probe_ids,
             probes,
+            compact: None,
         })
+    }
+
+    /// A fresh key for compact answers ([`Query::compact`]): the server relinearises each
+    /// chunk's scores with it and sends ≈ half the bytes.
+    pub fn compact_key<R: RngCore + CryptoRng>(&self, rng: &mut R) -> Result<CompactKey> {
+        CompactKey::generate(&self.keys, rng)
     }
 
     /// Quantises and encrypts probes (row-major `f32`) into one query.
@@ -231,7 +239,7 @@ impl Client {
     /// Decrypts a second-stage response and ranks each probe's candidates (best first, at most
     /// `k` per probe).
     pub fn decrypt_fine(&self, response: &FineResponse, k: usize) -> Result<Vec<Match>> {
-        self.check_response(&response.key_id, response.degree, response.modulus, "fine response")?;
+        self.check_response(&response.key_id, response.degree, response.modulus, ScoreForm::Full, "fine response")?;
         let sign = better_sign(response.metric);
         let mut out = Vec::new();
         for (probe_id, chunks) in &response.probes {
@@ -269,12 +277,25 @@ impl Client {
         Ok(out)
     }
 
-    /// Checks that a response (`what`) was made for this key: key id, ring degree, modulus.
-    fn check_response(&self, key_id: &KeyId, degree: usize, modulus: u64, what: &'static str) -> Result<()> {
+    /// Checks that a response (`what`) was made for this key: key id, ring degree, modulus,
+    /// and for compact scores the two primes.
+    fn check_response(
+        &self,
+        key_id: &KeyId,
+        degree: usize,
+        modulus: u64,
+        form: ScoreForm,
+        what: &'static str,
+    ) -> Result<()> {
         self.keys.key_id().ensure_eq(key_id)?;
         let params = &self.keys.public().params;
         if degree != params.degree || modulus != params.response_modulus() {
             return Err(Error::malformed(what, "degree or modulus differs from the key's"));
+        }
+        if let ScoreForm::Compact { moduli } = form
+            && moduli != compact_moduli(params)?
+        {
+            return Err(Error::malformed(what, "compact moduli differ from the key's"));
         }
         Ok(())
     }
@@ -285,30 +306,55 @@ impl Client {
     }
 
     /// Decrypts a score ciphertext and decodes it with `encoding` (values centred mod t).
+    /// Compact scores are first lifted from their small primes to q0: `round(q0·c/p)`, in
+    /// double precision (off by at most one unit of q0, far inside the noise budget).
     fn decrypt_scores(&self, scores: &ChunkScores, encoding: Encoding) -> Result<Vec<i64>> {
+        let pt = self.keys.secret().try_decrypt(&self.score_ciphertext(scores)?)?;
+        Ok(Vec::<i64>::try_decode(&pt, encoding)?)
+    }
+
+    /// A chunk's scores as a ciphertext modulo q0 (compact parts lifted), as decryption reads it.
+    fn score_ciphertext(&self, scores: &ChunkScores) -> Result<Ciphertext> {
         let bfv = self.keys.bfv();
         let ctx = bfv.context_at_level(bfv.max_level())?;
         let n = bfv.degree();
+        let q0 = self.keys.public().params.response_modulus();
+        let expected = scores.form.part_moduli(q0);
+        if scores.polys.len() != expected.len() {
+            return Err(Error::malformed("response", "part count differs from the score form"));
+        }
         let polys = scores
             .polys
             .iter()
-            .map(|c| {
-                let arr = Array2::from_shape_vec((1, n), c.clone())
+            .zip(expected)
+            .map(|(c, p)| {
+                let c = match p == q0 {
+                    true => c.clone(),
+                    false => {
+                        let f = q0 as f64 / p as f64;
+                        c.iter().map(|&v| (v as f64 * f).round() as u64 % q0).collect()
+                    }
+                };
+                let arr = Array2::from_shape_vec((1, n), c)
                     .map_err(|_| Error::malformed("response", "polynomial of wrong length"))?;
                 let mut p = Poly::try_convert_from(arr, ctx, false, Representation::PowerBasis)?;
                 p.change_representation(Representation::Ntt);
                 Ok(p)
             })
             .collect::<Result<Vec<_>>>()?;
-        let ct = Ciphertext::new(polys, bfv)?;
-        let pt = self.keys.secret().try_decrypt(&ct)?;
-        Ok(Vec::<i64>::try_decode(&pt, encoding)?)
+        Ok(Ciphertext::new(polys, bfv)?)
+    }
+
+    /// [`Client::noise_margin_bits`] of a chunk's scores as the server sent them, full or
+    /// compact: what is left of the decryption bound after the rounding of every part.
+    pub fn score_noise_margin_bits(&self, scores: &ChunkScores) -> Result<(usize, f64)> {
+        self.noise_margin_bits(&self.score_ciphertext(scores)?)
     }
 
     /// Decrypts a response and keeps the `k` best live slots of every probe (highest score
     /// for cosine, lowest squared distance for the Euclidean metric).
     pub fn decrypt_top_k(&self, response: &Response, k: usize) -> Result<Vec<Match>> {
-        self.check_response(&response.key_id, response.degree, response.modulus, "response")?;
+        self.check_response(&response.key_id, response.degree, response.modulus, response.form, "response")?;
         let params = &self.keys.public().params;
         let n = params.degree;
         // TopK keeps the highest values: negate distances.

@@ -24,6 +24,20 @@ pub const PUBLIC_FILE: &str = "public.json";
 pub const SECRET_FILE: &str = "secret.key";
 const SECRET_MAGIC: &[u8; 8] = b"HERSSK01";
 
+/// Reads a protobuf varint at `*pos`, advancing it.
+fn varint(b: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let byte = *b.get(*pos)?;
+        *pos += 1;
+        v |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
+}
+
 /// Identifier of a key set: hex of a hash of the parameters and a commitment to the secret.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -129,6 +143,30 @@ impl ClientKeys {
 
     pub(crate) fn secret(&self) -> &SecretKey {
         &self.secret
+    }
+
+    /// The secret polynomial's coefficients, for key material fhe does not make itself (the
+    /// compact-answer key). fhe exposes them only through its encoding of the key, a protobuf
+    /// message whose field 1 is the packed `sint64` coefficients; this reads that field.
+    pub(crate) fn secret_coefficients(&self) -> Result<Zeroizing<Vec<i64>>> {
+        let bytes = Zeroizing::new(self.secret.to_bytes());
+        let bad = || Error::params("unexpected encoding of the secret key");
+        let mut pos = 0usize;
+        let mut coeffs = Zeroizing::new(Vec::with_capacity(self.public.params.degree));
+        // Field 1, length-delimited (packed), then zigzag varints.
+        if varint(&bytes, &mut pos) != Some((1 << 3) | 2) {
+            return Err(bad());
+        }
+        let len = varint(&bytes, &mut pos).and_then(|l| usize::try_from(l).ok()).ok_or_else(bad)?;
+        let end = pos.checked_add(len).filter(|&e| e == bytes.len()).ok_or_else(bad)?;
+        while pos < end {
+            let z = varint(&bytes, &mut pos).ok_or_else(bad)?;
+            coeffs.push((z >> 1) as i64 ^ -((z & 1) as i64));
+        }
+        if coeffs.len() != self.public.params.degree {
+            return Err(bad());
+        }
+        Ok(coeffs)
     }
 
     /// Writes `public.json` and `secret.key` (mode 0600) into `dir` (created if needed).

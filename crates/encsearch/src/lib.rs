@@ -7,6 +7,8 @@
 //!   template layouts);
 //! * [`Client`] (`client.rs`) holds the secret key: encrypts templates and probes, decrypts
 //!   scores; `topk.rs` ranks them;
+//! * `compact/`: compact answers (relinearised once per chunk, two small moduli) and the
+//!   client's key for them;
 //! * `store/`: the gallery at rest — segments, manifest, id ↔ slot map, atomic writes;
 //! * `hot/`: the hot form a server scores (basis extension + NTT) and its on-disk cache;
 //! * `server/`: [`ServerContext`], built from [`PublicParams`] only, scores a [`Query`] against
@@ -21,6 +23,7 @@
 
 mod bench;
 mod client;
+mod compact;
 mod error;
 mod hot;
 mod kernel;
@@ -36,6 +39,7 @@ mod wire;
 
 pub use bench::{BenchConfig, BenchReport, run as run_bench};
 pub use client::Client;
+pub use compact::{CompactKey, ScoreForm, compact_moduli};
 pub use embeddings::Match;
 pub use error::{Error, Result};
 pub use hot::{HotBasis, HotCacheReport, HotChunk, HotGallery, HotProbe, check_hot_cache};

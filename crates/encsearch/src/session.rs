@@ -105,12 +105,30 @@ fn timed<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, f64)> {
 #[derive(Debug)]
 pub struct Session<'c> {
     client: &'c Client,
+    compact: bool,
 }
 
 impl<'c> Session<'c> {
-    /// A session of `client` (its quantiser must be the gallery's).
+    /// A session of `client` (its quantiser must be the gallery's), asking for full answers.
     pub fn new(client: &'c Client) -> Self {
-        Self { client }
+        Self { client, compact: false }
+    }
+
+    /// Asks for compact answers (`compact/`): half the bytes down, more server time per
+    /// chunk, and a key of ≈ 79 KB up with each query — worth it where the answer crosses a
+    /// network.
+    pub fn with_compact_answers(mut self, compact: bool) -> Self {
+        self.compact = compact;
+        self
+    }
+
+    /// The query of probes `rows`, with a compact-answer key when the session asks for them.
+    fn encrypt<R: RngCore + CryptoRng>(&self, probe_ids: Vec<String>, rows: &[f32], rng: &mut R) -> Result<Query> {
+        let mut query = self.client.encrypt_query(probe_ids, rows, rng)?;
+        if self.compact {
+            query.compact = Some(self.client.compact_key(rng)?);
+        }
+        Ok(query)
     }
 
     /// Encrypts probes `rows` (row-major, the client's dimension) under ids `probe_ids`, has
@@ -123,7 +141,7 @@ impl<'c> Session<'c> {
         rng: &mut R,
         server: impl FnOnce(&Query) -> Result<Response>,
     ) -> Result<Searched> {
-        let (query, encrypt) = timed(|| self.client.encrypt_query(probe_ids, rows, rng))?;
+        let (query, encrypt) = timed(|| self.encrypt(probe_ids, rows, rng))?;
         let (response, score) = timed(|| server(&query))?;
         let (matches, decrypt) = timed(|| self.client.decrypt_top_k(&response, k))?;
         Ok(Searched { matches, timings: Timings { encrypt, score, decrypt }, probes: query.probes.len(), response })
@@ -138,7 +156,7 @@ impl<'c> Session<'c> {
         rng: &mut R,
         server: impl FnOnce(&Query) -> Result<Response>,
     ) -> Result<AllScores> {
-        let (query, encrypt) = timed(|| self.client.encrypt_query(probe_ids, rows, rng))?;
+        let (query, encrypt) = timed(|| self.encrypt(probe_ids, rows, rng))?;
         let (response, score) = timed(|| server(&query))?;
         let (scores, decrypt) = timed(|| {
             response
@@ -193,7 +211,7 @@ impl<'c> Session<'c> {
         rng: &mut R,
         server: impl FnOnce(&Query) -> Result<Response>,
     ) -> Result<Verified> {
-        let query = self.client.encrypt_query(vec![probe_id.to_string()], row, rng)?;
+        let query = self.encrypt(vec![probe_id.to_string()], row, rng)?;
         let response = server(&query)?;
         let slot = response
             .slot_ids

@@ -2,7 +2,7 @@
 
 use encsearch::{
     ChunkScores, Client, ClientKeys, EncryptedProbe, HersBaseline, HotChunk, HotGallery, Preset, Query, Response,
-    ServerContext, Simd, int_dot,
+    ScoreForm, ServerContext, Simd, int_dot,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -78,7 +78,17 @@ fn check_exact(
     let ids = (0..probes.len()).map(|i| format!("p{i}")).collect();
     let query = client.query_of(ids, encrypted).expect("query");
     let batched = server.score(&query, &gallery_hot).expect("score").scores;
-    for (probe, scores) in probes.iter().cycle().zip(alone.iter().chain(&batched)) {
+    // The same query asking for compact answers (relinearised, two small primes).
+    let mut compact_query = query.clone();
+    compact_query.compact = Some(client.compact_key(rng).expect("compact key"));
+    let compact = server.score(&compact_query, &gallery_hot).expect("compact score").scores;
+    assert!(compact.iter().flatten().all(|c| matches!(c.form(), ScoreForm::Compact { .. })));
+    // The noise left at the largest magnitudes (probe 0 = all +s against chunk 0's ±s).
+    let (_, full_margin) = client.score_noise_margin_bits(&batched[0][0]).expect("noise");
+    let (noise, margin) = client.score_noise_margin_bits(&compact[0][0]).expect("noise");
+    eprintln!("noise margin: full {full_margin:.1} bits, compact {margin:.1} bits (noise 2^{noise} of q0)");
+    assert!(margin >= 2.0 && margin >= full_margin, "compact answers keep only {margin:.1} bits of noise margin");
+    for (probe, scores) in probes.iter().cycle().zip(alone.iter().chain(&batched).chain(&compact)) {
         for (c, cs) in scores.iter().enumerate() {
             let got = client.decrypt_chunk(cs).expect("decrypt");
             for (k, v) in got.iter().enumerate() {
@@ -121,6 +131,22 @@ fn top_k_matches_plaintext_and_roundtrips_bytes() {
     let resp = Response::from_bytes(&bytes).expect("response bytes");
     let k = 10;
     let got = client.decrypt_top_k(&resp, k).expect("decrypt");
+    // Compact answers: the key survives the query's bytes, the scores take ≤ 10 B per slot and
+    // at most 55 % of the full ones (the ids, here in every response, are the same), and they
+    // rank exactly alike.
+    let mut compact = query.clone();
+    compact.compact = Some(client.compact_key(&mut rng).expect("compact key"));
+    let compact = Query::from_bytes(&compact.to_bytes(), server.bfv(), dim).expect("compact query bytes");
+    assert!(compact.compact.is_some());
+    let small = server.score(&compact, &gallery).expect("compact score");
+    assert!(small.score_bytes_per_slot() <= 10.0, "{} B per slot", small.score_bytes_per_slot());
+    assert!(small.score_bytes_per_slot() <= 0.55 * resp.score_bytes_per_slot());
+    let small_bytes = small.to_bytes();
+    let ids = bytes.len() as f64 - resp.score_bytes_per_slot() * (3 * gallery.slot_ids.len()) as f64;
+    let scores = small_bytes.len() as f64 - ids;
+    assert!(scores <= 0.55 * (bytes.len() as f64 - ids), "{} vs {} bytes", small_bytes.len(), bytes.len());
+    let small = Response::from_bytes(&small_bytes).expect("compact response bytes");
+    assert_eq!(client.decrypt_top_k(&small, k).expect("decrypt compact"), got);
     for p in 0..3 {
         let pq = &q[p];
         let mut plain: Vec<(i64, usize)> = q.iter().enumerate().map(|(i, g)| (int_dot(g, pq), i)).collect();

@@ -83,8 +83,30 @@ fn train_project_enroll_search_and_roles_agree() {
     // The server scoring straight from the memory-mapped segments answers the same.
     ok(&["query", "score", "--gallery", "g", "--query", "q.enc", "--out", "r3.enc", "--stream"], d);
     ok(&["query", "decrypt", "--keys", "keys", "--response", "r3.enc", "--top-k", "3", "--out", "r3.csv"], d);
+    // A query asking for compact answers: same results, about half the answer's bytes.
+    ok(
+        &[
+            "query",
+            "encrypt",
+            "--keys",
+            "keys",
+            "--gallery",
+            "g",
+            "--probes",
+            "p16.parquet",
+            "--compact",
+            "--out",
+            "qc.enc",
+        ],
+        d,
+    );
+    ok(&["query", "score", "--gallery", "g", "--query", "qc.enc", "--out", "rc.enc"], d);
+    ok(&["query", "decrypt", "--keys", "keys", "--response", "rc.enc", "--top-k", "3", "--out", "rc.csv"], d);
+    let size = |f: &str| std::fs::metadata(d.join(f)).expect("answer").len() as f64;
+    assert!(size("rc.enc") < 0.55 * size("r.enc"), "compact {} B, full {} B", size("rc.enc"), size("r.enc"));
     let one = std::fs::read_to_string(d.join("r.csv")).expect("r");
     let split = std::fs::read_to_string(d.join("r2.csv")).expect("r2");
+    assert_eq!(std::fs::read_to_string(d.join("rc.csv")).expect("rc"), split, "compact answers give the same results");
     assert_eq!(one, split, "split roles give the same results");
     assert_eq!(
         std::fs::read_to_string(d.join("r3.csv")).expect("r3"),

@@ -13,7 +13,7 @@ use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use encsearch::{EncryptedProbe, Query, StreamFrames};
+use encsearch::{Query, StreamFrames};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::metrics::{Endpoint, Metrics};
@@ -78,17 +78,18 @@ fn score(ctx: &encsearch::ServerContext, metrics: &Metrics, jobs: &[Job]) {
     let version = &jobs[0].version;
     let modulus = ctx.public().params.response_modulus();
     let mut offsets = Vec::with_capacity(jobs.len());
-    let mut probes: Vec<&EncryptedProbe> = Vec::new();
+    let mut probes = 0;
     for j in jobs {
-        offsets.push(probes.len());
-        probes.extend(j.query.probes.iter());
+        offsets.push(probes);
+        probes += j.query.probes.len();
     }
+    let queries: Vec<&Query> = jobs.iter().map(|j| &j.query).collect();
     let send = |job: &Job, frame: Vec<u8>| {
         Metrics::add(&metrics.bytes_out, frame.len());
         // A client that went away drops its receiver: nothing to do.
         let _ = job.frames.send(Bytes::from(frame));
     };
-    let outcome = ctx.score_each_chunk(&probes, &version.hot, |chunk, scores| {
+    let outcome = ctx.score_each_chunk(&queries, &version.hot, |chunk, scores| {
         for (job, &off) in jobs.iter().zip(&offsets) {
             let n = job.query.probes.len();
             send(job, StreamFrames::chunk(chunk, &scores[off..off + n], modulus));
@@ -96,7 +97,7 @@ fn score(ctx: &encsearch::ServerContext, metrics: &Metrics, jobs: &[Job]) {
         Ok(())
     });
     Metrics::add(&metrics.batches, 1);
-    Metrics::add(&metrics.probes, probes.len());
+    Metrics::add(&metrics.probes, probes);
     let chunks = version.hot.chunks.len();
     for job in jobs {
         match &outcome {

@@ -26,6 +26,8 @@ pub struct LoadConfig {
     pub duration: Duration,
     /// Enrolment requests (one chunk each) to time.
     pub enrolments: usize,
+    /// Ask for compact answers (each query carries a compact-answer key).
+    pub compact: bool,
 }
 
 /// One phase: C clients for the configured duration.
@@ -101,6 +103,7 @@ pub fn in_process<R: RngCore + CryptoRng>(
     client: &Client,
     probes: &[f32],
     simd: encsearch::Simd,
+    compact: bool,
     rng: &mut R,
 ) -> Result<InProcess> {
     let g = encsearch::Gallery::open(dir)?;
@@ -109,8 +112,8 @@ pub fn in_process<R: RngCore + CryptoRng>(
     let d = client.quantizer().dim;
     let batch = 16usize;
     let rows: Vec<f32> = probes.iter().copied().cycle().take(batch * d).collect();
-    let one = client.encrypt_query(vec!["p".into()], &rows[..d], rng)?;
-    let many = client.encrypt_query((0..batch).map(|i| format!("p{i}")).collect(), &rows, rng)?;
+    let one = encrypt(client, vec!["p".into()], &rows[..d], compact, rng)?;
+    let many = encrypt(client, (0..batch).map(|i| format!("p{i}")).collect(), &rows, compact, rng)?;
     let time = |q: &encsearch::Query, reps: usize| -> Result<f64> {
         let mut t = (0..reps)
             .map(|_| {
@@ -124,6 +127,21 @@ pub fn in_process<R: RngCore + CryptoRng>(
     };
     time(&one, 1)?;
     Ok(InProcess { single_ms: time(&one, 7)? * 1e3, batch, batch_qps: batch as f64 / time(&many, 3)? })
+}
+
+/// A query of `rows`, with a compact-answer key when `compact`.
+fn encrypt<R: RngCore + CryptoRng>(
+    client: &Client,
+    ids: Vec<String>,
+    rows: &[f32],
+    compact: bool,
+    rng: &mut R,
+) -> Result<encsearch::Query> {
+    let mut q = client.encrypt_query(ids, rows, rng)?;
+    if compact {
+        q.compact = Some(client.compact_key(rng)?);
+    }
+    Ok(q)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -147,7 +165,7 @@ pub fn run<R: RngCore + CryptoRng>(
         return Err(Error::Config("no probes to send".into()));
     }
     let queries: Vec<Vec<u8>> = (0..n)
-        .map(|i| Ok(client.encrypt_query(vec![format!("q{i}")], &probes[i * d..(i + 1) * d], rng)?.to_bytes()))
+        .map(|i| Ok(encrypt(client, vec![format!("q{i}")], &probes[i * d..(i + 1) * d], cfg.compact, rng)?.to_bytes()))
         .collect::<Result<_>>()?;
     let probe = Remote::new(&cfg.url, None, Duration::from_secs(600))?;
     let info = probe.info()?;

@@ -277,6 +277,7 @@ async fn search(State(app): State<Arc<App>>, body: Bytes) -> Result<Response, Ap
         key_id: ctx.public().key_id.clone(),
         degree: ctx.public().params.degree,
         modulus: ctx.public().params.response_modulus(),
+        form: ctx.answer_form(&query),
         scale: version.hot.scale,
         metric: version.hot.metric,
         version: version.number,

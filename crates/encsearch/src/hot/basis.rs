@@ -215,14 +215,14 @@ impl HotBasis {
             })?;
             let mut data = vec![0u64; np * pstride / 2];
             lay_out_probe(&parts, self.rows, pstride, bytemuck::cast_slice_mut(&mut data));
-            return Ok(HotProbe { data, narrow: true });
+            return Ok(HotProbe { data, narrow: true, compact: None });
         }
         let parts = self.extended_rows(probe, |ct, part, rows: &mut [Vec<u64>], scratch| {
             self.extender.extend(&self.q_rows(ct, part)?, scratch, |i, row| rows[2 * i + part].copy_from_slice(row))
         })?;
         let mut data = vec![0u64; np * pstride];
         lay_out_probe(&parts, self.rows, pstride, &mut data);
-        Ok(HotProbe { data, narrow: false })
+        Ok(HotProbe { data, narrow: false, compact: None })
     }
 
     /// Every probe ciphertext's rows in the multiplication basis, `[dim][2·prime + part]`, on

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use memmap2::Mmap;
 
+use crate::compact::PreparedKey;
 use crate::quantize::Metric;
 
 pub use basis::HotBasis;
@@ -65,6 +66,8 @@ pub struct HotProbe {
     pub(crate) data: Vec<u64>,
     /// Whether the words hold the narrow form (u32 residues).
     pub(crate) narrow: bool,
+    /// The query's compact-answer key, when it asked for compact answers.
+    pub(crate) compact: Option<Arc<PreparedKey>>,
 }
 
 /// A whole gallery in the hot form, with the id of every global slot.

@@ -7,6 +7,7 @@
 //! * `ntt.rs`: a negacyclic NTT for primes below 2^48; `ntt32.rs`: the narrow basis' NTT;
 //! * `extend.rs`: exact basis extension Q → Q ∪ P;
 //! * `rescale.rs`: the one down-scaling from Q ∪ P to the response modulus;
+//! * `pointwise.rs`: products of NTT-domain rows by constant rows (compact answers' key);
 //! * `ifma.rs`: the AVX-512 IFMA helpers they share; `avx2.rs`: the AVX2/FMA ones of the
 //!   narrow path; `cpu.rs`: the detection.
 //!
@@ -19,6 +20,7 @@ mod ifma;
 mod narrow;
 mod ntt;
 mod ntt32;
+mod pointwise;
 mod rescale;
 mod tensor;
 
@@ -27,6 +29,7 @@ pub(crate) use extend::Extender;
 pub(crate) use narrow::{NARROW_BITS, tensor_sum_narrow};
 pub(crate) use ntt::Ntt;
 pub(crate) use ntt32::Ntt32;
+pub(crate) use pointwise::ShoupRow;
 pub(crate) use rescale::Rescaler;
 pub use tensor::Kernel;
 pub(crate) use tensor::{Accumulator, IFMA_MAX_BITS, LANES, PROBE_ROWS, probe_rows, scatter_row};

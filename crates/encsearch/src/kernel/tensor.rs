@@ -121,6 +121,8 @@ pub(crate) struct Accumulator {
     /// The narrow form's score rows of a pass, `[pair][prime][part][coefficient]` (rows padded,
     /// see `server/mod.rs`).
     pub(crate) polys32: Vec<u32>,
+    /// Scratch of compact answers' last step.
+    pub(crate) finish: crate::compact::FinishScratch,
 }
 
 /// The scalar kernel, in its BMI2/ADX build where the CPU has them.

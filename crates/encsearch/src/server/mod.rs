@@ -20,6 +20,7 @@ use fhe::bfv::BfvParameters;
 use num_bigint::BigUint;
 use rayon::prelude::*;
 
+use crate::compact::{Finisher, PreparedKey, ScoreForm};
 use crate::error::{Error, Result};
 use crate::hot::{HotBasis, HotCacheReport, HotChunk, HotGallery, HotProbe};
 use crate::kernel::{Accumulator, Kernel, Ntt, Ntt32, PROBE_ROWS, Rescaler, Simd, tensor_sum_narrow};
@@ -64,6 +65,8 @@ pub struct ServerContext {
     down: Rescaler,
     ntt: Arc<[Ntt]>,
     simd: Simd,
+    /// The last step of compact answers; `None` where the parameters allow none.
+    compact: Option<Arc<Finisher>>,
 }
 
 impl ServerContext {
@@ -90,6 +93,7 @@ impl ServerContext {
             Some(ntts) => ntts.iter().map(Ntt32::output_factor).collect(),
             None => ext_ctx.moduli_operators().iter().map(|m| kernel.output_factor(m)).collect(),
         };
+        let compact = Finisher::new(&public.params, ext_ctx.moduli(), &factors, simd).ok().map(Arc::new);
         let down = Rescaler::new(
             ext_ctx.moduli(),
             &factors,
@@ -105,7 +109,7 @@ impl ServerContext {
                 ext_ctx.moduli_operators().iter().map(|q| Ntt::new(q, n, simd)).collect::<Result<Vec<_>>>()?.into()
             }
         };
-        Ok(Self { basis, kernel, down, ntt, simd })
+        Ok(Self { basis, kernel, down, ntt, simd, compact })
     }
 
     /// The context of a stored gallery (public material only): one probe ciphertext per
@@ -241,13 +245,38 @@ impl ServerContext {
                 ntt.backward(row);
             }
         }
-        let mut polys: [Vec<u64>; 3] = Default::default();
-        for (part, dst) in polys.iter_mut().enumerate() {
-            let rows: Vec<&[u64]> = (0..np).map(|i| &acc.polys[(part * np + i) * n..][..n]).collect();
-            dst.resize(n, 0);
-            self.down.scale_poly(&rows, dst);
+        let polys = &acc.polys;
+        let scale = |r: &Rescaler, part: usize, dst: &mut [u64]| {
+            let rows: Vec<&[u64]> = (0..np).map(|i| &polys[(part * np + i) * n..][..n]).collect();
+            r.scale_poly(&rows, dst);
+        };
+        self.finish(probe, n, &mut acc.finish, scale)
+    }
+
+    /// The last step of one (probe, chunk): the full answer's three down-scalings, or the
+    /// compact answer's relinearisation and switch (`compact/`) when the probe's query asked for
+    /// it. `scale(rescaler, part, out)` down-scales part `part` of the tensor sum.
+    fn finish(
+        &self,
+        probe: &HotProbe,
+        n: usize,
+        scratch: &mut crate::compact::FinishScratch,
+        scale: impl Fn(&Rescaler, usize, &mut [u64]),
+    ) -> Result<ChunkScores> {
+        match (&probe.compact, &self.compact) {
+            (None, _) => {
+                let polys = (0..3)
+                    .map(|part| {
+                        let mut dst = vec![0u64; n];
+                        scale(&self.down, part, &mut dst);
+                        dst
+                    })
+                    .collect();
+                Ok(ChunkScores { polys, form: ScoreForm::Full })
+            }
+            (Some(key), Some(f)) => Ok(f.finish(key, n, scratch, scale)),
+            (Some(_), None) => Err(no_compact()),
         }
-        Ok(ChunkScores { polys })
     }
 
     /// [`ServerContext::score_group`] on the narrow form (u32 words): per prime, the kernel
@@ -291,17 +320,16 @@ impl ServerContext {
                 out.into_iter().for_each(|r| ntt.backward(r));
             }
         }
-        let pair = |p: usize, c: usize| {
-            let polys = &acc.polys32[(p * chunks.len() + c) * per_pair..][..per_pair];
-            let polys = [0, 1, 2].map(|part| {
+        let Accumulator { polys32, finish, .. } = acc;
+        let mut pair = |p: usize, c: usize| {
+            let polys = &polys32[(p * chunks.len() + c) * per_pair..][..per_pair];
+            let scale = |r: &Rescaler, part: usize, dst: &mut [u64]| {
                 let rows: Vec<&[u32]> = (0..np).map(|i| &polys[(i * 3 + part) * row..][..n]).collect();
-                let mut dst = vec![0u64; n];
-                self.down.scale_poly_narrow(&rows, &mut dst);
-                dst
-            });
-            ChunkScores { polys }
+                r.scale_poly_narrow(&rows, dst);
+            };
+            self.finish(probes[p], n, finish, scale)
         };
-        Ok((0..chunks.len()).map(|c| (0..probes.len()).map(|p| pair(p, c)).collect()).collect())
+        (0..chunks.len()).map(|c| (0..probes.len()).map(|p| pair(p, c)).collect()).collect()
     }
 
     /// Scores every probe against every chunk of `source` on all cores, by groups of chunks
@@ -309,14 +337,26 @@ impl ServerContext {
     /// and scored against every probe while it is in cache, and `on_chunk(i, scores)` receives
     /// chunk i's score of every probe (in probe order) once its group is done, on the worker that
     /// scored it (groups complete in any order, chunks in order within a group).
-    pub fn score_each_chunk<S, T, F>(&self, probes: &[&EncryptedProbe], source: &S, on_chunk: F) -> Result<Vec<T>>
+    pub fn score_each_chunk<S, T, F>(&self, queries: &[&Query], source: &S, on_chunk: F) -> Result<Vec<T>>
     where
         S: ChunkSource + ?Sized,
         T: Send,
         F: Fn(usize, Vec<ChunkScores>) -> Result<T> + Sync,
     {
         source.check(self)?;
-        let probes = probes.par_iter().map(|p| self.basis.prepare_probe(p)).collect::<Result<Vec<_>>>()?;
+        let mut jobs: Vec<(&EncryptedProbe, Option<Arc<PreparedKey>>)> = Vec::new();
+        for q in queries {
+            let key = match (&q.compact, &self.compact) {
+                (None, _) => None,
+                (Some(k), Some(_)) => Some(Arc::new(k.prepare(self.bfv())?)),
+                (Some(_), None) => return Err(no_compact()),
+            };
+            jobs.extend(q.probes.iter().map(|p| (p, key.clone())));
+        }
+        let probes = jobs
+            .into_par_iter()
+            .map(|(p, key)| Ok(HotProbe { compact: key, ..self.basis.prepare_probe(p)? }))
+            .collect::<Result<Vec<_>>>()?;
         let refs: Vec<&HotProbe> = probes.iter().collect();
         let count = source.chunk_count();
         let group = self.group_size(count);
@@ -348,15 +388,10 @@ impl ServerContext {
         }
     }
 
-    /// [`ServerContext::score_each_chunk`] gathered: `scores[probe][chunk]`.
-    fn score_chunk_major<S: ChunkSource + ?Sized>(
-        &self,
-        probes: &[EncryptedProbe],
-        source: &S,
-    ) -> Result<Vec<Vec<ChunkScores>>> {
-        let refs: Vec<&EncryptedProbe> = probes.iter().collect();
-        let per_chunk = self.score_each_chunk(&refs, source, |_, scores| Ok(scores))?;
-        let mut scores: Vec<Vec<ChunkScores>> = vec![Vec::with_capacity(per_chunk.len()); probes.len()];
+    /// [`ServerContext::score_each_chunk`] of one query gathered: `scores[probe][chunk]`.
+    fn score_chunk_major<S: ChunkSource + ?Sized>(&self, query: &Query, source: &S) -> Result<Vec<Vec<ChunkScores>>> {
+        let per_chunk = self.score_each_chunk(&[query], source, |_, scores| Ok(scores))?;
+        let mut scores: Vec<Vec<ChunkScores>> = vec![Vec::with_capacity(per_chunk.len()); query.probes.len()];
         for chunk in per_chunk {
             for (p, cs) in chunk.into_iter().enumerate() {
                 scores[p].push(cs);
@@ -374,7 +409,18 @@ impl ServerContext {
         if let Some(p) = query.probes.iter().find(|p| p.dim() != self.rows()) {
             return Err(Error::DimensionMismatch { expected: self.rows(), actual: p.dim() });
         }
+        if query.compact.is_some() && self.compact.is_none() {
+            return Err(no_compact());
+        }
         Ok(quantised)
+    }
+
+    /// How the answer to `query` is encoded: compact when it carries a compact-answer key.
+    pub fn answer_form(&self, query: &Query) -> ScoreForm {
+        match (&query.compact, &self.compact) {
+            (Some(_), Some(f)) => f.form(),
+            _ => ScoreForm::Full,
+        }
     }
 
     /// Checks that a query (its key id, scale and metric) was made for this key and gallery.
@@ -397,11 +443,12 @@ impl ServerContext {
     /// every query), or the one chunk of a claimed id ([`GalleryChunk`]).
     pub fn score<S: ChunkSource + ?Sized>(&self, query: &Query, source: &S) -> Result<Response> {
         let quantised = self.check_query(query, source)?;
-        let scores = self.score_chunk_major(&query.probes, source)?;
+        let scores = self.score_chunk_major(query, source)?;
         Ok(Response {
             key_id: self.public().key_id.clone(),
             degree: self.public().params.degree,
             modulus: self.public().params.response_modulus(),
+            form: self.answer_form(query),
             scale: quantised.0,
             metric: quantised.1,
             slot_ids: source.slot_ids(),
@@ -450,6 +497,15 @@ impl ServerContext {
             metric: q.metric,
             probes,
         })
+    }
+}
+
+/// The error of a compact query where the parameters allow no compact answers.
+fn no_compact() -> Error {
+    Error::InvalidArgument {
+        reason: "compact answers need a ciphertext modulus of two or more primes above the plaintext's; \
+                 send the query without a compact key"
+            .into(),
     }
 }
 

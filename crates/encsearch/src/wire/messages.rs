@@ -9,13 +9,20 @@ use fhe::bfv::{BfvParameters, Ciphertext};
 use fhe_traits::{DeserializeParametrized, Serialize as _};
 
 use super::frame::{Reader, open_crc, pack_bits, packed_len, put_bytes, seal_crc, unpack_bits};
+use crate::compact::{CompactKey, ScoreForm};
 use crate::error::{Error, Result};
 use crate::keys::KeyId;
 use crate::quantize::Metric;
 
 const CHUNK_MAGIC: &[u8; 8] = b"HERSCK01";
-const QUERY_MAGIC: &[u8; 8] = b"HERSQY01";
-const RESPONSE_MAGIC: &[u8; 8] = b"HERSRS01";
+/// A query without a compact-answer key (still read).
+const QUERY_MAGIC_V1: &[u8; 8] = b"HERSQY01";
+/// A query with a flag byte after its probes and, when set, a [`CompactKey`].
+const QUERY_MAGIC: &[u8; 8] = b"HERSQY02";
+/// A response of full (3-part) scores only (still read).
+const RESPONSE_MAGIC_V1: &[u8; 8] = b"HERSRS01";
+/// A response whose header names its [`ScoreForm`].
+const RESPONSE_MAGIC: &[u8; 8] = b"HERSRS02";
 const FINE_QUERY_MAGIC: &[u8; 8] = b"HERSFQ01";
 const FINE_RESPONSE_MAGIC: &[u8; 8] = b"HERSFR01";
 /// Upper bound on one serialised ciphertext (N = 32768, 16 moduli).
@@ -114,6 +121,9 @@ pub struct Query {
     pub probe_ids: Vec<String>,
     /// The encrypted probes.
     pub probes: Vec<EncryptedProbe>,
+    /// The key for compact answers (see `compact/`); without one the answer is the full
+    /// degree-2 ciphertext.
+    pub compact: Option<CompactKey>,
 }
 
 impl Query {
@@ -129,13 +139,20 @@ impl Query {
             put_bytes(&mut out, id.as_bytes());
             put_cts(&mut out, &p.cts);
         }
+        match &self.compact {
+            Some(key) => {
+                out.push(1);
+                key.put(&mut out);
+            }
+            None => out.push(0),
+        }
         seal_crc(&mut out);
         out
     }
 
     /// Reads only the key id of an encoded query (to pick or check the key before decoding).
     pub fn peek_key_id(bytes: &[u8]) -> Result<KeyId> {
-        peek_query_key(bytes, QUERY_MAGIC, "query")
+        peek_query_key(bytes, QUERY_MAGIC, "query").or_else(|_| peek_query_key(bytes, QUERY_MAGIC_V1, "query"))
     }
 
     /// Parses [`Query::to_bytes`]; `dim` is the number of packed rows of the gallery.
@@ -143,7 +160,7 @@ impl Query {
         let body = open_crc(bytes, "query")?;
         let key_id = Self::peek_key_id(body)?;
         let mut r = Reader::new(body, "query");
-        r.take(8)?;
+        let v1 = r.take(8)? == QUERY_MAGIC_V1;
         r.string(256)?;
         let scale = r.u32()?;
         let metric = Metric::from_code(r.take(1)?[0])?;
@@ -159,17 +176,35 @@ impl Query {
             let cts = (0..d).map(|_| decode_ct(r.bytes(MAX_CT_BYTES)?, bfv, "query")).collect::<Result<Vec<_>>>()?;
             probes.push(EncryptedProbe { cts });
         }
+        let compact = match v1 {
+            true => None,
+            false => match r.take(1)?[0] {
+                0 => None,
+                1 => Some(CompactKey::take(&mut r, bfv, "query")?),
+                _ => return Err(Error::malformed("query", "bad compact-key flag")),
+            },
+        };
         r.finish()?;
-        Ok(Self { key_id, scale, metric, probe_ids, probes })
+        Ok(Self { key_id, scale, metric, probe_ids, probes, compact })
     }
 }
 
-/// The encrypted scores of one chunk for one probe: a degree-2 ciphertext switched down to the
-/// response modulus `q0`, three polynomials in coefficient form.
+/// The encrypted scores of one chunk for one probe, in coefficient form: a degree-2 ciphertext
+/// switched down to the response modulus `q0` ([`ScoreForm::Full`]), or a relinearised one
+/// over two small primes ([`ScoreForm::Compact`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChunkScores {
-    /// `c0, c1, c2` coefficients (each N values `< q0`).
-    pub(crate) polys: [Vec<u64>; 3],
+    /// `c0, c1[, c2]` coefficients (each N values below its part's modulus).
+    pub(crate) polys: Vec<Vec<u64>>,
+    /// Which form, so which modulus each part has.
+    pub(crate) form: ScoreForm,
+}
+
+impl ChunkScores {
+    /// The form of these scores.
+    pub fn form(&self) -> ScoreForm {
+        self.form
+    }
 }
 
 /// Everything the server returns for a query.
@@ -179,8 +214,10 @@ pub struct Response {
     pub key_id: KeyId,
     /// Ring degree N (slots per chunk).
     pub degree: usize,
-    /// Modulus the score ciphertexts live in.
+    /// The response modulus q0 (full scores live in it; compact ones are lifted to it).
     pub modulus: u64,
+    /// How the scores are encoded.
+    pub form: ScoreForm,
     /// Quantisation scale of the gallery (scores are `s²` × cosine or × squared distance).
     pub scale: u32,
     /// Matching function (decides whether higher or lower scores are better).
@@ -196,16 +233,15 @@ pub struct Response {
 impl Response {
     /// Bytes of encrypted scores per gallery slot (the part that grows with the gallery).
     pub fn score_bytes_per_slot(&self) -> f64 {
-        let bits = 64 - self.modulus.leading_zeros();
-        3.0 * bits as f64 / 8.0
+        self.form.bytes_per_slot(self.modulus)
     }
 
-    /// Serialises the response (coefficients bit-packed at the width of the modulus).
+    /// Serialises the response (coefficients bit-packed at the width of their part's modulus).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let bits = 64 - self.modulus.leading_zeros();
         let mut out = Vec::new();
         out.extend_from_slice(RESPONSE_MAGIC);
         put_response_header(&mut out, &self.key_id, self.degree, self.modulus, self.scale, self.metric);
+        put_form(&mut out, self.form);
         put_slot_ids(&mut out, &self.slot_ids);
         let chunks = self.scores.first().map_or(0, Vec::len);
         out.extend_from_slice(&(self.scores.len() as u32).to_le_bytes());
@@ -213,7 +249,7 @@ impl Response {
         for (pid, per_probe) in self.probe_ids.iter().zip(&self.scores) {
             put_bytes(&mut out, pid.as_bytes());
             for cs in per_probe {
-                put_scores(&mut out, cs, bits);
+                put_scores(&mut out, cs, self.modulus);
             }
         }
         seal_crc(&mut out);
@@ -225,11 +261,16 @@ impl Response {
         const W: &str = "response";
         let body = open_crc(bytes, W)?;
         let mut r = Reader::new(body, W);
-        if r.take(8)? != RESPONSE_MAGIC {
-            return Err(Error::malformed(W, "bad magic"));
-        }
+        let form = match r.take(8)? {
+            m if m == RESPONSE_MAGIC => None,
+            m if m == RESPONSE_MAGIC_V1 => Some(ScoreForm::Full),
+            _ => return Err(Error::malformed(W, "bad magic")),
+        };
         let (key_id, degree, modulus, scale, metric) = take_response_header(&mut r, W)?;
-        let bits = 64 - modulus.leading_zeros();
+        let form = match form {
+            Some(f) => f,
+            None => take_form(&mut r, modulus, W)?,
+        };
         let slot_ids = take_slot_ids(&mut r, body.len(), W)?;
         let nslots = slot_ids.len();
         let nprobes = r.u32()? as usize;
@@ -237,10 +278,10 @@ impl Response {
         if chunks * degree != nslots {
             return Err(Error::malformed(W, "slot count is not chunks × degree"));
         }
-        let plen = packed_len(degree, bits);
+        let plen = scores_len(form, modulus, degree);
         // Every probe takes at least its 4-byte id length (found by cargo fuzz: a probe count
         // of 2^28 with zero chunks passed the score-size check and reserved gigabytes).
-        if nprobes.saturating_mul(chunks).saturating_mul(3 * plen) > body.len() || nprobes > body.len() / 4 {
+        if nprobes.saturating_mul(chunks).saturating_mul(plen) > body.len() || nprobes > body.len() / 4 {
             return Err(Error::malformed(W, "score count exceeds message"));
         }
         let mut probe_ids = Vec::with_capacity(nprobes);
@@ -249,12 +290,12 @@ impl Response {
             probe_ids.push(r.string(MAX_ID_BYTES)?);
             let mut per = Vec::with_capacity(chunks);
             for _ in 0..chunks {
-                per.push(take_scores(&mut r, degree, modulus, W)?);
+                per.push(take_scores(&mut r, degree, modulus, form, W)?);
             }
             scores.push(per);
         }
         r.finish()?;
-        Ok(Self { key_id, degree, modulus, scale, metric, slot_ids: Arc::new(slot_ids), probe_ids, scores })
+        Ok(Self { key_id, degree, modulus, form, scale, metric, slot_ids: Arc::new(slot_ids), probe_ids, scores })
     }
 }
 
@@ -352,24 +393,66 @@ pub(super) fn take_response_header(r: &mut Reader<'_>, what: &'static str) -> Re
     Ok((key_id, degree, modulus, scale, metric))
 }
 
-/// The three score polynomials of a chunk, bit-packed at the modulus' width.
-pub(super) fn put_scores(out: &mut Vec<u8>, scores: &ChunkScores, bits: u32) {
-    for p in &scores.polys {
+/// The score polynomials of a chunk, each bit-packed at its part's width (`q0`: the response
+/// modulus).
+pub(super) fn put_scores(out: &mut Vec<u8>, scores: &ChunkScores, q0: u64) {
+    for (p, bits) in scores.polys.iter().zip(scores.form.part_bits(q0)) {
         pack_bits(p, bits, out);
     }
 }
 
+/// Bytes of one chunk's scores in `form`.
+pub(super) fn scores_len(form: ScoreForm, q0: u64, degree: usize) -> usize {
+    form.part_bits(q0).into_iter().map(|b| packed_len(degree, b)).sum()
+}
+
 /// Reads [`put_scores`], checking every coefficient is reduced.
-pub(super) fn take_scores(r: &mut Reader<'_>, degree: usize, modulus: u64, what: &'static str) -> Result<ChunkScores> {
-    let bits = 64 - modulus.leading_zeros();
-    let mut polys: [Vec<u64>; 3] = Default::default();
-    for p in &mut polys {
-        *p = unpack_bits(r.take(packed_len(degree, bits))?, bits, degree)?;
-        if p.iter().any(|&c| c >= modulus) {
-            return Err(Error::malformed(what, "coefficient not reduced"));
+pub(super) fn take_scores(
+    r: &mut Reader<'_>,
+    degree: usize,
+    q0: u64,
+    form: ScoreForm,
+    what: &'static str,
+) -> Result<ChunkScores> {
+    let polys = form
+        .part_moduli(q0)
+        .into_iter()
+        .map(|modulus| {
+            let bits = 64 - modulus.leading_zeros();
+            let p = unpack_bits(r.take(packed_len(degree, bits))?, bits, degree)?;
+            if p.iter().any(|&c| c >= modulus) {
+                return Err(Error::malformed(what, "coefficient not reduced"));
+            }
+            Ok(p)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(ChunkScores { polys, form })
+}
+
+/// The score form after a response header: 0 (full), or 1 and the two compact moduli.
+pub(super) fn put_form(out: &mut Vec<u8>, form: ScoreForm) {
+    match form {
+        ScoreForm::Full => out.push(0),
+        ScoreForm::Compact { moduli } => {
+            out.push(1);
+            moduli.iter().for_each(|m| out.extend_from_slice(&m.to_le_bytes()));
         }
     }
-    Ok(ChunkScores { polys })
+}
+
+/// Reads [`put_form`]; compact moduli must lie between 2^16 and the response modulus `q0`.
+pub(super) fn take_form(r: &mut Reader<'_>, q0: u64, what: &'static str) -> Result<ScoreForm> {
+    match r.take(1)?[0] {
+        0 => Ok(ScoreForm::Full),
+        1 => {
+            let moduli = [r.u64()?, r.u64()?];
+            if moduli.iter().any(|m| !(1 << 16..q0).contains(m)) {
+                return Err(Error::malformed(what, "bad compact moduli"));
+            }
+            Ok(ScoreForm::Compact { moduli })
+        }
+        _ => Err(Error::malformed(what, "unknown score form")),
+    }
 }
 
 /// The gallery id of every slot: a count, then each id length-prefixed (`u32::MAX`: no id).
@@ -466,7 +549,6 @@ impl FineQuery {
 impl FineResponse {
     /// Serialises the second-stage response (scores bit-packed at the modulus' width).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let bits = 64 - self.modulus.leading_zeros();
         let mut out = Vec::new();
         out.extend_from_slice(FINE_RESPONSE_MAGIC);
         put_response_header(&mut out, &self.key_id, self.degree, self.modulus, self.scale, self.metric);
@@ -481,7 +563,7 @@ impl FineResponse {
                     put_bytes(&mut out, cid.as_bytes());
                     out.extend_from_slice(&(*block as u32).to_le_bytes());
                 }
-                put_scores(&mut out, &c.scores, bits);
+                put_scores(&mut out, &c.scores, self.modulus);
             }
         }
         seal_crc(&mut out);
@@ -501,7 +583,7 @@ impl FineResponse {
         if !(1..=degree).contains(&rows) {
             return Err(Error::malformed(W, "bad row count"));
         }
-        let score_bytes = 3 * packed_len(degree, 64 - modulus.leading_zeros());
+        let score_bytes = scores_len(ScoreForm::Full, modulus, degree);
         let n = r.u32()? as usize;
         if n > body.len() / 8 {
             return Err(Error::malformed(W, "probe count exceeds message"));
@@ -522,7 +604,7 @@ impl FineResponse {
                 }
                 let candidates =
                     (0..nc).map(|_| Ok((r.string(MAX_ID_BYTES)?, r.u32()? as usize))).collect::<Result<Vec<_>>>()?;
-                let scores = take_scores(&mut r, degree, modulus, W)?;
+                let scores = take_scores(&mut r, degree, modulus, ScoreForm::Full, W)?;
                 chunks.push(GatheredChunk { candidates, scores });
             }
             probes.push((id, chunks));

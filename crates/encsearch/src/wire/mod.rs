@@ -9,7 +9,7 @@ mod frame;
 mod messages;
 mod stream;
 
-pub(crate) use frame::{Reader, open_crc, put_bytes, seal_crc};
+pub(crate) use frame::{Reader, open_crc, pack_bits, packed_len, put_bytes, seal_crc, unpack_bits};
 pub use messages::{
     ChunkScores, EncryptedChunk, EncryptedProbe, FineProbe, FineQuery, FineResponse, GatheredChunk, Query, Response,
 };

@@ -16,16 +16,20 @@ use std::sync::Arc;
 use fhe::bfv::BfvParameters;
 use rayon::prelude::*;
 
-use super::frame::{Reader, open_crc, packed_len, put_bytes, seal_crc};
+use super::frame::{Reader, open_crc, put_bytes, seal_crc};
 use super::messages::{
-    ChunkScores, EncryptedChunk, MAX_ID_BYTES, Response, peek_query_key, put_response_header, put_scores, put_slot_ids,
-    take_response_header, take_scores, take_slot_ids,
+    ChunkScores, EncryptedChunk, MAX_ID_BYTES, Response, peek_query_key, put_form, put_response_header, put_scores,
+    put_slot_ids, scores_len, take_form, take_response_header, take_scores, take_slot_ids,
 };
+use crate::compact::ScoreForm;
 use crate::error::{Error, Result};
 use crate::keys::KeyId;
 use crate::quantize::Metric;
 
-const STREAM_MAGIC: &[u8; 8] = b"HERSSS01";
+/// Full scores only, no form in the header (still read).
+const STREAM_MAGIC_V1: &[u8; 8] = b"HERSSS01";
+/// The header names its [`ScoreForm`].
+const STREAM_MAGIC: &[u8; 8] = b"HERSSS02";
 const IDS_MAGIC: &[u8; 8] = b"HERSID01";
 const ENROL_MAGIC: &[u8; 8] = b"HERSEN01";
 /// Largest frame a reader accepts: a chunk frame of 64 probes at N = 32768 and a 60-bit
@@ -47,8 +51,10 @@ pub struct StreamHeader {
     pub key_id: KeyId,
     /// Ring degree N (slots per chunk).
     pub degree: usize,
-    /// Modulus the score ciphertexts live in.
+    /// The response modulus q0 (see [`Response::modulus`]).
     pub modulus: u64,
+    /// How the scores are encoded.
+    pub form: ScoreForm,
     /// Quantisation scale of the gallery.
     pub scale: u32,
     /// Matching function of the gallery.
@@ -71,6 +77,7 @@ impl StreamFrames {
         let mut p = open_frame(KIND_HEADER);
         p.extend_from_slice(STREAM_MAGIC);
         put_response_header(&mut p, &h.key_id, h.degree, h.modulus, h.scale, h.metric);
+        put_form(&mut p, h.form);
         p.extend_from_slice(&h.version.to_le_bytes());
         p.extend_from_slice(&(h.chunks as u64).to_le_bytes());
         p.extend_from_slice(&(h.probe_ids.len() as u32).to_le_bytes());
@@ -81,13 +88,12 @@ impl StreamFrames {
     }
 
     /// The frame of chunk `index`: the score ciphertext of every probe, bit-packed at the
-    /// width of `modulus`.
+    /// width of its part's modulus (`modulus`: the response modulus q0).
     pub fn chunk(index: usize, scores: &[ChunkScores], modulus: u64) -> Vec<u8> {
-        let bits = 64 - modulus.leading_zeros();
         let mut p = open_frame(KIND_CHUNK);
         p.extend_from_slice(&(index as u64).to_le_bytes());
         for s in scores {
-            put_scores(&mut p, s, bits);
+            put_scores(&mut p, s, modulus);
         }
         frame(p)
     }
@@ -185,7 +191,7 @@ impl ScoreStream {
                 let mut rd = Reader::new(f.get(1..).unwrap_or_default(), W);
                 let index = rd.u64()? as usize;
                 let per = (0..header.probe_ids.len())
-                    .map(|_| take_scores(&mut rd, header.degree, header.modulus, W))
+                    .map(|_| take_scores(&mut rd, header.degree, header.modulus, header.form, W))
                     .collect::<Result<Vec<_>>>()?;
                 rd.finish()?;
                 Ok((index, per))
@@ -226,6 +232,7 @@ impl ScoreStream {
             key_id: h.key_id,
             degree: h.degree,
             modulus: h.modulus,
+            form: h.form,
             scale: h.scale,
             metric: h.metric,
             slot_ids: ids.slot_ids.clone(),
@@ -269,7 +276,7 @@ fn read_stream(r: &mut impl Read, keep: bool) -> Result<(StreamHeader, Vec<Vec<u
                     return Err(Error::malformed(W, format!("chunk {index} sent twice")));
                 }
                 seen[index / 64] |= 1 << (index % 64);
-                let size = 3 * packed_len(h.degree, 64 - h.modulus.leading_zeros()) * h.probe_ids.len();
+                let size = scores_len(h.form, h.modulus, h.degree) * h.probe_ids.len();
                 if payload.len() != 8 + size {
                     return Err(Error::malformed(
                         W,
@@ -308,10 +315,13 @@ fn read_stream(r: &mut impl Read, keep: bool) -> Result<(StreamHeader, Vec<Vec<u
 /// Reads a header frame's payload (after its kind byte) of `len` bytes.
 fn take_header(r: &mut Reader<'_>, len: usize) -> Result<StreamHeader> {
     const W: &str = "score stream";
-    if r.take(8)? != STREAM_MAGIC {
-        return Err(Error::malformed(W, "bad magic"));
-    }
+    let v1 = match r.take(8)? {
+        m if m == STREAM_MAGIC => false,
+        m if m == STREAM_MAGIC_V1 => true,
+        _ => return Err(Error::malformed(W, "bad magic")),
+    };
     let (key_id, degree, modulus, scale, metric) = take_response_header(r, W)?;
+    let form = if v1 { ScoreForm::Full } else { take_form(r, modulus, W)? };
     let version = r.u64()?;
     let chunks = r.u64()? as usize;
     let nprobes = r.u32()? as usize;
@@ -320,12 +330,12 @@ fn take_header(r: &mut Reader<'_>, len: usize) -> Result<StreamHeader> {
     }
     // Each chunk frame carries its scores: a chunk count beyond what frames of the largest size
     // could hold in 2^40 bytes is not an answer (and would make the reader allocate for it).
-    let per_chunk = 3 * packed_len(degree, 64 - modulus.leading_zeros()) * nprobes.max(1);
+    let per_chunk = scores_len(form, modulus, degree) * nprobes.max(1);
     if chunks.saturating_mul(per_chunk) > 1 << 40 || chunks > 1 << 28 {
         return Err(Error::malformed(W, "chunk count out of range"));
     }
     let probe_ids = (0..nprobes).map(|_| r.string(MAX_ID_BYTES)).collect::<Result<Vec<_>>>()?;
-    Ok(StreamHeader { key_id, degree, modulus, scale, metric, version, chunks, probe_ids })
+    Ok(StreamHeader { key_id, degree, modulus, form, scale, metric, version, chunks, probe_ids })
 }
 
 /// The slot → id table of one gallery version (`None`: empty or removed slot). A client
@@ -430,11 +440,17 @@ mod tests {
     use super::*;
 
     fn answer(chunks: &[usize], end: usize) -> Vec<u8> {
+        answer_as(ScoreForm::Full, ScoreForm::Full, chunks, end)
+    }
+
+    /// An answer whose header says `form` and whose chunk frames hold scores of `sent`.
+    fn answer_as(form: ScoreForm, sent: ScoreForm, chunks: &[usize], end: usize) -> Vec<u8> {
         let modulus = (1u64 << 40) - 87;
         let header = StreamHeader {
             key_id: KeyId("k".into()),
             degree: 8,
             modulus,
+            form,
             scale: 3,
             metric: Metric::Cosine,
             version: 9,
@@ -443,7 +459,12 @@ mod tests {
         };
         let scores = |c: usize| {
             (0..2)
-                .map(|p| ChunkScores { polys: std::array::from_fn(|i| vec![(c * 100 + p * 10 + i) as u64; 8]) })
+                .map(|p| ChunkScores {
+                    polys: (0..sent.part_moduli(modulus).len())
+                        .map(|i| vec![(c * 100 + p * 10 + i) as u64; 8])
+                        .collect(),
+                    form: sent,
+                })
                 .collect::<Vec<_>>()
         };
         let mut out = StreamFrames::header(&header);
@@ -452,6 +473,22 @@ mod tests {
         }
         out.extend(StreamFrames::end(end));
         out
+    }
+
+    #[test]
+    fn compact_answers_round_trip_smaller_and_keep_their_form() {
+        let form = ScoreForm::Compact { moduli: [(1 << 25) - 39, (1 << 35) - 31] };
+        let (full, compact) = (answer(&[0, 1, 2], 3), answer_as(form, form, &[0, 1, 2], 3));
+        assert!(compact.len() < full.len() * 2 / 3, "{} vs {} bytes", compact.len(), full.len());
+        let s = ScoreStream::from_bytes(&compact).expect("compact answer");
+        assert_eq!(s.header.form, form);
+        assert!(s.scores.iter().flatten().all(|c| c.polys.len() == 2 && c.form == form));
+        assert_eq!(s.scores[1][2].polys[1], vec![211; 8]);
+        // Chunk frames of the other form than the header names fail, either way round.
+        for (header, sent) in [(form, ScoreForm::Full), (ScoreForm::Full, form)] {
+            let err = ScoreStream::from_bytes(&answer_as(header, sent, &[0, 1, 2], 3)).expect_err("mixed forms");
+            assert!(err.to_string().contains("chunk frame of"), "{err}");
+        }
     }
 
     #[test]

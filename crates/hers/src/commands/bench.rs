@@ -71,6 +71,10 @@ enum What {
         /// the service's overhead.
         #[arg(long)]
         gallery: Option<PathBuf>,
+        /// Ask for full answers (15 B per template) instead of compact ones (7.6 B), as
+        /// `hers client --full-answers` does.
+        #[arg(long)]
+        full_answers: bool,
         /// Also print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -97,7 +101,18 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             }
         }
-        What::Serve { server, keys, probes, clients, duration, token_file, enrolments, gallery, json } => {
+        What::Serve {
+            server,
+            keys,
+            probes,
+            clients,
+            duration,
+            token_file,
+            enrolments,
+            gallery,
+            full_answers,
+            json,
+        } => {
             let info = Remote::new(&server, None, Duration::from_secs(60))?.info()?;
             let keys = super::open::load_keys(&keys)?;
             anyhow::ensure!(keys.public() == &info.public, "--keys are not the served gallery's key set");
@@ -110,13 +125,14 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 clients,
                 duration: Duration::from_secs(duration),
                 enrolments,
+                compact: !full_answers,
             };
             eprintln!("client CPU: {}", super::open::simd().describe());
             let mut rng = rand::rng();
             let mut r = run_load(&cfg, &client, &rows, &mut rng)?;
             if let Some(g) = &gallery {
                 r.in_process = Some(
-                    in_process(g, &client, &rows, super::open::simd(), &mut rng)
+                    in_process(g, &client, &rows, super::open::simd(), !full_answers, &mut rng)
                         .with_context(|| format!("scoring {} in-process", g.display()))?,
                 );
             }

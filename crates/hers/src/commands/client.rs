@@ -28,6 +28,10 @@ pub struct Args {
     /// Seconds one request may take, answer included.
     #[arg(long, global = true, default_value_t = 600)]
     timeout_s: u64,
+    /// Ask for full answers (3 parts, 15 B per template at N = 4096) instead of compact ones
+    /// (relinearised by the server, 7.6 B per template; the query carries a ≈ 79 KB key).
+    #[arg(long, global = true)]
+    full_answers: bool,
     /// What to do.
     #[command(subcommand)]
     what: What,
@@ -93,8 +97,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             let (ids, dim, data) = load_probes(&probes)?;
             same_dim(dim, &info, &probes)?;
             let first_k = fine.first_k(two_stage, top_k);
-            let s = Session::new(&client)
-                .search(ids.clone(), &data, first_k, &mut rand::rng(), |q| remote.search(q).map_err(Into::into))?;
+            let s = Session::new(&client).with_compact_answers(!a.full_answers).search(
+                ids.clone(),
+                &data,
+                first_k,
+                &mut rand::rng(),
+                |q| remote.search(q).map_err(Into::into),
+            )?;
             eprintln!(
                 "{} probes × {} templates (version {:016x}): encrypt {:.1} ms, round trip {:.1} ms, decrypt+top-k {:.1} ms",
                 s.probes,
@@ -136,7 +145,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         What::Verify { keys, claim } => {
             let (info, client) = connect(&remote, &keys)?;
             let (probe_id, row) = claim.probe_row(info.quantizer.dim)?;
-            let v = Session::new(&client).verify(
+            let v = Session::new(&client).with_compact_answers(!a.full_answers).verify(
                 &probe_id,
                 &row,
                 &claim.claim,

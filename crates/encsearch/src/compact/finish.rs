@@ -1,0 +1,129 @@
+//! The server's last step for a compact answer: from the tensor sum in the multiplication
+//! basis (coefficient form, one row per prime and part) to `(c0, c1)` over two small primes.
+
+use fhe_math::zq::Modulus;
+use num_bigint::BigUint;
+
+use super::{PreparedKey, ScoreForm, compact_moduli};
+use crate::error::Result;
+use crate::kernel::{Ntt, Rescaler, Simd};
+use crate::params::SearchParams;
+use crate::wire::ChunkScores;
+
+/// Per-context constants of compact answers: the down-scalings and Q's NTTs.
+#[derive(Debug, Clone)]
+pub(crate) struct Finisher {
+    /// `round(t·c2/Q) mod q_j` from the multiplication basis, one per prime of Q (the digits).
+    c2_to: Vec<Rescaler>,
+    /// `round(t·p·c/Q²) mod p` from the multiplication basis, for `c0` (p_a) and `c1` (p_b).
+    part_to: [Rescaler; 2],
+    /// `round(p·r/Q) mod p` from Q, for the relinearisation's additions to `c0` and `c1`.
+    relin_to: [Rescaler; 2],
+    q: Vec<Modulus>,
+    ntt: Vec<Ntt>,
+    moduli: [u64; 2],
+    /// The two small primes as moduli.
+    small: [Modulus; 2],
+    simd: Simd,
+}
+
+/// Per-thread scratch of [`Finisher::finish`].
+#[derive(Debug, Default)]
+pub(crate) struct FinishScratch {
+    digits: Vec<Vec<u64>>,
+    ntt: Vec<u64>,
+    relin: Vec<Vec<u64>>,
+    add: Vec<u64>,
+}
+
+impl Finisher {
+    /// Constants for the multiplication basis `ext` whose residue `i` arrives divided by
+    /// `factors[i]` (as for the full answer's [`Rescaler`]).
+    pub(crate) fn new(params: &SearchParams, ext: &[u64], factors: &[u64], simd: Simd) -> Result<Self> {
+        let moduli = compact_moduli(params)?;
+        let t = BigUint::from(params.plaintext);
+        let big_q: BigUint = params.moduli.iter().map(|&q| BigUint::from(q)).product();
+        let q2 = &big_q * &big_q;
+        let c2_to = params
+            .moduli
+            .iter()
+            .map(|&q| Rescaler::new(ext, factors, &t, &big_q, q, simd))
+            .collect::<Result<Vec<_>>>()?;
+        let part = |p: u64| Rescaler::new(ext, factors, &(&t * p), &q2, p, simd);
+        let ones = vec![1; params.moduli.len()];
+        let relin = |p: u64| Rescaler::new(&params.moduli, &ones, &BigUint::from(p), &big_q, p, simd);
+        let q = params.moduli.iter().map(|&q| Modulus::new(q)).collect::<std::result::Result<Vec<_>, _>>()?;
+        let ntt = q.iter().map(|m| Ntt::new(m, params.degree, simd)).collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            c2_to,
+            part_to: [part(moduli[0])?, part(moduli[1])?],
+            relin_to: [relin(moduli[0])?, relin(moduli[1])?],
+            q,
+            ntt,
+            moduli,
+            small: [Modulus::new(moduli[0])?, Modulus::new(moduli[1])?],
+            simd,
+        })
+    }
+
+    /// The form of the answers this makes.
+    pub(crate) fn form(&self) -> ScoreForm {
+        ScoreForm::Compact { moduli: self.moduli }
+    }
+
+    /// The compact scores of one (probe, chunk): `scale(rescaler, part, out)` applies a
+    /// down-scaling from the multiplication basis to part `part` (0, 1, 2) of the tensor sum.
+    ///
+    /// The digits of `c2` must be one integer in every prime of Q: each is its own
+    /// [`Rescaler`], and all of them round alike (same fractions, same build, see
+    /// `kernel/rescale.rs`), so the integer they reduce is the same.
+    pub(crate) fn finish(
+        &self,
+        key: &PreparedKey,
+        n: usize,
+        scratch: &mut FinishScratch,
+        scale: impl Fn(&Rescaler, usize, &mut [u64]),
+    ) -> ChunkScores {
+        let l = self.q.len();
+        scratch.digits.resize_with(l, Vec::new);
+        scratch.relin.resize_with(2 * l, Vec::new);
+        for (d, r) in scratch.digits.iter_mut().zip(&self.c2_to) {
+            d.resize(n, 0);
+            scale(r, 2, d);
+        }
+        // Relinearisation, one prime of Q at a time: Σ_i NTT(digit_i mod q_j) ⊙ (b_ij, a_ij).
+        scratch.ntt.resize(n, 0);
+        for (j, (q, ntt)) in self.q.iter().zip(&self.ntt).enumerate() {
+            let (r0, r1) = scratch.relin.split_at_mut(l);
+            let (r0, r1) = (&mut r0[j], &mut r1[j]);
+            r0.clear();
+            r0.resize(n, 0);
+            r1.clear();
+            r1.resize(n, 0);
+            for (i, digit) in scratch.digits.iter().enumerate() {
+                for (x, &d) in scratch.ntt.iter_mut().zip(digit) {
+                    *x = q.reduce(d);
+                }
+                ntt.forward(&mut scratch.ntt);
+                let row = key.row(i, j);
+                row.b.mul_acc(q, &scratch.ntt, r0, self.simd);
+                row.a.mul_acc(q, &scratch.ntt, r1, self.simd);
+            }
+            ntt.backward(r0);
+            ntt.backward(r1);
+        }
+        let polys = (0..2)
+            .map(|part| {
+                let p = &self.small[part];
+                let mut out = vec![0u64; n];
+                scale(&self.part_to[part], part, &mut out);
+                let rows: Vec<&[u64]> = scratch.relin[part * l..(part + 1) * l].iter().map(|r| &r[..n]).collect();
+                scratch.add.resize(n, 0);
+                self.relin_to[part].scale_poly(&rows, &mut scratch.add);
+                out.iter_mut().zip(&scratch.add).for_each(|(o, &a)| *o = p.add(*o, a));
+                out
+            })
+            .collect();
+        ChunkScores { polys, form: self.form() }
+    }
+}

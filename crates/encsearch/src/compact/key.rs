@@ -1,0 +1,150 @@
+//! The client's key for compact answers (public evaluation material) and its server-side
+//! expansion.
+
+use std::sync::Arc;
+
+use fhe::bfv::BfvParameters;
+use fhe_math::rns::RnsContext;
+use fhe_math::rq::traits::TryConvertFrom;
+use fhe_math::rq::{Context, Poly, Representation};
+use fhe_math::zq::Modulus;
+use rand::{CryptoRng, RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::kernel::ShoupRow;
+use crate::keys::ClientKeys;
+use crate::wire::{Reader, pack_bits, packed_len, unpack_bits};
+
+/// A relinearisation key for compact answers, made by the key holder and sent with a query:
+/// for each prime `q_i` of Q (one RNS digit each), `b_i = −a_i·s + e_i + g_i·s²` in the NTT
+/// domain of every prime of Q, `a_i` expanded from a 32-byte seed. It reveals nothing the
+/// public parameters do not (RLWE samples), and it only serves queries: nothing stores it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CompactKey {
+    seed: [u8; 32],
+    /// `b` rows, `[digit][prime]`, N values each `< q_prime`.
+    b: Vec<Vec<u64>>,
+    /// The primes of Q (the rows' packing widths; not sent, the parameters give them).
+    moduli: Vec<u64>,
+}
+
+impl std::fmt::Debug for CompactKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompactKey").field("rows", &self.b.len()).finish_non_exhaustive()
+    }
+}
+
+/// The ciphertext modulus' context (level 0), which must have at least two primes.
+fn q_context(bfv: &Arc<BfvParameters>) -> Result<&Arc<Context>> {
+    let ctx = bfv.context_at_level(0)?;
+    if ctx.moduli().len() < 2 {
+        return Err(Error::params("compact answers need a ciphertext modulus of at least two primes"));
+    }
+    Ok(ctx)
+}
+
+/// The `a_i` of every digit, in the NTT domain, from the key's seed.
+fn expand_a(ctx: &Arc<Context>, seed: [u8; 32]) -> Vec<Poly> {
+    let mut rng = ChaCha20Rng::from_seed(seed);
+    (0..ctx.moduli().len())
+        .map(|_| {
+            let mut s = [0u8; 32];
+            rng.fill_bytes(&mut s);
+            Poly::random_from_seed(ctx, Representation::Ntt, s)
+        })
+        .collect()
+}
+
+impl CompactKey {
+    /// A fresh key under `keys`' secret.
+    pub(crate) fn generate<R: RngCore + CryptoRng>(keys: &ClientKeys, rng: &mut R) -> Result<Self> {
+        let bfv = keys.bfv();
+        let ctx = q_context(bfv)?;
+        let coeffs = keys.secret_coefficients()?;
+        let mut s = Zeroizing::new(Poly::try_convert_from(coeffs.as_slice(), ctx, false, Representation::PowerBasis)?);
+        s.change_representation(Representation::Ntt);
+        let s2 = Zeroizing::new(s.as_ref() * s.as_ref());
+        let rns = RnsContext::new(ctx.moduli())?;
+        let mut seed = [0u8; 32];
+        rng.fill_bytes(&mut seed);
+        let mut b = Vec::new();
+        for (i, a) in expand_a(ctx, seed).iter().enumerate() {
+            let g = rns.get_garner(i).ok_or_else(|| Error::params("CRT basis element"))?;
+            let mut bi = Poly::small(ctx, Representation::Ntt, keys.public().params.variance, rng)?;
+            bi -= &(a * s.as_ref());
+            bi += &(g * s2.as_ref());
+            b.extend(bi.coefficients().outer_iter().map(|row| row.to_vec()));
+        }
+        Ok(Self { seed, b, moduli: ctx.moduli().to_vec() })
+    }
+
+    /// Appends the key: its seed, then every `b` row bit-packed at its prime's width.
+    pub(crate) fn put(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.seed);
+        for (r, row) in self.b.iter().enumerate() {
+            pack_bits(row, 64 - self.moduli[r % self.moduli.len()].leading_zeros(), out);
+        }
+    }
+
+    /// Reads [`CompactKey::put`], checking every residue is reduced.
+    pub(crate) fn take(r: &mut Reader<'_>, bfv: &Arc<BfvParameters>, what: &'static str) -> Result<Self> {
+        let ctx = q_context(bfv)?;
+        let (moduli, n) = (ctx.moduli(), bfv.degree());
+        let seed: [u8; 32] = r.take(32)?.try_into().map_err(|_| Error::malformed(what, "short seed"))?;
+        let mut b = Vec::with_capacity(moduli.len() * moduli.len());
+        for _ in 0..moduli.len() {
+            for &q in moduli {
+                let bits = 64 - q.leading_zeros();
+                let row = unpack_bits(r.take(packed_len(n, bits))?, bits, n)?;
+                if row.iter().any(|&v| v >= q) {
+                    return Err(Error::malformed(what, "compact key residue not reduced"));
+                }
+                b.push(row);
+            }
+        }
+        Ok(Self { seed, b, moduli: moduli.to_vec() })
+    }
+
+    /// The server's form: `a` expanded from the seed, every row with its Shoup factors.
+    pub(crate) fn prepare(&self, bfv: &Arc<BfvParameters>) -> Result<PreparedKey> {
+        let ctx = q_context(bfv)?;
+        let l = ctx.moduli().len();
+        if self.b.len() != l * l {
+            return Err(Error::InvalidArgument { reason: "compact key of another parameter set".into() });
+        }
+        let ops = ctx.moduli().iter().map(|&q| Modulus::new(q)).collect::<std::result::Result<Vec<_>, _>>()?;
+        let a = expand_a(ctx, self.seed);
+        let mut rows = Vec::with_capacity(l * l);
+        for (i, ai) in a.iter().enumerate() {
+            for (j, q) in ops.iter().enumerate() {
+                let b = ShoupRow::new(q, self.b[i * l + j].clone());
+                let a = ShoupRow::new(q, ai.coefficients().row(j).to_vec());
+                rows.push(KeyRow { b, a });
+            }
+        }
+        Ok(PreparedKey { digits: l, rows })
+    }
+}
+
+/// One (digit, prime) of a [`PreparedKey`]: `b` and `a`, ready for pointwise products.
+#[derive(Debug, Clone)]
+pub(crate) struct KeyRow {
+    pub(crate) b: ShoupRow,
+    pub(crate) a: ShoupRow,
+}
+
+/// A [`CompactKey`] as the server uses it, once per query.
+#[derive(Debug, Clone)]
+pub(crate) struct PreparedKey {
+    digits: usize,
+    rows: Vec<KeyRow>,
+}
+
+impl PreparedKey {
+    /// The rows of digit `i` modulo prime `j`.
+    pub(crate) fn row(&self, i: usize, j: usize) -> &KeyRow {
+        &self.rows[i * self.digits + j]
+    }
+}

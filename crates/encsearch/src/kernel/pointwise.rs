@@ -1,0 +1,88 @@
+//! Pointwise products of NTT-domain rows by constant rows (the relinearisation of compact
+//! answers: each digit of `c2` times a key row): `acc[k] = acc[k] + x[k]·w[k] mod p`, with `w`
+//! precomputed for Shoup's method — eight coefficients at a time with AVX-512 IFMA for primes
+//! below 2^50, the portable 64-bit Shoup product otherwise.
+
+use fhe_math::zq::Modulus;
+
+use super::Simd;
+use super::ifma::shoup52;
+
+/// Primes below this many bits can take the IFMA build.
+const IFMA_BITS: u32 = 50;
+
+/// A constant row `w` (each value below p) with its Shoup factors for both builds.
+#[derive(Debug, Clone)]
+pub(crate) struct ShoupRow {
+    w: Vec<u64>,
+    w64: Vec<u64>,
+    w52: Vec<u64>,
+}
+
+impl ShoupRow {
+    /// The row `w` modulo `q` (every value must be below q).
+    pub(crate) fn new(q: &Modulus, w: Vec<u64>) -> Self {
+        let w64 = q.shoup_vec(&w);
+        let w52 = match **q < 1 << IFMA_BITS {
+            true => w.iter().map(|&v| shoup52(v, **q)).collect(),
+            false => Vec::new(),
+        };
+        Self { w, w64, w52 }
+    }
+
+    /// `acc[k] = acc[k] + x[k]·w[k] mod q` for `x[k] < q`, `acc[k] < q`.
+    pub(crate) fn mul_acc(&self, q: &Modulus, x: &[u64], acc: &mut [u64], simd: Simd) {
+        assert!(x.len() == self.w.len() && acc.len() == self.w.len(), "rows of another length");
+        let mut done = 0;
+        #[cfg(target_arch = "x86_64")]
+        if simd.ifma() && super::ifma::detected() && !self.w52.is_empty() {
+            done = x.len() / 8 * 8;
+            // SAFETY: AVX-512F and IFMA were detected on the running CPU just above; every
+            // load and store is a bounds-checked 8-word slice.
+            #[allow(unsafe_code, reason = "AVX-512 IFMA intrinsics after detecting the features")]
+            unsafe {
+                mul_acc_ifma(**q, &x[..done], &self.w, &self.w52, &mut acc[..done])
+            };
+        }
+        for k in done..x.len() {
+            acc[k] = q.add(acc[k], q.mul_shoup(x[k], self.w[k], self.w64[k]));
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512ifma")]
+fn mul_acc_ifma(p: u64, x: &[u64], w: &[u64], w52: &[u64], acc: &mut [u64]) {
+    use super::ifma::{add, load, mul, store};
+    use std::arch::x86_64::_mm512_set1_epi64;
+    let vp = _mm512_set1_epi64(p as i64);
+    for i in (0..x.len()).step_by(8) {
+        let prod = mul(load(x, i), load(w, i), load(w52, i), vp);
+        store(acc, i, add(load(acc, i), prod, vp));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_builds_match_the_modular_product() {
+        for p in [(1u64 << 40) - 87, (1u64 << 49) - 81, (1u64 << 60) - 93] {
+            let q = Modulus::new(p).expect("modulus");
+            let n = 37; // not a multiple of 8: the tail takes the portable path
+            let x: Vec<u64> = (0..n as u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15) % p).chain([p - 1]).collect();
+            let w: Vec<u64> =
+                (0..n as u64).map(|i| (i.wrapping_mul(0x2545_f491_4f6c_dd1d) + 7) % p).chain([p - 1]).collect();
+            let acc0: Vec<u64> = (0..=n as u64).map(|i| (i * 31 + p / 3) % p).collect();
+            let want: Vec<u64> =
+                (0..=n).map(|k| ((acc0[k] as u128 + x[k] as u128 * w[k] as u128) % p as u128) as u64).collect();
+            let row = ShoupRow::new(&q, w.clone());
+            for simd in [Simd::detect(), Simd::portable()] {
+                let mut acc = acc0.clone();
+                row.mul_acc(&q, &x, &mut acc, simd);
+                assert_eq!(acc, want, "p = {p}, {}", simd.describe());
+            }
+        }
+    }
+}
