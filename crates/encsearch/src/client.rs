@@ -307,7 +307,8 @@ impl Client {
 
     /// Decrypts a score ciphertext and decodes it with `encoding` (values centred mod t).
     /// Compact scores are first lifted from their small primes to q0: `round(q0·c/p)`, in
-    /// double precision (off by at most one unit of q0, far inside the noise budget).
+    /// double precision (off by at most a unit of q0 for q0 < 2^53, a few beyond: far inside
+    /// the noise budget either way).
     fn decrypt_scores(&self, scores: &ChunkScores, encoding: Encoding) -> Result<Vec<i64>> {
         let pt = self.keys.secret().try_decrypt(&self.score_ciphertext(scores)?)?;
         Ok(Vec::<i64>::try_decode(&pt, encoding)?)

@@ -98,6 +98,8 @@ pub struct ClientKeys {
     public: PublicParams,
     bfv: Arc<BfvParameters>,
     secret: SecretKey,
+    /// The secret's coefficients, read once (see [`ClientKeys::secret_coefficients`]).
+    coeffs: std::sync::OnceLock<Zeroizing<Vec<i64>>>,
 }
 
 impl std::fmt::Debug for ClientKeys {
@@ -123,7 +125,7 @@ impl ClientKeys {
         let secret = SecretKey::random(&bfv, rng);
         let bytes = Zeroizing::new(secret.to_bytes());
         let key_id = key_id(&params, &bytes);
-        Ok(Self { public: PublicParams { key_id, params }, bfv, secret })
+        Ok(Self { public: PublicParams { key_id, params }, bfv, secret, coeffs: Default::default() })
     }
 
     /// The public half (what a gallery records and the server gets).
@@ -147,8 +149,17 @@ impl ClientKeys {
 
     /// The secret polynomial's coefficients, for key material fhe does not make itself (the
     /// compact-answer key). fhe exposes them only through its encoding of the key, a protobuf
-    /// message whose field 1 is the packed `sint64` coefficients; this reads that field.
-    pub(crate) fn secret_coefficients(&self) -> Result<Zeroizing<Vec<i64>>> {
+    /// message whose field 1 is the packed `sint64` coefficients; this reads that field, once
+    /// per key set (fhe's encoder leaves a copy of the secret in freed memory each time).
+    pub(crate) fn secret_coefficients(&self) -> Result<&[i64]> {
+        if let Some(c) = self.coeffs.get() {
+            return Ok(c);
+        }
+        let c = self.parse_secret_coefficients()?;
+        Ok(self.coeffs.get_or_init(|| c))
+    }
+
+    fn parse_secret_coefficients(&self) -> Result<Zeroizing<Vec<i64>>> {
         let bytes = Zeroizing::new(self.secret.to_bytes());
         let bad = || Error::params("unexpected encoding of the secret key");
         let mut pos = 0usize;
@@ -222,7 +233,7 @@ impl ClientKeys {
         let secret = SecretKey::from_bytes(&body[12..], &bfv)?;
         let id = key_id(&public.params, &body[12..]);
         public.key_id.ensure_eq(&id)?;
-        Ok(Self { public, bfv, secret })
+        Ok(Self { public, bfv, secret, coeffs: Default::default() })
     }
 }
 

@@ -236,3 +236,30 @@ fn custom_parameters_with_many_small_primes_stay_exact() {
         assert_eq!(got[k], int_dot(g, &probe), "slot {k}");
     }
 }
+
+/// Compact answers where Q's primes lie on both sides of 2^48 (a 24-bit t at N = 4096 gives a
+/// 43-bit q0 and a 60-bit q1): the vector builds of the down-scaling take only targets below
+/// 2^48, so the digits of `c2` would be rounded by two builds that may disagree by one, and a
+/// disagreement garbles a whole chunk; the server rounds them all with one build. Every score
+/// stays exact on every build.
+#[test]
+fn compact_answers_stay_exact_when_q_straddles_2_48() {
+    use fhe_math::zq::primes::generate_prime;
+    let n = 4096usize;
+    let t = generate_prime(24, 2 * n as u64, 1 << 24).expect("plaintext prime");
+    let params = encsearch::SearchParams::for_degree(n, t).expect("params");
+    let bits = params.moduli_bits();
+    assert!(bits.iter().any(|&b| b <= 48) && bits.iter().any(|&b| b > 48), "{bits:?}");
+    let mut rng = ChaCha20Rng::seed_from_u64(31);
+    let keys = ClientKeys::generate(params, &mut rng).expect("keys");
+    let dim = 16;
+    let client = Client::new(keys, dim).expect("client");
+    let s = client.quantizer().scale as i64;
+    let gallery: Vec<Vec<i64>> =
+        (0..2 * n).map(|_| (0..dim).map(|_| if rng.random::<bool>() { s } else { -s }).collect()).collect();
+    let chunks = client.encrypt_quantized(&gallery, &mut rng).expect("encrypt");
+    for simd in [Simd::detect(), Simd::without_avx512(), Simd::portable()] {
+        let server = ServerContext::with_simd(client.keys().public(), dim, simd).expect("server");
+        check_exact(&client, &server, &chunks, &gallery, &mut rng);
+    }
+}

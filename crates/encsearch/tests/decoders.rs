@@ -77,6 +77,30 @@ fn mutated_messages_are_errors_not_panics() {
     }
     // Some mutations land in ciphertext payloads and still decode; that is fine.
     assert!(ok < 450);
+
+    // The compact forms: a query with a compact-answer key, its two-part answer. A mutated
+    // query that still decodes is scored (the server must not panic on a key it accepted).
+    let mut qc = q.clone();
+    qc.compact = Some(client.compact_key(&mut rng).expect("compact key"));
+    let compact_query = qc.to_bytes();
+    let compact_response = server.score(&qc, &hot).expect("compact score").to_bytes();
+    assert!(Query::from_bytes(&compact_query, server.bfv(), dim).is_ok_and(|q| q.compact.is_some()));
+    let decoded = Response::from_bytes(&compact_response).expect("compact response");
+    assert_eq!(client.decrypt_top_k(&decoded, 1).expect("decrypt")[0].gallery_id, "a");
+    let mut ok = 0;
+    for b in mutations(&compact_query, &mut rng, 150) {
+        if let Ok(q) = Query::from_bytes(&b, server.bfv(), dim) {
+            ok += 1;
+            let _ = server.score(&q, &hot);
+        }
+    }
+    for b in mutations(&compact_response, &mut rng, 150) {
+        if let Ok(r) = Response::from_bytes(&b) {
+            ok += 1;
+            let _ = client.decrypt_top_k(&r, 3);
+        }
+    }
+    assert!(ok < 300);
 }
 
 #[test]

@@ -44,10 +44,15 @@ impl Finisher {
         let t = BigUint::from(params.plaintext);
         let big_q: BigUint = params.moduli.iter().map(|&q| BigUint::from(q)).product();
         let q2 = &big_q * &big_q;
+        // The digits' down-scalings must all take one build (see `finish`). Which build runs
+        // depends on the target too (the vector builds need it below 2^48), so a Q with primes
+        // on both sides of 2^48 gets the portable build for all of them.
+        let small = params.moduli.iter().filter(|&&q| q < 1 << 48).count();
+        let digit_simd = if small == 0 || small == params.moduli.len() { simd } else { Simd::portable() };
         let c2_to = params
             .moduli
             .iter()
-            .map(|&q| Rescaler::new(ext, factors, &t, &big_q, q, simd))
+            .map(|&q| Rescaler::new(ext, factors, &t, &big_q, q, digit_simd))
             .collect::<Result<Vec<_>>>()?;
         let part = |p: u64| Rescaler::new(ext, factors, &(&t * p), &q2, p, simd);
         let ones = vec![1; params.moduli.len()];
@@ -74,9 +79,11 @@ impl Finisher {
     /// The compact scores of one (probe, chunk): `scale(rescaler, part, out)` applies a
     /// down-scaling from the multiplication basis to part `part` (0, 1, 2) of the tensor sum.
     ///
-    /// The digits of `c2` must be one integer in every prime of Q: each is its own
-    /// [`Rescaler`], and all of them round alike (same fractions, same build, see
-    /// `kernel/rescale.rs`), so the integer they reduce is the same.
+    /// The digits of `c2` must be one integer in every prime of Q — were one rounded up and
+    /// another down, their CRT combination would be off by a multiple of a whole CRT basis
+    /// element and the chunk's scores garbage. Each digit is its own [`Rescaler`]; the rounding
+    /// (the carry out of the fractions) depends only on the fractions, which are the same for
+    /// every target, computed by the same build (forced in [`Finisher::new`]), so they agree.
     pub(crate) fn finish(
         &self,
         key: &PreparedKey,
@@ -125,5 +132,86 @@ impl Finisher {
             })
             .collect();
         ChunkScores { polys, form: self.form() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fhe_math::zq::primes::generate_prime;
+    use num_bigint::{BigInt, Sign};
+    use num_traits::{One, Signed, ToPrimitive, Zero};
+
+    /// The digits of `c2` are residues of one integer, also where the rounding is a near tie and
+    /// Q's primes straddle 2^48 (a 43-bit and a 60-bit prime at t ≈ 2^24, N = 4096), which the
+    /// vector builds of the down-scaling take only below 2^48: `t·c/Q` within a few `1/Q` of
+    /// `k + 1/2`, from a basis of 29-bit primes (the narrow form's, whose AVX2 build rounds in
+    /// double precision).
+    #[test]
+    fn digits_of_one_integer_even_at_near_ties() {
+        let n = 4096usize;
+        let t = generate_prime(24, 2 * n as u64, 1 << 24).expect("plaintext prime");
+        let params = SearchParams::for_degree(n, t).expect("params");
+        let big_q: BigInt = params.moduli.iter().map(|&q| BigInt::from(q)).product();
+        // A basis of 29-bit primes with M ≥ 8·Q (values up to Q/2 stay below M/8).
+        let mut ext = Vec::new();
+        let mut upper = 1u64 << 29;
+        while ext.iter().map(|&m| (m as f64).log2()).sum::<f64>() < big_q.bits() as f64 + 4.0 {
+            upper = generate_prime(29, 2 * n as u64, upper).expect("prime");
+            ext.push(upper);
+        }
+        let ones = vec![1; ext.len()];
+        let f = Finisher::new(&params, &ext, &ones, Simd::detect()).expect("finisher");
+        let big_t = BigInt::from(t);
+        let t_inv = big_t.modinv(&big_q).expect("t invertible mod Q");
+        // c with t·c ≡ (Q ± 1)/2 + δ (mod Q), centred: t·c/Q = k + 1/2 + (δ ± 1/2)/Q.
+        let cases: Vec<BigInt> = (-64i64..64)
+            .flat_map(|d| {
+                let target = (&big_q >> 1u32) + BigInt::from(d);
+                let c = (target * &t_inv) % &big_q;
+                let half = &big_q >> 1u32;
+                let c = if c > half { c - &big_q } else { c };
+                [c.clone(), -c]
+            })
+            .collect();
+        let rows: Vec<Vec<u32>> = ext
+            .iter()
+            .map(|&m| {
+                let m = BigInt::from(m);
+                cases.iter().map(|c| (((c % &m) + &m) % &m).to_u32().expect("residue")).collect()
+            })
+            .collect();
+        let refs: Vec<&[u32]> = rows.iter().map(Vec::as_slice).collect();
+        let digits: Vec<Vec<u64>> = f
+            .c2_to
+            .iter()
+            .map(|r| {
+                let mut out = vec![0u64; cases.len()];
+                r.scale_poly_narrow(&refs, &mut out);
+                out
+            })
+            .collect();
+        for (k, c) in cases.iter().enumerate() {
+            // The exact quotient's floor; the digits must be the residues of it or of it + 1,
+            // the same one in every prime.
+            let num = c * &big_t;
+            let floor = {
+                let (q, r) = (&num / &big_q, &num % &big_q);
+                if r.sign() == Sign::Minus && !r.is_zero() { q - BigInt::one() } else { q }
+            };
+            let residues = |y: &BigInt| -> Vec<u64> {
+                params
+                    .moduli
+                    .iter()
+                    .map(|&q| {
+                        let q = BigInt::from(q);
+                        (((y % &q) + &q) % &q).to_u64().expect("residue")
+                    })
+                    .collect()
+            };
+            let got: Vec<u64> = digits.iter().map(|d| d[k]).collect();
+            let (lo, hi) = (residues(&floor), residues(&(&floor + BigInt::one())));
+            assert!(got == lo || got == hi, "case {k} (|c| = {}): digits {got:?} are not one integer", c.abs());
+        }
     }
 }

@@ -63,7 +63,7 @@ impl CompactKey {
         let bfv = keys.bfv();
         let ctx = q_context(bfv)?;
         let coeffs = keys.secret_coefficients()?;
-        let mut s = Zeroizing::new(Poly::try_convert_from(coeffs.as_slice(), ctx, false, Representation::PowerBasis)?);
+        let mut s = Zeroizing::new(Poly::try_convert_from(coeffs, ctx, false, Representation::PowerBasis)?);
         s.change_representation(Representation::Ntt);
         let s2 = Zeroizing::new(s.as_ref() * s.as_ref());
         let rns = RnsContext::new(ctx.moduli())?;
@@ -73,8 +73,11 @@ impl CompactKey {
         for (i, a) in expand_a(ctx, seed).iter().enumerate() {
             let g = rns.get_garner(i).ok_or_else(|| Error::params("CRT basis element"))?;
             let mut bi = Poly::small(ctx, Representation::Ntt, keys.public().params.variance, rng)?;
-            bi -= &(a * s.as_ref());
-            bi += &(g * s2.as_ref());
+            // Products with the secret in wiped buffers: `a·s` and `a` would give `s`.
+            let mut a_s = Zeroizing::new(a.clone());
+            *a_s.as_mut() *= s.as_ref();
+            bi -= a_s.as_ref();
+            bi += Zeroizing::new(g * s2.as_ref()).as_ref();
             b.extend(bi.coefficients().outer_iter().map(|row| row.to_vec()));
         }
         Ok(Self { seed, b, moduli: ctx.moduli().to_vec() })
@@ -111,7 +114,7 @@ impl CompactKey {
     pub(crate) fn prepare(&self, bfv: &Arc<BfvParameters>) -> Result<PreparedKey> {
         let ctx = q_context(bfv)?;
         let l = ctx.moduli().len();
-        if self.b.len() != l * l {
+        if self.b.len() != l * l || self.moduli != ctx.moduli() || self.b.iter().any(|r| r.len() != bfv.degree()) {
             return Err(Error::InvalidArgument { reason: "compact key of another parameter set".into() });
         }
         let ops = ctx.moduli().iter().map(|&q| Modulus::new(q)).collect::<std::result::Result<Vec<_>, _>>()?;

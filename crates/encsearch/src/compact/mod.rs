@@ -13,11 +13,11 @@
 //!    off by at most one more unit).
 //!
 //! Noise, as fractions of the plaintext step `1/t` that decryption may lose (it needs the sum
-//! below `1/2t`): the relinearisation adds `|Σ [c2]_{q_i} e_i| ≲ 7.5·√(L·N)·q·σ_e/√12 ≈ 2^49`
-//! at N = 4096 (`σ_e² = 10`), `2^-28` of Q; rounding `c0` to `p_a` costs `≤ 2/p_a`; rounding
+//! below `1/2t`): the relinearisation adds `|Σ [c2]_{q_i} e_i| ≲ 7.5·√(L·N)·q·σ_e/√3 ≈ 2^50`
+//! at N = 4096 (`σ_e² = 10`, digits uniform in `[0, q)`), `2^-27` of Q; rounding `c0` to `p_a` costs `≤ 2/p_a`; rounding
 //! `c1` to `p_b` costs `≤ 2·|e·s|`, `e` uniform in `±1/2`, `|e·s| ≲ 7.5·√(N/12)·σ_s ≈ 2^8.8`.
 //! With `p_a ≈ 2^(b+6)` and `p_b ≈ 2^(b+15)` (`b` = bits of t) each rounding term stays
-//! near `2^-5/t` and their sum about 6× below the `1/2t` decryption bound: as much margin as
+//! near `2^-5/t` and their sum about 6× below the `1/2t` decryption bound: more margin than
 //! the full answer keeps (measured with the secret key at the magnitude extremes on every
 //! kernel build, `tests/core.rs`). The client lifts both parts to q0 and decrypts as usual
 //! ([`crate::Client::decrypt_chunk`]).

@@ -65,8 +65,8 @@ pub struct ServerContext {
     down: Rescaler,
     ntt: Arc<[Ntt]>,
     simd: Simd,
-    /// The last step of compact answers; `None` where the parameters allow none.
-    compact: Option<Arc<Finisher>>,
+    /// The last step of compact answers, or why the parameters allow none.
+    compact: std::result::Result<Arc<Finisher>, String>,
 }
 
 impl ServerContext {
@@ -93,7 +93,8 @@ impl ServerContext {
             Some(ntts) => ntts.iter().map(Ntt32::output_factor).collect(),
             None => ext_ctx.moduli_operators().iter().map(|m| kernel.output_factor(m)).collect(),
         };
-        let compact = Finisher::new(&public.params, ext_ctx.moduli(), &factors, simd).ok().map(Arc::new);
+        let compact =
+            Finisher::new(&public.params, ext_ctx.moduli(), &factors, simd).map(Arc::new).map_err(|e| e.to_string());
         let down = Rescaler::new(
             ext_ctx.moduli(),
             &factors,
@@ -274,8 +275,8 @@ impl ServerContext {
                     .collect();
                 Ok(ChunkScores { polys, form: ScoreForm::Full })
             }
-            (Some(key), Some(f)) => Ok(f.finish(key, n, scratch, scale)),
-            (Some(_), None) => Err(no_compact()),
+            (Some(key), Ok(f)) => Ok(f.finish(key, n, scratch, scale)),
+            (Some(_), Err(why)) => Err(no_compact(why)),
         }
     }
 
@@ -348,8 +349,8 @@ impl ServerContext {
         for q in queries {
             let key = match (&q.compact, &self.compact) {
                 (None, _) => None,
-                (Some(k), Some(_)) => Some(Arc::new(k.prepare(self.bfv())?)),
-                (Some(_), None) => return Err(no_compact()),
+                (Some(k), Ok(_)) => Some(Arc::new(k.prepare(self.bfv())?)),
+                (Some(_), Err(why)) => return Err(no_compact(why)),
             };
             jobs.extend(q.probes.iter().map(|p| (p, key.clone())));
         }
@@ -409,8 +410,8 @@ impl ServerContext {
         if let Some(p) = query.probes.iter().find(|p| p.dim() != self.rows()) {
             return Err(Error::DimensionMismatch { expected: self.rows(), actual: p.dim() });
         }
-        if query.compact.is_some() && self.compact.is_none() {
-            return Err(no_compact());
+        if let (Some(_), Err(why)) = (&query.compact, &self.compact) {
+            return Err(no_compact(why));
         }
         Ok(quantised)
     }
@@ -418,7 +419,7 @@ impl ServerContext {
     /// How the answer to `query` is encoded: compact when it carries a compact-answer key.
     pub fn answer_form(&self, query: &Query) -> ScoreForm {
         match (&query.compact, &self.compact) {
-            (Some(_), Some(f)) => f.form(),
+            (Some(_), Ok(f)) => f.form(),
             _ => ScoreForm::Full,
         }
     }
@@ -500,12 +501,13 @@ impl ServerContext {
     }
 }
 
-/// The error of a compact query where the parameters allow no compact answers.
-fn no_compact() -> Error {
+/// The error of a compact query where the parameters allow no compact answers (`why`).
+fn no_compact(why: &str) -> Error {
     Error::InvalidArgument {
-        reason: "compact answers need a ciphertext modulus of two or more primes above the plaintext's; \
-                 send the query without a compact key"
-            .into(),
+        reason: format!(
+            "this gallery's parameters allow no compact answers ({why}); send the query without a compact key \
+             (hers client --full-answers)"
+        ),
     }
 }
 

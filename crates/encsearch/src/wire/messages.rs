@@ -15,13 +15,14 @@ use crate::keys::KeyId;
 use crate::quantize::Metric;
 
 const CHUNK_MAGIC: &[u8; 8] = b"HERSCK01";
-/// A query without a compact-answer key (still read).
+/// A query without a compact-answer key (the encoding of earlier versions, still written for
+/// such queries so that older servers read them).
 const QUERY_MAGIC_V1: &[u8; 8] = b"HERSQY01";
 /// A query with a flag byte after its probes and, when set, a [`CompactKey`].
 const QUERY_MAGIC: &[u8; 8] = b"HERSQY02";
-/// A response of full (3-part) scores only (still read).
+/// A response of full (3-part) scores (written for full answers, as earlier versions did).
 const RESPONSE_MAGIC_V1: &[u8; 8] = b"HERSRS01";
-/// A response whose header names its [`ScoreForm`].
+/// A response whose header names its [`ScoreForm`] (compact answers).
 const RESPONSE_MAGIC: &[u8; 8] = b"HERSRS02";
 const FINE_QUERY_MAGIC: &[u8; 8] = b"HERSFQ01";
 const FINE_RESPONSE_MAGIC: &[u8; 8] = b"HERSFR01";
@@ -130,7 +131,7 @@ impl Query {
     /// Serialises the query.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
-        out.extend_from_slice(QUERY_MAGIC);
+        out.extend_from_slice(if self.compact.is_some() { QUERY_MAGIC } else { QUERY_MAGIC_V1 });
         put_bytes(&mut out, self.key_id.0.as_bytes());
         out.extend_from_slice(&self.scale.to_le_bytes());
         out.push(self.metric.code());
@@ -139,12 +140,9 @@ impl Query {
             put_bytes(&mut out, id.as_bytes());
             put_cts(&mut out, &p.cts);
         }
-        match &self.compact {
-            Some(key) => {
-                out.push(1);
-                key.put(&mut out);
-            }
-            None => out.push(0),
+        if let Some(key) = &self.compact {
+            out.push(1);
+            key.put(&mut out);
         }
         seal_crc(&mut out);
         out
@@ -239,9 +237,14 @@ impl Response {
     /// Serialises the response (coefficients bit-packed at the width of their part's modulus).
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
-        out.extend_from_slice(RESPONSE_MAGIC);
-        put_response_header(&mut out, &self.key_id, self.degree, self.modulus, self.scale, self.metric);
-        put_form(&mut out, self.form);
+        if self.form == ScoreForm::Full {
+            out.extend_from_slice(RESPONSE_MAGIC_V1);
+            put_response_header(&mut out, &self.key_id, self.degree, self.modulus, self.scale, self.metric);
+        } else {
+            out.extend_from_slice(RESPONSE_MAGIC);
+            put_response_header(&mut out, &self.key_id, self.degree, self.modulus, self.scale, self.metric);
+            put_form(&mut out, self.form);
+        }
         put_slot_ids(&mut out, &self.slot_ids);
         let chunks = self.scores.first().map_or(0, Vec::len);
         out.extend_from_slice(&(self.scores.len() as u32).to_le_bytes());

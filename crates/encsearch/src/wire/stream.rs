@@ -26,9 +26,9 @@ use crate::error::{Error, Result};
 use crate::keys::KeyId;
 use crate::quantize::Metric;
 
-/// Full scores only, no form in the header (still read).
+/// Full scores, no form in the header (written for full answers, as earlier versions did).
 const STREAM_MAGIC_V1: &[u8; 8] = b"HERSSS01";
-/// The header names its [`ScoreForm`].
+/// The header names its [`ScoreForm`] (compact answers).
 const STREAM_MAGIC: &[u8; 8] = b"HERSSS02";
 const IDS_MAGIC: &[u8; 8] = b"HERSID01";
 const ENROL_MAGIC: &[u8; 8] = b"HERSEN01";
@@ -75,9 +75,12 @@ impl StreamFrames {
     /// The header frame.
     pub fn header(h: &StreamHeader) -> Vec<u8> {
         let mut p = open_frame(KIND_HEADER);
-        p.extend_from_slice(STREAM_MAGIC);
+        let full = h.form == ScoreForm::Full;
+        p.extend_from_slice(if full { STREAM_MAGIC_V1 } else { STREAM_MAGIC });
         put_response_header(&mut p, &h.key_id, h.degree, h.modulus, h.scale, h.metric);
-        put_form(&mut p, h.form);
+        if !full {
+            put_form(&mut p, h.form);
+        }
         p.extend_from_slice(&h.version.to_le_bytes());
         p.extend_from_slice(&(h.chunks as u64).to_le_bytes());
         p.extend_from_slice(&(h.probe_ids.len() as u32).to_le_bytes());
