@@ -6,7 +6,7 @@ use num_bigint::BigUint;
 
 use super::{PreparedKey, ScoreForm, compact_moduli};
 use crate::error::Result;
-use crate::kernel::{Ntt, Rescaler, Simd};
+use crate::kernel::{Ntt, Rescaler, Simd, Switch2};
 use crate::params::SearchParams;
 use crate::wire::ChunkScores;
 
@@ -18,13 +18,24 @@ pub(crate) struct Finisher {
     /// `round(t·p·c/Q²) mod p` from the multiplication basis, for `c0` (p_a) and `c1` (p_b).
     part_to: [Rescaler; 2],
     /// `round(p·r/Q) mod p` from Q, for the relinearisation's additions to `c0` and `c1`.
-    relin_to: [Rescaler; 2],
+    relin_to: RelinSwitch,
     q: Vec<Modulus>,
     ntt: Vec<Ntt>,
     moduli: [u64; 2],
     /// The two small primes as moduli.
     small: [Modulus; 2],
     simd: Simd,
+}
+
+/// The switch of the relinearisation's additions from Q to the two small primes: Garner in
+/// double precision for a two-prime Q on CPUs without IFMA (vectorised with AVX2; measured at
+/// 1M × 16-D: compact answers +134 % → +76–95 % over full ones with `--simd avx2`), the general
+/// down-scaling otherwise.
+#[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant, reason = "one per server context, never moved in a hot path")]
+enum RelinSwitch {
+    Two([Switch2; 2]),
+    General([Rescaler; 2]),
 }
 
 /// Per-thread scratch of [`Finisher::finish`].
@@ -57,12 +68,21 @@ impl Finisher {
         let part = |p: u64| Rescaler::new(ext, factors, &(&t * p), &q2, p, simd);
         let ones = vec![1; params.moduli.len()];
         let relin = |p: u64| Rescaler::new(&params.moduli, &ones, &BigUint::from(p), &big_q, p, simd);
+        // Where the general down-scaling has its IFMA build, it is as fast; elsewhere Garner.
+        let two = |p: u64| match params.moduli[..] {
+            [q0, q1] if !simd.ifma() => Switch2::new(q0, q1, p, simd),
+            _ => None,
+        };
+        let relin_to = match (two(moduli[0]), two(moduli[1])) {
+            (Some(a), Some(b)) => RelinSwitch::Two([a, b]),
+            _ => RelinSwitch::General([relin(moduli[0])?, relin(moduli[1])?]),
+        };
         let q = params.moduli.iter().map(|&q| Modulus::new(q)).collect::<std::result::Result<Vec<_>, _>>()?;
         let ntt = q.iter().map(|m| Ntt::new(m, params.degree, simd)).collect::<Result<Vec<_>>>()?;
         Ok(Self {
             c2_to,
             part_to: [part(moduli[0])?, part(moduli[1])?],
-            relin_to: [relin(moduli[0])?, relin(moduli[1])?],
+            relin_to,
             q,
             ntt,
             moduli,
@@ -125,9 +145,14 @@ impl Finisher {
                 let mut out = vec![0u64; n];
                 scale(&self.part_to[part], part, &mut out);
                 let rows: Vec<&[u64]> = scratch.relin[part * l..(part + 1) * l].iter().map(|r| &r[..n]).collect();
-                scratch.add.resize(n, 0);
-                self.relin_to[part].scale_poly(&rows, &mut scratch.add);
-                out.iter_mut().zip(&scratch.add).for_each(|(o, &a)| *o = p.add(*o, a));
+                match &self.relin_to {
+                    RelinSwitch::Two(s) => s[part].add_into(rows[0], rows[1], &mut out),
+                    RelinSwitch::General(r) => {
+                        scratch.add.resize(n, 0);
+                        r[part].scale_poly(&rows, &mut scratch.add);
+                        out.iter_mut().zip(&scratch.add).for_each(|(o, &a)| *o = p.add(*o, a));
+                    }
+                }
                 out
             })
             .collect();

@@ -1,7 +1,9 @@
 //! Pointwise products of NTT-domain rows by constant rows (the relinearisation of compact
 //! answers: each digit of `c2` times a key row): `acc[k] = acc[k] + x[k]·w[k] mod p`, with `w`
 //! precomputed for Shoup's method — eight coefficients at a time with AVX-512 IFMA for primes
-//! below 2^50, the portable 64-bit Shoup product otherwise.
+//! below 2^50; four at a time in double precision with AVX2 and FMA for primes below 2^50 (the
+//! exact product split of `kernel/avx2.rs`: products below 2^100); the portable 64-bit Shoup
+//! product otherwise.
 
 use fhe_math::zq::Modulus;
 
@@ -44,6 +46,16 @@ impl ShoupRow {
                 mul_acc_ifma(**q, &x[..done], &self.w, &self.w52, &mut acc[..done])
             };
         }
+        #[cfg(target_arch = "x86_64")]
+        if done == 0 && simd.avx2() && super::cpu::avx2_fma_detected() && **q < 1 << IFMA_BITS {
+            done = x.len() / 4 * 4;
+            // SAFETY: AVX2 and FMA were detected on the running CPU just above; every load
+            // and store is a bounds-checked 4-word slice.
+            #[allow(unsafe_code, reason = "AVX2/FMA intrinsics after detecting the features")]
+            unsafe {
+                mul_acc_avx2(**q, &x[..done], &self.w, &mut acc[..done])
+            };
+        }
         for k in done..x.len() {
             acc[k] = q.add(acc[k], q.mul_shoup(x[k], self.w[k], self.w64[k]));
         }
@@ -59,6 +71,21 @@ fn mul_acc_ifma(p: u64, x: &[u64], w: &[u64], w52: &[u64], acc: &mut [u64]) {
     for i in (0..x.len()).step_by(8) {
         let prod = mul(load(x, i), load(w, i), load(w52, i), vp);
         store(acc, i, add(load(acc, i), prod, vp));
+    }
+}
+
+/// `acc + x·w mod p` four lanes at a time in doubles: every value below `p < 2^50` is exact,
+/// the product below 2^100 is reduced exactly by `mul_mod`, and the sum lands in `(−p, 2p)`,
+/// which `reduce` brings into `[0, p)`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn mul_acc_avx2(p: u64, x: &[u64], w: &[u64], acc: &mut [u64]) {
+    use super::avx2::{load_u64, mul_mod, reduce, store_u64};
+    use std::arch::x86_64::{_mm256_add_pd, _mm256_set1_pd};
+    let (vp, vinv) = (_mm256_set1_pd(p as f64), _mm256_set1_pd(1.0 / p as f64));
+    for i in (0..x.len()).step_by(4) {
+        let prod = mul_mod(load_u64(x, i), load_u64(w, i), vp, vinv);
+        store_u64(acc, i, reduce(_mm256_add_pd(load_u64(acc, i), prod), vp, vinv));
     }
 }
 
@@ -78,7 +105,7 @@ mod tests {
             let want: Vec<u64> =
                 (0..=n).map(|k| ((acc0[k] as u128 + x[k] as u128 * w[k] as u128) % p as u128) as u64).collect();
             let row = ShoupRow::new(&q, w.clone());
-            for simd in [Simd::detect(), Simd::portable()] {
+            for simd in [Simd::detect(), Simd::without_avx512(), Simd::portable()] {
                 let mut acc = acc0.clone();
                 row.mul_acc(&q, &x, &mut acc, simd);
                 assert_eq!(acc, want, "p = {p}, {}", simd.describe());
