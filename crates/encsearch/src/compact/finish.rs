@@ -24,7 +24,6 @@ pub(crate) struct Finisher {
     moduli: [u64; 2],
     /// The two small primes as moduli.
     small: [Modulus; 2],
-    simd: Simd,
 }
 
 /// The switch of the relinearisation's additions from Q to the two small primes: Garner in
@@ -87,7 +86,6 @@ impl Finisher {
             ntt,
             moduli,
             small: [Modulus::new(moduli[0])?, Modulus::new(moduli[1])?],
-            simd,
         })
     }
 
@@ -133,8 +131,8 @@ impl Finisher {
                 }
                 ntt.forward(&mut scratch.ntt);
                 let row = key.row(i, j);
-                row.b.mul_acc(q, &scratch.ntt, r0, self.simd);
-                row.a.mul_acc(q, &scratch.ntt, r1, self.simd);
+                row.b.mul_acc(q, &scratch.ntt, r0);
+                row.a.mul_acc(q, &scratch.ntt, r1);
             }
             ntt.backward(r0);
             ntt.backward(r1);

@@ -10,10 +10,11 @@ use fhe_math::rq::{Context, Poly, Representation};
 use fhe_math::zq::Modulus;
 use rand::{CryptoRng, RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
+use rayon::prelude::*;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
-use crate::kernel::ShoupRow;
+use crate::kernel::{ShoupRow, Simd};
 use crate::keys::ClientKeys;
 use crate::wire::{Reader, pack_bits, packed_len, unpack_bits};
 
@@ -110,8 +111,9 @@ impl CompactKey {
         Ok(Self { seed, b, moduli: moduli.to_vec() })
     }
 
-    /// The server's form: `a` expanded from the seed, every row with its Shoup factors.
-    pub(crate) fn prepare(&self, bfv: &Arc<BfvParameters>) -> Result<PreparedKey> {
+    /// The server's form for the builds `simd` allows: `a` expanded from the seed, every row
+    /// with its Shoup factors (rows on all cores: this is on the query's critical path).
+    pub(crate) fn prepare(&self, bfv: &Arc<BfvParameters>, simd: Simd) -> Result<PreparedKey> {
         let ctx = q_context(bfv)?;
         let l = ctx.moduli().len();
         if self.b.len() != l * l || self.moduli != ctx.moduli() || self.b.iter().any(|r| r.len() != bfv.degree()) {
@@ -119,14 +121,16 @@ impl CompactKey {
         }
         let ops = ctx.moduli().iter().map(|&q| Modulus::new(q)).collect::<std::result::Result<Vec<_>, _>>()?;
         let a = expand_a(ctx, self.seed);
-        let mut rows = Vec::with_capacity(l * l);
-        for (i, ai) in a.iter().enumerate() {
-            for (j, q) in ops.iter().enumerate() {
-                let b = ShoupRow::new(q, self.b[i * l + j].clone());
-                let a = ShoupRow::new(q, ai.coefficients().row(j).to_vec());
-                rows.push(KeyRow { b, a });
-            }
-        }
+        let rows = (0..l * l)
+            .into_par_iter()
+            .map(|r| {
+                let (i, j) = (r / l, r % l);
+                let q = &ops[j];
+                let b = ShoupRow::new(q, self.b[r].clone(), simd);
+                let a = ShoupRow::new(q, a[i].coefficients().row(j).to_vec(), simd);
+                KeyRow { b, a }
+            })
+            .collect();
         Ok(PreparedKey { digits: l, rows })
     }
 }

@@ -13,52 +13,88 @@ use super::ifma::shoup52;
 /// Primes below this many bits can take the IFMA build.
 const IFMA_BITS: u32 = 50;
 
-/// A constant row `w` (each value below p) with its Shoup factors for both builds.
+/// Which build a [`ShoupRow`] runs, chosen once when it is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Build {
+    Ifma,
+    Avx2,
+    Portable,
+}
+
+/// A constant row `w` (each value below p) with the Shoup factors its build needs (52-bit for
+/// IFMA, none for AVX2, 64-bit for the portable build): a server makes eight of these per
+/// query, and each factor is a 128-bit division.
 #[derive(Debug, Clone)]
 pub(crate) struct ShoupRow {
     w: Vec<u64>,
-    w64: Vec<u64>,
-    w52: Vec<u64>,
+    factors: Vec<u64>,
+    build: Build,
 }
 
 impl ShoupRow {
-    /// The row `w` modulo `q` (every value must be below q).
-    pub(crate) fn new(q: &Modulus, w: Vec<u64>) -> Self {
-        let w64 = q.shoup_vec(&w);
-        let w52 = match **q < 1 << IFMA_BITS {
-            true => w.iter().map(|&v| shoup52(v, **q)).collect(),
-            false => Vec::new(),
+    /// The row `w` modulo `q` (every value must be below q), for the builds `simd` allows.
+    pub(crate) fn new(q: &Modulus, w: Vec<u64>, simd: Simd) -> Self {
+        let fits = **q < 1 << IFMA_BITS;
+        let build = if fits && simd.ifma() && super::ifma::detected() {
+            Build::Ifma
+        } else if fits && simd.avx2() && avx2_fma() {
+            Build::Avx2
+        } else {
+            Build::Portable
         };
-        Self { w, w64, w52 }
+        let factors = match build {
+            Build::Ifma => w.iter().map(|&v| shoup52(v, **q)).collect(),
+            Build::Avx2 => Vec::new(),
+            Build::Portable => q.shoup_vec(&w),
+        };
+        Self { w, factors, build }
     }
 
     /// `acc[k] = acc[k] + x[k]·w[k] mod q` for `x[k] < q`, `acc[k] < q`.
-    pub(crate) fn mul_acc(&self, q: &Modulus, x: &[u64], acc: &mut [u64], simd: Simd) {
+    pub(crate) fn mul_acc(&self, q: &Modulus, x: &[u64], acc: &mut [u64]) {
         assert!(x.len() == self.w.len() && acc.len() == self.w.len(), "rows of another length");
         let mut done = 0;
         #[cfg(target_arch = "x86_64")]
-        if simd.ifma() && super::ifma::detected() && !self.w52.is_empty() {
-            done = x.len() / 8 * 8;
-            // SAFETY: AVX-512F and IFMA were detected on the running CPU just above; every
-            // load and store is a bounds-checked 8-word slice.
-            #[allow(unsafe_code, reason = "AVX-512 IFMA intrinsics after detecting the features")]
-            unsafe {
-                mul_acc_ifma(**q, &x[..done], &self.w, &self.w52, &mut acc[..done])
-            };
-        }
-        #[cfg(target_arch = "x86_64")]
-        if done == 0 && simd.avx2() && super::cpu::avx2_fma_detected() && **q < 1 << IFMA_BITS {
-            done = x.len() / 4 * 4;
-            // SAFETY: AVX2 and FMA were detected on the running CPU just above; every load
-            // and store is a bounds-checked 4-word slice.
-            #[allow(unsafe_code, reason = "AVX2/FMA intrinsics after detecting the features")]
-            unsafe {
-                mul_acc_avx2(**q, &x[..done], &self.w, &mut acc[..done])
-            };
+        match self.build {
+            Build::Ifma => {
+                done = x.len() / 8 * 8;
+                // SAFETY: the IFMA build is chosen only where AVX-512F and IFMA were detected;
+                // every load and store is a bounds-checked 8-word slice.
+                #[allow(unsafe_code, reason = "AVX-512 IFMA intrinsics after detecting the features")]
+                unsafe {
+                    mul_acc_ifma(**q, &x[..done], &self.w, &self.factors, &mut acc[..done])
+                };
+            }
+            Build::Avx2 => {
+                done = x.len() / 4 * 4;
+                // SAFETY: the AVX2 build is chosen only where AVX2 and FMA were detected; every
+                // load and store is a bounds-checked 4-word slice.
+                #[allow(unsafe_code, reason = "AVX2/FMA intrinsics after detecting the features")]
+                unsafe {
+                    mul_acc_avx2(**q, &x[..done], &self.w, &mut acc[..done])
+                };
+            }
+            Build::Portable => {}
         }
         for k in done..x.len() {
-            acc[k] = q.add(acc[k], q.mul_shoup(x[k], self.w[k], self.w64[k]));
+            let prod = match self.build {
+                Build::Portable => q.mul_shoup(x[k], self.w[k], self.factors[k]),
+                _ => q.mul(x[k], self.w[k]),
+            };
+            acc[k] = q.add(acc[k], prod);
         }
+    }
+}
+
+/// Whether the CPU has AVX2 and FMA.
+fn avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        super::cpu::avx2_fma_detected()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
     }
 }
 
@@ -104,10 +140,10 @@ mod tests {
             let acc0: Vec<u64> = (0..=n as u64).map(|i| (i * 31 + p / 3) % p).collect();
             let want: Vec<u64> =
                 (0..=n).map(|k| ((acc0[k] as u128 + x[k] as u128 * w[k] as u128) % p as u128) as u64).collect();
-            let row = ShoupRow::new(&q, w.clone());
             for simd in [Simd::detect(), Simd::without_avx512(), Simd::portable()] {
+                let row = ShoupRow::new(&q, w.clone(), simd);
                 let mut acc = acc0.clone();
-                row.mul_acc(&q, &x, &mut acc, simd);
+                row.mul_acc(&q, &x, &mut acc);
                 assert_eq!(acc, want, "p = {p}, {}", simd.describe());
             }
         }
