@@ -114,9 +114,7 @@ impl Kernel {
 /// from chunk to chunk so that scoring allocates nothing per chunk.
 #[derive(Debug, Default)]
 pub(crate) struct Accumulator {
-    /// `c0 | c1 | c2` of one prime.
-    pub(crate) out: Vec<u64>,
-    /// The three score polynomials, `[part][prime][coefficient]`.
+    /// The three score polynomials of the wide form, `[prime][part][coefficient]`.
     pub(crate) polys: Vec<u64>,
     /// The narrow form's score rows of a pass, `[pair][prime][part][coefficient]` (rows padded,
     /// see `server/mod.rs`).

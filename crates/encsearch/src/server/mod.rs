@@ -228,27 +228,24 @@ impl ServerContext {
         if probe.data.len() != np * pstride || words.len() != np * stride {
             return Err(Error::InvalidArgument { reason: "hot form of another context".into() });
         }
-        acc.out.resize(3 * n, 0);
+        // `[prime][part][coefficient]`: the kernel writes a prime's `c0 | c1 | c2` in place,
+        // and each row goes to the coefficient domain while it is in cache.
         acc.polys.resize(3 * np * n, 0);
-        // Kernel per prime, then each part's row of that prime to the coefficient domain.
         for (i, (q, ntt)) in ext.moduli_operators().iter().zip(self.ntt.iter()).enumerate() {
+            let out = &mut acc.polys[3 * i * n..][..3 * n];
             self.kernel.tensor_sum(
                 q,
                 &probe.data[i * pstride..][..pstride],
                 &words[i * stride..][..stride],
                 rows,
                 n,
-                &mut acc.out,
+                out,
             );
-            for part in 0..3 {
-                let row = &mut acc.polys[(part * np + i) * n..][..n];
-                row.copy_from_slice(&acc.out[part * n..][..n]);
-                ntt.backward(row);
-            }
+            out.chunks_exact_mut(n).for_each(|row| ntt.backward(row));
         }
         let polys = &acc.polys;
         let scale = |r: &Rescaler, part: usize, dst: &mut [u64]| {
-            let rows: Vec<&[u64]> = (0..np).map(|i| &polys[(part * np + i) * n..][..n]).collect();
+            let rows: Vec<&[u64]> = (0..np).map(|i| &polys[(3 * i + part) * n..][..n]).collect();
             r.scale_poly(&rows, dst);
         };
         self.finish(probe, n, &mut acc.finish, scale)
