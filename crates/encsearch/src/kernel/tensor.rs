@@ -110,6 +110,101 @@ impl Kernel {
     }
 }
 
+impl Kernel {
+    /// [`Kernel::tensor_sum`] of several probes against one chunk: `outs[b]` receives probe b's
+    /// `c0 | c1 | c2`. The IFMA build takes the probes four at a time, each chunk word loaded
+    /// once for all four while their 24 accumulators stay in registers; the others loop.
+    pub(crate) fn tensor_sum_batch(
+        self,
+        q: &Modulus,
+        probes: &[&[u64]],
+        chunk: &[u64],
+        dim: usize,
+        n: usize,
+        outs: &mut [&mut [u64]],
+    ) {
+        assert_eq!(probes.len(), outs.len(), "one output per probe");
+        #[cfg(target_arch = "x86_64")]
+        if self == Kernel::Ifma && super::ifma::detected() && **q < 1 << IFMA_MAX_BITS && dim <= IFMA_BLOCK {
+            assert!(n.is_multiple_of(LANES), "ring degree {n} is not a multiple of {LANES}");
+            assert_eq!(chunk.len(), 2 * dim * n, "chunk of another shape");
+            assert!(probes.iter().all(|p| p.len() == PROBE_ROWS * dim * n), "probe of another shape");
+            assert!(outs.iter().all(|o| o.len() == 3 * n), "output of another shape");
+            let mut at = 0;
+            while at < probes.len() {
+                let (p, o) = (&probes[at..], &mut outs[at..]);
+                // SAFETY: AVX-512F and IFMA were detected just above; every slice length the
+                // kernel reads and writes was asserted above (its loads and stores are checked).
+                #[allow(unsafe_code, reason = "AVX-512 IFMA intrinsics after detecting the features")]
+                unsafe {
+                    match p.len() {
+                        1 => tensor_sum_ifma_b::<1>(**q, p, chunk, dim, n, o),
+                        2 => tensor_sum_ifma_b::<2>(**q, p, chunk, dim, n, o),
+                        3 => tensor_sum_ifma_b::<3>(**q, p, chunk, dim, n, o),
+                        _ => tensor_sum_ifma_b::<4>(**q, p, chunk, dim, n, o),
+                    }
+                };
+                at += 4;
+            }
+            return;
+        }
+        for (p, o) in probes.iter().zip(outs.iter_mut()) {
+            self.tensor_sum(q, p, chunk, dim, n, o);
+        }
+    }
+}
+
+/// The IFMA kernel for `B ≤ 4` probes at once (the first B of `probes`/`outs`), for
+/// `dim ≤ IFMA_BLOCK` (one Montgomery step per sum). Same output convention as
+/// [`tensor_sum_ifma`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512ifma")]
+fn tensor_sum_ifma_b<const B: usize>(
+    q: u64,
+    probes: &[&[u64]],
+    chunk: &[u64],
+    dim: usize,
+    n: usize,
+    outs: &mut [&mut [u64]],
+) {
+    use super::ifma::{load, reduce};
+    use std::arch::x86_64::*;
+    let vq = _mm512_set1_epi64(q as i64);
+    let vqi = _mm512_set1_epi64(super::ifma::neg_inv_52(q) as i64);
+    let zero = _mm512_setzero_si512();
+    let (pb, gb) = (PROBE_ROWS * dim * LANES, 2 * dim * LANES);
+    for blk in 0..n / LANES {
+        let g = &chunk[blk * gb..(blk + 1) * gb];
+        let mut acc = [[zero; 6]; B];
+        for j in 0..dim {
+            let (b0, b1) = (load(g, 2 * j * LANES), load(g, (2 * j + 1) * LANES));
+            let s = reduce(_mm512_add_epi64(b0, b1), vq);
+            for (b, a) in acc.iter_mut().enumerate() {
+                let p = &probes[b][blk * pb..(blk + 1) * pb];
+                let (a0, a1) = (load(p, 2 * j * LANES), load(p, (2 * j + 1) * LANES));
+                let a2 = reduce(_mm512_add_epi64(a0, a1), vq);
+                a[0] = _mm512_madd52lo_epu64(a[0], a0, b0);
+                a[1] = _mm512_madd52hi_epu64(a[1], a0, b0);
+                a[2] = _mm512_madd52lo_epu64(a[2], a2, s);
+                a[3] = _mm512_madd52hi_epu64(a[3], a2, s);
+                a[4] = _mm512_madd52lo_epu64(a[4], a1, b1);
+                a[5] = _mm512_madd52hi_epu64(a[5], a1, b1);
+            }
+        }
+        for (b, a) in acc.iter().enumerate() {
+            let montgomery = |lo: __m512i, hi: __m512i| super::ifma::montgomery(lo, hi, vq, vqi);
+            // Each sum is below 16·q² < q·2^52: one Montgomery step lands in [0, 2q).
+            let c0 = reduce(montgomery(a[0], a[1]), vq);
+            let m = reduce(montgomery(a[2], a[3]), vq);
+            let c2 = reduce(montgomery(a[4], a[5]), vq);
+            let c1 = super::ifma::sub(m, super::ifma::add(c0, c2, vq), vq);
+            for (part, v) in [c0, c1, c2].into_iter().enumerate() {
+                super::ifma::store(outs[b], part * n + blk * LANES, v);
+            }
+        }
+    }
+}
+
 /// Per-thread scratch of the scorer: the kernel's output and the score polynomials, reused
 /// from chunk to chunk so that scoring allocates nothing per chunk.
 #[derive(Debug, Default)]
@@ -313,6 +408,41 @@ mod tests {
         let ifma = if super::super::ifma::detected() { Kernel::Ifma } else { Kernel::Scalar };
         assert_eq!(Kernel::select(&small, false, Simd::detect()), ifma);
         assert_eq!(Kernel::select(&small, true, Simd::detect()), Kernel::Avx2, "the narrow form has one kernel");
+    }
+
+    /// Several probes against one chunk (the IFMA build four at a time, then the rest) give
+    /// each probe's single-probe result, for 1 to 6 probes and dimensions up to one block.
+    #[test]
+    fn batches_match_single_probes() {
+        let (qv, n) = ((1u64 << 48) - 59, 16);
+        let q = Modulus::new(qv).expect("modulus");
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % qv
+        };
+        if !super::super::ifma::detected() {
+            eprintln!("Ifma batch build skipped: this CPU lacks it (its loop over single probes is tested instead)");
+        }
+        for dim in [1, 7, 16, 17] {
+            let chunk: Vec<u64> = (0..2 * dim * n).map(|_| next()).collect();
+            let probes: Vec<Vec<u64>> = (0..6).map(|_| (0..PROBE_ROWS * dim * n).map(|_| next()).collect()).collect();
+            for kernel in [Kernel::Scalar, Kernel::Ifma] {
+                for count in 1..=6 {
+                    let refs: Vec<&[u64]> = probes[..count].iter().map(Vec::as_slice).collect();
+                    let mut outs = vec![vec![0u64; 3 * n]; count];
+                    let mut out_refs: Vec<&mut [u64]> = outs.iter_mut().map(Vec::as_mut_slice).collect();
+                    kernel.tensor_sum_batch(&q, &refs, &chunk, dim, n, &mut out_refs);
+                    for (p, got) in refs.iter().zip(&outs) {
+                        let mut want = vec![0u64; 3 * n];
+                        kernel.tensor_sum(&q, p, &chunk, dim, n, &mut want);
+                        assert_eq!(got, &want, "{kernel:?}, {count} probes, dim {dim}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

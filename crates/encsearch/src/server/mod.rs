@@ -213,11 +213,13 @@ impl ServerContext {
         if let Some(ntts) = self.basis.narrow_ntts() {
             return self.score_narrow(probes, chunks, ntts, acc);
         }
-        chunks.iter().map(|c| probes.iter().map(|p| self.score_wide(p, c, acc)).collect()).collect()
+        chunks.iter().map(|c| self.score_wide(probes, c, acc)).collect()
     }
 
-    /// [`ServerContext::score_chunk`] on the wide form (u64 words, one probe at a time).
-    fn score_wide(&self, probe: &HotProbe, chunk: &HotChunk, acc: &mut Accumulator) -> Result<ChunkScores> {
+    /// [`ServerContext::score_group`] of one chunk on the wide form (u64 words): per prime, the
+    /// kernel writes every probe's `c0 | c1 | c2` (the IFMA build four probes per pass over the
+    /// chunk), each row goes to the coefficient domain, then each probe's last step.
+    fn score_wide(&self, probes: &[&HotProbe], chunk: &HotChunk, acc: &mut Accumulator) -> Result<Vec<ChunkScores>> {
         let n = self.public().params.degree;
         let rows = self.rows();
         let ext = self.basis.ext_ctx();
@@ -225,30 +227,32 @@ impl ServerContext {
         let stride = 2 * rows * n;
         let pstride = PROBE_ROWS * rows * n;
         let words = chunk.words();
-        if probe.data.len() != np * pstride || words.len() != np * stride {
+        if probes.iter().any(|p| p.data.len() != np * pstride) || words.len() != np * stride {
             return Err(Error::InvalidArgument { reason: "hot form of another context".into() });
         }
-        // `[prime][part][coefficient]`: the kernel writes a prime's `c0 | c1 | c2` in place,
-        // and each row goes to the coefficient domain while it is in cache.
-        acc.polys.resize(3 * np * n, 0);
+        // `[probe][prime][part][coefficient]`: the kernel writes a prime's `c0 | c1 | c2` in
+        // place, and each row goes to the coefficient domain while it is in cache.
+        let per_probe = 3 * np * n;
+        acc.polys.resize(probes.len() * per_probe, 0);
         for (i, (q, ntt)) in ext.moduli_operators().iter().zip(self.ntt.iter()).enumerate() {
-            let out = &mut acc.polys[3 * i * n..][..3 * n];
-            self.kernel.tensor_sum(
-                q,
-                &probe.data[i * pstride..][..pstride],
-                &words[i * stride..][..stride],
-                rows,
-                n,
-                out,
-            );
-            out.chunks_exact_mut(n).for_each(|row| ntt.backward(row));
+            let rows_i: Vec<&[u64]> = probes.iter().map(|p| &p.data[i * pstride..][..pstride]).collect();
+            let mut outs: Vec<&mut [u64]> =
+                acc.polys.chunks_exact_mut(per_probe).map(|p| &mut p[3 * i * n..][..3 * n]).collect();
+            self.kernel.tensor_sum_batch(q, &rows_i, &words[i * stride..][..stride], rows, n, &mut outs);
+            outs.iter_mut().for_each(|o| o.chunks_exact_mut(n).for_each(|row| ntt.backward(row)));
         }
-        let polys = &acc.polys;
-        let scale = |r: &Rescaler, part: usize, dst: &mut [u64]| {
-            let rows: Vec<&[u64]> = (0..np).map(|i| &polys[(3 * i + part) * n..][..n]).collect();
-            r.scale_poly(&rows, dst);
-        };
-        self.finish(probe, n, &mut acc.finish, scale)
+        let Accumulator { polys, finish, .. } = acc;
+        probes
+            .iter()
+            .zip(polys.chunks_exact(per_probe))
+            .map(|(probe, polys)| {
+                let scale = |r: &Rescaler, part: usize, dst: &mut [u64]| {
+                    let rows: Vec<&[u64]> = (0..np).map(|i| &polys[(3 * i + part) * n..][..n]).collect();
+                    r.scale_poly(&rows, dst);
+                };
+                self.finish(probe, n, finish, scale)
+            })
+            .collect()
     }
 
     /// The last step of one (probe, chunk): the full answer's three down-scalings, or the
@@ -364,13 +368,20 @@ impl ServerContext {
                 let range = g * group..((g + 1) * group).min(count);
                 let hot = range.clone().map(|i| source.hot_chunk(self, i)).collect::<Result<Vec<_>>>()?;
                 let hot_refs: Vec<&HotChunk> = hot.iter().map(|h| h.as_ref()).collect();
-                let mut scores: Vec<Vec<ChunkScores>> = vec![Vec::with_capacity(refs.len()); hot.len()];
-                // One pass per probe over the group (see GROUP for why not several at once).
-                for probe in &refs {
-                    for (all, part) in scores.iter_mut().zip(self.score_group(&[probe], &hot_refs, acc)?) {
-                        all.extend(part);
+                let scores = match self.basis.is_narrow() {
+                    // The wide form's kernel takes the probes together (four per pass over a chunk).
+                    false => self.score_group(&refs, &hot_refs, acc)?,
+                    // The narrow form: one pass per probe over the group (see GROUP for why).
+                    true => {
+                        let mut scores: Vec<Vec<ChunkScores>> = vec![Vec::with_capacity(refs.len()); hot.len()];
+                        for probe in &refs {
+                            for (all, part) in scores.iter_mut().zip(self.score_group(&[probe], &hot_refs, acc)?) {
+                                all.extend(part);
+                            }
+                        }
+                        scores
                     }
-                }
+                };
                 range.zip(scores).map(|(i, s)| on_chunk(i, s)).collect::<Result<Vec<T>>>()
             })
             .collect::<Result<Vec<Vec<T>>>>()
