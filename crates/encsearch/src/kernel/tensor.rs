@@ -97,7 +97,7 @@ impl Kernel {
             // slice lengths the kernel reads and writes were asserted at the top.
             #[allow(unsafe_code, reason = "AVX-512 IFMA intrinsics after detecting the features")]
             unsafe {
-                tensor_sum_ifma(**q, probe, chunk, dim, n, out)
+                tensor_sum_ifma::<1>(**q, &[probe], chunk, dim, n, &mut [out])
             };
             return;
         }
@@ -108,9 +108,7 @@ impl Kernel {
             out.iter_mut().for_each(|v| *v = q.mul(*v, r_inv));
         }
     }
-}
 
-impl Kernel {
     /// [`Kernel::tensor_sum`] of several probes against one chunk: `outs[b]` receives probe b's
     /// `c0 | c1 | c2`. The IFMA build takes the probes four at a time, each chunk word loaded
     /// once for all four while their 24 accumulators stay in registers; the others loop.
@@ -125,8 +123,8 @@ impl Kernel {
     ) {
         assert_eq!(probes.len(), outs.len(), "one output per probe");
         #[cfg(target_arch = "x86_64")]
-        if self == Kernel::Ifma && super::ifma::detected() && **q < 1 << IFMA_MAX_BITS && dim <= IFMA_BLOCK {
-            assert!(n.is_multiple_of(LANES), "ring degree {n} is not a multiple of {LANES}");
+        if self == Kernel::Ifma && super::ifma::detected() && **q < 1 << IFMA_MAX_BITS {
+            assert!(n.is_multiple_of(LANES) && dim > 0, "ring degree {n} or dimension {dim}");
             assert_eq!(chunk.len(), 2 * dim * n, "chunk of another shape");
             assert!(probes.iter().all(|p| p.len() == PROBE_ROWS * dim * n), "probe of another shape");
             assert!(outs.iter().all(|o| o.len() == 3 * n), "output of another shape");
@@ -138,10 +136,10 @@ impl Kernel {
                 #[allow(unsafe_code, reason = "AVX-512 IFMA intrinsics after detecting the features")]
                 unsafe {
                     match p.len() {
-                        1 => tensor_sum_ifma_b::<1>(**q, p, chunk, dim, n, o),
-                        2 => tensor_sum_ifma_b::<2>(**q, p, chunk, dim, n, o),
-                        3 => tensor_sum_ifma_b::<3>(**q, p, chunk, dim, n, o),
-                        _ => tensor_sum_ifma_b::<4>(**q, p, chunk, dim, n, o),
+                        1 => tensor_sum_ifma::<1>(**q, p, chunk, dim, n, o),
+                        2 => tensor_sum_ifma::<2>(**q, p, chunk, dim, n, o),
+                        3 => tensor_sum_ifma::<3>(**q, p, chunk, dim, n, o),
+                        _ => tensor_sum_ifma::<4>(**q, p, chunk, dim, n, o),
                     }
                 };
                 at += 4;
@@ -154,12 +152,14 @@ impl Kernel {
     }
 }
 
-/// The IFMA kernel for `B ≤ 4` probes at once (the first B of `probes`/`outs`), for
-/// `dim ≤ IFMA_BLOCK` (one Montgomery step per sum). Same output convention as
-/// [`tensor_sum_ifma`].
+/// The IFMA kernel for `B ≤ 4` probes at once (the first B of `probes` and `outs`; the
+/// caller checks every slice length, `q < 2^48` and the CPU's features). Each block of the
+/// chunk is loaded once for all B probes, their `6·B` accumulators in registers. Sums of up to
+/// [`IFMA_BLOCK`] products (< 16·q² < q·2^52) are reduced by one Montgomery step into `[0, 2q)`
+/// and added to running sums kept below 2q. Returns the sums times `2^-52 mod q`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512ifma")]
-fn tensor_sum_ifma_b<const B: usize>(
+fn tensor_sum_ifma<const B: usize>(
     q: u64,
     probes: &[&[u64]],
     chunk: &[u64],
@@ -167,39 +167,47 @@ fn tensor_sum_ifma_b<const B: usize>(
     n: usize,
     outs: &mut [&mut [u64]],
 ) {
-    use super::ifma::{load, reduce};
+    use super::ifma::{add, load, montgomery, reduce, store, sub};
     use std::arch::x86_64::*;
     let vq = _mm512_set1_epi64(q as i64);
+    let v2q = _mm512_set1_epi64(2 * q as i64);
     let vqi = _mm512_set1_epi64(super::ifma::neg_inv_52(q) as i64);
     let zero = _mm512_setzero_si512();
     let (pb, gb) = (PROBE_ROWS * dim * LANES, 2 * dim * LANES);
     for blk in 0..n / LANES {
         let g = &chunk[blk * gb..(blk + 1) * gb];
-        let mut acc = [[zero; 6]; B];
-        for j in 0..dim {
-            let (b0, b1) = (load(g, 2 * j * LANES), load(g, (2 * j + 1) * LANES));
-            let s = reduce(_mm512_add_epi64(b0, b1), vq);
-            for (b, a) in acc.iter_mut().enumerate() {
-                let p = &probes[b][blk * pb..(blk + 1) * pb];
-                let (a0, a1) = (load(p, 2 * j * LANES), load(p, (2 * j + 1) * LANES));
-                let a2 = reduce(_mm512_add_epi64(a0, a1), vq);
-                a[0] = _mm512_madd52lo_epu64(a[0], a0, b0);
-                a[1] = _mm512_madd52hi_epu64(a[1], a0, b0);
-                a[2] = _mm512_madd52lo_epu64(a[2], a2, s);
-                a[3] = _mm512_madd52hi_epu64(a[3], a2, s);
-                a[4] = _mm512_madd52lo_epu64(a[4], a1, b1);
-                a[5] = _mm512_madd52hi_epu64(a[5], a1, b1);
+        let ps: [&[u64]; B] = std::array::from_fn(|b| &probes[b][blk * pb..(blk + 1) * pb]);
+        // Per probe: running c0, Karatsuba middle and c2 sums, below 2q.
+        let mut sums = [[zero; 3]; B];
+        for start in (0..dim).step_by(IFMA_BLOCK) {
+            // Per probe: low and high 52-bit halves of the three product sums.
+            let mut acc = [[zero; 6]; B];
+            for j in start..(start + IFMA_BLOCK).min(dim) {
+                let (b0, b1) = (load(g, 2 * j * LANES), load(g, (2 * j + 1) * LANES));
+                let s = reduce(_mm512_add_epi64(b0, b1), vq);
+                for (a, p) in acc.iter_mut().zip(ps) {
+                    let (a0, a1) = (load(p, 2 * j * LANES), load(p, (2 * j + 1) * LANES));
+                    let a2 = reduce(_mm512_add_epi64(a0, a1), vq);
+                    a[0] = _mm512_madd52lo_epu64(a[0], a0, b0);
+                    a[1] = _mm512_madd52hi_epu64(a[1], a0, b0);
+                    a[2] = _mm512_madd52lo_epu64(a[2], a2, s);
+                    a[3] = _mm512_madd52hi_epu64(a[3], a2, s);
+                    a[4] = _mm512_madd52lo_epu64(a[4], a1, b1);
+                    a[5] = _mm512_madd52hi_epu64(a[5], a1, b1);
+                }
+            }
+            for (sum, a) in sums.iter_mut().zip(&acc) {
+                for (k, v) in sum.iter_mut().enumerate() {
+                    let m = montgomery(a[2 * k], a[2 * k + 1], vq, vqi);
+                    *v = reduce(_mm512_add_epi64(*v, m), v2q);
+                }
             }
         }
-        for (b, a) in acc.iter().enumerate() {
-            let montgomery = |lo: __m512i, hi: __m512i| super::ifma::montgomery(lo, hi, vq, vqi);
-            // Each sum is below 16·q² < q·2^52: one Montgomery step lands in [0, 2q).
-            let c0 = reduce(montgomery(a[0], a[1]), vq);
-            let m = reduce(montgomery(a[2], a[3]), vq);
-            let c2 = reduce(montgomery(a[4], a[5]), vq);
-            let c1 = super::ifma::sub(m, super::ifma::add(c0, c2, vq), vq);
+        for (b, sum) in sums.iter().enumerate() {
+            let (c0, m, c2) = (reduce(sum[0], vq), reduce(sum[1], vq), reduce(sum[2], vq));
+            let c1 = sub(m, add(c0, c2, vq), vq);
             for (part, v) in [c0, c1, c2].into_iter().enumerate() {
-                super::ifma::store(outs[b], part * n + blk * LANES, v);
+                store(outs[b], part * n + blk * LANES, v);
             }
         }
     }
@@ -267,50 +275,6 @@ fn tensor_sum_portable(q: &Modulus, probe: &[u64], chunk: &[u64], dim: usize, n:
             o0[k] = c0;
             o2[k] = c2;
             o1[k] = q.sub(m, q.add(c0, c2));
-        }
-    }
-}
-
-/// The IFMA kernel. Preconditions (checked by the caller): `q < 2^48`, every input below q,
-/// slice lengths as in [`Kernel::tensor_sum`]. Returns the sums times `2^-52 mod q`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512ifma")]
-fn tensor_sum_ifma(q: u64, probe: &[u64], chunk: &[u64], dim: usize, n: usize, out: &mut [u64]) {
-    use super::ifma::{load, reduce};
-    use std::arch::x86_64::*;
-    let vq = _mm512_set1_epi64(q as i64);
-    let v2q = _mm512_set1_epi64(2 * q as i64);
-    let vqi = _mm512_set1_epi64(super::ifma::neg_inv_52(q) as i64);
-    let zero = _mm512_setzero_si512();
-    // Below 2q: the block's sum is below 16·q² < q·2^52.
-    let montgomery = |lo: __m512i, hi: __m512i| super::ifma::montgomery(lo, hi, vq, vqi);
-    let (pb, gb) = (PROBE_ROWS * dim * LANES, 2 * dim * LANES);
-    for blk in 0..n / LANES {
-        let p = &probe[blk * pb..(blk + 1) * pb];
-        let g = &chunk[blk * gb..(blk + 1) * gb];
-        let (mut r0, mut rm, mut r2) = (zero, zero, zero);
-        for start in (0..dim).step_by(IFMA_BLOCK) {
-            let (mut l0, mut h0, mut lm, mut hm, mut l2, mut h2) = (zero, zero, zero, zero, zero, zero);
-            for j in start..(start + IFMA_BLOCK).min(dim) {
-                let (a0, a1) = (load(p, 2 * j * LANES), load(p, (2 * j + 1) * LANES));
-                let (b0, b1) = (load(g, 2 * j * LANES), load(g, (2 * j + 1) * LANES));
-                let a2 = reduce(_mm512_add_epi64(a0, a1), vq);
-                let s = reduce(_mm512_add_epi64(b0, b1), vq);
-                l0 = _mm512_madd52lo_epu64(l0, a0, b0);
-                h0 = _mm512_madd52hi_epu64(h0, a0, b0);
-                l2 = _mm512_madd52lo_epu64(l2, a1, b1);
-                h2 = _mm512_madd52hi_epu64(h2, a1, b1);
-                lm = _mm512_madd52lo_epu64(lm, a2, s);
-                hm = _mm512_madd52hi_epu64(hm, a2, s);
-            }
-            r0 = reduce(_mm512_add_epi64(r0, montgomery(l0, h0)), v2q);
-            rm = reduce(_mm512_add_epi64(rm, montgomery(lm, hm)), v2q);
-            r2 = reduce(_mm512_add_epi64(r2, montgomery(l2, h2)), v2q);
-        }
-        let (c0, c2, m) = (reduce(r0, vq), reduce(r2, vq), reduce(rm, vq));
-        let c1 = super::ifma::sub(m, super::ifma::add(c0, c2, vq), vq);
-        for (part, v) in [c0, c1, c2].into_iter().enumerate() {
-            super::ifma::store(out, part * n + blk * LANES, v);
         }
     }
 }
@@ -411,7 +375,7 @@ mod tests {
     }
 
     /// Several probes against one chunk (the IFMA build four at a time, then the rest) give
-    /// each probe's single-probe result, for 1 to 6 probes and dimensions up to one block.
+    /// each probe's single-probe result, for 1 to 6 probes and dimensions across reduction blocks.
     #[test]
     fn batches_match_single_probes() {
         let (qv, n) = ((1u64 << 48) - 59, 16);
@@ -426,7 +390,7 @@ mod tests {
         if !super::super::ifma::detected() {
             eprintln!("Ifma batch build skipped: this CPU lacks it (its loop over single probes is tested instead)");
         }
-        for dim in [1, 7, 16, 17] {
+        for dim in [1, 7, 16, 17, 33] {
             let chunk: Vec<u64> = (0..2 * dim * n).map(|_| next()).collect();
             let probes: Vec<Vec<u64>> = (0..6).map(|_| (0..PROBE_ROWS * dim * n).map(|_| next()).collect()).collect();
             for kernel in [Kernel::Scalar, Kernel::Ifma] {

@@ -237,14 +237,8 @@ impl Response {
     /// Serialises the response (coefficients bit-packed at the width of their part's modulus).
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
-        if self.form == ScoreForm::Full {
-            out.extend_from_slice(RESPONSE_MAGIC_V1);
-            put_response_header(&mut out, &self.key_id, self.degree, self.modulus, self.scale, self.metric);
-        } else {
-            out.extend_from_slice(RESPONSE_MAGIC);
-            put_response_header(&mut out, &self.key_id, self.degree, self.modulus, self.scale, self.metric);
-            put_form(&mut out, self.form);
-        }
+        let header = (self.key_id.clone(), self.degree, self.modulus, self.scale, self.metric);
+        put_answer_header(&mut out, [RESPONSE_MAGIC_V1, RESPONSE_MAGIC], &header, self.form);
         put_slot_ids(&mut out, &self.slot_ids);
         let chunks = self.scores.first().map_or(0, Vec::len);
         out.extend_from_slice(&(self.scores.len() as u32).to_le_bytes());
@@ -264,16 +258,8 @@ impl Response {
         const W: &str = "response";
         let body = open_crc(bytes, W)?;
         let mut r = Reader::new(body, W);
-        let form = match r.take(8)? {
-            m if m == RESPONSE_MAGIC => None,
-            m if m == RESPONSE_MAGIC_V1 => Some(ScoreForm::Full),
-            _ => return Err(Error::malformed(W, "bad magic")),
-        };
-        let (key_id, degree, modulus, scale, metric) = take_response_header(&mut r, W)?;
-        let form = match form {
-            Some(f) => f,
-            None => take_form(&mut r, modulus, W)?,
-        };
+        let ((key_id, degree, modulus, scale, metric), form) =
+            take_answer_header(&mut r, [RESPONSE_MAGIC_V1, RESPONSE_MAGIC], W)?;
         let slot_ids = take_slot_ids(&mut r, body.len(), W)?;
         let nslots = slot_ids.len();
         let nprobes = r.u32()? as usize;
@@ -432,8 +418,39 @@ pub(super) fn take_scores(
     Ok(ChunkScores { polys, form })
 }
 
+/// What [`put_response_header`] writes: key id, ring degree, response modulus, scale, metric.
+pub(super) type ResponseHeader = (KeyId, usize, u64, u32, Metric);
+
+/// The start of a 1:N answer (a response or a stream's header frame), in one of two versions
+/// `magics = [v1, v2]`: v1, the encoding of earlier versions, for full answers (so that older
+/// readers still read them), and v2, whose form follows the response header, for compact ones.
+pub(super) fn put_answer_header(out: &mut Vec<u8>, magics: [&[u8; 8]; 2], h: &ResponseHeader, form: ScoreForm) {
+    let full = form == ScoreForm::Full;
+    out.extend_from_slice(magics[usize::from(!full)]);
+    put_response_header(out, &h.0, h.1, h.2, h.3, h.4);
+    if !full {
+        put_form(out, form);
+    }
+}
+
+/// Reads [`put_answer_header`] in either version.
+pub(super) fn take_answer_header(
+    r: &mut Reader<'_>,
+    magics: [&[u8; 8]; 2],
+    what: &'static str,
+) -> Result<(ResponseHeader, ScoreForm)> {
+    let magic = r.take(8)?;
+    let v1 = magic == magics[0];
+    if !v1 && magic != magics[1] {
+        return Err(Error::malformed(what, "bad magic"));
+    }
+    let header = take_response_header(r, what)?;
+    let form = if v1 { ScoreForm::Full } else { take_form(r, header.2, what)? };
+    Ok((header, form))
+}
+
 /// The score form after a response header: 0 (full), or 1 and the two compact moduli.
-pub(super) fn put_form(out: &mut Vec<u8>, form: ScoreForm) {
+fn put_form(out: &mut Vec<u8>, form: ScoreForm) {
     match form {
         ScoreForm::Full => out.push(0),
         ScoreForm::Compact { moduli } => {
@@ -444,7 +461,7 @@ pub(super) fn put_form(out: &mut Vec<u8>, form: ScoreForm) {
 }
 
 /// Reads [`put_form`]; compact moduli must lie between 2^16 and the response modulus `q0`.
-pub(super) fn take_form(r: &mut Reader<'_>, q0: u64, what: &'static str) -> Result<ScoreForm> {
+fn take_form(r: &mut Reader<'_>, q0: u64, what: &'static str) -> Result<ScoreForm> {
     match r.take(1)?[0] {
         0 => Ok(ScoreForm::Full),
         1 => {

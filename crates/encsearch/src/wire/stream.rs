@@ -18,8 +18,8 @@ use rayon::prelude::*;
 
 use super::frame::{Reader, open_crc, put_bytes, seal_crc};
 use super::messages::{
-    ChunkScores, EncryptedChunk, MAX_ID_BYTES, Response, peek_query_key, put_form, put_response_header, put_scores,
-    put_slot_ids, scores_len, take_form, take_response_header, take_scores, take_slot_ids,
+    ChunkScores, EncryptedChunk, MAX_ID_BYTES, Response, peek_query_key, put_answer_header, put_scores, put_slot_ids,
+    scores_len, take_answer_header, take_scores, take_slot_ids,
 };
 use crate::compact::ScoreForm;
 use crate::error::{Error, Result};
@@ -75,12 +75,8 @@ impl StreamFrames {
     /// The header frame.
     pub fn header(h: &StreamHeader) -> Vec<u8> {
         let mut p = open_frame(KIND_HEADER);
-        let full = h.form == ScoreForm::Full;
-        p.extend_from_slice(if full { STREAM_MAGIC_V1 } else { STREAM_MAGIC });
-        put_response_header(&mut p, &h.key_id, h.degree, h.modulus, h.scale, h.metric);
-        if !full {
-            put_form(&mut p, h.form);
-        }
+        let header = (h.key_id.clone(), h.degree, h.modulus, h.scale, h.metric);
+        put_answer_header(&mut p, [STREAM_MAGIC_V1, STREAM_MAGIC], &header, h.form);
         p.extend_from_slice(&h.version.to_le_bytes());
         p.extend_from_slice(&(h.chunks as u64).to_le_bytes());
         p.extend_from_slice(&(h.probe_ids.len() as u32).to_le_bytes());
@@ -318,13 +314,7 @@ fn read_stream(r: &mut impl Read, keep: bool) -> Result<(StreamHeader, Vec<Vec<u
 /// Reads a header frame's payload (after its kind byte) of `len` bytes.
 fn take_header(r: &mut Reader<'_>, len: usize) -> Result<StreamHeader> {
     const W: &str = "score stream";
-    let v1 = match r.take(8)? {
-        m if m == STREAM_MAGIC => false,
-        m if m == STREAM_MAGIC_V1 => true,
-        _ => return Err(Error::malformed(W, "bad magic")),
-    };
-    let (key_id, degree, modulus, scale, metric) = take_response_header(r, W)?;
-    let form = if v1 { ScoreForm::Full } else { take_form(r, modulus, W)? };
+    let ((key_id, degree, modulus, scale, metric), form) = take_answer_header(r, [STREAM_MAGIC_V1, STREAM_MAGIC], W)?;
     let version = r.u64()?;
     let chunks = r.u64()? as usize;
     let nprobes = r.u32()? as usize;
