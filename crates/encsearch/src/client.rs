@@ -180,6 +180,22 @@ impl Client {
         })
     }
 
+    /// [`Client::encrypt_query`], with a fresh compact-answer key when `compact` (the server
+    /// then answers in the compact form).
+    pub fn encrypt_query_as<R: RngCore + CryptoRng>(
+        &self,
+        probe_ids: Vec<String>,
+        rows: &[f32],
+        compact: bool,
+        rng: &mut R,
+    ) -> Result<Query> {
+        let mut query = self.encrypt_query(probe_ids, rows, rng)?;
+        if compact {
+            query.compact = Some(self.compact_key(rng)?);
+        }
+        Ok(query)
+    }
+
     /// A fresh key for compact answers ([`Query::compact`]): the server relinearises each
     /// chunk's scores with it and sends ≈ half the bytes.
     pub fn compact_key<R: RngCore + CryptoRng>(&self, rng: &mut R) -> Result<CompactKey> {

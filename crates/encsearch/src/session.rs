@@ -124,11 +124,7 @@ impl<'c> Session<'c> {
 
     /// The query of probes `rows`, with a compact-answer key when the session asks for them.
     fn encrypt<R: RngCore + CryptoRng>(&self, probe_ids: Vec<String>, rows: &[f32], rng: &mut R) -> Result<Query> {
-        let mut query = self.client.encrypt_query(probe_ids, rows, rng)?;
-        if self.compact {
-            query.compact = Some(self.client.compact_key(rng)?);
-        }
-        Ok(query)
+        self.client.encrypt_query_as(probe_ids, rows, self.compact, rng)
     }
 
     /// Encrypts probes `rows` (row-major, the client's dimension) under ids `probe_ids`, has

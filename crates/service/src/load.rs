@@ -112,8 +112,8 @@ pub fn in_process<R: RngCore + CryptoRng>(
     let d = client.quantizer().dim;
     let batch = 16usize;
     let rows: Vec<f32> = probes.iter().copied().cycle().take(batch * d).collect();
-    let one = encrypt(client, vec!["p".into()], &rows[..d], compact, rng)?;
-    let many = encrypt(client, (0..batch).map(|i| format!("p{i}")).collect(), &rows, compact, rng)?;
+    let one = client.encrypt_query_as(vec!["p".into()], &rows[..d], compact, rng)?;
+    let many = client.encrypt_query_as((0..batch).map(|i| format!("p{i}")).collect(), &rows, compact, rng)?;
     let time = |q: &encsearch::Query, reps: usize| -> Result<f64> {
         let mut t = (0..reps)
             .map(|_| {
@@ -127,21 +127,6 @@ pub fn in_process<R: RngCore + CryptoRng>(
     };
     time(&one, 1)?;
     Ok(InProcess { single_ms: time(&one, 7)? * 1e3, batch, batch_qps: batch as f64 / time(&many, 3)? })
-}
-
-/// A query of `rows`, with a compact-answer key when `compact`.
-fn encrypt<R: RngCore + CryptoRng>(
-    client: &Client,
-    ids: Vec<String>,
-    rows: &[f32],
-    compact: bool,
-    rng: &mut R,
-) -> Result<encsearch::Query> {
-    let mut q = client.encrypt_query(ids, rows, rng)?;
-    if compact {
-        q.compact = Some(client.compact_key(rng)?);
-    }
-    Ok(q)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -165,7 +150,11 @@ pub fn run<R: RngCore + CryptoRng>(
         return Err(Error::Config("no probes to send".into()));
     }
     let queries: Vec<Vec<u8>> = (0..n)
-        .map(|i| Ok(encrypt(client, vec![format!("q{i}")], &probes[i * d..(i + 1) * d], cfg.compact, rng)?.to_bytes()))
+        .map(|i| {
+            Ok(client
+                .encrypt_query_as(vec![format!("q{i}")], &probes[i * d..(i + 1) * d], cfg.compact, rng)?
+                .to_bytes())
+        })
         .collect::<Result<_>>()?;
     let probe = Remote::new(&cfg.url, None, Duration::from_secs(600))?;
     let info = probe.info()?;

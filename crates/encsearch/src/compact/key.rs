@@ -7,7 +7,6 @@ use fhe::bfv::BfvParameters;
 use fhe_math::rns::RnsContext;
 use fhe_math::rq::traits::TryConvertFrom;
 use fhe_math::rq::{Context, Poly, Representation};
-use fhe_math::zq::Modulus;
 use rand::{CryptoRng, RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use rayon::prelude::*;
@@ -119,7 +118,7 @@ impl CompactKey {
         if self.b.len() != l * l || self.moduli != ctx.moduli() || self.b.iter().any(|r| r.len() != bfv.degree()) {
             return Err(Error::InvalidArgument { reason: "compact key of another parameter set".into() });
         }
-        let ops = ctx.moduli().iter().map(|&q| Modulus::new(q)).collect::<std::result::Result<Vec<_>, _>>()?;
+        let ops = ctx.moduli_operators();
         let a = expand_a(ctx, self.seed);
         let rows = (0..l * l)
             .into_par_iter()

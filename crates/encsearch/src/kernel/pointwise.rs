@@ -37,7 +37,7 @@ impl ShoupRow {
         let fits = **q < 1 << IFMA_BITS;
         let build = if fits && simd.ifma() && super::ifma::detected() {
             Build::Ifma
-        } else if fits && simd.avx2() && avx2_fma() {
+        } else if fits && simd.avx2() && super::cpu::avx2_fma_detected() {
             Build::Avx2
         } else {
             Build::Portable
@@ -83,18 +83,6 @@ impl ShoupRow {
             };
             acc[k] = q.add(acc[k], prod);
         }
-    }
-}
-
-/// Whether the CPU has AVX2 and FMA.
-fn avx2_fma() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        super::cpu::avx2_fma_detected()
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
     }
 }
 

@@ -80,16 +80,19 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     // is the fingerprint of the rows enrolled (a rerun with --resume relies on it).
     let source = fingerprint_file(&a.input)?;
     let reading = || format!("reading {}", a.input.display());
-    let (set, reader) = if a.stream {
-        (None, Some(EmbeddingReader::open(&a.input).with_context(reading)?))
+    let input = if a.stream {
+        Input::Streamed(Box::new(EmbeddingReader::open(&a.input).with_context(reading)?))
     } else {
         let set = embeddings::read_set(&a.input).with_context(reading)?;
         if fingerprint_file(&a.input)? != source {
             anyhow::bail!("{} changed while it was being read; enrol it again once it is complete", a.input.display());
         }
-        (Some(set), None)
+        Input::Whole(set)
     };
-    let dim = set.as_ref().map_or_else(|| reader.as_ref().map_or(0, EmbeddingReader::dim), |s| s.dim);
+    let dim = match &input {
+        Input::Whole(set) => set.dim,
+        Input::Streamed(reader) => reader.dim(),
+    };
     let wait = lock_wait(a.no_wait);
     let mut gallery = if a.gallery.join(MANIFEST_FILE).exists() {
         let mut g = open_gallery_for(&a.gallery, &keys)?;
@@ -119,10 +122,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if gallery.manifest().dim != dim {
         anyhow::bail!("gallery is {}-D, {} is {}-D", gallery.manifest().dim, a.input.display(), dim);
     }
-    let set = match (set, reader) {
-        (Some(set), _) => set,
-        (None, Some(reader)) => return enrol_streamed(&a, reader, gallery, keys, &source),
-        (None, None) => anyhow::bail!("no input read"),
+    let set = match input {
+        Input::Whole(set) => set,
+        Input::Streamed(reader) => return enrol_streamed(&a, *reader, gallery, keys, &source),
     };
     let ids: Vec<String> = (0..set.len()).map(|i| set.ids.display(i)).collect();
     let plan = gallery.plan_enrolment(&a.input.display().to_string(), &source, &ids, a.resume)?;
@@ -160,6 +162,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         gallery.bytes_at_rest() as f64 / (gallery.chunk_count() * gallery.templates_per_chunk()).max(1) as f64
     );
     Ok(())
+}
+
+/// The input set: read whole, or (`--stream`) opened to be read block by block.
+enum Input {
+    Whole(embeddings::EmbeddingSet),
+    Streamed(Box<EmbeddingReader>),
 }
 
 /// `--stream`: reads `reader` block by block, encrypting and committing a segment each time one

@@ -162,10 +162,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 }
                 None => client(&keys, dim, scale)?,
             };
-            let mut q = c.encrypt_query(ids, &data, &mut rand::rng())?;
-            if compact {
-                q.compact = Some(c.compact_key(&mut rand::rng())?);
-            }
+            let q = c.encrypt_query_as(ids, &data, compact, &mut rand::rng())?;
             let bytes = q.to_bytes();
             write(&out, &bytes)?;
             eprintln!("encrypted {} probes ({} B) → {}", q.probes.len(), bytes.len(), out.display());
