@@ -13,11 +13,14 @@ pub(crate) fn pack_bits(values: &[u64], bits: u32, out: &mut Vec<u8>) {
     let total = packed_len(values.len(), bits);
     if bits.is_multiple_of(8) {
         // Whole bytes (a 40-bit response modulus): the low bytes of each value, in order.
+        // One 8-byte store per value, the next value's store overwriting the excess (values
+        // are below 2^bits); eight bytes of slack keep the last store in bounds.
         let nb = bits as usize / 8;
-        out.resize(start + total, 0);
-        for (dst, v) in out[start..].chunks_exact_mut(nb).zip(values) {
-            dst.copy_from_slice(&v.to_le_bytes()[..nb]);
+        out.resize(start + total + 8, 0);
+        for (at, v) in (start..).step_by(nb).zip(values) {
+            out[at..at + 8].copy_from_slice(&v.to_le_bytes());
         }
+        out.truncate(start + total);
         return;
     }
     if bits <= 57 {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use fhe::bfv::{BfvParameters, Ciphertext};
 use fhe_traits::{DeserializeParametrized, Serialize as _};
+use rayon::prelude::*;
 
 use super::frame::{Reader, open_crc, pack_bits, packed_len, put_bytes, seal_crc, unpack_bits};
 use crate::compact::{CompactKey, ScoreForm};
@@ -164,16 +165,24 @@ impl Query {
         let metric = Metric::from_code(r.take(1)?[0])?;
         let n = r.u32()? as usize;
         let mut probe_ids = Vec::with_capacity(n.min(1 << 16));
-        let mut probes = Vec::with_capacity(n.min(1 << 16));
+        let mut encoded = Vec::with_capacity(n.min(1 << 16));
         for _ in 0..n {
             probe_ids.push(r.string(MAX_ID_BYTES)?);
             let d = r.u32()? as usize;
             if d != dim {
                 return Err(Error::DimensionMismatch { expected: dim, actual: d });
             }
-            let cts = (0..d).map(|_| decode_ct(r.bytes(MAX_CT_BYTES)?, bfv, "query")).collect::<Result<Vec<_>>>()?;
-            probes.push(EncryptedProbe { cts });
+            encoded.push((0..d).map(|_| r.bytes(MAX_CT_BYTES)).collect::<Result<Vec<_>>>()?);
         }
+        // Decoding expands each ciphertext's seeded half: the query's serial start on a
+        // server, so on all cores (a one-probe query is `dim` ciphertexts).
+        let probes = encoded
+            .into_par_iter()
+            .map(|cts| {
+                let cts = cts.into_par_iter().map(|b| decode_ct(b, bfv, "query")).collect::<Result<Vec<_>>>()?;
+                Ok(EncryptedProbe { cts })
+            })
+            .collect::<Result<Vec<_>>>()?;
         let compact = match v1 {
             true => None,
             false => match r.take(1)?[0] {
