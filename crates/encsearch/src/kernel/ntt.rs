@@ -1,6 +1,6 @@
-//! The negacyclic NTT of one prime: an AVX-512 IFMA build for primes below 2^48, fhe-math's
-//! transform otherwise — the same transform either way, so hot forms built by one are read
-//! by the other.
+//! The negacyclic NTT of one prime: an AVX-512 IFMA build and an AVX2/FMA build (double
+//! precision) for primes below 2^48, fhe-math's transform otherwise — the same transform
+//! every way, so hot forms built by one are read by the others.
 //!
 //! fhe-math (through tfhe-ntt) leaves polynomials in NTT form with output `j` equal to the
 //! evaluation at `ψ^(2·rev(j)+1)` (`rev`: bit reversal of log2 N bits, ψ a primitive 2N-th
@@ -9,14 +9,22 @@
 //! reads ψ off fhe-math's transform of `x` and checks every evaluation point before it lets
 //! the fast build run; a test compares both builds on random polynomials.
 //!
-//! The fast build keeps every value reduced in `[0, p)`; products use Shoup's method with
+//! The IFMA build keeps every value reduced in `[0, p)`; products use Shoup's method with
 //! 52-bit factors (`x·w − ⌊x·w'/2^52⌋·p ∈ [0, 2p)`). The three stages whose butterflies pair
 //! lanes of one vector (strides 4, 2, 1) swap partners with a lane permutation.
+//!
+//! The AVX2 build (for CPUs without IFMA, where fhe-math's 64-bit transform emulates 64-bit
+//! products with 32-bit ones) holds values as exact integers in doubles, four per vector,
+//! centred (`|x| < 0.63·p` after each stage): products by [`super::avx2::mul_mod`] (the exact
+//! product as `fl(x·w) + fma(x, w, −fl(x·w))`, minus the rounded quotient times p), sums
+//! re-centred by one rounded quotient. Every intermediate stays below 2^50 in magnitude, so
+//! nothing is ever rounded. Its in-vector stages are strides 2 and 1.
 
 use fhe_math::ntt::NttOperator;
 use fhe_math::zq::Modulus;
 
 use super::Simd;
+use super::cpu::avx2_fma_detected;
 use super::ifma::{self as simd, shoup52};
 use crate::error::{Error, Result};
 
@@ -27,7 +35,45 @@ const FAST_BITS: u32 = 48;
 #[derive(Debug, Clone)]
 pub struct Ntt {
     reference: NttOperator,
-    fast: Option<Tables>,
+    fast: Option<Fast>,
+}
+
+/// The vector build a transform runs, with its tables.
+#[derive(Debug, Clone)]
+enum Fast {
+    Ifma(Tables),
+    Avx2(Doubles),
+}
+
+/// Twiddles of the AVX2 build as doubles (products need no per-twiddle factor: the quotient
+/// comes from `1/p`).
+#[derive(Debug, Clone)]
+struct Doubles {
+    p: f64,
+    p_inv: f64,
+    fwd: Vec<f64>,
+    inv: Vec<f64>,
+    /// Per-lane twiddles of the in-vector stages (strides 2, 1).
+    fwd_lanes: [Vec<f64>; 2],
+    inv_lanes: [Vec<f64>; 2],
+    n_inv: f64,
+}
+
+impl Doubles {
+    fn of(t: &Tables) -> Self {
+        let f = |v: &[u64]| v.iter().map(|&w| w as f64).collect::<Vec<f64>>();
+        let first = |v: &[(u64, u64)]| v.iter().map(|&(w, _)| w as f64).collect::<Vec<f64>>();
+        Self {
+            p: t.p as f64,
+            p_inv: 1.0 / t.p as f64,
+            fwd: first(&t.fwd),
+            inv: first(&t.inv),
+            // `Tables` rows: [w4, s4, w2, s2, w1, s1].
+            fwd_lanes: [f(&t.fwd_lanes[2]), f(&t.fwd_lanes[4])],
+            inv_lanes: [f(&t.inv_lanes[2]), f(&t.inv_lanes[4])],
+            n_inv: t.n_inv.0 as f64,
+        }
+    }
 }
 
 /// Twiddles of the fast build, each with its 52-bit Shoup factor.
@@ -52,16 +98,22 @@ impl Ntt {
     pub fn new(q: &Modulus, n: usize, simd: Simd) -> Result<Self> {
         let reference =
             NttOperator::new(q, n).ok_or_else(|| Error::params(format!("{} has no NTT of size {n}", **q)))?;
-        let fast = (simd.ifma() && **q < 1 << FAST_BITS && n >= 16 && n.is_power_of_two())
-            .then(|| Tables::matching(&reference, q, n))
-            .flatten();
+        let fits = **q < 1 << FAST_BITS && n >= 16 && n.is_power_of_two();
+        let fast = match (simd.ifma(), simd.avx2() && avx2_fma_detected()) {
+            (true, _) if fits => Tables::matching(&reference, q, n).map(Fast::Ifma),
+            (false, true) if fits => Tables::matching(&reference, q, n).map(|t| Fast::Avx2(Doubles::of(&t))),
+            _ => None,
+        };
         Ok(Self { reference, fast })
     }
 
-    /// Whether the fast build runs for this prime.
+    /// The vector build that runs for this prime, if any.
     #[cfg(test)]
-    pub fn is_fast(&self) -> bool {
-        self.fast.is_some()
+    fn build(&self) -> Option<&'static str> {
+        self.fast.as_ref().map(|f| match f {
+            Fast::Ifma(_) => "ifma",
+            Fast::Avx2(_) => "avx2",
+        })
     }
 
     /// Forward transform in place (natural order in, fhe-math's NTT order out).
@@ -76,15 +128,25 @@ impl Ntt {
 
     fn transform(&self, a: &mut [u64], forward: bool) {
         #[cfg(target_arch = "x86_64")]
-        if let Some(t) = &self.fast
-            && a.len() == t.fwd.len()
-        {
-            // SAFETY: `fast` is only set from a `Simd` with IFMA, which only `Simd::detect` makes.
-            #[allow(unsafe_code, reason = "AVX-512 IFMA build after detecting the features")]
-            unsafe {
-                if forward { forward_ifma(t, a) } else { backward_ifma(t, a) }
-            };
-            return;
+        match &self.fast {
+            Some(Fast::Ifma(t)) if a.len() == t.fwd.len() => {
+                // SAFETY: `Fast::Ifma` is only made from a `Simd` with IFMA, which only
+                // `Simd::detect` makes.
+                #[allow(unsafe_code, reason = "AVX-512 IFMA build after detecting the features")]
+                unsafe {
+                    if forward { forward_ifma(t, a) } else { backward_ifma(t, a) }
+                };
+                return;
+            }
+            Some(Fast::Avx2(t)) if a.len() == t.fwd.len() => {
+                // SAFETY: `Fast::Avx2` is only made after detecting AVX2 and FMA.
+                #[allow(unsafe_code, reason = "AVX2/FMA build after detecting the features")]
+                unsafe {
+                    if forward { forward_avx2(t, a) } else { backward_avx2(t, a) }
+                };
+                return;
+            }
+            _ => {}
         }
         if forward { self.reference.forward(a) } else { self.reference.backward(a) }
     }
@@ -221,35 +283,206 @@ fn backward_ifma(tb: &Tables, a: &mut [u64]) {
     }
 }
 
+/// `a` as doubles in place: the AVX2 build converts each word to the double of the same
+/// integer on entry and back on exit, and works on the same memory in between.
+#[cfg(target_arch = "x86_64")]
+fn as_doubles(a: &mut [u64]) -> &mut [f64] {
+    // SAFETY: u64 and f64 have the same size and alignment and every bit pattern is a valid
+    // f64; the borrow of `a` is carried over.
+    #[allow(unsafe_code, reason = "reinterpreting u64 words as f64 storage in place")]
+    unsafe {
+        std::slice::from_raw_parts_mut(a.as_mut_ptr().cast::<f64>(), a.len())
+    }
+}
+
+/// Loads, stores and the lane moves of the AVX2 build.
+#[cfg(target_arch = "x86_64")]
+mod lanes4 {
+    use std::arch::x86_64::*;
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn ld(x: &[f64], i: usize) -> __m256d {
+        let s = &x[i..i + 4];
+        // SAFETY: `s` is exactly 4 doubles; unaligned load.
+        #[allow(unsafe_code, reason = "unaligned 256-bit load of a 4-double slice")]
+        unsafe {
+            _mm256_loadu_pd(s.as_ptr())
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn st(x: &mut [f64], i: usize, v: __m256d) {
+        let s = &mut x[i..i + 4];
+        // SAFETY: `s` is exactly 4 doubles; unaligned store.
+        #[allow(unsafe_code, reason = "unaligned 256-bit store into a 4-double slice")]
+        unsafe {
+            _mm256_storeu_pd(s.as_mut_ptr(), v)
+        }
+    }
+
+    /// `x − p·round(x/p)`: an integer `|x| < 2^51` brought to `|·| ≤ p/2 + 1`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn centre(x: __m256d, p: __m256d, p_inv: __m256d) -> __m256d {
+        let q = _mm256_round_pd::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_pd(x, p_inv));
+        _mm256_fnmadd_pd(q, p, x)
+    }
+
+    /// Each lane's butterfly partner at stride `t` (2 or 1): lane `k ↦ k xor t`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn partner(t: usize, x: __m256d) -> __m256d {
+        if t == 2 { _mm256_permute2f128_pd::<0x01>(x, x) } else { _mm256_permute_pd::<0b0101>(x) }
+    }
+
+    /// `low` in the low lane of each pair at stride `t`, `high` in the high one.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn pairs(t: usize, low: __m256d, high: __m256d) -> __m256d {
+        if t == 2 { _mm256_blend_pd::<0b1100>(low, high) } else { _mm256_blend_pd::<0b1010>(low, high) }
+    }
+}
+
+/// [`forward_ifma`] on four double lanes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn forward_avx2(tb: &Doubles, a: &mut [u64]) {
+    use super::avx2::{load_u64, mul_mod, store_u64};
+    use lanes4::*;
+    use std::arch::x86_64::*;
+    let n = a.len();
+    let (p, p_inv) = (_mm256_set1_pd(tb.p), _mm256_set1_pd(tb.p_inv));
+    for j in (0..n).step_by(4) {
+        let v = load_u64(a, j);
+        st(as_doubles(a), j, v);
+    }
+    let x = as_doubles(a);
+    let (mut m, mut t) = (1, n / 2);
+    while t >= 4 {
+        for i in 0..m {
+            let w = _mm256_set1_pd(tb.fwd[m + i]);
+            let base = 2 * i * t;
+            for j in (base..base + t).step_by(4) {
+                let (u, v) = (ld(x, j), mul_mod(ld(x, j + t), w, p, p_inv));
+                st(x, j, centre(_mm256_add_pd(u, v), p, p_inv));
+                st(x, j + t, centre(_mm256_sub_pd(u, v), p, p_inv));
+            }
+        }
+        m *= 2;
+        t /= 2;
+    }
+    // Strides 2 and 1 inside each vector: the high lane of a pair holds the product.
+    for (s, t) in [(0, 2), (1, 1)] {
+        let wl = &tb.fwd_lanes[s];
+        for j in (0..n).step_by(4) {
+            let v = ld(x, j);
+            let y = mul_mod(v, ld(wl, j), p, p_inv);
+            let low = centre(_mm256_add_pd(v, partner(t, y)), p, p_inv);
+            let high = centre(_mm256_sub_pd(partner(t, v), y), p, p_inv);
+            st(x, j, pairs(t, low, high));
+        }
+    }
+    for j in (0..n).step_by(4) {
+        let v = ld(as_doubles(a), j);
+        let neg = _mm256_cmp_pd::<_CMP_LT_OQ>(v, _mm256_setzero_pd());
+        store_u64(a, j, _mm256_add_pd(v, _mm256_and_pd(neg, p)));
+    }
+}
+
+/// [`backward_ifma`] on four double lanes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn backward_avx2(tb: &Doubles, a: &mut [u64]) {
+    use super::avx2::{load_u64, mul_mod, store_u64};
+    use lanes4::*;
+    use std::arch::x86_64::*;
+    let n = a.len();
+    let (p, p_inv) = (_mm256_set1_pd(tb.p), _mm256_set1_pd(tb.p_inv));
+    for j in (0..n).step_by(4) {
+        let v = load_u64(a, j);
+        st(as_doubles(a), j, v);
+    }
+    let x = as_doubles(a);
+    for (s, t) in [(1, 1), (0, 2)] {
+        let wl = &tb.inv_lanes[s];
+        for j in (0..n).step_by(4) {
+            let v = ld(x, j);
+            let vp = partner(t, v);
+            let sum = centre(_mm256_add_pd(v, vp), p, p_inv);
+            let diff = mul_mod(_mm256_sub_pd(vp, v), ld(wl, j), p, p_inv);
+            st(x, j, pairs(t, sum, diff));
+        }
+    }
+    let mut t = 4;
+    while t < n {
+        let m = n / (2 * t);
+        for i in 0..m {
+            let w = _mm256_set1_pd(tb.inv[m + i]);
+            let base = 2 * i * t;
+            for j in (base..base + t).step_by(4) {
+                let (u, v) = (ld(x, j), ld(x, j + t));
+                st(x, j, centre(_mm256_add_pd(u, v), p, p_inv));
+                st(x, j + t, mul_mod(_mm256_sub_pd(u, v), w, p, p_inv));
+            }
+        }
+        t *= 2;
+    }
+    let w = _mm256_set1_pd(tb.n_inv);
+    for j in (0..n).step_by(4) {
+        let v = mul_mod(ld(as_doubles(a), j), w, p, p_inv);
+        let neg = _mm256_cmp_pd::<_CMP_LT_OQ>(v, _mm256_setzero_pd());
+        store_u64(a, j, _mm256_add_pd(v, _mm256_and_pd(neg, p)));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use fhe_math::zq::primes::generate_prime;
 
-    /// Both builds give the same transform, both ways, on the presets' prime sizes.
+    /// Every build the CPU has (IFMA, AVX2, fhe-math's) gives the same transform, both ways,
+    /// on the presets' prime sizes and at the extremes (all zeros, all p − 1); a build the CPU
+    /// lacks is reported as skipped.
     #[test]
-    fn fast_build_matches_fhe_math() {
+    fn fast_builds_match_fhe_math() {
         let mut x = 0x2545_f491_4f6c_dd1du64;
-        for (bits, n) in [(48, 4096), (40, 4096), (37, 4096), (48, 16), (47, 8192), (60, 4096)] {
-            let p = generate_prime(bits, 2 * n as u64, 1 << bits).expect("prime");
-            let q = Modulus::new(p).expect("modulus");
-            let ntt = Ntt::new(&q, n, Simd::detect()).expect("ntt");
-            assert_eq!(ntt.is_fast(), Simd::detect().ifma() && p < 1 << FAST_BITS, "{bits}-bit prime, n = {n}");
-            let reference = NttOperator::new(&q, n).expect("reference");
-            let a: Vec<u64> = (0..n)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    x % p
-                })
-                .collect();
-            let (mut ours, mut theirs) = (a.clone(), a.clone());
-            ntt.forward(&mut ours);
-            reference.forward(&mut theirs);
-            assert_eq!(ours, theirs, "forward, {bits}-bit prime, n = {n}");
-            ntt.backward(&mut ours);
-            assert_eq!(ours, a, "backward, {bits}-bit prime, n = {n}");
+        let builds = [(Simd::detect(), "ifma"), (Simd::without_avx512(), "avx2"), (Simd::portable(), "portable")];
+        for (simd, name) in builds {
+            let has = match name {
+                "ifma" => simd.ifma(),
+                "avx2" => simd.avx2() && avx2_fma_detected(),
+                _ => true,
+            };
+            if !has {
+                eprintln!("skipped: the {name} NTT build (this CPU lacks it)");
+                continue;
+            }
+            for (bits, n) in [(48, 4096), (40, 4096), (37, 4096), (30, 4096), (48, 16), (47, 8192), (60, 4096)] {
+                let p = generate_prime(bits, 2 * n as u64, 1 << bits).expect("prime");
+                let q = Modulus::new(p).expect("modulus");
+                let ntt = Ntt::new(&q, n, simd).expect("ntt");
+                let expect = (name != "portable" && p < 1 << FAST_BITS).then_some(name);
+                assert_eq!(ntt.build(), expect, "{bits}-bit prime, n = {n}");
+                let reference = NttOperator::new(&q, n).expect("reference");
+                let random: Vec<u64> = (0..n)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        x % p
+                    })
+                    .collect();
+                for a in [random, vec![0; n], vec![p - 1; n]] {
+                    let (mut ours, mut theirs) = (a.clone(), a.clone());
+                    ntt.forward(&mut ours);
+                    reference.forward(&mut theirs);
+                    assert_eq!(ours, theirs, "{name} forward, {bits}-bit prime, n = {n}");
+                    ntt.backward(&mut ours);
+                    assert_eq!(ours, a, "{name} backward, {bits}-bit prime, n = {n}");
+                }
+            }
         }
     }
 }
