@@ -5,11 +5,13 @@
 //! scoring thread takes the first waiting query, gathers every other that arrives within the
 //! batch window (and all that queued while the previous batch ran, up to a probe budget), and
 //! scores them together on the rayon pool. Each query's frames go to its own channel as chunks
-//! complete; a failure sends an error frame instead of an end frame, so a client never takes
-//! a partial answer for a whole one.
+//! complete, [`FLUSH_BYTES`] at a time (each message wakes the connection's task, which then
+//! takes a core from the scoring: a message per 61 KB frame cost ≈ 2.7 context switches per
+//! chunk); a failure sends an error frame instead of an end frame, so a client never takes a
+//! partial answer for a whole one.
 
-use std::sync::Arc;
 use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -26,10 +28,20 @@ pub struct Job {
     pub query: Query,
     /// The version the query was accepted on; it is scored on this one.
     pub version: Arc<Version>,
-    /// The response body's frames.
-    pub frames: UnboundedSender<Bytes>,
+    /// The response body's frames, a batch per message.
+    pub frames: UnboundedSender<Vec<Bytes>>,
     /// When the request arrived (for the latency histogram).
     pub arrived: Instant,
+}
+
+/// Frames of one query held back until they reach this many bytes (or its answer ends).
+pub const FLUSH_BYTES: usize = 1 << 20;
+
+/// A query's frames not yet handed to its connection.
+#[derive(Default)]
+struct Pending {
+    frames: Vec<Bytes>,
+    bytes: usize,
 }
 
 /// Runs the scoring loop until every queue sender is gone: passes of at most `max_probes`
@@ -84,31 +96,41 @@ fn score(ctx: &encsearch::ServerContext, metrics: &Metrics, jobs: &[Job]) {
         probes += j.query.probes.len();
     }
     let queries: Vec<&Query> = jobs.iter().map(|j| &j.query).collect();
-    let send = |job: &Job, frame: Vec<u8>| {
+    let pending: Vec<Mutex<Pending>> = jobs.iter().map(|_| Mutex::default()).collect();
+    // Queues a frame of job `i`; hands the queue over once it holds `FLUSH_BYTES` (or at `last`).
+    let send = |i: usize, frame: Vec<u8>, last: bool| {
         Metrics::add(&metrics.bytes_out, frame.len());
-        // A client that went away drops its receiver: nothing to do.
-        let _ = job.frames.send(Bytes::from(frame));
+        let ready = {
+            let mut p = pending[i].lock().unwrap_or_else(|p| p.into_inner());
+            p.bytes += frame.len();
+            p.frames.push(Bytes::from(frame));
+            (last || p.bytes >= FLUSH_BYTES).then(|| std::mem::take(&mut *p))
+        };
+        if let Some(p) = ready {
+            // A client that went away drops its receiver: nothing to do.
+            let _ = jobs[i].frames.send(p.frames);
+        }
     };
     let outcome = ctx.score_each_chunk(&queries, &version.hot, |chunk, scores| {
-        for (job, &off) in jobs.iter().zip(&offsets) {
+        for (i, (job, &off)) in jobs.iter().zip(&offsets).enumerate() {
             let n = job.query.probes.len();
-            send(job, StreamFrames::chunk(chunk, &scores[off..off + n], modulus));
+            send(i, StreamFrames::chunk(chunk, &scores[off..off + n], modulus), false);
         }
         Ok(())
     });
     Metrics::add(&metrics.batches, 1);
     Metrics::add(&metrics.probes, probes);
     let chunks = version.hot.chunks.len();
-    for job in jobs {
+    for (i, job) in jobs.iter().enumerate() {
         match &outcome {
             Ok(_) => {
-                send(job, StreamFrames::end(chunks));
+                send(i, StreamFrames::end(chunks), true);
                 metrics.query(Endpoint::Search, job.arrived.elapsed());
             }
             Err(e) => {
                 tracing::error!("scoring failed: {e}");
                 Metrics::add(&metrics.errors, 1);
-                send(job, StreamFrames::error(&e.to_string()));
+                send(i, StreamFrames::error(&e.to_string()), true);
             }
         }
     }

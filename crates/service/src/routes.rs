@@ -27,6 +27,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Router, middleware};
 use encsearch::{Enrolment, FineQuery, KeyId, Query, ServerContext, StreamFrames, StreamHeader};
+use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 
 use crate::batch::Job;
@@ -284,9 +285,9 @@ async fn search(State(app): State<Arc<App>>, body: Bytes) -> Result<Response, Ap
         chunks: version.hot.chunks.len(),
         probe_ids: query.probe_ids.clone(),
     });
-    let (frames, rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+    let (frames, rx) = tokio::sync::mpsc::unbounded_channel::<Vec<Bytes>>();
     Metrics::add(&app.core.metrics.bytes_out, header.len());
-    let _ = frames.send(Bytes::from(header));
+    let _ = frames.send(vec![Bytes::from(header)]);
     match app.queue.try_send(Job { query, version, frames, arrived }) {
         Ok(()) => {}
         Err(TrySendError::Full(_)) => {
@@ -299,8 +300,8 @@ async fn search(State(app): State<Arc<App>>, body: Bytes) -> Result<Response, Ap
             return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down"));
         }
     }
-    let stream =
-        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx)) });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) })
+        .flat_map(|frames| futures_util::stream::iter(frames.into_iter().map(Ok::<_, Infallible>)));
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], Body::from_stream(stream)).into_response())
 }
 
