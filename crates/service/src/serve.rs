@@ -58,7 +58,7 @@ impl ServeConfig {
             batch_window: Duration::from_millis(2),
             max_body_bytes: 64 << 20,
             max_probes: 64,
-            max_batch_probes: 1,
+            max_batch_probes: 4,
             simd: Simd::detect(),
             tls: None,
         }
