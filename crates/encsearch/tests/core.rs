@@ -65,9 +65,12 @@ fn check_exact(
     let (dim, n) = (gallery[0].len(), client.chunk_size());
     let s = client.quantizer().scale as i64;
     let hot = server.prepare_chunks(chunks).expect("hot");
-    let probes: Vec<Vec<i64>> = vec![vec![s; dim], vec![-s; dim], (0..dim).map(|_| rng.random_range(-s..=s)).collect()];
+    // The extremes and four random probes: six, more than one pass takes on a gallery held hot
+    // in the wide form (four), so the query's answer is put together from two passes.
+    let mut probes: Vec<Vec<i64>> = vec![vec![s; dim], vec![-s; dim]];
+    probes.extend((0..4).map(|_| (0..dim).map(|_| rng.random_range(-s..=s)).collect::<Vec<i64>>()));
     let encrypted: Vec<EncryptedProbe> = probes.iter().map(|p| client.encrypt_probe(p, rng).expect("probe")).collect();
-    // Each probe alone, then all three in one query (one batch per chunk).
+    // Each probe alone, then all six in one query (batches per chunk).
     let alone: Vec<Vec<ChunkScores>> = encrypted.iter().map(|ep| score_probe(client, server, ep, &hot)).collect();
     let gallery_hot = HotGallery {
         chunks: hot.clone(),

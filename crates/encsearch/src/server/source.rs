@@ -24,6 +24,10 @@ pub trait ChunkSource: Sync {
     fn hot_chunk(&self, server: &ServerContext, i: usize) -> Result<Cow<'_, HotChunk>>;
     /// Gallery id of every slot of the chunks scored (`None`: empty or removed).
     fn slot_ids(&self) -> Arc<Vec<Option<String>>>;
+    /// Whether every chunk is held in the hot form already (borrowed, nothing built per pass).
+    fn held_hot(&self) -> bool {
+        false
+    }
 }
 
 impl ChunkSource for HotGallery {
@@ -38,6 +42,9 @@ impl ChunkSource for HotGallery {
     }
     fn slot_ids(&self) -> Arc<Vec<Option<String>>> {
         self.slot_ids.clone()
+    }
+    fn held_hot(&self) -> bool {
+        true
     }
 }
 
@@ -77,6 +84,9 @@ impl ChunkSource for HotSlice<'_> {
     }
     fn slot_ids(&self) -> Arc<Vec<Option<String>>> {
         self.slot_ids.clone()
+    }
+    fn held_hot(&self) -> bool {
+        true
     }
 }
 
