@@ -470,3 +470,34 @@ fn https_with_a_certificate_made_in_the_test() {
     assert!(Remote::new(&plain, None, Duration::from_secs(30)).expect("remote").info().is_err());
     server.stop();
 }
+
+/// `hers bench serve` against a running server: a row per client count, with the server's CPU
+/// per query read from its `/metrics`, and the in-process reference beside them.
+#[test]
+fn bench_serve_reports_each_load_and_the_servers_cpu_per_query() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    enrolled(d, 0..3000);
+    input(&d.join("p.parquet"), 0..3);
+    let server = Server::start(d, &["--gallery", "g"]);
+    let args = ["bench", "serve", "--server", &server.url, "--keys", "keys", "--probes", "p.parquet"];
+    let more = ["--clients", "1,2", "--duration", "1", "--gallery", "g", "--full-answers"];
+    let out = hers().current_dir(d).args(args).args(more).output().expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for clients in [1, 2] {
+        let row = text
+            .lines()
+            .find(|l| l.starts_with(&format!("| {clients} |")))
+            .unwrap_or_else(|| panic!("no row for {clients} clients: {text}"));
+        let cells: Vec<&str> = row.trim_matches('|').split('|').map(str::trim).collect();
+        assert!(cells[2].parse::<f64>().expect("q/s") > 0.0, "{row}");
+        if cfg!(target_os = "linux") {
+            let cpu: f64 = cells[10].parse().unwrap_or_else(|_| panic!("server CPU per query: {row}"));
+            assert!(cpu > 0.0, "{row}");
+        }
+    }
+    assert!(text.contains("in-process, same gallery, no network: one probe"), "{text}");
+    assert!(text.contains("service overhead: p50 at 1 client = "), "{text}");
+    server.stop();
+}

@@ -7,13 +7,14 @@
 //! * `routes.rs`: the endpoints and their error answers;
 //! * `batch.rs`: queries waiting together scored in one chunk-major pass;
 //! * `versions.rs`: the gallery's versions, swapped atomically after each durable write;
-//! * `metrics.rs`: Prometheus counters and the latency histogram;
+//! * `metrics.rs`: Prometheus counters and the latency histogram; `cpu.rs`: the process's CPU time;
 //! * `serve.rs`: start-up, listening, graceful shutdown; `tls.rs`: HTTPS (rustls);
 //! * `remote.rs`: the HTTP client;
 //! * `info.rs`: what `GET /v1/config` says;
 //! * `load.rs`: `hers bench serve`, closed-loop load against a running server.
 
 mod batch;
+mod cpu;
 mod error;
 mod info;
 mod load;
@@ -24,6 +25,7 @@ mod serve;
 mod tls;
 mod versions;
 
+pub use cpu::process_cpu_seconds;
 pub use error::{Error, Result};
 pub use info::{FineInfo, ServerInfo, params_hash};
 pub use load::{EnrolRow, InProcess, LoadConfig, LoadReport, LoadRow, in_process, run as run_load};

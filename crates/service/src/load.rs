@@ -54,6 +54,9 @@ pub struct LoadRow {
     pub bytes_up: f64,
     /// Answer bytes per query (the id table, fetched once per version, not included).
     pub bytes_down: f64,
+    /// The server's CPU milliseconds per query answered (from its `/metrics`; `None` where it
+    /// does not report its CPU time).
+    pub server_cpu_ms: Option<f64>,
 }
 
 /// The enrolment path.
@@ -94,6 +97,9 @@ pub struct InProcess {
     pub batch: usize,
     /// Queries per second when `batch` probes are scored in one pass.
     pub batch_qps: f64,
+    /// CPU milliseconds per query in those passes (`None` where the process's CPU time is not
+    /// known): what the server's CPU per query is judged against.
+    pub batch_cpu_ms: Option<f64>,
 }
 
 /// Scores `probes` against the gallery in `dir` in this process (hot form mapped from its
@@ -115,27 +121,38 @@ pub fn in_process<R: RngCore + CryptoRng>(
         client.encrypt_query_as((0..b).map(|i| format!("p{i}")).collect(), &rows[..b * d], compact, rng)
     };
     let one = query(1, rng)?;
-    let time = |q: &encsearch::Query, reps: usize| -> Result<f64> {
-        let mut t = (0..reps)
+    // The median of `reps` runs of a query of `b` probes: its seconds, and its CPU milliseconds
+    // per query (unknown rather than zero when a run took less than a clock tick).
+    let time = |q: &encsearch::Query, b: usize, reps: usize| -> Result<(f64, Option<f64>)> {
+        let mut runs = (0..reps)
             .map(|_| {
-                let s = Instant::now();
+                let (s, cpu) = (Instant::now(), crate::cpu::process_cpu_seconds());
                 ctx.score(q, &hot)?;
-                Ok(s.elapsed().as_secs_f64())
+                let used = cpu.zip(crate::cpu::process_cpu_seconds()).map(|(a, z)| (z - a) * 1e3 / b as f64);
+                Ok((s.elapsed().as_secs_f64(), used.filter(|&ms| ms > 0.0)))
             })
             .collect::<Result<Vec<_>>>()?;
-        t.sort_by(f64::total_cmp);
-        Ok(t[t.len() / 2])
+        runs.sort_by(|x, y| x.0.total_cmp(&y.0));
+        Ok(runs[runs.len() / 2])
     };
-    time(&one, 1)?;
-    let single_ms = time(&one, 7)? * 1e3;
-    let (mut batch, mut batch_qps) = (1, 1e3 / single_ms);
+    time(&one, 1, 1)?;
+    let (t, single_cpu) = time(&one, 1, 7)?;
+    let single_ms = t * 1e3;
+    let (mut batch, mut batch_qps, mut batch_cpu_ms) = (1, 1e3 / single_ms, single_cpu);
     for &b in BATCHES {
-        let qps = b as f64 / time(&query(b, rng)?, 3)?;
-        if qps > batch_qps {
-            (batch, batch_qps) = (b, qps);
+        let (t, cpu) = time(&query(b, rng)?, b, 3)?;
+        if b as f64 / t > batch_qps {
+            (batch, batch_qps, batch_cpu_ms) = (b, b as f64 / t, cpu);
         }
     }
-    Ok(InProcess { single_ms, batch, batch_qps })
+    Ok(InProcess { single_ms, batch, batch_qps, batch_cpu_ms })
+}
+
+/// The server's CPU seconds and search queries answered so far, from its `/metrics`.
+fn server_counters(remote: &Remote) -> Option<(f64, f64)> {
+    let text = remote.metrics().ok()?;
+    let value = |name: &str| text.lines().find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok());
+    Some((value("process_cpu_seconds_total ")?, value("hers_queries_total{endpoint=\"search\"} ")?))
 }
 
 /// Probes per pass tried for the in-process batched rate (the fastest, single passes
@@ -190,6 +207,9 @@ fn phase(cfg: &LoadConfig, clients: usize, queries: &[Vec<u8>], slots: usize) ->
     let latencies = Mutex::new(Vec::new());
     let bytes = Mutex::new((0usize, 0usize, 0usize));
     let failure: Mutex<Option<Error>> = Mutex::new(None);
+    // The server's CPU over the phase (queries still in flight at either end blur it a little).
+    let meter = Remote::new(&cfg.url, None, Duration::from_secs(30))?;
+    let counters_before = server_counters(&meter);
     let start = Instant::now();
     std::thread::scope(|s| {
         for c in 0..clients {
@@ -231,6 +251,10 @@ fn phase(cfg: &LoadConfig, clients: usize, queries: &[Vec<u8>], slots: usize) ->
         return Err(e);
     }
     let seconds = start.elapsed().as_secs_f64();
+    let server_cpu_ms = counters_before
+        .zip(server_counters(&meter))
+        .filter(|((_, q0), (_, q1))| q1 > q0)
+        .map(|((c0, q0), (c1, q1))| (c1 - c0) * 1e3 / (q1 - q0));
     let mut l = latencies.into_inner().unwrap_or_else(|p| p.into_inner());
     l.sort_by(f64::total_cmp);
     let (up, down, refused) = bytes.into_inner().unwrap_or_else(|p| p.into_inner());
@@ -247,6 +271,7 @@ fn phase(cfg: &LoadConfig, clients: usize, queries: &[Vec<u8>], slots: usize) ->
         templates_per_s: qps * slots as f64,
         bytes_up: up as f64 / q,
         bytes_down: down as f64 / q,
+        server_cpu_ms,
     })
 }
 
@@ -304,13 +329,14 @@ impl LoadReport {
         let _ = writeln!(s, "{} templates ({} slots scored per query)\n", self.templates, self.slots);
         let _ = writeln!(
             s,
-            "| clients | queries | q/s | p50 ms | p95 ms | p99 ms | templates/s | up B/query | down B/query | 429s |"
+            "| clients | queries | q/s | p50 ms | p95 ms | p99 ms | templates/s | up B/query | down B/query | 429s | server CPU ms/query |"
         );
-        let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let cpu = |ms: Option<f64>| ms.map_or_else(|| "–".to_string(), |v| format!("{v:.1}"));
         for r in &self.rows {
             let _ = writeln!(
                 s,
-                "| {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.3e} | {:.0} | {:.0} | {} |",
+                "| {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.3e} | {:.0} | {:.0} | {} | {} |",
                 r.clients,
                 r.queries,
                 r.qps,
@@ -320,14 +346,19 @@ impl LoadReport {
                 r.templates_per_s,
                 r.bytes_up,
                 r.bytes_down,
-                r.refused
+                r.refused,
+                cpu(r.server_cpu_ms)
             );
         }
         if let Some(p) = &self.in_process {
             let _ = writeln!(
                 s,
-                "\nin-process, same gallery, no network: one probe {:.1} ms; {} probes per pass {:.1} queries/s",
-                p.single_ms, p.batch, p.batch_qps
+                "\nin-process, same gallery, no network: one probe {:.1} ms; {} probes per pass {:.1} queries/s, \
+                 {} CPU ms/query",
+                p.single_ms,
+                p.batch,
+                p.batch_qps,
+                cpu(p.batch_cpu_ms)
             );
             if let (Some(one), Some(most)) =
                 (self.rows.iter().find(|r| r.clients == 1), self.rows.iter().max_by_key(|r| r.clients))
@@ -339,6 +370,15 @@ impl LoadReport {
                     most.clients,
                     100.0 * most.qps / p.batch_qps
                 );
+                if let (Some(server), Some(kernel)) = (most.server_cpu_ms, p.batch_cpu_ms) {
+                    let _ = writeln!(
+                        s,
+                        "server CPU per query at {} clients = {:.2} × the in-process kernel's (the rest of the machine \
+                         went to the load generator, when it runs on the same machine)",
+                        most.clients,
+                        server / kernel
+                    );
+                }
             }
         }
         if let Some(e) = &self.enrol {

@@ -103,6 +103,13 @@ impl Metrics {
             s,
             "# HELP hers_gallery_version Current gallery version.\n# TYPE hers_gallery_version gauge\nhers_gallery_version {version}"
         );
+        if let Some(cpu) = crate::cpu::process_cpu_seconds() {
+            let _ = writeln!(
+                s,
+                "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n\
+                 # TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {cpu}"
+            );
+        }
         s
     }
 }
