@@ -349,15 +349,12 @@ mod lanes4 {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn forward_avx2(tb: &Doubles, a: &mut [u64]) {
-    use super::avx2::{load_u64, mul_mod, store_u64};
+    use super::avx2::mul_mod;
     use lanes4::*;
     use std::arch::x86_64::*;
     let n = a.len();
     let (p, p_inv) = (_mm256_set1_pd(tb.p), _mm256_set1_pd(tb.p_inv));
-    for j in (0..n).step_by(4) {
-        let v = load_u64(a, j);
-        st(as_doubles(a), j, v);
-    }
+    words_to_doubles(a);
     let x = as_doubles(a);
     let (mut m, mut t) = (1, n / 2);
     while t >= 4 {
@@ -384,26 +381,19 @@ fn forward_avx2(tb: &Doubles, a: &mut [u64]) {
             st(x, j, pairs(t, low, high));
         }
     }
-    for j in (0..n).step_by(4) {
-        let v = ld(as_doubles(a), j);
-        let neg = _mm256_cmp_pd::<_CMP_LT_OQ>(v, _mm256_setzero_pd());
-        store_u64(a, j, _mm256_add_pd(v, _mm256_and_pd(neg, p)));
-    }
+    doubles_to_words(a, p);
 }
 
 /// [`backward_ifma`] on four double lanes.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn backward_avx2(tb: &Doubles, a: &mut [u64]) {
-    use super::avx2::{load_u64, mul_mod, store_u64};
+    use super::avx2::mul_mod;
     use lanes4::*;
     use std::arch::x86_64::*;
     let n = a.len();
     let (p, p_inv) = (_mm256_set1_pd(tb.p), _mm256_set1_pd(tb.p_inv));
-    for j in (0..n).step_by(4) {
-        let v = load_u64(a, j);
-        st(as_doubles(a), j, v);
-    }
+    words_to_doubles(a);
     let x = as_doubles(a);
     for (s, t) in [(1, 1), (0, 2)] {
         let wl = &tb.inv_lanes[s];
@@ -431,9 +421,30 @@ fn backward_avx2(tb: &Doubles, a: &mut [u64]) {
     }
     let w = _mm256_set1_pd(tb.n_inv);
     for j in (0..n).step_by(4) {
-        let v = mul_mod(ld(as_doubles(a), j), w, p, p_inv);
+        st(x, j, mul_mod(ld(x, j), w, p, p_inv));
+    }
+    doubles_to_words(a, p);
+}
+
+/// The AVX2 build's entry: `a`'s words (integers below 2^52) as doubles, in place.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn words_to_doubles(a: &mut [u64]) {
+    for j in (0..a.len()).step_by(4) {
+        let v = super::avx2::load_u64(a, j);
+        lanes4::st(as_doubles(a), j, v);
+    }
+}
+
+/// The AVX2 build's exit: centred doubles `|v| < p` back to words in `[0, p)`, in place.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn doubles_to_words(a: &mut [u64], p: std::arch::x86_64::__m256d) {
+    use std::arch::x86_64::*;
+    for j in (0..a.len()).step_by(4) {
+        let v = lanes4::ld(as_doubles(a), j);
         let neg = _mm256_cmp_pd::<_CMP_LT_OQ>(v, _mm256_setzero_pd());
-        store_u64(a, j, _mm256_add_pd(v, _mm256_and_pd(neg, p)));
+        super::avx2::store_u64(a, j, _mm256_add_pd(v, _mm256_and_pd(neg, p)));
     }
 }
 

@@ -47,7 +47,8 @@ const GROUP: usize = 2;
 
 /// Most probes in one pass over a gallery held hot in the wide form, when a query has more
 /// (its probes then take several passes). Each chunk's pass reads every probe's hot form
-/// (4 MB at 16-D): four probes stay in this machine's 32 MB L3, eight do not. Measured (AMD
+/// (4 MB at 16-D), so a pass of 8 or more cycles 32 MB or more per chunk through this machine's
+/// 32 MB L3 — the likely reason for what was measured (AMD
 /// EPYC Zen 5, IFMA, 1M × 16-D, `hers bench search --batch B`): one pass of 4 probes costs 91 %
 /// of 4 single scans, one of 8 104–111 % of 8. A gallery streamed from its at-rest form keeps
 /// every probe in one pass (there each chunk's preparation, shared by the pass, dominates).
