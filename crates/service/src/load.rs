@@ -93,9 +93,10 @@ pub struct LoadReport {
 pub struct InProcess {
     /// Median milliseconds to score one single-probe query.
     pub single_ms: f64,
-    /// Probes per scoring pass in the batched figure (the fastest of 1, 4 and 16).
+    /// Probes per query in the batched figure: 1 or 4, whichever scored faster (4 probes are one
+    /// pass of the IFMA kernel's batch; larger queries are scored in passes of 4 anyway).
     pub batch: usize,
-    /// Queries per second when `batch` probes are scored in one pass.
+    /// Queries (probes) per second when queries of `batch` probes are scored.
     pub batch_qps: f64,
     /// CPU milliseconds per query in those passes (`None` where the process's CPU time is not
     /// known): what the server's CPU per query is judged against.
@@ -155,9 +156,8 @@ fn server_counters(remote: &Remote) -> Option<(f64, f64)> {
     Some((value("process_cpu_seconds_total ")?, value("hers_queries_total{endpoint=\"search\"} ")?))
 }
 
-/// Probes per pass tried for the in-process batched rate (the fastest, single passes
-/// included, is kept): 4, the IFMA kernel's batch, and 16.
-const BATCHES: &[usize] = &[4, 16];
+/// Probes per query tried for the in-process batched rate besides one (the fastest is kept).
+const BATCHES: &[usize] = &[4];
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -353,7 +353,7 @@ impl LoadReport {
         if let Some(p) = &self.in_process {
             let _ = writeln!(
                 s,
-                "\nin-process, same gallery, no network: one probe {:.1} ms; {} probes per pass {:.1} queries/s, \
+                "\nin-process, same gallery, no network: one probe {:.1} ms; {} probes per query {:.1} queries/s, \
                  {} CPU ms/query",
                 p.single_ms,
                 p.batch,

@@ -11,11 +11,11 @@ mod x86 {
     /// 2^52 as a double: adding it puts an integer in `[0, 2^52)` into the low mantissa bits.
     const MAGIC: f64 = 4_503_599_627_370_496.0;
 
-    /// `a·w mod m`, an integer `r ≡ a·w` with `|r| < m/2 + a·w·2^-51 + 1`, for non-negative
-    /// integers `a·w ≤ 2^100` and `m < 2^52` (exact while that bound stays below 2^52; the
-    /// callers' products are below 2^83): the exact product `h + l` (`h = fl(a·w)`,
-    /// `l = fma(a, w, −h)`) minus the rounded quotient times m, which fma computes exactly
-    /// because the difference is small.
+    /// `a·w mod m`, an integer `r ≡ a·w` with `|r| < m/2 + |a·w|·2^-51 + 1` (the quotient's two
+    /// roundings leave it off by at most `3·2^-53·|a·w|/m`), for integers of either sign with
+    /// `|a·w| ≤ 2^100` and `m < 2^52` (exact while that bound stays below 2^52): the exact
+    /// product `h + l` (`h = fl(a·w)`, `l = fma(a, w, −h)`) minus the rounded quotient times m,
+    /// which fma computes exactly because the difference is small.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     pub(crate) fn mul_mod(a: __m256d, w: __m256d, m: __m256d, m_inv: __m256d) -> __m256d {

@@ -15,10 +15,11 @@
 //!
 //! The AVX2 build (for CPUs without IFMA, where fhe-math's 64-bit transform emulates 64-bit
 //! products with 32-bit ones) holds values as exact integers in doubles, four per vector,
-//! centred (`|x| < 0.63·p` after each stage): products by [`super::avx2::mul_mod`] (the exact
-//! product as `fl(x·w) + fma(x, w, −fl(x·w))`, minus the rounded quotient times p), sums
-//! re-centred by one rounded quotient. Every intermediate stays below 2^50 in magnitude, so
-//! nothing is ever rounded. Its in-vector stages are strides 2 and 1.
+//! centred (`|x| ≤ 0.63·p` after each stage): products by [`super::avx2::mul_mod`] (the exact
+//! product as `fl(x·w) + fma(x, w, −fl(x·w))`, minus the rounded quotient times p: the
+//! quotient is off by at most `3·2^-53·x·w/p < 2^-6·p` for p < 2^48), sums re-centred by one
+//! rounded quotient. Every value kept, and every difference the fma forms, is an integer below
+//! 2^50 in magnitude, so none is rounded. Its in-vector stages are strides 2 and 1.
 
 use fhe_math::ntt::NttOperator;
 use fhe_math::zq::Modulus;

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use fhe::bfv::{BfvParameters, Ciphertext};
 use fhe_traits::{DeserializeParametrized, Serialize as _};
-use rayon::prelude::*;
 
 use super::frame::{Reader, open_crc, pack_bits, packed_len, put_bytes, seal_crc, unpack_bits};
 use crate::compact::{CompactKey, ScoreForm};
@@ -38,6 +37,27 @@ pub(super) fn decode_ct(bytes: &[u8], bfv: &Arc<BfvParameters>, what: &'static s
         return Err(Error::malformed(what, "expected a fresh 2-part ciphertext at level 0"));
     }
     Ok(ct)
+}
+
+/// [`decode_ct`] of each of `bytes` (a query's ciphertexts), in order, on up to as many
+/// scoped threads as the machine has cores (one when there are only a few).
+fn decode_cts_threaded(bytes: &[&[u8]], bfv: &Arc<BfvParameters>) -> Result<Vec<Ciphertext>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(bytes.len() / 4).max(1);
+    if threads == 1 {
+        return bytes.iter().map(|b| decode_ct(b, bfv, "query")).collect();
+    }
+    let per = bytes.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let parts: Vec<_> = bytes
+            .chunks(per)
+            .map(|part| s.spawn(move || part.iter().map(|b| decode_ct(b, bfv, "query")).collect::<Result<Vec<_>>>()))
+            .collect();
+        let mut all = Vec::with_capacity(bytes.len());
+        for part in parts {
+            all.extend(part.join().map_err(|_| Error::malformed("query", "a decoding thread panicked"))??);
+        }
+        Ok(all)
+    })
 }
 
 /// Writes a count and the seeded bytes of each ciphertext of a probe or chunk.
@@ -174,15 +194,13 @@ impl Query {
             }
             encoded.push((0..d).map(|_| r.bytes(MAX_CT_BYTES)).collect::<Result<Vec<_>>>()?);
         }
-        // Decoding expands each ciphertext's seeded half: the query's serial start on a
-        // server, so on all cores (a one-probe query is `dim` ciphertexts).
-        let probes = encoded
-            .into_par_iter()
-            .map(|cts| {
-                let cts = cts.into_par_iter().map(|b| decode_ct(b, bfv, "query")).collect::<Result<Vec<_>>>()?;
-                Ok(EncryptedProbe { cts })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        // Decoding expands each ciphertext's seeded half: the serial start of every query on
+        // a server, so on threads of its own (not the rayon pool, which may be busy scoring
+        // the previous batch and would take this only after it).
+        let flat: Vec<&[u8]> = encoded.iter().flatten().copied().collect();
+        let mut decoded = decode_cts_threaded(&flat, bfv)?.into_iter();
+        let probes =
+            encoded.iter().map(|cts| EncryptedProbe { cts: decoded.by_ref().take(cts.len()).collect() }).collect();
         let compact = match v1 {
             true => None,
             false => match r.take(1)?[0] {
