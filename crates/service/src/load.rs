@@ -137,11 +137,11 @@ pub fn in_process<R: RngCore + CryptoRng>(
         Ok(runs[runs.len() / 2])
     };
     time(&one, 1, 1)?;
-    let (t, single_cpu) = time(&one, 1, 7)?;
+    let (t, single_cpu) = time(&one, 1, 15)?;
     let single_ms = t * 1e3;
     let (mut batch, mut batch_qps, mut batch_cpu_ms) = (1, 1e3 / single_ms, single_cpu);
     for &b in BATCHES {
-        let (t, cpu) = time(&query(b, rng)?, b, 3)?;
+        let (t, cpu) = time(&query(b, rng)?, b, 5)?;
         if b as f64 / t > batch_qps {
             (batch, batch_qps, batch_cpu_ms) = (b, b as f64 / t, cpu);
         }
