@@ -398,7 +398,8 @@ async fn search(State(door): State<Arc<Door>>, body: Bytes) -> Result<Response, 
             ));
         }
         ctx.check_query(&q, &d.held.current().hot)?;
-        Ok((q.probe_ids.clone(), ctx.answer_form(&q)))
+        let form = ctx.answer_form(&q);
+        Ok((q.probe_ids, form))
     })
     .await?;
     let ctx = door.held.ctx();

@@ -65,7 +65,8 @@ fn train_project_enroll_search_and_roles_agree() {
     // All roles in one process.
     ok(&["search", "--keys", "keys", "--gallery", "g", "--probes", "p16.parquet", "--top-k", "3", "--out", "r.csv"], d);
     // The same query with the roles split; the server step gets no key.
-    ok(&["query", "encrypt", "--keys", "keys", "--gallery", "g", "--probes", "p16.parquet", "--out", "q.enc"], d);
+    let encrypt = ["query", "encrypt", "--keys", "keys", "--gallery", "g", "--probes", "p16.parquet"];
+    ok(&[&encrypt[..], &["--out", "q.enc"]].concat(), d);
     ok(&["query", "score", "--gallery", "g", "--query", "q.enc", "--out", "r.enc"], d);
     ok(&["query", "decrypt", "--keys", "keys", "--response", "r.enc", "--top-k", "3", "--out", "r2.csv"], d);
     // A second server run maps the hot-form cache the first one wrote, and answers the same.
@@ -84,22 +85,7 @@ fn train_project_enroll_search_and_roles_agree() {
     ok(&["query", "score", "--gallery", "g", "--query", "q.enc", "--out", "r3.enc", "--stream"], d);
     ok(&["query", "decrypt", "--keys", "keys", "--response", "r3.enc", "--top-k", "3", "--out", "r3.csv"], d);
     // A query asking for compact answers: same results, about half the answer's bytes.
-    ok(
-        &[
-            "query",
-            "encrypt",
-            "--keys",
-            "keys",
-            "--gallery",
-            "g",
-            "--probes",
-            "p16.parquet",
-            "--compact",
-            "--out",
-            "qc.enc",
-        ],
-        d,
-    );
+    ok(&[&encrypt[..], &["--compact", "--out", "qc.enc"]].concat(), d);
     ok(&["query", "score", "--gallery", "g", "--query", "qc.enc", "--out", "rc.enc"], d);
     ok(&["query", "decrypt", "--keys", "keys", "--response", "rc.enc", "--top-k", "3", "--out", "rc.csv"], d);
     let size = |f: &str| std::fs::metadata(d.join(f)).expect("answer").len() as f64;

@@ -25,7 +25,6 @@ mod serve;
 mod tls;
 mod versions;
 
-pub use cpu::process_cpu_seconds;
 pub use error::{Error, Result};
 pub use info::{FineInfo, ServerInfo, params_hash};
 pub use load::{EnrolRow, InProcess, LoadConfig, LoadReport, LoadRow, in_process, run as run_load};

@@ -117,7 +117,7 @@ pub fn in_process<R: RngCore + CryptoRng>(
     let ctx = encsearch::ServerContext::for_gallery_with(&g, simd)?;
     let (hot, _) = ctx.load_hot_cached(&g, false)?;
     let d = client.quantizer().dim;
-    let rows: Vec<f32> = probes.iter().copied().cycle().take(BATCHES[BATCHES.len() - 1] * d).collect();
+    let rows: Vec<f32> = probes.iter().copied().cycle().take(BATCH * d).collect();
     let query = |b: usize, rng: &mut R| {
         client.encrypt_query_as((0..b).map(|i| format!("p{i}")).collect(), &rows[..b * d], compact, rng)
     };
@@ -139,14 +139,11 @@ pub fn in_process<R: RngCore + CryptoRng>(
     time(&one, 1, 1)?;
     let (t, single_cpu) = time(&one, 1, 15)?;
     let single_ms = t * 1e3;
-    let (mut batch, mut batch_qps, mut batch_cpu_ms) = (1, 1e3 / single_ms, single_cpu);
-    for &b in BATCHES {
-        let (t, cpu) = time(&query(b, rng)?, b, 5)?;
-        if b as f64 / t > batch_qps {
-            (batch, batch_qps, batch_cpu_ms) = (b, b as f64 / t, cpu);
-        }
-    }
-    Ok(InProcess { single_ms, batch, batch_qps, batch_cpu_ms })
+    let (t, cpu) = time(&query(BATCH, rng)?, BATCH, 5)?;
+    Ok(match BATCH as f64 / t > 1e3 / single_ms {
+        true => InProcess { single_ms, batch: BATCH, batch_qps: BATCH as f64 / t, batch_cpu_ms: cpu },
+        false => InProcess { single_ms, batch: 1, batch_qps: 1e3 / single_ms, batch_cpu_ms: single_cpu },
+    })
 }
 
 /// The server's CPU seconds and search queries answered so far, from its `/metrics`.
@@ -156,8 +153,8 @@ fn server_counters(remote: &Remote) -> Option<(f64, f64)> {
     Some((value("process_cpu_seconds_total ")?, value("hers_queries_total{endpoint=\"search\"} ")?))
 }
 
-/// Probes per query tried for the in-process batched rate besides one (the fastest is kept).
-const BATCHES: &[usize] = &[4];
+/// Probes per query tried for the in-process batched rate besides one (the faster is kept).
+const BATCH: usize = 4;
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {

@@ -425,10 +425,10 @@ impl ServerContext {
         }
     }
 
-    /// [`ServerContext::score_each_chunk`] of one query gathered: `scores[probe][chunk]`. On a
-    /// gallery held hot in the wide form, passes of at most [`WIDE_PASS`] probes.
+    /// [`ServerContext::score_each_chunk`] of one query (checked against `source` by the
+    /// caller) gathered: `scores[probe][chunk]`. On a gallery held hot in the wide form, passes
+    /// of at most [`WIDE_PASS`] probes.
     fn score_chunk_major<S: ChunkSource + ?Sized>(&self, query: &Query, source: &S) -> Result<Vec<Vec<ChunkScores>>> {
-        source.check(self)?;
         let jobs = self.probe_jobs(&[query])?;
         let pass = match (self.basis.is_narrow(), source.held_hot()) {
             (false, true) => WIDE_PASS,
