@@ -319,6 +319,7 @@ async fn config(State(door): State<Arc<Door>>) -> Result<Json<ServerInfo>, ApiEr
         quantizer: door.held.quantizer(),
         layout: encsearch::Layout::DimensionWise,
         max_body_bytes: door.cfg.max_body,
+        max_probes: door.cfg.max_probes,
         templates_per_chunk: ctx.public().params.degree,
         version: v.number,
         templates: v.templates(),

@@ -224,7 +224,7 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
     let mut rng = ChaCha20Rng::seed_from_u64(cfg.seed);
     let keys = ClientKeys::generate(cfg.preset.params()?, &mut rng)?;
     let server = ServerContext::with_simd(keys.public(), cfg.dim, cfg.simd)?;
-    let client = Client::new(keys, cfg.dim)?;
+    let client = Client::new(keys, cfg.dim)?.with_simd(cfg.simd);
     let n = client.chunk_size();
     let dim = cfg.dim;
 

@@ -9,13 +9,17 @@ use ndarray::Array2;
 use rand::{CryptoRng, RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use rayon::prelude::*;
+use std::sync::OnceLock;
 
 use crate::compact::{CompactKey, ScoreForm, compact_moduli};
+use crate::decrypt::{Read, ScoreDecryptor};
 use crate::error::{Error, Result};
+use crate::kernel::Simd;
 use crate::keys::{ClientKeys, KeyId};
 use crate::pack::{Layout, pack_chunk, pack_coefficients, pack_probe_coefficients};
 use crate::quantize::{Metric, Quantizer};
-use crate::topk::{Hit, TopK};
+use crate::ranking::Ranking;
+use crate::topk::TopK;
 use crate::wire::{ChunkScores, EncryptedChunk, EncryptedProbe, FineProbe, FineQuery, FineResponse, Query, Response};
 use embeddings::Match;
 
@@ -24,13 +28,17 @@ use embeddings::Match;
 pub struct Client {
     keys: ClientKeys,
     quantizer: Quantizer,
+    /// The vector builds decryption may use.
+    simd: Simd,
+    /// Decryption tables (`s`, `s²` in NTT form), made on first use.
+    decryptor: OnceLock<ScoreDecryptor>,
 }
 
 impl Client {
     /// A client for `dim`-dimensional templates, cosine metric, default scale.
     pub fn new(keys: ClientKeys, dim: usize) -> Result<Self> {
         let quantizer = Quantizer::new(&keys.public().params, dim)?;
-        Ok(Self { keys, quantizer })
+        Ok(Self { keys, quantizer, simd: Simd::detect(), decryptor: OnceLock::new() })
     }
 
     /// A client with an explicit quantiser (e.g. a gallery's recorded scale).
@@ -38,7 +46,23 @@ impl Client {
         if quantizer.metric == Metric::Cosine {
             keys.public().params.check_capacity(quantizer.dim, quantizer.scale)?;
         }
-        Ok(Self { keys, quantizer })
+        Ok(Self { keys, quantizer, simd: Simd::detect(), decryptor: OnceLock::new() })
+    }
+
+    /// Decrypts with the vector builds `simd` allows (default: every build the CPU has).
+    pub fn with_simd(mut self, simd: Simd) -> Self {
+        self.simd = simd;
+        self.decryptor = OnceLock::new();
+        self
+    }
+
+    /// The decryption tables, made on first use.
+    fn decryptor(&self) -> Result<&ScoreDecryptor> {
+        if let Some(d) = self.decryptor.get() {
+            return Ok(d);
+        }
+        let d = ScoreDecryptor::new(&self.keys, self.simd)?;
+        Ok(self.decryptor.get_or_init(|| d))
     }
 
     /// The key set.
@@ -262,7 +286,7 @@ impl Client {
             let scored = chunks
                 .par_iter()
                 .map(|c| {
-                    let coeffs = self.decrypt_scores(&c.scores, Encoding::poly())?;
+                    let coeffs = self.decrypt_scores(&c.scores, Read::Coefficients)?;
                     c.candidates
                         .iter()
                         .map(|(id, b)| {
@@ -295,7 +319,7 @@ impl Client {
 
     /// Checks that a response (`what`) was made for this key: key id, ring degree, modulus,
     /// and for compact scores the two primes.
-    fn check_response(
+    pub(crate) fn check_response(
         &self,
         key_id: &KeyId,
         degree: usize,
@@ -318,16 +342,38 @@ impl Client {
 
     /// Decrypts one chunk's scores (N slot values, centred mod t).
     pub fn decrypt_chunk(&self, scores: &ChunkScores) -> Result<Vec<i64>> {
-        self.decrypt_scores(scores, Encoding::simd())
+        self.decrypt_scores(scores, Read::Slots)
     }
 
     /// Decrypts a score ciphertext and decodes it with `encoding` (values centred mod t).
     /// Compact scores are first lifted from their small primes to q0: `round(q0·c/p)`, in
     /// double precision (off by at most a unit of q0 for q0 < 2^53, a few beyond: far inside
     /// the noise budget either way).
-    fn decrypt_scores(&self, scores: &ChunkScores, encoding: Encoding) -> Result<Vec<i64>> {
-        let pt = self.keys.secret().try_decrypt(&self.score_ciphertext(scores)?)?;
-        Ok(Vec::<i64>::try_decode(&pt, encoding)?)
+    fn decrypt_scores(&self, scores: &ChunkScores, read: Read) -> Result<Vec<i64>> {
+        let parts = self.score_parts(scores)?;
+        let parts: Vec<&[u64]> = parts.iter().map(|p| p.as_ref()).collect();
+        self.decryptor()?.decrypt(&parts, read)
+    }
+
+    /// A chunk's score parts as polynomials modulo q0 (compact parts lifted: `round(q0·c/p)`).
+    fn score_parts<'s>(&self, scores: &'s ChunkScores) -> Result<Vec<std::borrow::Cow<'s, [u64]>>> {
+        let q0 = self.keys.public().params.response_modulus();
+        let expected = scores.form.part_moduli(q0);
+        if scores.polys.len() != expected.len() {
+            return Err(Error::malformed("response", "part count differs from the score form"));
+        }
+        Ok(scores
+            .polys
+            .iter()
+            .zip(expected)
+            .map(|(c, p)| match p == q0 {
+                true => std::borrow::Cow::Borrowed(c.as_slice()),
+                false => {
+                    let f = q0 as f64 / p as f64;
+                    std::borrow::Cow::Owned(c.iter().map(|&v| (v as f64 * f).round() as u64 % q0).collect())
+                }
+            })
+            .collect())
     }
 
     /// A chunk's scores as a ciphertext modulo q0 (compact parts lifted), as decryption reads it.
@@ -371,45 +417,16 @@ impl Client {
     /// Decrypts a response and keeps the `k` best live slots of every probe (highest score
     /// for cosine, lowest squared distance for the Euclidean metric).
     pub fn decrypt_top_k(&self, response: &Response, k: usize) -> Result<Vec<Match>> {
-        self.check_response(&response.key_id, response.degree, response.modulus, response.form, "response")?;
-        let params = &self.keys.public().params;
-        let n = params.degree;
-        // TopK keeps the highest values: negate distances.
-        let sign = better_sign(response.metric);
-        let mut out = Vec::new();
-        for (pid, per_chunk) in response.probe_ids.iter().zip(&response.scores) {
-            let tops = per_chunk
-                .par_iter()
-                .enumerate()
-                .map(|(c, cs)| {
-                    let vals = self.decrypt_chunk(cs)?;
-                    let mut t = TopK::new(k);
-                    for (s, v) in vals.into_iter().enumerate() {
-                        let g = c * n + s;
-                        if matches!(response.slot_ids.get(g), Some(Some(_))) {
-                            t.push(Hit { index: g as u64, score: sign * v });
-                        }
-                    }
-                    Ok(t)
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let mut all = TopK::new(k);
-            for t in tops {
-                all.merge(t);
-            }
-            for (rank, mut h) in all.into_sorted().into_iter().enumerate() {
-                h.score *= sign;
-                let gallery_id = response.slot_ids[h.index as usize].clone().unwrap_or_default();
-                out.push(Match {
-                    probe_id: pid.clone(),
-                    rank: rank + 1,
-                    gallery_id,
-                    score: h.score,
-                    similarity: similarity(h.score, response.scale),
-                });
-            }
+        let ranking = Ranking::for_response(self, response, k)?;
+        let chunks = response.scores.first().map_or(0, Vec::len);
+        if response.scores.iter().any(|p| p.len() != chunks) {
+            return Err(Error::malformed("response", "probes with different chunk counts"));
         }
-        Ok(out)
+        (0..chunks).into_par_iter().try_for_each(|c| {
+            let per: Vec<&ChunkScores> = response.scores.iter().map(|p| &p[c]).collect();
+            ranking.fold(c, &per)
+        })?;
+        Ok(ranking.into_matches())
     }
 
     /// Decrypts a ciphertext produced by the HERS baseline (for tests and benches).
@@ -437,11 +454,11 @@ impl Client {
 }
 
 /// `1` when higher scores are better (cosine), `-1` when lower are (squared distance).
-fn better_sign(metric: Metric) -> i64 {
+pub(crate) fn better_sign(metric: Metric) -> i64 {
     if metric == Metric::SquaredEuclidean { -1 } else { 1 }
 }
 
 /// A decrypted integer score divided by `s²`: cosine similarity or squared distance.
-fn similarity(score: i64, scale: u32) -> f64 {
+pub(crate) fn similarity(score: i64, scale: u32) -> f64 {
     score as f64 / (f64::from(scale) * f64::from(scale)).max(1.0)
 }

@@ -6,7 +6,8 @@
 //!   client's key set, the server's public parameters), `quantize.rs`, `pack.rs` (the two
 //!   template layouts);
 //! * [`Client`] (`client.rs`) holds the secret key: encrypts templates and probes, decrypts
-//!   scores; `topk.rs` ranks them;
+//!   scores (`decrypt.rs`: with `s` and `s²` kept in NTT form and the kernels' transforms); [`Ranking`] (`ranking.rs`) folds decrypted chunks into each probe's top-k as they
+//!   arrive; `topk.rs` is the selection every ranking uses;
 //! * `compact/`: compact answers (relinearised once per chunk, two small moduli) and the
 //!   client's key for them;
 //! * `store/`: the gallery at rest — segments, manifest, id ↔ slot map, atomic writes;
@@ -24,6 +25,7 @@
 mod bench;
 mod client;
 mod compact;
+mod decrypt;
 mod error;
 mod hot;
 mod kernel;
@@ -31,6 +33,7 @@ mod keys;
 mod pack;
 mod params;
 mod quantize;
+mod ranking;
 mod server;
 mod session;
 mod store;
@@ -48,6 +51,7 @@ pub use keys::{ClientKeys, KeyId, PUBLIC_FILE, PublicParams, SECRET_FILE};
 pub use pack::Layout;
 pub use params::{DEFAULT_PLAINTEXT, DEFAULT_VARIANCE, HE_STANDARD_128, Preset, SearchParams, max_log_q};
 pub use quantize::{Metric, Quantizer, int_dot};
+pub use ranking::Ranking;
 pub use server::{CandidateSource, ChunkSource, FineChunks, GalleryChunk, HersBaseline, HotSlice, ServerContext};
 pub use session::{AllScores, Rescored, Searched, Session, Timings, Verified, candidate_lists, probe_order};
 pub use store::{

@@ -31,7 +31,7 @@ fn score_probe(
 #[test]
 fn exact_scores_at_extremes_and_random() {
     let dim = 16;
-    let (client, _, mut rng) = setup(dim, 7);
+    let (mut client, _, mut rng) = setup(dim, 7);
     let s = client.quantizer().scale as i64;
     let n = client.chunk_size();
     // Chunk 0: all ±s (largest magnitudes); chunk 1 (partial): uniform in [-s, s].
@@ -43,7 +43,9 @@ fn exact_scores_at_extremes_and_random() {
     let chunks = client.encrypt_quantized(&gallery, &mut rng).expect("encrypt");
     assert_eq!(chunks.len(), 2);
     // Every build of the kernels this CPU has: all it allows, AVX2 without AVX-512, portable.
+    // Decryption takes the same builds (its NTTs and products).
     for simd in [Simd::detect(), Simd::without_avx512(), Simd::portable()] {
+        client = client.with_simd(simd);
         let server = ServerContext::with_simd(client.keys().public(), dim, simd).expect("server");
         eprintln!("{:?} kernel ({})", server.kernel(), simd.describe());
         // AVX2 without IFMA takes the narrow hot form and its kernel.

@@ -229,7 +229,7 @@ fn kill_9_of_one_process_fails_the_query_and_up_restarts_the_cluster() {
         std::thread::sleep(Duration::from_millis(20));
     }
     // While it runs, a second search is beyond --max-inflight 1: 429, at once.
-    client(d, &c.url, &["search", "--keys", "keys", "--probes", "p.parquet", "--out", "y.csv"])
+    client(d, &c.url, &["--retries", "1", "search", "--keys", "keys", "--probes", "p.parquet", "--out", "y.csv"])
         .assert()
         .failure()
         .stderr(predicate::str::contains("429").and(predicate::str::contains("max-inflight")));
@@ -250,4 +250,35 @@ fn kill_9_of_one_process_fails_the_query_and_up_restarts_the_cluster() {
     for p in 60_000..60_004 {
         assert!(r3.contains(&format!("\n{p},1,{p},")), "acknowledged {p} lost:\n{r3}");
     }
+}
+
+#[test]
+fn a_thousand_probes_through_three_processes_and_a_search_across_a_restart() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    setup(d);
+    input(&d.join("many.parquet"), 0..1000);
+    let local = ["search", "--keys", "keys", "--gallery", "g", "--top-k", "3"];
+    ok(&[&local[..], &["--probes", "many.parquet", "--out", "local.csv"]].concat(), d);
+    ok(&[&local[..], &["--probes", "p.parquet", "--out", "local-p.csv"]].concat(), d);
+    let c = Up::start(d, &["cluster", "up", "c3", "--max-body-mib", "8"]);
+    let pids = c.started_pids();
+    let search = |probes: &str, out: &str| {
+        client(d, &c.url, &["search", "--keys", "keys", "--top-k", "3", "--probes", probes, "--out", out])
+            .timeout(Duration::from_secs(300))
+            .output()
+            .expect("run")
+    };
+    let out = search("many.parquet", "c3.csv");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(read(d, "c3.csv"), read(d, "local.csv"), "1000 probes through 3 processes");
+
+    // Process 0 (the front door) killed: the cluster restarts whole, and a search sent
+    // meanwhile is refused (503 while no front door answers) and retried until it is back.
+    assert!(Command::new("kill").args(["-9", &pids[0].to_string()]).status().expect("kill").success());
+    let out = search("p.parquet", "during.csv");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(read(d, "during.csv"), read(d, "local-p.csv"));
+    let again = c.started_pids();
+    assert!(again.iter().all(|p| !pids.contains(p)), "the cluster was restarted: {again:?} vs {pids:?}");
 }

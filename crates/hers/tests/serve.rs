@@ -501,3 +501,303 @@ fn bench_serve_reports_each_load_and_the_servers_cpu_per_query() {
     assert!(text.contains("service overhead: p50 at 1 client = "), "{text}");
     server.stop();
 }
+
+/// A counter of a `/metrics` text (the first line that starts with `name`).
+fn counter(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse::<f64>().ok()))
+        .unwrap_or_else(|| panic!("no {name} in {text}")) as u64
+}
+
+/// Every id of the gallery on disk, each as often as it is stored.
+fn stored_ids(dir: &Path) -> Vec<String> {
+    let g = Gallery::open(dir).expect("open");
+    let mut ids: Vec<String> = g.slot_ids().iter().flatten().cloned().collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn a_thousand_probes_are_split_within_the_servers_limits_and_answer_as_hers_search() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    enrolled(d, 0..6000);
+    input(&d.join("p.parquet"), 0..1000);
+    ok(&["search", "--keys", "keys", "--gallery", "g", "--probes", "p.parquet", "--out", "local.csv"], d);
+    // 8 MiB: about a dozen probes per query (632 KB each), the server's probe limit 64.
+    let server = Server::start(d, &["--gallery", "g", "--max-body-mib", "8"]);
+    let info = server.remote(None).info().expect("config");
+    assert_eq!((info.max_body_bytes, info.max_probes), (8 << 20, 64), "the config states both limits");
+    hers()
+        .current_dir(d)
+        .args(["client", "--server", &server.url, "search", "--keys", "keys", "--probes", "p.parquet"])
+        .args(["--out", "remote.csv"])
+        .assert()
+        .success();
+    let local = std::fs::read_to_string(d.join("local.csv")).expect("local");
+    assert_eq!(local, std::fs::read_to_string(d.join("remote.csv")).expect("remote"));
+    assert_eq!(local.lines().filter(|l| l.split(',').nth(1) == Some("1")).count(), 1000, "a rank-1 row per probe");
+    let metrics = server.remote(None).metrics().expect("metrics");
+    let queries = counter(&metrics, "hers_queries_total{endpoint=\"search\"}");
+    assert!(queries >= 1000 / 13, "{queries} queries: each must fit 8 MiB");
+    assert_eq!(counter(&metrics, "hers_errors_total"), 0, "no query was refused: {metrics}");
+    server.stop();
+}
+
+#[test]
+fn searches_refused_with_429_are_retried_until_served() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    enrolled(d, 0..40_000);
+    input(&d.join("p.parquet"), 0..16);
+    ok(&["search", "--keys", "keys", "--gallery", "g", "--probes", "p.parquet", "--out", "local.csv"], d);
+    let local = std::fs::read_to_string(d.join("local.csv")).expect("local");
+    // No waiting room: a query is accepted only while the scorer is idle.
+    let server = Server::start(d, &["--gallery", "g", "--max-inflight", "0", "--batch-window-ms", "0"]);
+    let mut rounds = 0;
+    while counter(&server.remote(None).metrics().expect("metrics"), "hers_overloaded_total") == 0 {
+        rounds += 1;
+        assert!(rounds <= 5, "five rounds of 4 clients at once never met a 429");
+        let searches: Vec<_> = (0..4)
+            .map(|i| {
+                Command::new(exe())
+                    .current_dir(d)
+                    .args(["client", "--server", &server.url, "--full-answers", "search", "--keys", "keys"])
+                    .args(["--probes", "p.parquet", "--out", &format!("r{i}.csv")])
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("spawn hers client")
+            })
+            .collect();
+        for (i, c) in searches.into_iter().enumerate() {
+            let out = c.wait_with_output().expect("client");
+            assert!(out.status.success(), "client {i}: {}", String::from_utf8_lossy(&out.stderr));
+            assert_eq!(std::fs::read_to_string(d.join(format!("r{i}.csv"))).expect("results"), local);
+        }
+    }
+    server.stop();
+}
+
+#[test]
+fn a_search_in_flight_at_sigterm_is_answered_whole() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    enrolled(d, 0..60_000);
+    input(&d.join("p.parquet"), 0..64);
+    ok(&["search", "--keys", "keys", "--gallery", "g", "--probes", "p.parquet", "--out", "local.csv"], d);
+    let server = Server::start(d, &["--gallery", "g"]);
+    let search = Command::new(exe())
+        .current_dir(d)
+        .args(["client", "--server", &server.url, "search", "--keys", "keys", "--probes", "p.parquet"])
+        .args(["--out", "remote.csv"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn hers client");
+    // In flight once its body has arrived (the client first encrypts 64 probes).
+    let remote = server.remote(None);
+    let t = Instant::now();
+    while counter(&remote.metrics().expect("metrics"), "hers_bytes_in_total") == 0 {
+        assert!(t.elapsed() < Duration::from_secs(120), "the query never reached the server");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let answered_before = counter(&remote.metrics().expect("metrics"), "hers_queries_total{endpoint=\"search\"}");
+    server.stop();
+    let out = search.wait_with_output().expect("client");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(answered_before, 0, "the query was answered before SIGTERM: the test proves nothing");
+    assert_eq!(
+        std::fs::read_to_string(d.join("local.csv")).expect("local"),
+        std::fs::read_to_string(d.join("remote.csv")).expect("remote")
+    );
+}
+
+#[test]
+fn kill_9_mid_client_enrolment_then_resume_enrols_every_row_exactly_once() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    enrolled(d, 0..100);
+    input(&d.join("new.parquet"), 1_000_000..1_040_000);
+    std::fs::write(d.join("tok"), "t0ken").expect("token");
+    let server = Server::start(d, &["--gallery", "g", "--token-file", "tok"]);
+    let enrol = |url: &str, extra: &[&str]| {
+        let mut c = Command::new(exe());
+        c.current_dir(d).args(["client", "--server", url, "--token-file", "tok", "enroll", "--keys", "keys"]);
+        c.args(["--input", "new.parquet", "--chunks-per-request", "1"]).args(extra);
+        c
+    };
+    // One try: with its server gone, this client should stop, not wait for a restart.
+    let mut first = enrol(&server.url, &["--retries", "1"]).stderr(Stdio::null()).spawn().expect("spawn");
+    let remote = server.remote(None);
+    let t = Instant::now();
+    while remote.info().expect("config").templates == 100 {
+        assert!(t.elapsed() < Duration::from_secs(120), "no enrolment request was acknowledged");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    server.kill9();
+    let out = first.wait().expect("client");
+    assert!(!out.success(), "the enrolment cannot finish with its server killed");
+    let part = stored_ids(&d.join("g")).len();
+    assert!(part > 100 && part < 40_100, "{part} templates: the kill came mid-enrolment");
+
+    let server = Server::start(d, &["--gallery", "g", "--token-file", "tok"]);
+    let again = enrol(&server.url, &[]).output().expect("run");
+    assert!(!again.status.success(), "sending the whole file again hits the rows already enrolled");
+    let text = String::from_utf8_lossy(&again.stderr);
+    assert!(text.contains("409") && text.contains("--resume"), "{text}");
+    let resumed = enrol(&server.url, &["--resume"]).output().expect("run");
+    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+    assert!(String::from_utf8_lossy(&resumed.stderr).contains(&format!("skipped {}", part - 100)));
+    server.stop();
+    let ids = stored_ids(&d.join("g"));
+    let mut expected: Vec<String> = (0..100).chain(1_000_000..1_040_000).map(|i| i.to_string()).collect();
+    expected.sort();
+    assert_eq!(ids, expected, "every row exactly once");
+}
+
+/// A TCP relay to `upstream` that cuts the connection of the first `POST /v1/templates` at the
+/// first byte of its answer: the server has committed the enrolment, its acknowledgement is lost.
+fn relay_losing_one_ack(upstream: &str) -> String {
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let upstream = upstream.strip_prefix("http://").expect("http url").to_string();
+    let cut_done = Arc::new(AtomicBool::new(false));
+    std::thread::spawn(move || {
+        for down in listener.incoming().take(64) {
+            let Ok(down) = down else { return };
+            let Ok(up) = TcpStream::connect(&upstream) else { return };
+            let armed = Arc::new(AtomicBool::new(false));
+            let (mut d_in, mut u_out) = (down.try_clone().expect("clone"), up.try_clone().expect("clone"));
+            let seen = armed.clone();
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 1 << 16];
+                let mut tail: Vec<u8> = Vec::new();
+                loop {
+                    let n = match d_in.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    tail.extend_from_slice(&buf[..n]);
+                    if tail.windows(18).any(|w| w == b"POST /v1/templates") {
+                        seen.store(true, Ordering::SeqCst);
+                    }
+                    let keep = tail.len().saturating_sub(17);
+                    tail.drain(..keep);
+                    if std::io::Write::write_all(&mut u_out, &buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = u_out.shutdown(Shutdown::Write);
+            });
+            let (mut u_in, mut d_out) = (up, down);
+            let cut_done = cut_done.clone();
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 1 << 16];
+                loop {
+                    let n = match u_in.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    if armed.load(Ordering::SeqCst) && !cut_done.swap(true, Ordering::SeqCst) {
+                        let _ = d_out.shutdown(Shutdown::Both);
+                        let _ = u_in.shutdown(Shutdown::Both);
+                        return;
+                    }
+                    if std::io::Write::write_all(&mut d_out, &buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = d_out.shutdown(Shutdown::Both);
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn an_enrolment_whose_acknowledgement_is_lost_is_not_applied_twice() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    enrolled(d, 0..100);
+    input(&d.join("new.parquet"), 500_000..510_000);
+    std::fs::write(d.join("tok"), "t0ken").expect("token");
+    let server = Server::start(d, &["--gallery", "g", "--token-file", "tok"]);
+    let relay = relay_losing_one_ack(&server.url);
+    let out = hers()
+        .current_dir(d)
+        .args(["client", "--server", &relay, "--token-file", "tok", "enroll", "--keys", "keys"])
+        .args(["--input", "new.parquet", "--chunks-per-request", "1"])
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("1 requests found applied after their answer was lost"), "{text}");
+    let metrics = server.remote(None).metrics().expect("metrics");
+    assert_eq!(counter(&metrics, "hers_enrolled_total"), 10_000, "no request applied twice: {metrics}");
+    server.stop();
+    let ids = stored_ids(&d.join("g"));
+    let mut expected: Vec<String> = (0..100).chain(500_000..510_000).map(|i| i.to_string()).collect();
+    expected.sort();
+    assert_eq!(ids, expected, "every row exactly once");
+}
+
+/// The README's HTTPS recipe, as a user runs it: a self-signed certificate from one openssl
+/// command works with `--ca-cert`; the same command without `CA:FALSE` makes a certificate TLS
+/// clients refuse, and the client says why and how to fix it.
+#[test]
+fn https_with_the_readmes_openssl_certificate() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    let openssl = |out: &str, extra: &[&str]| {
+        Command::new("openssl")
+            .current_dir(d)
+            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "365", "-subj", "/CN=localhost"])
+            .args(["-keyout", &format!("{out}.key"), "-out", &format!("{out}.pem")])
+            .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+            .args(extra)
+            .output()
+    };
+    match openssl("cert", &["-addext", "basicConstraints=critical,CA:FALSE"]) {
+        Ok(o) if o.status.success() => {}
+        other => {
+            eprintln!("skipped: the openssl command is not available here ({other:?})");
+            return;
+        }
+    }
+    assert!(openssl("ca", &[]).expect("openssl").status.success());
+    enrolled(d, 0..3000);
+    input(&d.join("p.parquet"), 40..45);
+    ok(&["search", "--keys", "keys", "--gallery", "g", "--probes", "p.parquet", "--out", "local.csv"], d);
+    let search = ["search", "--keys", "keys", "--probes", "p.parquet", "--out", "remote.csv"];
+
+    let server = Server::start(d, &["--gallery", "g", "--tls-cert", "cert.pem", "--tls-key", "cert.key"]);
+    hers()
+        .current_dir(d)
+        .args(["client", "--server", &server.url, "--ca-cert", "cert.pem"])
+        .args(search)
+        .assert()
+        .success();
+    assert_eq!(
+        std::fs::read_to_string(d.join("local.csv")).expect("local"),
+        std::fs::read_to_string(d.join("remote.csv")).expect("remote")
+    );
+    // Another certificate than the server's: not trusted, and the client says what to pass.
+    hers()
+        .current_dir(d)
+        .args(["client", "--server", &server.url, "--ca-cert", "ca.pem"])
+        .args(search)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("--ca-cert"));
+    server.stop();
+
+    let server = Server::start(d, &["--gallery", "g", "--tls-cert", "ca.pem", "--tls-key", "ca.key"]);
+    hers()
+        .current_dir(d)
+        .args(["client", "--server", &server.url, "--ca-cert", "ca.pem"])
+        .args(search)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("CA:FALSE"));
+    server.stop();
+}

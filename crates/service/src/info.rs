@@ -19,12 +19,21 @@ pub struct ServerInfo {
     pub templates_per_chunk: usize,
     /// Largest request body the server accepts (bytes).
     pub max_body_bytes: usize,
+    /// Most probes in one query (`/v1/search`); a client splits larger searches into queries
+    /// within this and `max_body_bytes`.
+    #[serde(default = "default_max_probes")]
+    pub max_probes: usize,
     /// The current gallery version (a fingerprint of its manifest).
     pub version: u64,
     /// Live templates in the current version.
     pub templates: usize,
     /// The full-dimension gallery of the two-stage search, when the server has one.
     pub fine: Option<FineInfo>,
+}
+
+/// What servers that did not state `max_probes` accepted.
+fn default_max_probes() -> usize {
+    64
 }
 
 /// The second-stage gallery of a two-stage search.

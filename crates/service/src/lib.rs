@@ -2,34 +2,40 @@
 //!
 //! The server keeps the gallery's hot form in memory and answers encrypted queries over HTTP
 //! (axum on tokio); it holds public material only — no key, no template, no probe, no score in
-//! the clear. The client ([`Remote`]) is synchronous and plugs into [`encsearch::Session`].
+//! the clear. Its client, [`Connection`], is the key holder's side: synchronous, within the
+//! server's stated limits, retrying what is retryable, decrypting answers as they stream.
 //!
 //! * `routes.rs`: the endpoints and their error answers;
 //! * `batch.rs`: queries waiting together scored in one chunk-major pass;
 //! * `versions.rs`: the gallery's versions, swapped atomically after each durable write;
 //! * `metrics.rs`: Prometheus counters and the latency histogram; `cpu.rs`: the process's CPU time;
 //! * `serve.rs`: start-up, listening, graceful shutdown; `tls.rs`: HTTPS (rustls);
-//! * `remote.rs`: the HTTP client;
+//! * `connection.rs`: the key holder's client ([`Connection`]); `remote.rs`: its HTTP transport,
+//!   one method per endpoint; `retry.rs`: what is retried and for how long;
 //! * `info.rs`: what `GET /v1/config` says;
 //! * `load.rs`: `hers bench serve`, closed-loop load against a running server.
 
 mod batch;
+mod connection;
 mod cpu;
 mod error;
 mod info;
 mod load;
 mod metrics;
 mod remote;
+mod retry;
 mod routes;
 mod serve;
 mod tls;
 mod versions;
 
+pub use connection::{ConnectOptions, Connection, EnrolOptions, Enrolled, Found, check_keys};
 pub use error::{Error, Result};
 pub use info::{FineInfo, ServerInfo, params_hash};
 pub use load::{EnrolRow, InProcess, LoadConfig, LoadReport, LoadRow, in_process, run as run_load};
 pub use metrics::{Endpoint, Metrics};
 pub use remote::{Remote, Transfer};
+pub use retry::RetryPolicy;
 pub use routes::{ApiError, ErrorBody, Removal, WriteAck, blocking, check_bearer};
 pub use serve::{ServeConfig, read_token, serve, shutdown_signal};
 pub use tls::{TlsFiles, TlsListener};

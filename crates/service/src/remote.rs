@@ -7,10 +7,13 @@ use std::io::Read;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use encsearch::{Client, Enrolment, FineQuery, FineResponse, IdTable, Query, Response, ScoreStream, StreamHeader};
+use encsearch::{
+    ChunkScores, Client, Enrolment, FineQuery, FineResponse, IdTable, Query, Response, ScoreStream, StreamHeader,
+};
 
 use crate::error::{Error, Result};
 use crate::info::ServerInfo;
+use crate::retry::RetryPolicy;
 use crate::routes::{ErrorBody, Removal, WriteAck};
 
 /// Bytes a request sent and its answer brought back (bodies only).
@@ -22,7 +25,9 @@ pub struct Transfer {
     pub down: usize,
 }
 
-/// A connection to one server.
+/// The HTTP transport to one server: one method per endpoint, each answer checked. It retries
+/// nothing unless given a [`RetryPolicy`] ([`Remote::with_retry`]): a load generator counts
+/// refusals, an application wants them retried ([`crate::Connection`] does).
 #[derive(Debug)]
 pub struct Remote {
     base: String,
@@ -31,6 +36,7 @@ pub struct Remote {
     ids: Mutex<Option<IdTable>>,
     /// The server's body limit, once [`Remote::info`] has told it.
     max_body: Mutex<Option<usize>>,
+    retry: RetryPolicy,
 }
 
 impl Remote {
@@ -70,7 +76,29 @@ impl Remote {
             config = config.tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build());
         }
         let agent: ureq::Agent = config.build().into();
-        Ok(Self { base, agent, token, ids: Mutex::new(None), max_body: Mutex::new(None) })
+        Ok(Self { base, agent, token, ids: Mutex::new(None), max_body: Mutex::new(None), retry: RetryPolicy::none() })
+    }
+
+    /// Retries what is retryable (429, 503, a refused connection) under `policy`.
+    pub fn with_retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// The retry policy in force.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.retry
+    }
+
+    /// The server's address as given.
+    pub fn url_base(&self) -> &str {
+        &self.base
+    }
+
+    /// Runs one request under the retry policy (retries are reported on standard error, since a
+    /// user waiting on a refused server should know why nothing happens).
+    fn retried<T>(&self, op: impl FnMut() -> Result<T>) -> Result<T> {
+        self.retry.run(op, |e, wait| tracing::warn!("{e}; retrying in {:.1} s", wait.as_secs_f64()))
     }
 
     fn url(&self, path: &str) -> String {
@@ -83,21 +111,36 @@ impl Remote {
         url: &str,
         r: std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>,
     ) -> Result<ureq::Body> {
-        let r = r.map_err(|e| Error::Transport { url: url.to_string(), message: e.to_string() })?;
+        let r = r.map_err(|e| transport_error(url, e))?;
         let status = r.status().as_u16();
+        let retry_after = r
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
         let mut body = r.into_body();
         if status < 400 {
             return Ok(body);
         }
         let text = body.read_to_string().unwrap_or_default();
         let message = serde_json::from_str::<ErrorBody>(&text).map(|e| e.error).unwrap_or(text);
-        Err(Error::Http { url: url.to_string(), status, message })
+        Err(Error::Http { url: url.to_string(), status, message, retry_after })
     }
 
     fn get_bytes(&self, path: &str) -> Result<Vec<u8>> {
+        self.get_bytes_within(path, u64::MAX)
+    }
+
+    fn get_bytes_within(&self, path: &str, max_bytes: u64) -> Result<Vec<u8>> {
         let url = self.url(path);
-        let mut body = self.check(&url, self.agent.get(&url).call())?;
-        body.with_config().limit(u64::MAX).read_to_vec().map_err(|e| Error::Transport { url, message: e.to_string() })
+        self.retried(|| {
+            let mut body = self.check(&url, self.agent.get(&url).call())?;
+            body.with_config()
+                .limit(max_bytes)
+                .read_to_vec()
+                .map_err(|e| Error::Transport { url: url.clone(), message: e.to_string() })
+        })
     }
 
     /// Refuses locally a body the server would refuse (once the limit is known): a server
@@ -108,6 +151,7 @@ impl Remote {
             Some(max) if len > max => Err(Error::Http {
                 url: url.to_string(),
                 status: 413,
+                retry_after: None,
                 message: format!(
                     "a body of {len} bytes exceeds the server's limit of {max}: send fewer probes or \
                      templates per request"
@@ -120,11 +164,13 @@ impl Remote {
     fn post(&self, path: &str, bytes: &[u8], auth: bool) -> Result<ureq::Body> {
         let url = self.url(path);
         self.check_size(&url, bytes.len())?;
-        let mut req = self.agent.post(&url).header("content-type", "application/octet-stream");
-        if let (true, Some(t)) = (auth, &self.token) {
-            req = req.header("authorization", &format!("Bearer {t}"));
-        }
-        self.check(&url, req.send(bytes))
+        self.retried(|| {
+            let mut req = self.agent.post(&url).header("content-type", "application/octet-stream");
+            if let (true, Some(t)) = (auth, &self.token) {
+                req = req.header("authorization", &format!("Bearer {t}"));
+            }
+            self.check(&url, req.send(bytes))
+        })
     }
 
     fn read_all(&self, path: &str, body: ureq::Body) -> Result<Vec<u8>> {
@@ -148,10 +194,15 @@ impl Remote {
 
     /// The id table of gallery version `version` (cached: fetched once per version).
     pub fn ids(&self, version: u64) -> Result<IdTable> {
+        self.ids_within(version, u64::MAX)
+    }
+
+    /// [`Remote::ids`], refusing a table of more than `max_bytes` before reading it whole.
+    pub fn ids_within(&self, version: u64, max_bytes: u64) -> Result<IdTable> {
         if let Some(t) = self.ids.lock().unwrap_or_else(|p| p.into_inner()).as_ref().filter(|t| t.version == version) {
             return Ok(t.clone());
         }
-        let table = IdTable::from_bytes(&self.get_bytes(&format!("/v1/ids?version={version}"))?)?;
+        let table = IdTable::from_bytes(&self.get_bytes_within(&format!("/v1/ids?version={version}"), max_bytes)?)?;
         *self.ids.lock().unwrap_or_else(|p| p.into_inner()) = Some(table.clone());
         Ok(table)
     }
@@ -164,11 +215,39 @@ impl Remote {
     /// [`Remote::search`] of an encoded query, with the bytes it moved.
     pub fn search_bytes(&self, query: &[u8]) -> Result<(Response, Transfer)> {
         let body = self.post("/v1/search", query, false)?;
-        let mut reader = Counted { inner: body.into_reader(), bytes: 0 };
+        let mut reader = Counted { inner: body.into_reader(), bytes: 0, cut: None };
         let stream = ScoreStream::read_from(&mut reader)?;
         let down = reader.bytes;
         let table = self.ids(stream.header.version)?;
         Ok((stream.into_response(&table)?, Transfer { up: query.len(), down }))
+    }
+
+    /// Sends an encoded query and hands its streamed answer over as it arrives: the header to
+    /// `on_header`, each chunk's index and scores to `on_chunk` (see
+    /// [`ScoreStream::for_each_chunk`]). Fails unless the whole answer arrived intact.
+    pub fn search_each(
+        &self,
+        query: &[u8],
+        on_header: impl FnOnce(&StreamHeader) -> Result<()>,
+        mut on_chunk: impl FnMut(usize, Vec<ChunkScores>) -> Result<()>,
+    ) -> Result<(StreamHeader, Transfer)> {
+        let body = self.post("/v1/search", query, false)?;
+        let mut reader = Counted { inner: body.into_reader(), bytes: 0, cut: None };
+        let failed = std::cell::RefCell::new(None);
+        let header = ScoreStream::for_each_chunk(
+            &mut reader,
+            |h| on_header(h).map_err(|e| stash(&failed, e)),
+            |i, scores| on_chunk(i, scores).map_err(|e| stash(&failed, e)),
+        );
+        let header = match (header, failed.into_inner()) {
+            (_, Some(e)) => return Err(e),
+            (Err(e), None) if reader.cut.is_some() => {
+                let url = self.url("/v1/search");
+                return Err(Error::Transport { url, message: format!("the answer was cut: {e}") });
+            }
+            (h, None) => h?,
+        };
+        Ok((header, Transfer { up: query.len(), down: reader.bytes }))
     }
 
     /// Sends an encoded query and checks that its streamed answer arrives whole (every frame's
@@ -176,7 +255,7 @@ impl Remote {
     /// generator's request. Returns the answer's header and the bytes moved.
     pub fn search_verified(&self, query: &[u8]) -> Result<(StreamHeader, Transfer)> {
         let body = self.post("/v1/search", query, false)?;
-        let mut reader = Counted { inner: body.into_reader(), bytes: 0 };
+        let mut reader = Counted { inner: body.into_reader(), bytes: 0, cut: None };
         let header = ScoreStream::verify_from(&mut reader)?;
         Ok((header, Transfer { up: query.len(), down: reader.bytes }))
     }
@@ -193,14 +272,21 @@ impl Remote {
         let url = self.url("/v1/verify");
         let bytes = query.to_bytes();
         self.check_size(&url, bytes.len())?;
-        let req = self.agent.post(&url).query("id", claim).header("content-type", "application/octet-stream");
-        let body = self.check(&url, req.send(&bytes[..]))?;
+        let body = self.retried(|| {
+            let req = self.agent.post(&url).query("id", claim).header("content-type", "application/octet-stream");
+            self.check(&url, req.send(&bytes[..]))
+        })?;
         Ok(Response::from_bytes(&self.read_all("/v1/verify", body)?)?)
     }
 
     /// Enrols client-encrypted templates; returns once they are durable and searchable.
     pub fn enrol(&self, enrolment: &Enrolment) -> Result<WriteAck> {
-        let body = self.post("/v1/templates", &enrolment.to_bytes(), true)?;
+        self.enrol_bytes(&enrolment.to_bytes())
+    }
+
+    /// [`Remote::enrol`] of an encoded enrolment.
+    pub fn enrol_bytes(&self, enrolment: &[u8]) -> Result<WriteAck> {
+        let body = self.post("/v1/templates", enrolment, true)?;
         self.ack("/v1/templates", body)
     }
 
@@ -237,11 +323,13 @@ impl Remote {
         let url = self.url("/v1/templates");
         let json = serde_json::to_vec(&Removal { ids: ids.to_vec() })
             .map_err(|e| Error::Config(format!("cannot encode the removal: {e}")))?;
-        let mut req = self.agent.delete(&url).force_send_body().header("content-type", "application/json");
-        if let Some(t) = &self.token {
-            req = req.header("authorization", &format!("Bearer {t}"));
-        }
-        let body = self.check(&url, req.send(&json[..]))?;
+        let body = self.retried(|| {
+            let mut req = self.agent.delete(&url).force_send_body().header("content-type", "application/json");
+            if let Some(t) = &self.token {
+                req = req.header("authorization", &format!("Bearer {t}"));
+            }
+            self.check(&url, req.send(&json[..]))
+        })?;
         self.ack("/v1/templates", body)
     }
 
@@ -256,16 +344,73 @@ impl Remote {
     }
 }
 
-/// A reader that counts what passed through it.
+/// A reader that counts what passed through it and remembers a failed read (a connection
+/// cut mid-answer, as against an answer that arrived and was wrong).
 struct Counted<R> {
     inner: R,
     bytes: usize,
+    cut: Option<std::io::ErrorKind>,
 }
 
 impl<R: Read> Read for Counted<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        let n = self.inner.read(buf).inspect_err(|e| self.cut = Some(e.kind()))?;
         self.bytes += n;
         Ok(n)
+    }
+}
+
+/// Keeps a callback's own error (the stream reader sees only that the callback failed).
+fn stash(slot: &std::cell::RefCell<Option<Error>>, e: Error) -> encsearch::Error {
+    let message = e.to_string();
+    *slot.borrow_mut() = Some(e);
+    encsearch::Error::Server { message }
+}
+
+/// A failed request in the user's words: a connection that could not be made is
+/// [`Error::Unreachable`] (safe to retry); a TLS refusal says what is wrong with the
+/// certificate and how to make one that works.
+fn transport_error(url: &str, e: ureq::Error) -> Error {
+    let refused = match &e {
+        ureq::Error::ConnectionFailed => true,
+        ureq::Error::Io(io) => matches!(
+            io.kind(),
+            std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound | std::io::ErrorKind::AddrNotAvailable
+        ),
+        _ => false,
+    };
+    let message = e.to_string();
+    if refused {
+        return Error::Unreachable { url: url.to_string(), message };
+    }
+    match tls_advice(&message) {
+        Some(advice) => Error::Transport { url: url.to_string(), message: format!("{advice} ({message})") },
+        None => Error::Transport { url: url.to_string(), message },
+    }
+}
+
+/// What a TLS certificate failure means and how to fix it, from rustls' error text.
+fn tls_advice(message: &str) -> Option<&'static str> {
+    if message.contains("CaUsedAsEndEntity") {
+        Some(
+            "the server's certificate is a CA certificate (basicConstraints CA:TRUE), which TLS clients \
+             refuse as a server's own: make it with `-addext basicConstraints=critical,CA:FALSE`, or sign a \
+             server certificate with a CA of your own and pass that CA with --ca-cert (README: HTTPS)",
+        )
+    } else if message.contains("UnknownIssuer") {
+        Some(
+            "the server's certificate is not signed by a CA this client trusts: pass the CA certificate \
+             (or the server's self-signed certificate) with --ca-cert (README: HTTPS)",
+        )
+    } else if message.contains("NotValidForName") {
+        Some(
+            "the server's certificate does not name the host in --server: make it with a subjectAltName \
+             of that host (e.g. `-addext subjectAltName=IP:127.0.0.1` or `DNS:host.example`), or connect \
+             by a name it holds (README: HTTPS)",
+        )
+    } else if message.contains("Expired") || message.contains("NotValidYet") {
+        Some("the server's certificate is outside its validity period (expired or not yet valid): renew it")
+    } else {
+        None
     }
 }

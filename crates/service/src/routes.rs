@@ -220,6 +220,7 @@ async fn config(State(app): State<Arc<App>>) -> Json<ServerInfo> {
         quantizer: app.core.held.quantizer(),
         layout: encsearch::Layout::DimensionWise,
         max_body_bytes: app.max_body,
+        max_probes: app.max_probes,
         templates_per_chunk: ctx.public().params.degree,
         version: v.number,
         templates: v.templates,

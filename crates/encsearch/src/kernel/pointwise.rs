@@ -50,6 +50,13 @@ impl ShoupRow {
         Self { w, factors, build }
     }
 
+    /// Overwrites the row with zeros (a row of the secret key, when its holder drops it).
+    pub(crate) fn zeroize(&mut self) {
+        use zeroize::Zeroize;
+        self.w.zeroize();
+        self.factors.zeroize();
+    }
+
     /// `acc[k] = acc[k] + x[k]·w[k] mod q` for `x[k] < q`, `acc[k] < q`.
     pub(crate) fn mul_acc(&self, q: &Modulus, x: &[u64], acc: &mut [u64]) {
         assert!(x.len() == self.w.len() && acc.len() == self.w.len(), "rows of another length");

@@ -172,8 +172,33 @@ impl ScoreStream {
     /// every chunk exactly once and the end frame arrive intact, the answer is an error (an
     /// error frame from the server becomes [`Error::Server`]).
     pub fn read_from(r: &mut impl Read) -> Result<Self> {
-        let (header, frames) = read_stream(r, true)?;
+        let mut frames = Vec::new();
+        let header = read_stream(
+            r,
+            |_| Ok(()),
+            |_, frame| {
+                // The frame's buffer itself (kind byte first), not a copy of its payload.
+                frames.push(std::mem::take(frame));
+                Ok(())
+            },
+        )?;
         Self::assemble(header, &frames)
+    }
+
+    /// Reads a streamed answer from `r` and hands over each part as it arrives: the header to
+    /// `on_header` (before any chunk), then each chunk's index and scores (one per probe) to
+    /// `on_chunk`, so a client can decrypt while the rest of the answer is still in transit.
+    /// Checked as [`ScoreStream::read_from`] checks: the call fails unless the whole answer
+    /// arrived intact, and a caller must discard what it folded when it fails.
+    pub fn for_each_chunk(
+        r: &mut impl Read,
+        on_header: impl FnOnce(&StreamHeader) -> Result<()>,
+        mut on_chunk: impl FnMut(usize, Vec<ChunkScores>) -> Result<()>,
+    ) -> Result<StreamHeader> {
+        read_stream(r, on_header, |h, frame| {
+            let (index, scores) = parse_chunk(h, frame)?;
+            on_chunk(index, scores)
+        })
     }
 
     /// Reads a whole streamed answer from `r` and checks it as [`ScoreStream::read_from`] does
@@ -181,25 +206,14 @@ impl ScoreStream {
     /// the end frame — without unpacking the scores: what a load generator needs to know that
     /// an answer arrived whole, at a fraction of the client's CPU.
     pub fn verify_from(r: &mut impl Read) -> Result<StreamHeader> {
-        Ok(read_stream(r, false)?.0)
+        read_stream(r, |_| Ok(()), |_, _| Ok(()))
     }
 
     /// Parses the chunk frames [`read_stream`] kept (on all cores) into `scores[probe][chunk]`;
     /// it has checked that each chunk index came exactly once.
     fn assemble(header: StreamHeader, frames: &[Vec<u8>]) -> Result<Self> {
         const W: &str = "score stream";
-        let parsed = frames
-            .par_iter()
-            .map(|f| {
-                let mut rd = Reader::new(f.get(1..).unwrap_or_default(), W);
-                let index = rd.u64()? as usize;
-                let per = (0..header.probe_ids.len())
-                    .map(|_| take_scores(&mut rd, header.degree, header.modulus, header.form, W))
-                    .collect::<Result<Vec<_>>>()?;
-                rd.finish()?;
-                Ok((index, per))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let parsed = frames.par_iter().map(|f| parse_chunk(&header, f)).collect::<Result<Vec<_>>>()?;
         let mut by_index: Vec<Option<Vec<ChunkScores>>> = vec![None; header.chunks];
         for (index, per) in parsed {
             *by_index.get_mut(index).ok_or_else(|| Error::malformed(W, "chunk index out of range"))? = Some(per);
@@ -245,14 +259,30 @@ impl ScoreStream {
     }
 }
 
-/// Reads frames up to and including the end frame: the header, and the chunk frames (kind byte
-/// and payload) when `keep`. Every frame's CRC, each chunk index (exactly once) and each chunk frame's size
-/// are checked as they arrive.
-fn read_stream(r: &mut impl Read, keep: bool) -> Result<(StreamHeader, Vec<Vec<u8>>)> {
+/// A chunk frame (kind byte first) as its chunk index and the scores of every probe.
+fn parse_chunk(header: &StreamHeader, frame: &[u8]) -> Result<(usize, Vec<ChunkScores>)> {
+    const W: &str = "score stream";
+    let mut rd = Reader::new(frame.get(1..).unwrap_or_default(), W);
+    let index = rd.u64()? as usize;
+    let per = (0..header.probe_ids.len())
+        .map(|_| take_scores(&mut rd, header.degree, header.modulus, header.form, W))
+        .collect::<Result<Vec<_>>>()?;
+    rd.finish()?;
+    Ok((index, per))
+}
+
+/// Reads frames up to and including the end frame: the header goes to `on_header`, each chunk
+/// frame's buffer (kind byte and payload; the callback may take it) to `on_frame` as it arrives. Every frame's CRC, each chunk
+/// index (exactly once) and each chunk frame's size are checked before it is handed over.
+fn read_stream(
+    r: &mut impl Read,
+    on_header: impl FnOnce(&StreamHeader) -> Result<()>,
+    mut on_frame: impl FnMut(&StreamHeader, &mut Vec<u8>) -> Result<()>,
+) -> Result<StreamHeader> {
     const W: &str = "score stream";
     let mut buf = Vec::new();
     let mut header: Option<StreamHeader> = None;
-    let mut frames: Vec<Vec<u8>> = Vec::new();
+    let mut on_header = Some(on_header);
     let mut seen: Vec<u64> = Vec::new();
     let mut received = 0usize;
     while read_frame(r, &mut buf)?.is_some() {
@@ -268,6 +298,9 @@ fn read_stream(r: &mut impl Read, keep: bool) -> Result<(StreamHeader, Vec<Vec<u
                 let h = take_header(&mut rd, payload.len())?;
                 rd.finish()?;
                 seen = vec![0; h.chunks.div_ceil(64)];
+                if let Some(f) = on_header.take() {
+                    f(&h)?;
+                }
                 header = Some(h);
             }
             (KIND_CHUNK, Some(h)) => {
@@ -287,7 +320,7 @@ fn read_stream(r: &mut impl Read, keep: bool) -> Result<(StreamHeader, Vec<Vec<u
                     ));
                 }
                 received += 1;
-                kept = keep;
+                kept = true;
             }
             (KIND_END, Some(h)) => {
                 let n = rd.u64()? as usize;
@@ -301,15 +334,14 @@ fn read_stream(r: &mut impl Read, keep: bool) -> Result<(StreamHeader, Vec<Vec<u
                 if read_frame(r, &mut buf)?.is_some() {
                     return Err(Error::malformed(W, "frames after the end frame"));
                 }
-                return Ok((h.clone(), frames));
+                return Ok(h.clone());
             }
             (KIND_HEADER, Some(_)) => return Err(Error::malformed(W, "second header frame")),
             (_, None) => return Err(Error::malformed(W, "frame before the header")),
             (k, Some(_)) => return Err(Error::malformed(W, format!("unknown frame kind {k}"))),
         }
-        if kept {
-            // The frame's buffer itself (kind byte first), not a copy of its payload.
-            frames.push(std::mem::take(&mut buf));
+        if kept && let Some(h) = &header {
+            on_frame(h, &mut buf)?;
         }
     }
     Err(Error::malformed(W, format!("answer cut after {received} chunks, before its end frame")))

@@ -1,12 +1,13 @@
-//! `hers client search|verify|enroll|remove`: the key holder's side of `hers serve` — encrypt
-//! locally, send, decrypt and rank locally; the results file is the one `hers search` writes.
+//! `hers client search|verify|enroll|remove`: the key holder's side of `hers serve` or a
+//! cluster — encrypt locally, send, decrypt and rank locally, through the client library
+//! ([`service::Connection`]); the results file is the one `hers search` writes.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use encsearch::{Client, ClientKeys, Quantizer, Session, candidate_lists};
-use service::{Remote, ServerInfo, read_token};
+use encsearch::{Client, Session, candidate_lists};
+use service::{ConnectOptions, Connection, EnrolOptions, RetryPolicy, ServerInfo, check_keys, read_token};
 
 use super::open::{load_keys, load_probes, probe_rows, write_matches};
 use super::search::{FineStage, Ranked};
@@ -34,6 +35,16 @@ pub struct Args {
     /// key would add.
     #[arg(long, global = true)]
     full_answers: bool,
+    /// Queries in flight at once when a search is split (the server's probe and body limits).
+    #[arg(long, global = true, default_value_t = 2)]
+    in_flight: usize,
+    /// Tries of a request the server refused for now (429, 503) or whose connection was
+    /// refused (a restarting server), first included.
+    #[arg(long, global = true, default_value_t = 10)]
+    retries: u32,
+    /// Seconds within which those retries must start.
+    #[arg(long, global = true, default_value_t = 60)]
+    retry_s: u64,
     /// What to do.
     #[command(subcommand)]
     what: What,
@@ -75,6 +86,9 @@ enum What {
         /// Chunks (of N templates) per request; each request is one durable segment.
         #[arg(long, default_value_t = 8)]
         chunks_per_request: usize,
+        /// Finish an interrupted enrolment: send only the rows whose ids the server lacks.
+        #[arg(long)]
+        resume: bool,
     },
     /// Remove templates by id (needs --token-file).
     Remove {
@@ -87,40 +101,54 @@ enum What {
 /// Runs one client operation.
 pub fn run(a: Args) -> anyhow::Result<()> {
     let token = a.token_file.as_deref().map(read_token).transpose()?;
-    let ca = a
+    let ca_pem = a
         .ca_cert
         .as_ref()
         .map(|p| std::fs::read(p).with_context(|| format!("reading --ca-cert {}", p.display())))
         .transpose()?;
-    let remote = Remote::with_ca(&a.server, token, Duration::from_secs(a.timeout_s), ca.as_deref())?;
+    let options = ConnectOptions {
+        token,
+        ca_pem,
+        timeout: Duration::from_secs(a.timeout_s),
+        retry: RetryPolicy {
+            attempts: a.retries.max(1),
+            total: Duration::from_secs(a.retry_s),
+            ..RetryPolicy::default()
+        },
+        compact_answers: !a.full_answers,
+        in_flight: a.in_flight.max(1),
+    };
+    let connect = |keys: &Path| -> anyhow::Result<Connection> {
+        let keys = load_keys(keys)?;
+        Ok(Connection::connect(&a.server, keys, options.clone())?)
+    };
     match a.what {
         What::Search { keys, ranked: Ranked { probes, top_k, out }, two_stage, fine } => {
-            let (info, client) = connect(&remote, &keys)?;
+            let server = connect(&keys)?;
+            let info = server.info().clone();
             let (ids, dim, data) = load_probes(&probes)?;
             same_dim(dim, &info, &probes)?;
             let first_k = fine.first_k(two_stage, top_k);
-            let s = Session::new(&client).with_compact_answers(!a.full_answers).search(
-                ids.clone(),
-                &data,
-                first_k,
-                &mut rand::rng(),
-                |q| remote.search(q).map_err(Into::into),
-            )?;
+            let s = server.search(&ids, &data, first_k)?;
             eprintln!(
-                "{} probes × {} templates (version {:016x}): encrypt {:.1} ms, round trip {:.1} ms, decrypt+top-k {:.1} ms",
+                "{} probes × {} templates in {} queries: {:.1} s; encrypt {:.1} ms, round trips {:.1} ms \
+                 (decryption overlapping), rest of decrypt+top-k {:.1} ms; {:.1} MB up, {:.1} MB down",
                 s.probes,
                 info.templates,
-                info.version,
+                s.queries,
+                s.seconds,
                 s.timings.encrypt * 1e3,
                 s.timings.score * 1e3,
-                s.timings.decrypt * 1e3
+                s.timings.decrypt * 1e3,
+                s.transfer.up as f64 / 1e6,
+                s.transfer.down as f64 / 1e6
             );
             let matches = match (two_stage, &fine.fine_probes) {
                 (true, Some(fp)) => {
                     let served =
                         info.fine.as_ref().context("the server has no fine gallery (hers serve --fine-gallery)")?;
-                    let keys = fine.keys(client.into_keys())?;
-                    same_key(&keys, &served.public, "the server's fine gallery")?;
+                    let keys = fine.keys(load_keys(&keys)?)?;
+                    check_keys(&keys, &served.public, "the server's fine gallery")?;
                     let rows = probe_rows(fp, served.quantizer.dim, &ids)?;
                     let client = Client::with_quantizer(keys, served.quantizer)?;
                     let r = Session::new(&client).rescore(
@@ -129,7 +157,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                         candidate_lists(&ids, &s.matches),
                         top_k,
                         &mut rand::rng(),
-                        |q| remote.fine(q).map_err(Into::into),
+                        |q| server.remote().fine(q).map_err(Into::into),
                     )?;
                     eprintln!(
                         "fine stage: {} candidates in {} ciphertexts: round trip {:.1} ms",
@@ -145,65 +173,46 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             eprintln!("{} results → {}", matches.len(), out.display());
         }
         What::Verify { keys, claim } => {
-            let (info, client) = connect(&remote, &keys)?;
-            let (probe_id, row) = claim.probe_row(info.quantizer.dim)?;
-            let v = Session::new(&client).verify(
-                &probe_id,
-                &row,
-                &claim.claim,
-                claim.threshold,
-                &mut rand::rng(),
-                |q| remote.verify(q, &claim.claim).map_err(Into::into),
-            )?;
+            let server = connect(&keys)?;
+            let (probe_id, row) = claim.probe_row(server.info().quantizer.dim)?;
+            let v = server.verify(&probe_id, &row, &claim.claim, claim.threshold)?;
             claim.report(&probe_id, &v);
         }
-        What::Enroll { keys, input, chunks_per_request } => {
-            let (info, client) = connect(&remote, &keys)?;
+        What::Enroll { keys, input, chunks_per_request, resume } => {
+            let server = connect(&keys)?;
             let set = embeddings::read_set(&input).with_context(|| format!("reading {}", input.display()))?;
-            same_dim(set.dim, &info, &input)?;
+            same_dim(set.dim, server.info(), &input)?;
             let ids: Vec<String> = (0..set.len()).map(|i| set.ids.display(i)).collect();
             let pb = crate::progress::bar(ids.len() as u64, "enroll");
             let t = std::time::Instant::now();
-            let ack = remote
-                .enrol_rows(&client, &ids, &set.data, chunks_per_request, &mut rand::rng(), |n| pb.inc(n as u64))?;
+            let options = EnrolOptions { resume, chunks_per_request };
+            let done = server
+                .enrol(&ids, &set.data, options, |n| pb.inc(n as u64))
+                .with_context(|| format!("enrolling {}", input.display()))?;
             pb.finish_and_clear();
             eprintln!(
-                "enrolled {} templates in {:.1} s; the server holds {} (version {:016x})",
-                ids.len(),
+                "enrolled {} templates in {:.1} s{}{}; the server holds {} (version {:016x})",
+                done.enrolled,
                 t.elapsed().as_secs_f64(),
-                ack.templates,
-                ack.version
+                match done.skipped {
+                    0 => String::new(),
+                    n => format!(", skipped {n} the server held already"),
+                },
+                match done.recovered {
+                    0 => String::new(),
+                    n => format!(", {n} requests found applied after their answer was lost"),
+                },
+                done.templates,
+                done.version
             );
         }
         What::Remove { ids } => {
+            let remote =
+                service::Remote::with_ca(&a.server, options.token, options.timeout, options.ca_pem.as_deref())?
+                    .with_retry(options.retry);
             let ack = remote.remove(&ids)?;
             eprintln!("removed {} ids; the server holds {} (version {:016x})", ack.changed, ack.templates, ack.version);
         }
-    }
-    Ok(())
-}
-
-/// The server's description and a client for it, refused when the keys are not the gallery's.
-fn connect(remote: &Remote, keys: &Path) -> anyhow::Result<(ServerInfo, Client)> {
-    let info = remote.info()?;
-    let keys = load_keys(keys)?;
-    same_key(&keys, &info.public, "the server's gallery")?;
-    let q: Quantizer = info.quantizer;
-    Ok((info, Client::with_quantizer(keys, q)?))
-}
-
-fn same_key(keys: &ClientKeys, public: &encsearch::PublicParams, what: &str) -> anyhow::Result<()> {
-    if keys.public() != public {
-        anyhow::bail!(
-            "{what} is under key {} (N = {}, t = {}), these keys are {} (N = {}, t = {}): use the key set it \
-             was enrolled with",
-            public.key_id.0,
-            public.params.degree,
-            public.params.plaintext,
-            keys.key_id().0,
-            keys.public().params.degree,
-            keys.public().params.plaintext
-        );
     }
     Ok(())
 }

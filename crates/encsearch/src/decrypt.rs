@@ -1,0 +1,152 @@
+//! Decryption of score chunks: half of every query's work, and all of it the key holder's.
+//!
+//! A chunk's scores are a degree-2 ciphertext `(c0, c1, c2)` modulo the response modulus q0
+//! (compact ones first lifted to q0). Decryption is `m = c0 + c1·s + c2·s²`, then
+//! `round(t·m/q0) mod t`, then the slot decoding (an NTT modulo t and fhe's slot order). fhe's
+//! general `try_decrypt` recomputes `s` and `s²` in NTT form for every ciphertext, runs its
+//! 64-bit transforms and scales through big-integer arithmetic; here `s` and `s²` are kept in
+//! NTT form once per key set, the three transforms (two forward, one inverse, plus the one
+//! modulo t) take the vector builds of `kernel/ntt.rs`, the products are Shoup products
+//! (`kernel/pointwise.rs`), and the scaling is one double-precision product per coefficient:
+//! `t·m/q0` is within `2^-20` of the exact quotient for any q0 < 2^64, while a decryption
+//! inside its noise bound (`params.rs`) leaves the quotient at least 1/4 away from a rounding
+//! boundary, so the result is exactly fhe's. Tests compare both on real answers, at the
+//! largest magnitudes too, on every build the CPU has.
+
+use fhe_math::zq::Modulus;
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::kernel::{Ntt, ShoupRow, Simd};
+use crate::keys::ClientKeys;
+
+/// How decrypted coefficients are read: as slots (SIMD, the 1:N scores) or as the coefficients
+/// themselves (the second stage's coefficient packing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Read {
+    Slots,
+    Coefficients,
+}
+
+/// A key set's decryption of score ciphertexts modulo q0, with its tables.
+#[derive(Debug)]
+pub(crate) struct ScoreDecryptor {
+    n: usize,
+    q: Modulus,
+    ntt_q: Ntt,
+    s: Secret,
+    s2: Secret,
+    t: u64,
+    t_over_q: f64,
+    ntt_t: Ntt,
+    /// Slot i is output `slot_of[i]` of the NTT modulo t (fhe's SIMD order).
+    slot_of: Vec<usize>,
+}
+
+/// A row of the secret (`s` or `s²` in NTT form), wiped when dropped, never printed.
+struct Secret(ShoupRow);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl ScoreDecryptor {
+    /// The tables of `keys` for the builds `simd` allows.
+    pub(crate) fn new(keys: &ClientKeys, simd: Simd) -> Result<Self> {
+        let params = &keys.public().params;
+        let n = params.degree;
+        let q0 = params.response_modulus();
+        let q = Modulus::new(q0).map_err(|e| Error::params(format!("response modulus {q0}: {e}")))?;
+        let ntt_q = Ntt::new(&q, n, simd)?;
+        let lift = |c: i64| if c < 0 { q0 - c.unsigned_abs() } else { c as u64 };
+        let mut s: Zeroizing<Vec<u64>> = Zeroizing::new(keys.secret_coefficients()?.iter().map(|&c| lift(c)).collect());
+        ntt_q.forward(&mut s);
+        let s2: Zeroizing<Vec<u64>> = Zeroizing::new(s.iter().map(|&v| q.mul(v, v)).collect());
+        let t = params.plaintext;
+        let tm = Modulus::new(t).map_err(|e| Error::params(format!("plaintext modulus {t}: {e}")))?;
+        let ntt_t = Ntt::new(&tm, n, simd)?;
+        Ok(Self {
+            n,
+            ntt_q,
+            s: Secret(ShoupRow::new(&q, s.to_vec(), simd)),
+            s2: Secret(ShoupRow::new(&q, s2.to_vec(), simd)),
+            q,
+            t,
+            t_over_q: t as f64 / q0 as f64,
+            ntt_t,
+            slot_of: slot_order(n),
+        })
+    }
+
+    /// Decrypts `(c0, c1, c2)` (a full answer) or `(c0, c1)` (a compact one, relinearised):
+    /// coefficients modulo q0, each part N values below q0; reads the plaintext as `read` says,
+    /// N values centred modulo t.
+    pub(crate) fn decrypt(&self, parts: &[&[u64]], read: Read) -> Result<Vec<i64>> {
+        let n = self.n;
+        if !(2..=3).contains(&parts.len()) {
+            return Err(Error::malformed("response", format!("a score ciphertext of {} parts", parts.len())));
+        }
+        if parts.iter().any(|p| p.len() != n) {
+            return Err(Error::malformed("response", "polynomial of wrong length"));
+        }
+        let q0 = *self.q;
+        if parts.iter().any(|p| p.iter().any(|&v| v >= q0)) {
+            return Err(Error::malformed("response", "coefficient beyond the response modulus"));
+        }
+        // c1·s (+ c2·s²), in the NTT domain.
+        let mut acc = Zeroizing::new(vec![0u64; n]);
+        let mut x = Zeroizing::new(parts[1].to_vec());
+        self.ntt_q.forward(&mut x);
+        self.s.0.mul_acc(&self.q, &x, &mut acc);
+        if let Some(c2) = parts.get(2) {
+            x.copy_from_slice(c2);
+            self.ntt_q.forward(&mut x);
+            self.s2.0.mul_acc(&self.q, &x, &mut acc);
+        }
+        self.ntt_q.backward(&mut acc);
+        // m = c0 + …, then round(t·m/q0) mod t.
+        let t = self.t;
+        let mut w: Vec<u64> = acc
+            .iter()
+            .zip(parts[0])
+            .map(|(&a, &c)| {
+                let m = self.q.add(a, c);
+                let v = (m as f64 * self.t_over_q).round() as u64;
+                if v >= t { v - t } else { v }
+            })
+            .collect();
+        let half = t / 2;
+        let centre = |v: u64| if v > half { v as i64 - t as i64 } else { v as i64 };
+        Ok(match read {
+            Read::Coefficients => w.into_iter().map(centre).collect(),
+            Read::Slots => {
+                self.ntt_t.forward(&mut w);
+                self.slot_of.iter().map(|&j| centre(w[j])).collect()
+            }
+        })
+    }
+}
+
+/// fhe's SIMD slot order (SEAL's batch encoder): slot i of row 0 is the evaluation at
+/// `ψ^(3^i)`, of row 1 at `ψ^(-3^i)`, found at the bit-reversed position the forward NTT puts it.
+fn slot_order(n: usize) -> Vec<usize> {
+    let row = n >> 1;
+    let m = n << 1;
+    let shift = n.leading_zeros() + 1;
+    let mut pos = 1usize;
+    let mut map = vec![0usize; n];
+    for i in 0..row {
+        map[i] = ((pos - 1) >> 1).reverse_bits() >> shift;
+        map[row | i] = ((m - pos - 1) >> 1).reverse_bits() >> shift;
+        pos = (pos * 3) & (m - 1);
+    }
+    map
+}

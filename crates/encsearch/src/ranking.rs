@@ -1,0 +1,142 @@
+//! The key holder's ranking: each chunk's scores decrypted and folded into every probe's top-k
+//! as soon as they are there — from a whole [`Response`] ([`Client::decrypt_top_k`]) or chunk by
+//! chunk while a streamed answer is still arriving ([`crate::ScoreStream::for_each_chunk`]), so
+//! decryption overlaps the transfer. One implementation for both, so they rank identically.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use embeddings::Match;
+
+use crate::client::{Client, better_sign, similarity};
+use crate::compact::ScoreForm;
+use crate::error::{Error, Result};
+use crate::keys::KeyId;
+use crate::quantize::Metric;
+use crate::topk::{Hit, TopK};
+use crate::wire::{ChunkScores, IdTable, StreamHeader};
+
+/// What an answer says about itself, checked against the client's key before anything is
+/// decrypted.
+struct Answer<'a> {
+    key_id: &'a KeyId,
+    degree: usize,
+    modulus: u64,
+    form: ScoreForm,
+    scale: u32,
+    metric: Metric,
+}
+
+/// Every probe's `k` best live slots so far; chunks may be added in any order, from any thread.
+#[derive(Debug)]
+pub struct Ranking<'c> {
+    client: &'c Client,
+    probe_ids: Vec<String>,
+    slot_ids: Arc<Vec<Option<String>>>,
+    degree: usize,
+    scale: u32,
+    /// +1 where higher scores are better, −1 for distances (TopK keeps the highest values).
+    sign: i64,
+    k: usize,
+    tops: Vec<Mutex<TopK>>,
+}
+
+impl<'c> Ranking<'c> {
+    /// A ranking of the answer that `header` begins, its slots named by `ids` (the id table of
+    /// the header's gallery version); keeps `k` matches per probe.
+    pub fn for_stream(client: &'c Client, header: &StreamHeader, ids: &IdTable, k: usize) -> Result<Self> {
+        if ids.version != header.version {
+            return Err(Error::InvalidArgument {
+                reason: format!(
+                    "scores of gallery version {:016x}, ids of version {:016x}",
+                    header.version, ids.version
+                ),
+            });
+        }
+        if ids.slot_ids.len() != header.chunks * header.degree {
+            return Err(Error::malformed("id table", "slot count is not chunks × degree"));
+        }
+        let answer = Answer {
+            key_id: &header.key_id,
+            degree: header.degree,
+            modulus: header.modulus,
+            form: header.form,
+            scale: header.scale,
+            metric: header.metric,
+        };
+        Self::new(client, &answer, header.probe_ids.clone(), ids.slot_ids.clone(), k)
+    }
+
+    /// A ranking of a whole [`crate::Response`].
+    pub(crate) fn for_response(client: &'c Client, response: &crate::wire::Response, k: usize) -> Result<Self> {
+        let answer = Answer {
+            key_id: &response.key_id,
+            degree: response.degree,
+            modulus: response.modulus,
+            form: response.form,
+            scale: response.scale,
+            metric: response.metric,
+        };
+        Self::new(client, &answer, response.probe_ids.clone(), response.slot_ids.clone(), k)
+    }
+
+    fn new(
+        client: &'c Client,
+        a: &Answer<'_>,
+        probe_ids: Vec<String>,
+        slot_ids: Arc<Vec<Option<String>>>,
+        k: usize,
+    ) -> Result<Self> {
+        client.check_response(a.key_id, a.degree, a.modulus, a.form, "response")?;
+        let tops = probe_ids.iter().map(|_| Mutex::new(TopK::new(k))).collect();
+        Ok(Self { client, probe_ids, slot_ids, degree: a.degree, scale: a.scale, sign: better_sign(a.metric), k, tops })
+    }
+
+    /// Decrypts chunk `chunk`'s scores (one per probe, in the probes' order) and folds its
+    /// live slots into each probe's top-k.
+    pub fn add_chunk(&self, chunk: usize, scores: &[ChunkScores]) -> Result<()> {
+        self.fold(chunk, &scores.iter().collect::<Vec<_>>())
+    }
+
+    /// [`Ranking::add_chunk`] of borrowed scores.
+    pub(crate) fn fold(&self, chunk: usize, scores: &[&ChunkScores]) -> Result<()> {
+        if scores.len() != self.tops.len() {
+            return Err(Error::malformed(
+                "response",
+                format!("{} scores for {} probes", scores.len(), self.tops.len()),
+            ));
+        }
+        let n = self.degree;
+        for (top, cs) in self.tops.iter().zip(scores) {
+            let vals = self.client.decrypt_chunk(cs)?;
+            let mut t = TopK::new(self.k);
+            for (s, v) in vals.into_iter().enumerate() {
+                let g = chunk * n + s;
+                if matches!(self.slot_ids.get(g), Some(Some(_))) {
+                    t.push(Hit { index: g as u64, score: self.sign * v });
+                }
+            }
+            top.lock().unwrap_or_else(PoisonError::into_inner).merge(t);
+        }
+        Ok(())
+    }
+
+    /// The matches: `k` per probe (fewer where the gallery holds fewer), best first, probes in
+    /// the answer's order.
+    pub fn into_matches(self) -> Vec<Match> {
+        let mut out = Vec::with_capacity(self.probe_ids.len() * self.k.min(self.slot_ids.len()));
+        for (pid, top) in self.probe_ids.into_iter().zip(self.tops) {
+            let top = top.into_inner().unwrap_or_else(PoisonError::into_inner);
+            for (rank, h) in top.into_sorted().into_iter().enumerate() {
+                let score = h.score * self.sign;
+                out.push(Match {
+                    probe_id: pid.clone(),
+                    rank: rank + 1,
+                    gallery_id: self.slot_ids[h.index as usize].clone().unwrap_or_default(),
+                    score,
+                    similarity: similarity(score, self.scale),
+                });
+            }
+        }
+        out
+    }
+}
