@@ -397,6 +397,12 @@ fn tls_advice(message: &str) -> Option<&'static str> {
              refuse as a server's own: make it with `-addext basicConstraints=critical,CA:FALSE`, or sign a \
              server certificate with a CA of your own and pass that CA with --ca-cert (README: HTTPS)",
         )
+    } else if message.contains("BadSignature") {
+        Some(
+            "the server's certificate was not signed by the CA certificate this client trusts (the \
+             issuer's name matches, its signature does not): pass the CA that signed it (or the \
+             server's own self-signed certificate) with --ca-cert (README: HTTPS)",
+        )
     } else if message.contains("UnknownIssuer") {
         Some(
             "the server's certificate is not signed by a CA this client trusts: pass the CA certificate \
