@@ -355,6 +355,13 @@ impl Client {
         self.decryptor()?.decrypt(&parts, read)
     }
 
+    /// [`Client::decrypt_chunk`], handing each slot's score to `f(slot, score)` in slot order.
+    pub(crate) fn decrypt_chunk_each(&self, scores: &ChunkScores, f: impl FnMut(usize, i64)) -> Result<()> {
+        let parts = self.score_parts(scores)?;
+        let parts: Vec<&[u64]> = parts.iter().map(|p| p.as_ref()).collect();
+        self.decryptor()?.decrypt_each(&parts, Read::Slots, f)
+    }
+
     /// A chunk's score parts as polynomials modulo q0 (compact parts lifted: `round(q0·c/p)`).
     fn score_parts<'s>(&self, scores: &'s ChunkScores) -> Result<Vec<std::borrow::Cow<'s, [u64]>>> {
         let q0 = self.keys.public().params.response_modulus();
@@ -369,36 +376,29 @@ impl Client {
             .map(|(c, p)| match p == q0 {
                 true => std::borrow::Cow::Borrowed(c.as_slice()),
                 false => {
+                    // v < p, so round(q0·v/p) ≤ q0: one subtraction reduces it.
                     let f = q0 as f64 / p as f64;
-                    std::borrow::Cow::Owned(c.iter().map(|&v| (v as f64 * f).round() as u64 % q0).collect())
+                    let lift = |v: u64| {
+                        let r = (v as f64 * f + 0.5) as u64;
+                        if r >= q0 { r - q0 } else { r }
+                    };
+                    std::borrow::Cow::Owned(c.iter().map(|&v| lift(v)).collect())
                 }
             })
             .collect())
     }
 
-    /// A chunk's scores as a ciphertext modulo q0 (compact parts lifted), as decryption reads it.
+    /// A chunk's scores as an fhe ciphertext modulo q0 (compact parts lifted), for measuring
+    /// its noise.
     fn score_ciphertext(&self, scores: &ChunkScores) -> Result<Ciphertext> {
         let bfv = self.keys.bfv();
         let ctx = bfv.context_at_level(bfv.max_level())?;
         let n = bfv.degree();
-        let q0 = self.keys.public().params.response_modulus();
-        let expected = scores.form.part_moduli(q0);
-        if scores.polys.len() != expected.len() {
-            return Err(Error::malformed("response", "part count differs from the score form"));
-        }
-        let polys = scores
-            .polys
-            .iter()
-            .zip(expected)
-            .map(|(c, p)| {
-                let c = match p == q0 {
-                    true => c.clone(),
-                    false => {
-                        let f = q0 as f64 / p as f64;
-                        c.iter().map(|&v| (v as f64 * f).round() as u64 % q0).collect()
-                    }
-                };
-                let arr = Array2::from_shape_vec((1, n), c)
+        let polys = self
+            .score_parts(scores)?
+            .into_iter()
+            .map(|c| {
+                let arr = Array2::from_shape_vec((1, n), c.into_owned())
                     .map_err(|_| Error::malformed("response", "polynomial of wrong length"))?;
                 let mut p = Poly::try_convert_from(arr, ctx, false, Representation::PowerBasis)?;
                 p.change_representation(Representation::Ntt);

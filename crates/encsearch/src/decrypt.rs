@@ -17,7 +17,7 @@ use fhe_math::zq::Modulus;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
-use crate::kernel::{Ntt, ShoupRow, Simd};
+use crate::kernel::{Ntt, Ntt32, ShoupRow, Simd};
 use crate::keys::ClientKeys;
 
 /// How decrypted coefficients are read: as slots (SIMD, the 1:N scores) or as the coefficients
@@ -40,7 +40,10 @@ pub(crate) struct ScoreDecryptor {
     t_over_q: f64,
     ntt_t: Ntt,
     /// Slot i is output `slot_of[i]` of the NTT modulo t (fhe's SIMD order).
-    slot_of: Vec<usize>,
+    slot_of: Vec<u32>,
+    /// Where the CPU has no IFMA: the 32-bit transform modulo t (eight lanes of AVX2 against
+    /// four of the double-precision 64-bit build), with slot i at its output `.1[i]`.
+    narrow_t: Option<(Ntt32, Vec<u32>)>,
 }
 
 /// A row of the secret (`s` or `s²` in NTT form), wiped when dropped, never printed.
@@ -73,6 +76,11 @@ impl ScoreDecryptor {
         let t = params.plaintext;
         let tm = Modulus::new(t).map_err(|e| Error::params(format!("plaintext modulus {t}: {e}")))?;
         let ntt_t = Ntt::new(&tm, n, simd)?;
+        let slot_of = slot_order(n);
+        let narrow_t = match simd.ifma() {
+            true => None,
+            false => Ntt32::new(t, n).ok().and_then(|p| narrow_slot_order(&p, &ntt_t, &slot_of).map(|m| (p, m))),
+        };
         Ok(Self {
             n,
             ntt_q,
@@ -82,7 +90,8 @@ impl ScoreDecryptor {
             t,
             t_over_q: t as f64 / q0 as f64,
             ntt_t,
-            slot_of: slot_order(n),
+            slot_of,
+            narrow_t,
         })
     }
 
@@ -90,6 +99,16 @@ impl ScoreDecryptor {
     /// coefficients modulo q0, each part N values below q0; reads the plaintext as `read` says,
     /// N values centred modulo t.
     pub(crate) fn decrypt(&self, parts: &[&[u64]], read: Read) -> Result<Vec<i64>> {
+        let mut out = vec![0i64; self.n];
+        self.decrypt_each(parts, read, |i, v| out[i] = v)?;
+        Ok(out)
+    }
+
+    /// [`ScoreDecryptor::decrypt`], handing each value to `f(index, value)` in index order
+    /// instead of collecting them (the ranking folds them straight into its top-k). Works in
+    /// two scratch rows per thread; the phase `c0 + c1·s + c2·s²`, from which the secret could
+    /// be solved for, is overwritten in place by the plaintext before the call returns.
+    pub(crate) fn decrypt_each(&self, parts: &[&[u64]], read: Read, mut f: impl FnMut(usize, i64)) -> Result<()> {
         let n = self.n;
         if !(2..=3).contains(&parts.len()) {
             return Err(Error::malformed("response", format!("a score ciphertext of {} parts", parts.len())));
@@ -98,54 +117,96 @@ impl ScoreDecryptor {
             return Err(Error::malformed("response", "polynomial of wrong length"));
         }
         let q0 = *self.q;
-        if parts.iter().any(|p| p.iter().any(|&v| v >= q0)) {
+        // One pass over each part, branch-free, before anything reaches a transform that
+        // assumes reduced inputs.
+        if parts.iter().any(|p| p.iter().fold(false, |bad, &v| bad | (v >= q0))) {
             return Err(Error::malformed("response", "coefficient beyond the response modulus"));
         }
-        // c1·s (+ c2·s²), in the NTT domain.
-        let mut acc = Zeroizing::new(vec![0u64; n]);
-        let mut x = Zeroizing::new(parts[1].to_vec());
-        self.ntt_q.forward(&mut x);
-        self.s.0.mul_acc(&self.q, &x, &mut acc);
-        if let Some(c2) = parts.get(2) {
-            x.copy_from_slice(c2);
-            self.ntt_q.forward(&mut x);
-            self.s2.0.mul_acc(&self.q, &x, &mut acc);
-        }
-        self.ntt_q.backward(&mut acc);
-        // m = c0 + …, then round(t·m/q0) mod t.
-        let t = self.t;
-        let mut w: Vec<u64> = acc
-            .iter()
-            .zip(parts[0])
-            .map(|(&a, &c)| {
-                let m = self.q.add(a, c);
-                let v = (m as f64 * self.t_over_q).round() as u64;
-                if v >= t { v - t } else { v }
-            })
-            .collect();
-        let half = t / 2;
-        let centre = |v: u64| if v > half { v as i64 - t as i64 } else { v as i64 };
-        Ok(match read {
-            Read::Coefficients => w.into_iter().map(centre).collect(),
-            Read::Slots => {
-                self.ntt_t.forward(&mut w);
-                self.slot_of.iter().map(|&j| centre(w[j])).collect()
+        SCRATCH.with_borrow_mut(|(x, acc)| {
+            x.resize(n, 0);
+            acc.clear();
+            acc.resize(n, 0);
+            // c1·s (+ c2·s²), in the NTT domain.
+            x.copy_from_slice(parts[1]);
+            self.ntt_q.forward(x);
+            self.s.0.mul_acc(&self.q, x, acc);
+            if let Some(c2) = parts.get(2) {
+                x.copy_from_slice(c2);
+                self.ntt_q.forward(x);
+                self.s2.0.mul_acc(&self.q, x, acc);
             }
-        })
+            self.ntt_q.backward(acc);
+            // m = c0 + …, then round(t·m/q0) mod t, in place.
+            let t = self.t;
+            for (a, &c) in acc.iter_mut().zip(parts[0]) {
+                let m = self.q.add(*a, c);
+                // Non-negative: adding one half and truncating rounds (one conversion, where
+                // `f64::round` is a library call).
+                let v = (m as f64 * self.t_over_q + 0.5) as u64;
+                *a = if v >= t { v - t } else { v };
+            }
+            let half = t / 2;
+            let centre = |v: u64| if v > half { v as i64 - t as i64 } else { v as i64 };
+            match read {
+                Read::Coefficients => acc.iter().enumerate().for_each(|(i, &v)| f(i, centre(v))),
+                Read::Slots => match &self.narrow_t {
+                    Some((ntt, slot_of)) => NARROW.with_borrow_mut(|w| {
+                        w.clear();
+                        w.extend(acc.iter().map(|&v| v as u32));
+                        ntt.forward(w);
+                        slot_of.iter().enumerate().for_each(|(i, &j)| f(i, centre(u64::from(w[j as usize]))));
+                    }),
+                    None => {
+                        self.ntt_t.forward(acc);
+                        self.slot_of.iter().enumerate().for_each(|(i, &j)| f(i, centre(acc[j as usize])));
+                    }
+                },
+            }
+        });
+        Ok(())
     }
+}
+
+thread_local! {
+    /// Two rows of N words per thread: a transformed part, and the accumulator.
+    static SCRATCH: std::cell::RefCell<(Vec<u64>, Vec<u64>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+    /// The plaintext row of the 32-bit transform modulo t.
+    static NARROW: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The slot order of the 32-bit transform `narrow`, read off it rather than assumed: the
+/// transform of `x` lists its evaluation points, and slot i is where the point of fhe's slot i
+/// (`reference`'s output `slot_of[i]`) appears. `None` unless the transform of 1 is all ones
+/// (no factor on the output) and every point appears exactly once.
+fn narrow_slot_order(narrow: &Ntt32, reference: &Ntt, slot_of: &[u32]) -> Option<Vec<u32>> {
+    let n = slot_of.len();
+    let (mut one, mut x, mut x64) = (vec![0u32; n], vec![0u32; n], vec![0u64; n]);
+    (one[0], x[1], x64[1]) = (1, 1, 1);
+    narrow.forward(&mut one);
+    narrow.forward(&mut x);
+    reference.forward(&mut x64);
+    if one.iter().any(|&v| v != 1) {
+        return None;
+    }
+    let at: std::collections::HashMap<u64, u32> =
+        x.iter().enumerate().map(|(j, &p)| (u64::from(p), j as u32)).collect();
+    if at.len() != n {
+        return None;
+    }
+    slot_of.iter().map(|&j| at.get(&x64[j as usize]).copied()).collect()
 }
 
 /// fhe's SIMD slot order (SEAL's batch encoder): slot i of row 0 is the evaluation at
 /// `ψ^(3^i)`, of row 1 at `ψ^(-3^i)`, found at the bit-reversed position the forward NTT puts it.
-fn slot_order(n: usize) -> Vec<usize> {
+fn slot_order(n: usize) -> Vec<u32> {
     let row = n >> 1;
     let m = n << 1;
     let shift = n.leading_zeros() + 1;
     let mut pos = 1usize;
-    let mut map = vec![0usize; n];
+    let mut map = vec![0u32; n];
     for i in 0..row {
-        map[i] = ((pos - 1) >> 1).reverse_bits() >> shift;
-        map[row | i] = ((m - pos - 1) >> 1).reverse_bits() >> shift;
+        map[i] = (((pos - 1) >> 1).reverse_bits() >> shift) as u32;
+        map[row | i] = (((m - pos - 1) >> 1).reverse_bits() >> shift) as u32;
         pos = (pos * 3) & (m - 1);
     }
     map

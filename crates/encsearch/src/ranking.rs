@@ -106,15 +106,17 @@ impl<'c> Ranking<'c> {
             ));
         }
         let n = self.degree;
+        // The chunk's slots of the id table (shorter at the end of a table that is: those are
+        // empty slots).
+        let ids = self.slot_ids.get((chunk * n).min(self.slot_ids.len())..).unwrap_or_default();
+        let ids = &ids[..n.min(ids.len())];
         for (top, cs) in self.tops.iter().zip(scores) {
-            let vals = self.client.decrypt_chunk(cs)?;
             let mut t = TopK::new(self.k);
-            for (s, v) in vals.into_iter().enumerate() {
-                let g = chunk * n + s;
-                if matches!(self.slot_ids.get(g), Some(Some(_))) {
-                    t.push(Hit { index: g as u64, score: self.sign * v });
+            self.client.decrypt_chunk_each(cs, |s, v| {
+                if matches!(ids.get(s), Some(Some(_))) {
+                    t.push(Hit { index: (chunk * n + s) as u64, score: self.sign * v });
                 }
-            }
+            })?;
             top.lock().unwrap_or_else(PoisonError::into_inner).merge(t);
         }
         Ok(())

@@ -277,7 +277,9 @@ fn a_thousand_probes_through_three_processes_and_a_search_across_a_restart() {
     // meanwhile is refused (503 while no front door answers) and retried until it is back.
     assert!(Command::new("kill").args(["-9", &pids[0].to_string()]).status().expect("kill").success());
     let out = search("p.parquet", "during.csv");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("503") && said.contains("retrying"), "the search met the restart: {said}");
     assert_eq!(read(d, "during.csv"), read(d, "local-p.csv"));
     let again = c.started_pids();
     assert!(again.iter().all(|p| !pids.contains(p)), "the cluster was restarted: {again:?} vs {pids:?}");

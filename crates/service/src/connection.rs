@@ -131,6 +131,9 @@ pub struct Connection {
     info: ServerInfo,
     compact: bool,
     in_flight: usize,
+    /// Bytes of a query per probe, and apart from its probes (the compact key included):
+    /// measured on the first search.
+    query_bytes: OnceLock<(usize, usize)>,
 }
 
 impl Connection {
@@ -143,7 +146,14 @@ impl Connection {
         let info = remote.info()?;
         check_keys(&keys, &info.public, "the server's gallery")?;
         let client = Client::with_quantizer(keys, info.quantizer)?;
-        Ok(Self { remote, client, info, compact: options.compact_answers, in_flight: options.in_flight.max(1) })
+        Ok(Self {
+            remote,
+            client,
+            info,
+            compact: options.compact_answers,
+            in_flight: options.in_flight.max(1),
+            query_bytes: OnceLock::new(),
+        })
     }
 
     /// The server's description as read at connection (see [`Connection::refresh`]).
@@ -237,7 +247,8 @@ impl Connection {
     }
 
     /// Probes per query: the server's probe limit, cut so that a query's body stays within its
-    /// body limit (measured on one probe's encoding, the compact key counted once).
+    /// body limit (measured once on one probe's encoding, whose header counts as a probe's
+    /// share, so the estimate errs large; the compact key counted once).
     fn probes_per_query(
         &self,
         info: &ServerInfo,
@@ -245,11 +256,16 @@ impl Connection {
         rows: &[f32],
         key: Option<&CompactKey>,
     ) -> Result<usize> {
-        let d = self.client.quantizer().dim;
-        let mut one = self.client.encrypt_query(probe_ids[..1].to_vec(), &rows[..d], &mut rand::rng())?;
-        let per_probe = one.to_bytes().len();
-        one.compact = key.cloned();
-        let fixed = one.to_bytes().len() - per_probe;
+        let (per_probe, fixed) = match self.query_bytes.get() {
+            Some(&sizes) => sizes,
+            None => {
+                let d = self.client.quantizer().dim;
+                let mut one = self.client.encrypt_query(probe_ids[..1].to_vec(), &rows[..d], &mut rand::rng())?;
+                let per_probe = one.to_bytes().len();
+                one.compact = key.cloned();
+                *self.query_bytes.get_or_init(|| (per_probe, one.to_bytes().len() - per_probe))
+            }
+        };
         let room = info.max_body_bytes.saturating_sub(fixed);
         if per_probe > room {
             return Err(Error::Config(format!(
@@ -356,131 +372,9 @@ impl Connection {
         ids: &[String],
         rows: &[f32],
         options: EnrolOptions,
-        mut progress: impl FnMut(usize),
+        progress: impl FnMut(usize),
     ) -> Result<Enrolled> {
-        let d = self.client.quantizer().dim;
-        if ids.is_empty() || rows.len() != ids.len() * d {
-            return Err(Error::Config(format!("{} ids for {} values of {d}-D templates", ids.len(), rows.len())));
-        }
-        let mut first_row = std::collections::HashMap::with_capacity(ids.len());
-        for (row, id) in ids.iter().enumerate() {
-            if let Some(&first) = first_row.get(id.as_str()) {
-                return Err(Error::Search(encsearch::Error::DuplicateInInput {
-                    input: "the rows to enrol".into(),
-                    row,
-                    id: id.clone(),
-                    first_row: first,
-                }));
-            }
-            first_row.insert(id.as_str(), row);
-        }
-        drop(first_row);
-        let info = self.remote.info()?;
-        // With `resume`, the rows the server holds already are skipped; without it the server
-        // is the judge (a duplicate is its 409, and nothing of that request is applied).
-        let todo: Vec<usize> = match options.resume {
-            true => {
-                let live = self.live_ids(info.version)?;
-                (0..ids.len()).filter(|i| !live.contains(ids[*i].as_str())).collect()
-            }
-            false => (0..ids.len()).collect(),
-        };
-        let mut out = Enrolled {
-            enrolled: 0,
-            skipped: ids.len() - todo.len(),
-            recovered: 0,
-            templates: info.templates,
-            version: info.version,
-        };
-        let n = self.client.chunk_size();
-        let mut per_request = options.chunks_per_request.max(1);
-        let mut rng = rand::rng();
-        let mut at = 0;
-        while at < todo.len() {
-            let take = (n * per_request).min(todo.len() - at);
-            let part = &todo[at..at + take];
-            let part_ids: Vec<String> = part.iter().map(|&i| ids[i].clone()).collect();
-            let part_rows: Vec<f32> = part.iter().flat_map(|&i| rows[i * d..(i + 1) * d].iter().copied()).collect();
-            let chunks = self.client.encrypt_templates(&part_rows, &mut rng)?;
-            let e = Enrolment { key_id: self.client.keys().key_id().clone(), ids: part_ids, chunks };
-            let bytes = e.to_bytes();
-            if bytes.len() > info.max_body_bytes {
-                if per_request == 1 {
-                    return Err(Error::Config(format!(
-                        "one chunk's enrolment is {} bytes, more than the server's body limit of {} (hers serve \
-                         --max-body-mib)",
-                        bytes.len(),
-                        info.max_body_bytes
-                    )));
-                }
-                per_request = (per_request * info.max_body_bytes / bytes.len()).clamp(1, per_request - 1);
-                continue;
-            }
-            let (ack, recovered) = self.send_enrolment(&e.ids, &bytes).map_err(|e| match e {
-                Error::Http { url, status: 409, message, retry_after } if !options.resume => Error::Http {
-                    url,
-                    status: 409,
-                    message: format!(
-                        "{message} (if an earlier enrolment of these rows was interrupted, rerun with --resume \
-                         to send only the rows the server lacks)"
-                    ),
-                    retry_after,
-                },
-                e => e,
-            })?;
-            out.enrolled += e.ids.len();
-            out.recovered += usize::from(recovered);
-            (out.templates, out.version) = (ack.templates, ack.version);
-            progress(e.ids.len());
-            at += take;
-        }
-        Ok(out)
-    }
-
-    /// Sends one encoded enrolment until it is known to be applied: acknowledged, or — after an
-    /// answer that never came — every one of its ids in the server's id table. Returns the
-    /// acknowledgement and whether it was recovered from the id table.
-    fn send_enrolment(&self, ids: &[String], bytes: &[u8]) -> Result<(WriteAck, bool)> {
-        let policy = self.remote.retry_policy();
-        let started = Instant::now();
-        let mut tries = 0u32;
-        loop {
-            tries += 1;
-            let lost = match self.remote.enrol_bytes(bytes) {
-                Ok(ack) => return Ok((ack, false)),
-                // Refused before it was read: nothing was applied (the transport retried what
-                // it could); an answer that says what is wrong: nothing was applied.
-                Err(e @ (Error::Http { .. } | Error::GaveUp { .. } | Error::Unreachable { .. } | Error::Config(_))) => {
-                    return Err(e);
-                }
-                Err(e) => e,
-            };
-            // The request may or may not have been applied: ask the server what it holds.
-            tracing::warn!("{lost}; checking whether the server applied the enrolment before sending it again");
-            let info = self.remote.info()?;
-            let live = self.live_ids(info.version)?;
-            let present = ids.iter().filter(|id| live.contains(id.as_str())).count();
-            if present == ids.len() {
-                let ack = WriteAck { version: info.version, templates: info.templates, changed: ids.len() };
-                return Ok((ack, true));
-            }
-            if present > 0 {
-                return Err(Error::Config(format!(
-                    "the server holds {present} of the {} ids of an enrolment request whose answer was lost: \
-                     a request is applied whole or not at all, so another writer enrolled some of these ids",
-                    ids.len()
-                )));
-            }
-            if tries >= policy.attempts.max(1) || started.elapsed() > policy.total {
-                return Err(Error::GaveUp { tries, seconds: started.elapsed().as_secs_f64(), last: Box::new(lost) });
-            }
-        }
-    }
-
-    /// The ids of gallery version `version`.
-    fn live_ids(&self, version: u64) -> Result<HashSet<String>> {
-        let table = self.remote.ids(version)?;
-        Ok(table.slot_ids.iter().flatten().cloned().collect())
+        enrol_rows(&self.remote, &self.client, ids, rows, options, &mut rand::rng(), progress)
     }
 
     /// Removes `ids`; returns once the removal is durable and no search returns them.
@@ -516,4 +410,141 @@ pub fn check_keys(keys: &ClientKeys, public: &encsearch::PublicParams, what: &st
         )));
     }
     Ok(())
+}
+
+/// Encrypts `rows` (row-major, the gallery's dimension) and enrols them under `ids`;
+/// `progress(n)` after each acknowledged request of n rows. Each request is durable when
+/// acknowledged; a request whose acknowledgement was lost is checked against the server's
+/// id table before it is sent again, so no row is enrolled twice (module docs).
+pub(crate) fn enrol_rows<R: rand::RngCore + rand::CryptoRng>(
+    remote: &Remote,
+    client: &Client,
+    ids: &[String],
+    rows: &[f32],
+    options: EnrolOptions,
+    rng: &mut R,
+    mut progress: impl FnMut(usize),
+) -> Result<Enrolled> {
+    let d = client.quantizer().dim;
+    if ids.is_empty() || rows.len() != ids.len() * d {
+        return Err(Error::Config(format!("{} ids for {} values of {d}-D templates", ids.len(), rows.len())));
+    }
+    let mut first_row = std::collections::HashMap::with_capacity(ids.len());
+    for (row, id) in ids.iter().enumerate() {
+        if let Some(&first) = first_row.get(id.as_str()) {
+            return Err(Error::Search(encsearch::Error::DuplicateInInput {
+                input: "the rows to enrol".into(),
+                row,
+                id: id.clone(),
+                first_row: first,
+            }));
+        }
+        first_row.insert(id.as_str(), row);
+    }
+    drop(first_row);
+    let info = remote.info()?;
+    // With `resume`, the rows the server holds already are skipped; without it the server
+    // is the judge (a duplicate is its 409, and nothing of that request is applied).
+    let todo: Vec<usize> = match options.resume {
+        true => {
+            let live = live_ids(remote, info.version)?;
+            (0..ids.len()).filter(|i| !live.contains(ids[*i].as_str())).collect()
+        }
+        false => (0..ids.len()).collect(),
+    };
+    let mut out = Enrolled {
+        enrolled: 0,
+        skipped: ids.len() - todo.len(),
+        recovered: 0,
+        templates: info.templates,
+        version: info.version,
+    };
+    let n = client.chunk_size();
+    let mut per_request = options.chunks_per_request.max(1);
+    let mut at = 0;
+    while at < todo.len() {
+        let take = (n * per_request).min(todo.len() - at);
+        let part = &todo[at..at + take];
+        let part_ids: Vec<String> = part.iter().map(|&i| ids[i].clone()).collect();
+        let part_rows: Vec<f32> = part.iter().flat_map(|&i| rows[i * d..(i + 1) * d].iter().copied()).collect();
+        let chunks = client.encrypt_templates(&part_rows, rng)?;
+        let e = Enrolment { key_id: client.keys().key_id().clone(), ids: part_ids, chunks };
+        let bytes = e.to_bytes();
+        if bytes.len() > info.max_body_bytes {
+            if per_request == 1 {
+                return Err(Error::Config(format!(
+                    "one chunk's enrolment is {} bytes, more than the server's body limit of {} (hers serve \
+                     --max-body-mib)",
+                    bytes.len(),
+                    info.max_body_bytes
+                )));
+            }
+            per_request = (per_request * info.max_body_bytes / bytes.len()).clamp(1, per_request - 1);
+            continue;
+        }
+        let (ack, recovered) = send_enrolment(remote, &e.ids, &bytes).map_err(|e| match e {
+            Error::Http { url, status: 409, message, retry_after } if !options.resume => Error::Http {
+                url,
+                status: 409,
+                message: format!(
+                    "{message} (if an earlier enrolment of these rows was interrupted, rerun with --resume \
+                     to send only the rows the server lacks)"
+                ),
+                retry_after,
+            },
+            e => e,
+        })?;
+        out.enrolled += e.ids.len();
+        out.recovered += usize::from(recovered);
+        (out.templates, out.version) = (ack.templates, ack.version);
+        progress(e.ids.len());
+        at += take;
+    }
+    Ok(out)
+}
+
+/// Sends one encoded enrolment until it is known to be applied: acknowledged, or — after an
+/// answer that never came — every one of its ids in the server's id table. Returns the
+/// acknowledgement and whether it was recovered from the id table.
+fn send_enrolment(remote: &Remote, ids: &[String], bytes: &[u8]) -> Result<(WriteAck, bool)> {
+    let policy = remote.retry_policy();
+    let started = Instant::now();
+    let mut tries = 0u32;
+    loop {
+        tries += 1;
+        let lost = match remote.enrol_bytes(bytes) {
+            Ok(ack) => return Ok((ack, false)),
+            // Refused before it was read: nothing was applied (the transport retried what
+            // it could); an answer that says what is wrong: nothing was applied.
+            Err(e @ (Error::Http { .. } | Error::GaveUp { .. } | Error::Unreachable { .. } | Error::Config(_))) => {
+                return Err(e);
+            }
+            Err(e) => e,
+        };
+        // The request may or may not have been applied: ask the server what it holds.
+        tracing::warn!("{lost}; checking whether the server applied the enrolment before sending it again");
+        let info = remote.info()?;
+        let live = live_ids(remote, info.version)?;
+        let present = ids.iter().filter(|id| live.contains(id.as_str())).count();
+        if present == ids.len() {
+            let ack = WriteAck { version: info.version, templates: info.templates, changed: ids.len() };
+            return Ok((ack, true));
+        }
+        if present > 0 {
+            return Err(Error::Config(format!(
+                "the server holds {present} of the {} ids of an enrolment request whose answer was lost: \
+                 a request is applied whole or not at all, so another writer enrolled some of these ids",
+                ids.len()
+            )));
+        }
+        if tries >= policy.attempts.max(1) || started.elapsed() > policy.total {
+            return Err(Error::GaveUp { tries, seconds: started.elapsed().as_secs_f64(), last: Box::new(lost) });
+        }
+    }
+}
+
+/// The ids of gallery version `version`.
+fn live_ids(remote: &Remote, version: u64) -> Result<HashSet<String>> {
+    let table = remote.ids(version)?;
+    Ok(table.slot_ids.iter().flatten().cloned().collect())
 }

@@ -293,7 +293,7 @@ impl Remote {
     /// Encrypts `rows` (row-major, the gallery's dimension) with `client` and enrols them under
     /// `ids`, `per_request` chunks per request; `progress(n)` after each acknowledged request
     /// of n templates. Returns the last acknowledgement. A failed request leaves every earlier
-    /// one enrolled (each is durable when acknowledged).
+    /// one enrolled (each is durable when acknowledged); the loop is [`crate::Connection::enrol`]'s.
     pub fn enrol_rows<R: rand::RngCore + rand::CryptoRng>(
         &self,
         client: &Client,
@@ -301,21 +301,11 @@ impl Remote {
         rows: &[f32],
         per_request: usize,
         rng: &mut R,
-        mut progress: impl FnMut(usize),
+        progress: impl FnMut(usize),
     ) -> Result<WriteAck> {
-        let d = client.quantizer().dim;
-        if ids.is_empty() || rows.len() != ids.len() * d {
-            return Err(Error::Config(format!("{} ids for {} values of {d}-D templates", ids.len(), rows.len())));
-        }
-        let batch = client.chunk_size() * per_request.max(1);
-        let mut last = None;
-        for (ids, rows) in ids.chunks(batch).zip(rows.chunks(batch * d)) {
-            let chunks = client.encrypt_templates(rows, rng)?;
-            let e = Enrolment { key_id: client.keys().key_id().clone(), ids: ids.to_vec(), chunks };
-            last = Some(self.enrol(&e)?);
-            progress(ids.len());
-        }
-        last.ok_or_else(|| Error::Config("nothing to enrol".into()))
+        let options = crate::EnrolOptions { resume: false, chunks_per_request: per_request };
+        let done = crate::connection::enrol_rows(self, client, ids, rows, options, rng, progress)?;
+        Ok(WriteAck { version: done.version, templates: done.templates, changed: done.enrolled })
     }
 
     /// Removes ids; returns once the removal is durable and no search returns them.
