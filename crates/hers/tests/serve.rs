@@ -136,6 +136,28 @@ fn enrolled(d: &Path, ids: std::ops::Range<i64>) {
     ok(&["enroll", "--keys", "keys", "--input", "g.parquet", "--gallery", "g"], d);
 }
 
+/// `hers client search` of `p.parquet` against `url` (client flags `flags`) into `out`, started
+/// and left running; its standard error piped.
+fn spawn_search(d: &Path, url: &str, flags: &[&str], out: &str) -> Child {
+    Command::new(exe())
+        .current_dir(d)
+        .args(["client", "--server", url])
+        .args(flags)
+        .args(["search", "--keys", "keys", "--probes", "p.parquet", "--out", out])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn hers client")
+}
+
+/// [`enrolled`], probes `probes` in `p.parquet`, and `hers search` of them written to
+/// `local.csv`: the results every remote search must equal. Returns them.
+fn searched_locally(d: &Path, gallery: std::ops::Range<i64>, probes: std::ops::Range<i64>) -> String {
+    enrolled(d, gallery);
+    input(&d.join("p.parquet"), probes);
+    ok(&["search", "--keys", "keys", "--gallery", "g", "--probes", "p.parquet", "--out", "local.csv"], d);
+    std::fs::read_to_string(d.join("local.csv")).expect("local results")
+}
+
 #[test]
 fn client_answers_equal_the_local_commands_and_writes_land_in_the_gallery() {
     let tmp = tempfile::tempdir().expect("tmp");
@@ -499,6 +521,18 @@ fn bench_serve_reports_each_load_and_the_servers_cpu_per_query() {
     }
     assert!(text.contains("in-process, same gallery, no network: one probe"), "{text}");
     assert!(text.contains("service overhead: p50 at 1 client = "), "{text}");
+    // Whole key-holder searches through the client library, against the same in process.
+    let out = hers()
+        .current_dir(d)
+        .args(args)
+        .args(["--clients", "1", "--duration", "1", "--gallery", "g", "--key-holder"])
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let row = text.lines().find(|l| l.starts_with("| 1 |")).unwrap_or_else(|| panic!("no row: {text}"));
+    assert!(row.trim_matches('|').split('|').nth(1).map(str::trim).is_some_and(|q| q != "0"), "{row}");
+    assert!(text.contains("key-holder searches: p50 at 1 client = "), "{text}");
     server.stop();
 }
 
@@ -521,9 +555,7 @@ fn stored_ids(dir: &Path) -> Vec<String> {
 fn a_thousand_probes_are_split_within_the_servers_limits_and_answer_as_hers_search() {
     let tmp = tempfile::tempdir().expect("tmp");
     let d = tmp.path();
-    enrolled(d, 0..6000);
-    input(&d.join("p.parquet"), 0..1000);
-    ok(&["search", "--keys", "keys", "--gallery", "g", "--probes", "p.parquet", "--out", "local.csv"], d);
+    let local = searched_locally(d, 0..6000, 0..1000);
     // 8 MiB: about a dozen probes per query (632 KB each), the server's probe limit 64.
     let server = Server::start(d, &["--gallery", "g", "--max-body-mib", "8"]);
     let info = server.remote(None).info().expect("config");
@@ -534,7 +566,6 @@ fn a_thousand_probes_are_split_within_the_servers_limits_and_answer_as_hers_sear
         .args(["--out", "remote.csv"])
         .assert()
         .success();
-    let local = std::fs::read_to_string(d.join("local.csv")).expect("local");
     assert_eq!(local, std::fs::read_to_string(d.join("remote.csv")).expect("remote"));
     assert_eq!(local.lines().filter(|l| l.split(',').nth(1) == Some("1")).count(), 1000, "a rank-1 row per probe");
     let metrics = server.remote(None).metrics().expect("metrics");
@@ -548,27 +579,15 @@ fn a_thousand_probes_are_split_within_the_servers_limits_and_answer_as_hers_sear
 fn searches_refused_with_429_are_retried_until_served() {
     let tmp = tempfile::tempdir().expect("tmp");
     let d = tmp.path();
-    enrolled(d, 0..40_000);
-    input(&d.join("p.parquet"), 0..16);
-    ok(&["search", "--keys", "keys", "--gallery", "g", "--probes", "p.parquet", "--out", "local.csv"], d);
-    let local = std::fs::read_to_string(d.join("local.csv")).expect("local");
+    let local = searched_locally(d, 0..40_000, 0..16);
     // No waiting room: a query is accepted only while the scorer is idle.
     let server = Server::start(d, &["--gallery", "g", "--max-inflight", "0", "--batch-window-ms", "0"]);
     let mut rounds = 0;
     while counter(&server.remote(None).metrics().expect("metrics"), "hers_overloaded_total") == 0 {
         rounds += 1;
         assert!(rounds <= 5, "five rounds of 4 clients at once never met a 429");
-        let searches: Vec<_> = (0..4)
-            .map(|i| {
-                Command::new(exe())
-                    .current_dir(d)
-                    .args(["client", "--server", &server.url, "--full-answers", "search", "--keys", "keys"])
-                    .args(["--probes", "p.parquet", "--out", &format!("r{i}.csv")])
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .expect("spawn hers client")
-            })
-            .collect();
+        let searches: Vec<_> =
+            (0..4).map(|i| spawn_search(d, &server.url, &["--full-answers"], &format!("r{i}.csv"))).collect();
         for (i, c) in searches.into_iter().enumerate() {
             let out = c.wait_with_output().expect("client");
             assert!(out.status.success(), "client {i}: {}", String::from_utf8_lossy(&out.stderr));
@@ -582,17 +601,9 @@ fn searches_refused_with_429_are_retried_until_served() {
 fn a_search_in_flight_at_sigterm_is_answered_whole() {
     let tmp = tempfile::tempdir().expect("tmp");
     let d = tmp.path();
-    enrolled(d, 0..60_000);
-    input(&d.join("p.parquet"), 0..64);
-    ok(&["search", "--keys", "keys", "--gallery", "g", "--probes", "p.parquet", "--out", "local.csv"], d);
+    let local = searched_locally(d, 0..60_000, 0..64);
     let server = Server::start(d, &["--gallery", "g"]);
-    let search = Command::new(exe())
-        .current_dir(d)
-        .args(["client", "--server", &server.url, "search", "--keys", "keys", "--probes", "p.parquet"])
-        .args(["--out", "remote.csv"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn hers client");
+    let search = spawn_search(d, &server.url, &[], "remote.csv");
     // In flight once its body has arrived (the client first encrypts 64 probes).
     let remote = server.remote(None);
     let t = Instant::now();
@@ -605,10 +616,7 @@ fn a_search_in_flight_at_sigterm_is_answered_whole() {
     let out = search.wait_with_output().expect("client");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(answered_before, 0, "the query was answered before SIGTERM: the test proves nothing");
-    assert_eq!(
-        std::fs::read_to_string(d.join("local.csv")).expect("local"),
-        std::fs::read_to_string(d.join("remote.csv")).expect("remote")
-    );
+    assert_eq!(local, std::fs::read_to_string(d.join("remote.csv")).expect("remote"));
 }
 
 #[test]
@@ -765,9 +773,7 @@ fn https_with_the_readmes_openssl_certificate() {
         }
     }
     assert!(openssl("ca", &[]).expect("openssl").status.success());
-    enrolled(d, 0..3000);
-    input(&d.join("p.parquet"), 40..45);
-    ok(&["search", "--keys", "keys", "--gallery", "g", "--probes", "p.parquet", "--out", "local.csv"], d);
+    let local = searched_locally(d, 0..3000, 40..45);
     let search = ["search", "--keys", "keys", "--probes", "p.parquet", "--out", "remote.csv"];
 
     let server = Server::start(d, &["--gallery", "g", "--tls-cert", "cert.pem", "--tls-key", "cert.key"]);
@@ -777,10 +783,7 @@ fn https_with_the_readmes_openssl_certificate() {
         .args(search)
         .assert()
         .success();
-    assert_eq!(
-        std::fs::read_to_string(d.join("local.csv")).expect("local"),
-        std::fs::read_to_string(d.join("remote.csv")).expect("remote")
-    );
+    assert_eq!(local, std::fs::read_to_string(d.join("remote.csv")).expect("remote"));
     // Another certificate than the server's: not trusted, and the client says what to pass.
     hers()
         .current_dir(d)

@@ -190,16 +190,20 @@ impl Connection {
                 rows.len()
             )));
         }
-        // The current version's id table first: an answer of that version then needs no second
-        // request (which a server shutting down would refuse after streaming the answer).
-        let info = self.remote.info()?;
-        self.remote.ids(info.version)?;
+        // The id table of the version last seen first (fetched once per version): an answer of
+        // that version then needs no second request, which a server shutting down would refuse
+        // after streaming the answer. A version gone since is no error: the answer names its own.
+        let info = &self.info;
+        match self.remote.ids(info.version) {
+            Err(e) if e.status() == Some(410) => {}
+            other => drop(other?),
+        }
         let mut rng = rand::rng();
         let key = match self.compact {
             true => Some(self.client.compact_key(&mut rng)?),
             false => None,
         };
-        let per_query = self.probes_per_query(&info, probe_ids, rows, key.as_ref())?;
+        let per_query = self.probes_per_query(info, probe_ids, rows, key.as_ref())?;
         let groups: Vec<std::ops::Range<usize>> =
             (0..probe_ids.len()).step_by(per_query).map(|s| s..(s + per_query).min(probe_ids.len())).collect();
 

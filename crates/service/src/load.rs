@@ -1,6 +1,8 @@
 //! `hers bench serve`: closed-loop load against a running server — C clients, each sending its
 //! next query when the previous answer has arrived whole — and the enrolment path: throughput,
-//! and the time from an enrolment's acknowledgement to its first appearance in a search.
+//! and the time from an enrolment's acknowledgement to its first appearance in a search. With a
+//! [`Connection`], each query is a whole key-holder search instead (encrypt, send, decrypt the
+//! answer while it streams, rank), judged against the same search in process.
 
 use std::fmt::Write as _;
 use std::sync::Mutex;
@@ -10,6 +12,7 @@ use encsearch::Client;
 use rand::{CryptoRng, RngCore};
 use serde::Serialize;
 
+use crate::connection::Connection;
 use crate::error::{Error, Result};
 use crate::remote::Remote;
 
@@ -42,7 +45,8 @@ pub struct LoadRow {
     /// Answered queries per second.
     pub qps: f64,
     /// Latency percentiles, milliseconds (request sent → whole answer read and checked frame by
-    /// frame; the scores are not unpacked, which is the key holder's work, not the service's).
+    /// frame; the scores are not unpacked, which is the key holder's work, not the service's —
+    /// unless the queries are key-holder searches, which include it).
     pub p50_ms: f64,
     /// 95th percentile.
     pub p95_ms: f64,
@@ -85,6 +89,8 @@ pub struct LoadReport {
     pub enrol: Option<EnrolRow>,
     /// The same gallery scored in this process, no network (with `--gallery`).
     pub in_process: Option<InProcess>,
+    /// Whether each query was a whole key-holder search (else: the service alone).
+    pub key_holder: bool,
 }
 
 /// The kernel the service wraps, measured in-process on the same gallery: what the service's
@@ -101,6 +107,9 @@ pub struct InProcess {
     /// CPU milliseconds per query in those passes (`None` where the process's CPU time is not
     /// known): what the server's CPU per query is judged against.
     pub batch_cpu_ms: Option<f64>,
+    /// Median milliseconds of a whole one-probe search in process (encrypt, score, decrypt,
+    /// top-k), measured when the load was key-holder searches.
+    pub search_ms: Option<f64>,
 }
 
 /// Scores `probes` against the gallery in `dir` in this process (hot form mapped from its
@@ -111,6 +120,7 @@ pub fn in_process<R: RngCore + CryptoRng>(
     probes: &[f32],
     simd: encsearch::Simd,
     compact: bool,
+    whole_search: bool,
     rng: &mut R,
 ) -> Result<InProcess> {
     let g = encsearch::Gallery::open(dir)?;
@@ -140,10 +150,37 @@ pub fn in_process<R: RngCore + CryptoRng>(
     let (t, single_cpu) = time(&one, 1, 15)?;
     let single_ms = t * 1e3;
     let (t, cpu) = time(&query(BATCH, rng)?, BATCH, 5)?;
+    let search_ms = match whole_search {
+        false => None,
+        true => {
+            let session = encsearch::Session::new(client).with_compact_answers(compact);
+            let mut runs = (0..16)
+                .map(|_| {
+                    let t = Instant::now();
+                    session.search(vec!["p0".into()], &rows[..d], SEARCH_K, rng, |q| ctx.score(q, &hot))?;
+                    Ok(t.elapsed().as_secs_f64() * 1e3)
+                })
+                .collect::<Result<Vec<f64>>>()?;
+            runs.sort_by(f64::total_cmp);
+            Some(runs[runs.len() / 2])
+        }
+    };
     Ok(match BATCH as f64 / t > 1e3 / single_ms {
-        true => InProcess { single_ms, batch: BATCH, batch_qps: BATCH as f64 / t, batch_cpu_ms: cpu },
-        false => InProcess { single_ms, batch: 1, batch_qps: 1e3 / single_ms, batch_cpu_ms: single_cpu },
+        true => InProcess { single_ms, batch: BATCH, batch_qps: BATCH as f64 / t, batch_cpu_ms: cpu, search_ms },
+        false => InProcess { single_ms, batch: 1, batch_qps: 1e3 / single_ms, batch_cpu_ms: single_cpu, search_ms },
     })
+}
+
+/// Matches per probe of a key-holder search.
+const SEARCH_K: usize = 10;
+
+/// What each client of a phase sends.
+#[derive(Clone, Copy)]
+enum Sender<'a> {
+    /// Queries encrypted up front, their answers checked frame by frame, not decrypted.
+    Service(&'a [Vec<u8>]),
+    /// Whole key-holder searches of one probe each (`rows`, row-major).
+    KeyHolder(&'a Connection, &'a [f32]),
 }
 
 /// The server's CPU seconds and search queries answered so far, from its `/metrics`.
@@ -165,11 +202,15 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// Runs every phase; `probes` are row-major probes of the gallery's dimension (each query is
 /// one of them, encrypted once up front: the clients measure the service, not encryption).
+///
+/// With `key_holder`, each query is instead a whole one-probe search through that connection
+/// (encryption, the answer decrypted as it streams, the top-k), as an application's would be.
 pub fn run<R: RngCore + CryptoRng>(
     cfg: &LoadConfig,
     client: &Client,
     probes: &[f32],
     rng: &mut R,
+    key_holder: Option<&Connection>,
 ) -> Result<LoadReport> {
     let d = client.quantizer().dim;
     let n = (probes.len() / d.max(1)).clamp(1, 16);
@@ -189,18 +230,23 @@ pub fn run<R: RngCore + CryptoRng>(
     let (warm, _) = probe.search_bytes(&queries[0])?;
     let slots = warm.slot_ids.len();
     let mut rows = Vec::new();
+    let n_rows = &probes[..n * d];
+    let sender = match key_holder {
+        Some(conn) => Sender::KeyHolder(conn, n_rows),
+        None => Sender::Service(&queries),
+    };
     for &c in &cfg.clients {
-        rows.push(phase(cfg, c.max(1), &queries, slots)?);
+        rows.push(phase(cfg, c.max(1), sender, d, slots)?);
     }
     let enrol = match &cfg.token {
         Some(t) if cfg.enrolments > 0 => Some(enrolments(cfg, t, client, probes, rng)?),
         _ => None,
     };
-    Ok(LoadReport { templates: info.templates, slots, rows, enrol, in_process: None })
+    Ok(LoadReport { templates: info.templates, slots, rows, enrol, in_process: None, key_holder: key_holder.is_some() })
 }
 
 /// C closed-loop clients for the configured duration.
-fn phase(cfg: &LoadConfig, clients: usize, queries: &[Vec<u8>], slots: usize) -> Result<LoadRow> {
+fn phase(cfg: &LoadConfig, clients: usize, sender: Sender<'_>, d: usize, slots: usize) -> Result<LoadRow> {
     let latencies = Mutex::new(Vec::new());
     let bytes = Mutex::new((0usize, 0usize, 0usize));
     let failure: Mutex<Option<Error>> = Mutex::new(None);
@@ -221,11 +267,17 @@ fn phase(cfg: &LoadConfig, clients: usize, queries: &[Vec<u8>], slots: usize) ->
                 };
                 let mut i = c;
                 while start.elapsed() < cfg.duration {
-                    let q = &queries[i % queries.len()];
-                    i += 1;
                     let t = Instant::now();
-                    match remote.search_verified(q) {
-                        Ok((_, moved)) => {
+                    let sent = match sender {
+                        Sender::Service(queries) => remote.search_verified(&queries[i % queries.len()]).map(|r| r.1),
+                        Sender::KeyHolder(conn, rows) => {
+                            let at = (i % (rows.len() / d)) * d;
+                            conn.search(&[format!("q{i}")], &rows[at..at + d], SEARCH_K).map(|f| f.transfer)
+                        }
+                    };
+                    i += 1;
+                    match sent {
+                        Ok(moved) => {
                             latencies.lock().unwrap_or_else(|p| p.into_inner()).push(t.elapsed().as_secs_f64());
                             let mut b = bytes.lock().unwrap_or_else(|p| p.into_inner());
                             b.0 += moved.up;
@@ -367,6 +419,14 @@ impl LoadReport {
                     most.clients,
                     100.0 * most.qps / p.batch_qps
                 );
+                if let (true, Some(search)) = (self.key_holder, p.search_ms) {
+                    let _ = writeln!(
+                        s,
+                        "key-holder searches: p50 at 1 client = {:.2} × the whole search in process ({search:.1} ms: \
+                         encrypt, score, decrypt, top-k)",
+                        one.p50_ms / search
+                    );
+                }
                 if let (Some(server), Some(kernel)) = (most.server_cpu_ms, p.batch_cpu_ms) {
                     let _ = writeln!(
                         s,

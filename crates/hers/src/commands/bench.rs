@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use encsearch::{BenchConfig, Client, Preset};
-use service::{LoadConfig, Remote, in_process, read_token, run_load};
+use service::{ConnectOptions, Connection, LoadConfig, Remote, RetryPolicy, in_process, read_token, run_load};
 
 /// Arguments of `hers bench`.
 #[derive(Debug, clap::Args)]
@@ -75,6 +75,11 @@ enum What {
         /// `hers client --full-answers` does.
         #[arg(long)]
         full_answers: bool,
+        /// Make each query a whole key-holder search through the client library (encrypt, send,
+        /// decrypt the answer while it streams, top-k), as an application's, instead of the
+        /// service alone (a query encrypted up front, its answer checked but not decrypted).
+        #[arg(long)]
+        key_holder: bool,
         /// Also print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -103,7 +108,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
         What::Serve {
             server,
-            keys,
+            keys: keys_dir,
             probes,
             clients,
             duration,
@@ -111,10 +116,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             enrolments,
             gallery,
             full_answers,
+            key_holder,
             json,
         } => {
             let info = Remote::new(&server, None, Duration::from_secs(60))?.info()?;
-            let keys = super::open::load_keys(&keys)?;
+            let keys = super::open::load_keys(&keys_dir)?;
             anyhow::ensure!(keys.public() == &info.public, "--keys are not the served gallery's key set");
             let client = Client::with_quantizer(keys, info.quantizer)?;
             let (_, dim, rows) = super::open::load_probes(&probes)?;
@@ -129,10 +135,23 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             };
             eprintln!("client CPU: {}", super::open::simd().describe());
             let mut rng = rand::rng();
-            let mut r = run_load(&cfg, &client, &rows, &mut rng)?;
+            // The key holder's connection: its own copy of the keys, no retries (429s are counted).
+            let conn = match key_holder {
+                true => {
+                    let options = ConnectOptions {
+                        retry: RetryPolicy::none(),
+                        compact_answers: !full_answers,
+                        in_flight: 1,
+                        ..ConnectOptions::default()
+                    };
+                    Some(Connection::connect(&cfg.url, super::open::load_keys(&keys_dir)?, options)?)
+                }
+                false => None,
+            };
+            let mut r = run_load(&cfg, &client, &rows, &mut rng, conn.as_ref())?;
             if let Some(g) = &gallery {
                 r.in_process = Some(
-                    in_process(g, &client, &rows, super::open::simd(), !full_answers, &mut rng)
+                    in_process(g, &client, &rows, super::open::simd(), !full_answers, key_holder, &mut rng)
                         .with_context(|| format!("scoring {} in-process", g.display()))?,
                 );
             }
