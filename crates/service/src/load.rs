@@ -412,20 +412,25 @@ impl LoadReport {
             if let (Some(one), Some(most)) =
                 (self.rows.iter().find(|r| r.clients == 1), self.rows.iter().max_by_key(|r| r.clients))
             {
-                let _ = writeln!(
-                    s,
-                    "service overhead: p50 at 1 client = {:.2} × the in-process query; q/s at {} clients = {:.0} % of batched in-process",
-                    one.p50_ms / p.single_ms,
-                    most.clients,
-                    100.0 * most.qps / p.batch_qps
-                );
-                if let (true, Some(search)) = (self.key_holder, p.search_ms) {
-                    let _ = writeln!(
-                        s,
-                        "key-holder searches: p50 at 1 client = {:.2} × the whole search in process ({search:.1} ms: \
-                         encrypt, score, decrypt, top-k)",
-                        one.p50_ms / search
-                    );
+                match (self.key_holder, p.search_ms) {
+                    (true, Some(search)) => {
+                        let _ = writeln!(
+                            s,
+                            "key-holder searches: p50 at 1 client = {:.2} × the whole search in process ({search:.1} \
+                             ms: encrypt, score, decrypt, top-k)",
+                            one.p50_ms / search
+                        );
+                    }
+                    _ => {
+                        let _ = writeln!(
+                            s,
+                            "service overhead: p50 at 1 client = {:.2} × the in-process query; q/s at {} clients = \
+                             {:.0} % of batched in-process",
+                            one.p50_ms / p.single_ms,
+                            most.clients,
+                            100.0 * most.qps / p.batch_qps
+                        );
+                    }
                 }
                 if let (Some(server), Some(kernel)) = (most.server_cpu_ms, p.batch_cpu_ms) {
                     let _ = writeln!(
