@@ -42,7 +42,7 @@ use crate::retry::RetryPolicy;
 use crate::routes::WriteAck;
 
 /// How to reach the server and how to behave towards it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ConnectOptions {
     /// Bearer token for enrolment and removal.
     pub token: Option<String>,
@@ -57,6 +57,20 @@ pub struct ConnectOptions {
     pub compact_answers: bool,
     /// Queries in flight at once when a search needs several.
     pub in_flight: usize,
+}
+
+impl std::fmt::Debug for ConnectOptions {
+    /// Never prints the bearer token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectOptions")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("ca_pem", &self.ca_pem.as_ref().map(Vec::len))
+            .field("timeout", &self.timeout)
+            .field("retry", &self.retry)
+            .field("compact_answers", &self.compact_answers)
+            .field("in_flight", &self.in_flight)
+            .finish()
+    }
 }
 
 impl Default for ConnectOptions {
@@ -131,9 +145,9 @@ pub struct Connection {
     info: ServerInfo,
     compact: bool,
     in_flight: usize,
-    /// Bytes of a query per probe, and apart from its probes (the compact key included):
-    /// measured on the first search.
-    query_bytes: OnceLock<(usize, usize)>,
+    /// Bytes of a query per probe, and apart from its probes (the compact key included), and
+    /// the length of the probe id they were measured with: measured on the first search.
+    query_bytes: OnceLock<(usize, usize, usize)>,
 }
 
 impl Connection {
@@ -178,8 +192,12 @@ impl Connection {
     }
 
     /// Encrypted 1:N search of `rows` (row-major, the gallery's dimension) under `probe_ids`:
-    /// the `k` best matches of each, identical to one query of every probe. Any number of probes:
-    /// they are sent as queries within the server's probe and body limits, a few at once.
+    /// the `k` best matches of each, identical to one query of every probe (of the same gallery
+    /// version: a write between two of its queries is seen by the later ones). Any number of
+    /// probes: they are sent as queries within the server's probe and body limits, a few at once.
+    ///
+    /// Decryption runs on the global rayon pool: call this from ordinary threads, not from
+    /// inside rayon tasks (with every worker waiting in a search, none would be left to decrypt).
     pub fn search(&self, probe_ids: &[String], rows: &[f32], k: usize) -> Result<Found> {
         let started = Instant::now();
         let d = self.client.quantizer().dim;
@@ -233,7 +251,7 @@ impl Connection {
             return Err(e);
         }
         let mut found = Found {
-            matches: Vec::with_capacity(probe_ids.len() * k),
+            matches: Vec::new(),
             probes: probe_ids.len(),
             queries: groups.len(),
             timings: Timings::default(),
@@ -260,16 +278,20 @@ impl Connection {
         rows: &[f32],
         key: Option<&CompactKey>,
     ) -> Result<usize> {
-        let (per_probe, fixed) = match self.query_bytes.get() {
+        let (per_probe, fixed, id_len) = match self.query_bytes.get() {
             Some(&sizes) => sizes,
             None => {
                 let d = self.client.quantizer().dim;
                 let mut one = self.client.encrypt_query(probe_ids[..1].to_vec(), &rows[..d], &mut rand::rng())?;
                 let per_probe = one.to_bytes().len();
                 one.compact = key.cloned();
-                *self.query_bytes.get_or_init(|| (per_probe, one.to_bytes().len() - per_probe))
+                let fixed = one.to_bytes().len() - per_probe;
+                *self.query_bytes.get_or_init(|| (per_probe, fixed, probe_ids[0].len()))
             }
         };
+        // Ids travel with their probes: room for the longest of this search.
+        let longest = probe_ids.iter().map(String::len).max().unwrap_or(0);
+        let per_probe = per_probe + longest.saturating_sub(id_len);
         let room = info.max_body_bytes.saturating_sub(fixed);
         if per_probe > room {
             return Err(Error::Config(format!(
@@ -446,15 +468,14 @@ pub(crate) fn enrol_rows<R: rand::RngCore + rand::CryptoRng>(
         first_row.insert(id.as_str(), row);
     }
     drop(first_row);
-    let info = remote.info()?;
     // With `resume`, the rows the server holds already are skipped; without it the server
     // is the judge (a duplicate is its 409, and nothing of that request is applied).
-    let todo: Vec<usize> = match options.resume {
+    let (info, todo): (ServerInfo, Vec<usize>) = match options.resume {
         true => {
-            let live = live_ids(remote, info.version)?;
-            (0..ids.len()).filter(|i| !live.contains(ids[*i].as_str())).collect()
+            let (info, live) = current_ids(remote)?;
+            (info, (0..ids.len()).filter(|i| !live.contains(ids[*i].as_str())).collect())
         }
-        false => (0..ids.len()).collect(),
+        false => (remote.info()?, (0..ids.len()).collect()),
     };
     let mut out = Enrolled {
         enrolled: 0,
@@ -464,10 +485,10 @@ pub(crate) fn enrol_rows<R: rand::RngCore + rand::CryptoRng>(
         version: info.version,
     };
     let n = client.chunk_size();
-    let mut per_request = options.chunks_per_request.max(1);
+    let mut per_request = options.chunks_per_request.clamp(1, todo.len().div_ceil(n.max(1)).max(1));
     let mut at = 0;
     while at < todo.len() {
-        let take = (n * per_request).min(todo.len() - at);
+        let take = n.saturating_mul(per_request).min(todo.len() - at);
         let part = &todo[at..at + take];
         let part_ids: Vec<String> = part.iter().map(|&i| ids[i].clone()).collect();
         let part_rows: Vec<f32> = part.iter().flat_map(|&i| rows[i * d..(i + 1) * d].iter().copied()).collect();
@@ -483,7 +504,8 @@ pub(crate) fn enrol_rows<R: rand::RngCore + rand::CryptoRng>(
                     info.max_body_bytes
                 )));
             }
-            per_request = (per_request * info.max_body_bytes / bytes.len()).clamp(1, per_request - 1);
+            let fits = (per_request as u128 * info.max_body_bytes as u128 / bytes.len() as u128) as usize;
+            per_request = fits.clamp(1, per_request - 1);
             continue;
         }
         let (ack, recovered) = send_enrolment(remote, &e.ids, &bytes).map_err(|e| match e {
@@ -507,48 +529,86 @@ pub(crate) fn enrol_rows<R: rand::RngCore + rand::CryptoRng>(
     Ok(out)
 }
 
-/// Sends one encoded enrolment until it is known to be applied: acknowledged, or — after an
-/// answer that never came — every one of its ids in the server's id table. Returns the
-/// acknowledgement and whether it was recovered from the id table.
+/// Sends one encoded enrolment until it is known to be applied: acknowledged, or — after a try
+/// whose answer never came, or came from a proxy that lost its server (503) — every one of its
+/// ids in the server's id table. Returns the acknowledgement and whether it was recovered from
+/// the id table. A duplicate (409) after such a try is this request's own first copy when every
+/// id is there, and the server's verdict otherwise.
 fn send_enrolment(remote: &Remote, ids: &[String], bytes: &[u8]) -> Result<(WriteAck, bool)> {
     let policy = remote.retry_policy();
     let started = Instant::now();
     let mut tries = 0u32;
+    // Whether an earlier try may have been applied without its answer arriving.
+    let mut unsure = false;
     loop {
         tries += 1;
-        let lost = match remote.enrol_bytes(bytes) {
+        let e = match remote.enrol_bytes_once(bytes) {
             Ok(ack) => return Ok((ack, false)),
-            // Refused before it was read: nothing was applied (the transport retried what
-            // it could); an answer that says what is wrong: nothing was applied.
-            Err(e @ (Error::Http { .. } | Error::GaveUp { .. } | Error::Unreachable { .. } | Error::Config(_))) => {
-                return Err(e);
-            }
             Err(e) => e,
         };
-        // The request may or may not have been applied: ask the server what it holds.
-        tracing::warn!("{lost}; checking whether the server applied the enrolment before sending it again");
-        let info = remote.info()?;
-        let live = live_ids(remote, info.version)?;
-        let present = ids.iter().filter(|id| live.contains(id.as_str())).count();
-        if present == ids.len() {
-            let ack = WriteAck { version: info.version, templates: info.templates, changed: ids.len() };
-            return Ok((ack, true));
+        let maybe_applied = match &e {
+            // Never read by the server, or refused before anything was done.
+            Error::Unreachable { .. } | Error::Http { status: 429, .. } => false,
+            Error::Http { status: 409, .. } if unsure => true,
+            Error::Http { status: 503, .. } | Error::Transport { .. } => true,
+            _ => return Err(e),
+        };
+        if maybe_applied {
+            unsure = true;
+            tracing::warn!("{e}; checking whether the server applied the enrolment before sending it again");
+            match applied(remote, ids) {
+                Ok(Some(ack)) => return Ok((ack, true)),
+                Ok(None) if e.status() == Some(409) => return Err(e),
+                Ok(None) => {}
+                // The server is not back yet: wait, then try again.
+                Err(check) if check.is_retryable() => {}
+                Err(check) => return Err(check),
+            }
         }
-        if present > 0 {
-            return Err(Error::Config(format!(
-                "the server holds {present} of the {} ids of an enrolment request whose answer was lost: \
-                 a request is applied whole or not at all, so another writer enrolled some of these ids",
-                ids.len()
-            )));
+        let wait = policy.delay(tries, e.retry_after());
+        if tries >= policy.attempts.max(1) || started.elapsed() + wait > policy.total {
+            return Err(match tries {
+                1 if !unsure => e,
+                _ => Error::GaveUp { tries, seconds: started.elapsed().as_secs_f64(), last: Box::new(e) },
+            });
         }
-        if tries >= policy.attempts.max(1) || started.elapsed() > policy.total {
-            return Err(Error::GaveUp { tries, seconds: started.elapsed().as_secs_f64(), last: Box::new(lost) });
-        }
+        tracing::warn!("sending the enrolment request again in {:.1} s", wait.as_secs_f64());
+        std::thread::sleep(wait);
     }
 }
 
-/// The ids of gallery version `version`.
-fn live_ids(remote: &Remote, version: u64) -> Result<HashSet<String>> {
-    let table = remote.ids(version)?;
-    Ok(table.slot_ids.iter().flatten().cloned().collect())
+/// Whether the server holds every one of `ids` (the acknowledgement it would have sent), none
+/// of them (`None`), or some — an error: a request is applied whole or not at all, so another
+/// writer enrolled the others.
+fn applied(remote: &Remote, ids: &[String]) -> Result<Option<WriteAck>> {
+    let (info, live) = current_ids(remote)?;
+    let present = ids.iter().filter(|id| live.contains(id.as_str())).count();
+    if present == ids.len() {
+        return Ok(Some(WriteAck { version: info.version, templates: info.templates, changed: ids.len() }));
+    }
+    if present > 0 {
+        return Err(Error::Config(format!(
+            "the server holds {present} of the {} ids of an enrolment request whose answer was lost: a request \
+             is applied whole or not at all, so another writer enrolled some of these ids",
+            ids.len()
+        )));
+    }
+    Ok(None)
+}
+
+/// The server's description and the ids of its current version (read again when a write
+/// replaced the version in between: its table is then gone, 410).
+fn current_ids(remote: &Remote) -> Result<(ServerInfo, HashSet<String>)> {
+    const TRIES: usize = 5;
+    for _ in 0..TRIES {
+        let info = remote.info()?;
+        match remote.ids(info.version) {
+            Ok(table) => return Ok((info, table.slot_ids.iter().flatten().cloned().collect())),
+            Err(e) if e.status() == Some(410) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Error::Config(format!(
+        "the gallery's version changed {TRIES} times while its id table was read: retry when writes pause"
+    )))
 }

@@ -28,7 +28,6 @@ pub struct Transfer {
 /// The HTTP transport to one server: one method per endpoint, each answer checked. It retries
 /// nothing unless given a [`RetryPolicy`] ([`Remote::with_retry`]): a load generator counts
 /// refusals, an application wants them retried ([`crate::Connection`] does).
-#[derive(Debug)]
 pub struct Remote {
     base: String,
     agent: ureq::Agent,
@@ -37,6 +36,17 @@ pub struct Remote {
     /// The server's body limit, once [`Remote::info`] has told it.
     max_body: Mutex<Option<usize>>,
     retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for Remote {
+    /// Never prints the bearer token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote")
+            .field("base", &self.base)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Remote {
@@ -162,15 +172,18 @@ impl Remote {
     }
 
     fn post(&self, path: &str, bytes: &[u8], auth: bool) -> Result<ureq::Body> {
+        self.retried(|| self.post_once(path, bytes, auth))
+    }
+
+    /// One POST, not retried.
+    fn post_once(&self, path: &str, bytes: &[u8], auth: bool) -> Result<ureq::Body> {
         let url = self.url(path);
         self.check_size(&url, bytes.len())?;
-        self.retried(|| {
-            let mut req = self.agent.post(&url).header("content-type", "application/octet-stream");
-            if let (true, Some(t)) = (auth, &self.token) {
-                req = req.header("authorization", &format!("Bearer {t}"));
-            }
-            self.check(&url, req.send(bytes))
-        })
+        let mut req = self.agent.post(&url).header("content-type", "application/octet-stream");
+        if let (true, Some(t)) = (auth, &self.token) {
+            req = req.header("authorization", &format!("Bearer {t}"));
+        }
+        self.check(&url, req.send(bytes))
     }
 
     fn read_all(&self, path: &str, body: ureq::Body) -> Result<Vec<u8>> {
@@ -290,6 +303,13 @@ impl Remote {
         self.ack("/v1/templates", body)
     }
 
+    /// [`Remote::enrol_bytes`] tried once: the caller decides what a failure means (a 503 from
+    /// a proxy may come after the write was applied; see `Connection::enrol`).
+    pub(crate) fn enrol_bytes_once(&self, enrolment: &[u8]) -> Result<WriteAck> {
+        let body = self.post_once("/v1/templates", enrolment, true)?;
+        self.ack("/v1/templates", body)
+    }
+
     /// Encrypts `rows` (row-major, the gallery's dimension) with `client` and enrols them under
     /// `ids`, `per_request` chunks per request; `progress(n)` after each acknowledged request
     /// of n templates. Returns the last acknowledgement. A failed request leaves every earlier
@@ -344,7 +364,11 @@ struct Counted<R> {
 
 impl<R: Read> Read for Counted<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf).inspect_err(|e| self.cut = Some(e.kind()))?;
+        let n = self.inner.read(buf).inspect_err(|e| {
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                self.cut = Some(e.kind());
+            }
+        })?;
         self.bytes += n;
         Ok(n)
     }

@@ -80,7 +80,7 @@ impl RetryPolicy {
     /// The wait before try `tries + 1`: the server's `Retry-After` when it named one, else the
     /// exponential back-off; either with up to 50 % jitter added (so clients refused together
     /// do not come back together), never above `max_delay`.
-    fn delay(&self, tries: u32, retry_after: Option<Duration>) -> Duration {
+    pub(crate) fn delay(&self, tries: u32, retry_after: Option<Duration>) -> Duration {
         let backoff = self.first_delay.saturating_mul(1u32 << (tries - 1).min(16));
         let base = retry_after.unwrap_or(backoff).min(self.max_delay);
         let jitter = base.mul_f64(rand::rng().random_range(0.0..0.5));
