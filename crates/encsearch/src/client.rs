@@ -350,16 +350,21 @@ impl Client {
     /// double precision (off by at most a unit of q0 for q0 < 2^53, a few beyond: far inside
     /// the noise budget either way).
     fn decrypt_scores(&self, scores: &ChunkScores, read: Read) -> Result<Vec<i64>> {
-        let parts = self.score_parts(scores)?;
-        let parts: Vec<&[u64]> = parts.iter().map(|p| p.as_ref()).collect();
-        self.decryptor()?.decrypt(&parts, read)
+        let mut out = vec![0i64; self.keys.public().params.degree];
+        self.decrypt_each(scores, read, |i, v| out[i] = v)?;
+        Ok(out)
     }
 
     /// [`Client::decrypt_chunk`], handing each slot's score to `f(slot, score)` in slot order.
     pub(crate) fn decrypt_chunk_each(&self, scores: &ChunkScores, f: impl FnMut(usize, i64)) -> Result<()> {
+        self.decrypt_each(scores, Read::Slots, f)
+    }
+
+    /// Decrypts a chunk's scores, read as `read` says, each value to `f(index, value)`.
+    fn decrypt_each(&self, scores: &ChunkScores, read: Read, f: impl FnMut(usize, i64)) -> Result<()> {
         let parts = self.score_parts(scores)?;
         let parts: Vec<&[u64]> = parts.iter().map(|p| p.as_ref()).collect();
-        self.decryptor()?.decrypt_each(&parts, Read::Slots, f)
+        self.decryptor()?.decrypt_each(&parts, read, f)
     }
 
     /// A chunk's score parts as polynomials modulo q0 (compact parts lifted: `round(q0·c/p)`).

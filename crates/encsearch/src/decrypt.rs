@@ -96,16 +96,9 @@ impl ScoreDecryptor {
     }
 
     /// Decrypts `(c0, c1, c2)` (a full answer) or `(c0, c1)` (a compact one, relinearised):
-    /// coefficients modulo q0, each part N values below q0; reads the plaintext as `read` says,
-    /// N values centred modulo t.
-    pub(crate) fn decrypt(&self, parts: &[&[u64]], read: Read) -> Result<Vec<i64>> {
-        let mut out = vec![0i64; self.n];
-        self.decrypt_each(parts, read, |i, v| out[i] = v)?;
-        Ok(out)
-    }
-
-    /// [`ScoreDecryptor::decrypt`], handing each value to `f(index, value)` in index order
-    /// instead of collecting them (the ranking folds them straight into its top-k). Works in
+    /// coefficients modulo q0, each part N values below q0; reads the plaintext as `read` says
+    /// and hands each value, centred modulo t, to `f(index, value)` in index order (the ranking
+    /// folds them straight into its top-k). Works in
     /// two scratch rows per thread; the phase `c0 + c1·s + c2·s²`, from which the secret could
     /// be solved for, is overwritten in place by the plaintext before the call returns.
     pub(crate) fn decrypt_each(&self, parts: &[&[u64]], read: Read, mut f: impl FnMut(usize, i64)) -> Result<()> {

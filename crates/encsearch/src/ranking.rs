@@ -44,17 +44,7 @@ impl<'c> Ranking<'c> {
     /// A ranking of the answer that `header` begins, its slots named by `ids` (the id table of
     /// the header's gallery version); keeps `k` matches per probe.
     pub fn for_stream(client: &'c Client, header: &StreamHeader, ids: &IdTable, k: usize) -> Result<Self> {
-        if ids.version != header.version {
-            return Err(Error::InvalidArgument {
-                reason: format!(
-                    "scores of gallery version {:016x}, ids of version {:016x}",
-                    header.version, ids.version
-                ),
-            });
-        }
-        if ids.slot_ids.len() != header.chunks * header.degree {
-            return Err(Error::malformed("id table", "slot count is not chunks × degree"));
-        }
+        ids.check_names(header)?;
         let answer = Answer {
             key_id: &header.key_id,
             degree: header.degree,

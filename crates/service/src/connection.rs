@@ -73,6 +73,14 @@ impl std::fmt::Debug for ConnectOptions {
     }
 }
 
+impl ConnectOptions {
+    /// The HTTP transport to `url` these options describe (token, CA, timeout, retries): for
+    /// the requests that need no keys (e.g. removal).
+    pub fn remote(&self, url: &str) -> Result<Remote> {
+        Ok(Remote::with_ca(url, self.token.clone(), self.timeout, self.ca_pem.as_deref())?.with_retry(self.retry))
+    }
+}
+
 impl Default for ConnectOptions {
     fn default() -> Self {
         Self {
@@ -155,8 +163,7 @@ impl Connection {
     /// `/v1/config` and checks that `keys` are the gallery's (an error names both key ids
     /// otherwise).
     pub fn connect(url: &str, keys: ClientKeys, options: ConnectOptions) -> Result<Self> {
-        let remote =
-            Remote::with_ca(url, options.token, options.timeout, options.ca_pem.as_deref())?.with_retry(options.retry);
+        let remote = options.remote(url)?;
         let info = remote.info()?;
         check_keys(&keys, &info.public, "the server's gallery")?;
         let client = Client::with_quantizer(keys, info.quantizer)?;
@@ -189,6 +196,12 @@ impl Connection {
     /// The HTTP transport (for the endpoints this type does not wrap, e.g. the second stage).
     pub fn remote(&self) -> &Remote {
         &self.remote
+    }
+
+    /// The transport and the key holder's side, taken apart (e.g. to reuse the keys for a
+    /// second-stage gallery).
+    pub fn into_parts(self) -> (Remote, Client) {
+        (self.remote, self.client)
     }
 
     /// Encrypted 1:N search of `rows` (row-major, the gallery's dimension) under `probe_ids`:
@@ -261,8 +274,7 @@ impl Connection {
         for r in done.into_inner().unwrap_or_else(PoisonError::into_inner).into_iter().flatten() {
             found.matches.extend(r.matches);
             found.timings += r.timings;
-            found.transfer.up += r.transfer.up;
-            found.transfer.down += r.transfer.down;
+            found.transfer += r.transfer;
         }
         found.seconds = started.elapsed().as_secs_f64();
         Ok(found)

@@ -25,6 +25,13 @@ pub struct Transfer {
     pub down: usize,
 }
 
+impl std::ops::AddAssign for Transfer {
+    fn add_assign(&mut self, other: Transfer) {
+        self.up += other.up;
+        self.down += other.down;
+    }
+}
+
 /// The HTTP transport to one server: one method per endpoint, each answer checked. It retries
 /// nothing unless given a [`RetryPolicy`] ([`Remote::with_retry`]): a load generator counts
 /// refusals, an application wants them retried ([`crate::Connection`] does).
@@ -100,11 +107,6 @@ impl Remote {
         self.retry
     }
 
-    /// The server's address as given.
-    pub fn url_base(&self) -> &str {
-        &self.base
-    }
-
     /// Runs one request under the retry policy (retries are reported on standard error, since a
     /// user waiting on a refused server should know why nothing happens).
     fn retried<T>(&self, op: impl FnMut() -> Result<T>) -> Result<T> {
@@ -139,15 +141,11 @@ impl Remote {
     }
 
     fn get_bytes(&self, path: &str) -> Result<Vec<u8>> {
-        self.get_bytes_within(path, u64::MAX)
-    }
-
-    fn get_bytes_within(&self, path: &str, max_bytes: u64) -> Result<Vec<u8>> {
         let url = self.url(path);
         self.retried(|| {
             let mut body = self.check(&url, self.agent.get(&url).call())?;
             body.with_config()
-                .limit(max_bytes)
+                .limit(u64::MAX)
                 .read_to_vec()
                 .map_err(|e| Error::Transport { url: url.clone(), message: e.to_string() })
         })
@@ -207,15 +205,10 @@ impl Remote {
 
     /// The id table of gallery version `version` (cached: fetched once per version).
     pub fn ids(&self, version: u64) -> Result<IdTable> {
-        self.ids_within(version, u64::MAX)
-    }
-
-    /// [`Remote::ids`], refusing a table of more than `max_bytes` before reading it whole.
-    pub fn ids_within(&self, version: u64, max_bytes: u64) -> Result<IdTable> {
         if let Some(t) = self.ids.lock().unwrap_or_else(|p| p.into_inner()).as_ref().filter(|t| t.version == version) {
             return Ok(t.clone());
         }
-        let table = IdTable::from_bytes(&self.get_bytes_within(&format!("/v1/ids?version={version}"), max_bytes)?)?;
+        let table = IdTable::from_bytes(&self.get_bytes(&format!("/v1/ids?version={version}"))?)?;
         *self.ids.lock().unwrap_or_else(|p| p.into_inner()) = Some(table.clone());
         Ok(table)
     }
@@ -237,14 +230,15 @@ impl Remote {
 
     /// Sends an encoded query and hands its streamed answer over as it arrives: the header to
     /// `on_header`, each chunk's index and scores to `on_chunk` (see
-    /// [`ScoreStream::for_each_chunk`]). Fails unless the whole answer arrived intact.
+    /// [`ScoreStream::for_each_chunk`]). Fails unless the whole answer arrived intact. Tried
+    /// once, whatever the retry policy: its caller retries the whole exchange.
     pub fn search_each(
         &self,
         query: &[u8],
         on_header: impl FnOnce(&StreamHeader) -> Result<()>,
         mut on_chunk: impl FnMut(usize, Vec<ChunkScores>) -> Result<()>,
     ) -> Result<(StreamHeader, Transfer)> {
-        let body = self.post("/v1/search", query, false)?;
+        let body = self.post_once("/v1/search", query, false)?;
         let mut reader = Counted { inner: body.into_reader(), bytes: 0, cut: None };
         let failed = std::cell::RefCell::new(None);
         let header = ScoreStream::for_each_chunk(
@@ -294,16 +288,11 @@ impl Remote {
 
     /// Enrols client-encrypted templates; returns once they are durable and searchable.
     pub fn enrol(&self, enrolment: &Enrolment) -> Result<WriteAck> {
-        self.enrol_bytes(&enrolment.to_bytes())
-    }
-
-    /// [`Remote::enrol`] of an encoded enrolment.
-    pub fn enrol_bytes(&self, enrolment: &[u8]) -> Result<WriteAck> {
-        let body = self.post("/v1/templates", enrolment, true)?;
+        let body = self.post("/v1/templates", &enrolment.to_bytes(), true)?;
         self.ack("/v1/templates", body)
     }
 
-    /// [`Remote::enrol_bytes`] tried once: the caller decides what a failure means (a 503 from
+    /// [`Remote::enrol`] of an encoded enrolment, tried once: the caller decides what a failure means (a 503 from
     /// a proxy may come after the write was applied; see `Connection::enrol`).
     pub(crate) fn enrol_bytes_once(&self, enrolment: &[u8]) -> Result<WriteAck> {
         let body = self.post_once("/v1/templates", enrolment, true)?;

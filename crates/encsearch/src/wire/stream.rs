@@ -236,15 +236,8 @@ impl ScoreStream {
     /// The answer as a [`Response`], its slots named by `ids` (the [`IdTable`] of the header's
     /// version).
     pub fn into_response(self, ids: &IdTable) -> Result<Response> {
+        ids.check_names(&self.header)?;
         let h = self.header;
-        if ids.version != h.version {
-            return Err(Error::InvalidArgument {
-                reason: format!("scores of gallery version {:016x}, ids of version {:016x}", h.version, ids.version),
-            });
-        }
-        if ids.slot_ids.len() != h.chunks * h.degree {
-            return Err(Error::malformed("id table", "slot count is not chunks × degree"));
-        }
         Ok(Response {
             key_id: h.key_id,
             degree: h.degree,
@@ -378,6 +371,23 @@ pub struct IdTable {
 }
 
 impl IdTable {
+    /// Checks that this table names the slots of the answer `header` begins: the same gallery
+    /// version, a slot for every one of its chunks.
+    pub fn check_names(&self, header: &StreamHeader) -> Result<()> {
+        if self.version != header.version {
+            return Err(Error::InvalidArgument {
+                reason: format!(
+                    "scores of gallery version {:016x}, ids of version {:016x}",
+                    header.version, self.version
+                ),
+            });
+        }
+        if self.slot_ids.len() != header.chunks * header.degree {
+            return Err(Error::malformed("id table", "slot count is not chunks × degree"));
+        }
+        Ok(())
+    }
+
     /// Serialises the table.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();

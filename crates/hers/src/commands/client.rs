@@ -147,7 +147,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 (true, Some(fp)) => {
                     let served =
                         info.fine.as_ref().context("the server has no fine gallery (hers serve --fine-gallery)")?;
-                    let keys = fine.keys(load_keys(&keys)?)?;
+                    let (remote, client) = server.into_parts();
+                    let keys = fine.keys(client.into_keys())?;
                     check_keys(&keys, &served.public, "the server's fine gallery")?;
                     let rows = probe_rows(fp, served.quantizer.dim, &ids)?;
                     let client = Client::with_quantizer(keys, served.quantizer)?;
@@ -157,7 +158,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                         candidate_lists(&ids, &s.matches),
                         top_k,
                         &mut rand::rng(),
-                        |q| server.remote().fine(q).map_err(Into::into),
+                        |q| remote.fine(q).map_err(Into::into),
                     )?;
                     eprintln!(
                         "fine stage: {} candidates in {} ciphertexts: round trip {:.1} ms",
@@ -207,10 +208,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             );
         }
         What::Remove { ids } => {
-            let remote =
-                service::Remote::with_ca(&a.server, options.token, options.timeout, options.ca_pem.as_deref())?
-                    .with_retry(options.retry);
-            let ack = remote.remove(&ids)?;
+            let ack = options.remote(&a.server)?.remove(&ids)?;
             eprintln!("removed {} ids; the server holds {} (version {:016x})", ack.changed, ack.templates, ack.version);
         }
     }
