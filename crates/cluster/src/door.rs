@@ -320,6 +320,8 @@ async fn config(State(door): State<Arc<Door>>) -> Result<Json<ServerInfo>, ApiEr
         layout: encsearch::Layout::DimensionWise,
         max_body_bytes: door.cfg.max_body,
         max_probes: door.cfg.max_probes,
+        // No second stage behind a cluster's door.
+        max_candidates: 0,
         templates_per_chunk: ctx.public().params.degree,
         version: v.number,
         templates: v.templates(),

@@ -146,6 +146,16 @@ pub enum Error {
         /// The id.
         id: String,
     },
+    /// A request holds more of something than its receiver takes (checked before the work).
+    #[error("{count} {what}: this server takes 1 to {limit}")]
+    TooMany {
+        /// What was counted.
+        what: &'static str,
+        /// The most the receiver takes.
+        limit: usize,
+        /// How many the request held.
+        count: usize,
+    },
     /// Something the caller asked for that is out of range.
     #[error("invalid argument: {reason}")]
     InvalidArgument {

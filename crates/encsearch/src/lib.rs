@@ -53,7 +53,10 @@ pub use params::{DEFAULT_PLAINTEXT, DEFAULT_VARIANCE, HE_STANDARD_128, Preset, S
 pub use quantize::{Metric, Quantizer, int_dot};
 pub use ranking::Ranking;
 pub use server::{CandidateSource, ChunkSource, FineChunks, GalleryChunk, HersBaseline, HotSlice, ServerContext};
-pub use session::{AllScores, Rescored, Searched, Session, Timings, Verified, candidate_lists, probe_order};
+pub use session::{
+    AllScores, Rescored, Searched, Session, Timings, Verified, candidate_lists, probe_labels, probe_order,
+    restore_probe_ids,
+};
 pub use store::{
     CheckReport, EnrolPlan, Gallery, LOCK_FILE, LockWait, MANIFEST_FILE, Manifest, SegmentEntry, WriterLock,
     check_gallery, check_segment, fingerprint_file,

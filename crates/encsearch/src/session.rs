@@ -95,6 +95,26 @@ pub fn probe_order(matches: &[Match]) -> Vec<String> {
     matches.iter().filter(|m| seen.insert(m.probe_id.as_str())).map(|m| m.probe_id.clone()).collect()
 }
 
+/// What a query carries in place of the caller's probe ids: each probe's position ("0", "1",
+/// …), so that no id an application chose (a person's name, a case number) reaches the server.
+pub fn probe_labels(count: usize) -> Vec<String> {
+    (0..count).map(|i| i.to_string()).collect()
+}
+
+/// Puts the caller's `probe_ids` back where an answer echoes the [`probe_labels`] its query
+/// carried; an answer that echoes anything else is refused (its scores would be misnamed).
+pub fn restore_probe_ids(echoed: &mut [String], probe_ids: &[String]) -> Result<()> {
+    let expected = probe_labels(probe_ids.len());
+    if echoed != expected.as_slice() {
+        return Err(Error::malformed(
+            "answer",
+            format!("it names {} probes other than the {} the query carried", echoed.len(), probe_ids.len()),
+        ));
+    }
+    echoed.clone_from_slice(probe_ids);
+    Ok(())
+}
+
 fn timed<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, f64)> {
     let t = Instant::now();
     let out = f()?;
@@ -137,8 +157,9 @@ impl<'c> Session<'c> {
         rng: &mut R,
         server: impl FnOnce(&Query) -> Result<Response>,
     ) -> Result<Searched> {
-        let (query, encrypt) = timed(|| self.encrypt(probe_ids, rows, rng))?;
-        let (response, score) = timed(|| server(&query))?;
+        let (query, encrypt) = timed(|| self.encrypt(probe_labels(probe_ids.len()), rows, rng))?;
+        let (mut response, score) = timed(|| server(&query))?;
+        restore_probe_ids(&mut response.probe_ids, &probe_ids)?;
         let (matches, decrypt) = timed(|| self.client.decrypt_top_k(&response, k))?;
         Ok(Searched { matches, timings: Timings { encrypt, score, decrypt }, probes: query.probes.len(), response })
     }
@@ -152,8 +173,9 @@ impl<'c> Session<'c> {
         rng: &mut R,
         server: impl FnOnce(&Query) -> Result<Response>,
     ) -> Result<AllScores> {
-        let (query, encrypt) = timed(|| self.encrypt(probe_ids, rows, rng))?;
-        let (response, score) = timed(|| server(&query))?;
+        let (query, encrypt) = timed(|| self.encrypt(probe_labels(probe_ids.len()), rows, rng))?;
+        let (mut response, score) = timed(|| server(&query))?;
+        restore_probe_ids(&mut response.probe_ids, &probe_ids)?;
         let (scores, decrypt) = timed(|| {
             response
                 .scores
@@ -184,8 +206,12 @@ impl<'c> Session<'c> {
         server: impl FnOnce(&FineQuery) -> Result<FineResponse>,
     ) -> Result<Rescored> {
         let count = candidates.iter().map(Vec::len).sum();
-        let (query, encrypt) = timed(|| self.client.encrypt_fine_query(probe_ids.to_vec(), rows, candidates, rng))?;
-        let (response, score) = timed(|| server(&query))?;
+        let (query, encrypt) =
+            timed(|| self.client.encrypt_fine_query(probe_labels(probe_ids.len()), rows, candidates, rng))?;
+        let (mut response, score) = timed(|| server(&query))?;
+        let mut echoed: Vec<String> = response.probes.iter().map(|(id, _)| id.clone()).collect();
+        restore_probe_ids(&mut echoed, probe_ids)?;
+        response.probes.iter_mut().zip(echoed).for_each(|((id, _), real)| *id = real);
         let (matches, decrypt) = timed(|| self.client.decrypt_fine(&response, k))?;
         Ok(Rescored {
             matches,
@@ -207,8 +233,9 @@ impl<'c> Session<'c> {
         rng: &mut R,
         server: impl FnOnce(&Query) -> Result<Response>,
     ) -> Result<Verified> {
-        let query = self.encrypt(vec![probe_id.to_string()], row, rng)?;
-        let response = server(&query)?;
+        let query = self.encrypt(probe_labels(1), row, rng)?;
+        let mut response = server(&query)?;
+        restore_probe_ids(&mut response.probe_ids, &[probe_id.to_string()])?;
         let slot = response
             .slot_ids
             .iter()

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
-use common::{exe, hers, input, ok};
+use common::{exe, hers, input, ok, token_file};
 use predicates::prelude::*;
 use service::Remote;
 
@@ -113,7 +113,7 @@ fn setup(d: &Path) {
     input(&d.join("g.parquet"), 0..10_000);
     ok(&["enroll", "--keys", "keys", "--input", "g.parquet", "--gallery", "g", "--chunks-per-segment", "1"], d);
     input(&d.join("p.parquet"), 100..110);
-    std::fs::write(d.join("tok"), "cluster-token\n").expect("token");
+    token_file(&d.join("tok"), "cluster-token\n");
     for n in ["1", "2", "3"] {
         ok(&["cluster", "split", "--gallery", "g", "--shards", n, "--out", &format!("c{n}")], d);
     }

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use common::{exe, hers, input, ok, row};
+use common::{exe, hers, input, ok, row, token_file};
 use encsearch::{Client, ClientKeys, Gallery, Session};
 use predicates::prelude::*;
 use service::{Error, Remote};
@@ -167,7 +167,7 @@ fn client_answers_equal_the_local_commands_and_writes_land_in_the_gallery() {
     ok(&["search", "--keys", "keys", "--gallery", "g", "--probes", "p.parquet", "--out", "local.csv"], d);
     let verify = ["--keys", "keys", "--probe", "p.parquet", "--probe-id", "105", "--claim", "105"];
     let local_verify = hers().current_dir(d).arg("verify").args(["--gallery", "g"]).args(verify).output().expect("run");
-    std::fs::write(d.join("tok"), "s3cret-token\n").expect("token");
+    token_file(&d.join("tok"), "s3cret-token\n");
 
     let server = Server::start(d, &["--gallery", "g", "--token-file", "tok"]);
     let url = server.url.clone();
@@ -229,7 +229,7 @@ fn concurrent_clients_see_every_acknowledged_write_and_nothing_removed() {
     let tmp = tempfile::tempdir().expect("tmp");
     let d = tmp.path();
     enrolled(d, 0..5000);
-    std::fs::write(d.join("tok"), "t0ken").expect("token");
+    token_file(&d.join("tok"), "t0ken");
     let server = Server::start(d, &["--gallery", "g", "--token-file", "tok"]);
 
     let log: Arc<Mutex<Vec<Write>>> = Arc::default();
@@ -304,7 +304,7 @@ fn kill_9_mid_enrolment_loses_no_acknowledged_template() {
     let tmp = tempfile::tempdir().expect("tmp");
     let d = tmp.path();
     enrolled(d, 0..100);
-    std::fs::write(d.join("tok"), "t0ken").expect("token");
+    token_file(&d.join("tok"), "t0ken");
     let server = Server::start(d, &["--gallery", "g", "--token-file", "tok"]);
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
     let writer = {
@@ -353,7 +353,7 @@ fn bad_requests_get_4xx_and_the_server_keeps_serving() {
     let d = tmp.path();
     enrolled(d, 0..3000);
     ok(&["keygen", "--out", "other"], d);
-    std::fs::write(d.join("tok"), "t0ken").expect("token");
+    token_file(&d.join("tok"), "t0ken");
     let server = Server::start(d, &["--gallery", "g", "--token-file", "tok", "--max-body-mib", "2"]);
     let remote = server.remote(None);
     let client = client_for(d, "keys", &remote);
@@ -481,7 +481,12 @@ fn https_with_a_certificate_made_in_the_test() {
         c
     };
     let search = ["search", "--keys", "keys", "--probes", "p.parquet", "--out", "remote.csv"];
-    client(&["--ca-cert", "ca.pem"]).args(search).assert().success();
+    // 200 connections that never start their handshake do not hold up a client that does.
+    let idle: Vec<std::net::TcpStream> = (0..200)
+        .map(|_| std::net::TcpStream::connect(server.url.trim_start_matches("https://")).expect("connect"))
+        .collect();
+    client(&["--ca-cert", "ca.pem", "--timeout-s", "60"]).args(search).assert().success();
+    drop(idle);
     assert_eq!(
         std::fs::read_to_string(d.join("local.csv")).expect("local"),
         std::fs::read_to_string(d.join("remote.csv")).expect("remote")
@@ -625,7 +630,7 @@ fn kill_9_mid_client_enrolment_then_resume_enrols_every_row_exactly_once() {
     let d = tmp.path();
     enrolled(d, 0..100);
     input(&d.join("new.parquet"), 1_000_000..1_040_000);
-    std::fs::write(d.join("tok"), "t0ken").expect("token");
+    token_file(&d.join("tok"), "t0ken");
     let server = Server::start(d, &["--gallery", "g", "--token-file", "tok"]);
     let enrol = |url: &str, extra: &[&str]| {
         let mut c = Command::new(exe());
@@ -662,21 +667,24 @@ fn kill_9_mid_client_enrolment_then_resume_enrols_every_row_exactly_once() {
     assert_eq!(ids, expected, "every row exactly once");
 }
 
-/// A TCP relay to `upstream` that cuts the connection of the first `POST /v1/templates` at the
+/// A TCP relay to `upstream` that keeps every byte a client sends through it (the returned
+/// buffer). With `lose_one_ack`, it cuts the connection of the first `POST /v1/templates` at the
 /// first byte of its answer: the server has committed the enrolment, its acknowledgement is lost.
-fn relay_losing_one_ack(upstream: &str) -> String {
+fn relay(upstream: &str, lose_one_ack: bool) -> (String, Arc<Mutex<Vec<u8>>>) {
     use std::net::{Shutdown, TcpListener, TcpStream};
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     let upstream = upstream.strip_prefix("http://").expect("http url").to_string();
-    let cut_done = Arc::new(AtomicBool::new(false));
+    let cut_done = Arc::new(AtomicBool::new(!lose_one_ack));
+    let sent: Arc<Mutex<Vec<u8>>> = Arc::default();
+    let kept = sent.clone();
     std::thread::spawn(move || {
         for down in listener.incoming().take(64) {
             let Ok(down) = down else { return };
             let Ok(up) = TcpStream::connect(&upstream) else { return };
             let armed = Arc::new(AtomicBool::new(false));
             let (mut d_in, mut u_out) = (down.try_clone().expect("clone"), up.try_clone().expect("clone"));
-            let seen = armed.clone();
+            let (seen, kept) = (armed.clone(), kept.clone());
             std::thread::spawn(move || {
                 let mut buf = vec![0u8; 1 << 16];
                 let mut tail: Vec<u8> = Vec::new();
@@ -685,6 +693,7 @@ fn relay_losing_one_ack(upstream: &str) -> String {
                         Ok(0) | Err(_) => break,
                         Ok(n) => n,
                     };
+                    kept.lock().expect("lock").extend_from_slice(&buf[..n]);
                     tail.extend_from_slice(&buf[..n]);
                     if tail.windows(18).any(|w| w == b"POST /v1/templates") {
                         seen.store(true, Ordering::SeqCst);
@@ -719,7 +728,7 @@ fn relay_losing_one_ack(upstream: &str) -> String {
             });
         }
     });
-    format!("http://{addr}")
+    (format!("http://{addr}"), sent)
 }
 
 #[test]
@@ -728,9 +737,9 @@ fn an_enrolment_whose_acknowledgement_is_lost_is_not_applied_twice() {
     let d = tmp.path();
     enrolled(d, 0..100);
     input(&d.join("new.parquet"), 500_000..510_000);
-    std::fs::write(d.join("tok"), "t0ken").expect("token");
+    token_file(&d.join("tok"), "t0ken");
     let server = Server::start(d, &["--gallery", "g", "--token-file", "tok"]);
-    let relay = relay_losing_one_ack(&server.url);
+    let (relay, _) = relay(&server.url, true);
     let out = hers()
         .current_dir(d)
         .args(["client", "--server", &relay, "--token-file", "tok", "enroll", "--keys", "keys"])
@@ -802,5 +811,163 @@ fn https_with_the_readmes_openssl_certificate() {
         .assert()
         .failure()
         .stderr(predicate::str::contains("CA:FALSE"));
+    server.stop();
+}
+
+/// CPU seconds (user + system) process `pid` has used so far, from `/proc/PID/stat`.
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    // Fields after the command name (which ends with the last ')'): utime and stime are the
+    // 12th and 13th, in clock ticks of 1/100 s.
+    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    (f[11].parse::<f64>().expect("utime") + f[12].parse::<f64>().expect("stime")) / 100.0
+}
+
+#[test]
+fn reads_need_the_read_token_and_refused_work_is_bounded() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    enrolled(d, 0..3000);
+    input(&d.join("p.parquet"), 100..104);
+    token_file(&d.join("tok"), "w-t0ken");
+    token_file(&d.join("rtok"), "r-t0ken");
+    // A token file others may read is refused, as the secret key is.
+    std::fs::write(d.join("loose"), "r-t0ken").expect("token");
+    hers()
+        .current_dir(d)
+        .args(["serve", "--gallery", "g", "--listen", "127.0.0.1:0", "--read-token-file", "loose"])
+        .timeout(Duration::from_secs(60))
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("chmod 600 loose"));
+    let server =
+        Server::start(d, &["--gallery", "g", "--token-file", "tok", "--read-token-file", "rtok", "--max-probes", "2"]);
+    let pid = server.child.id().to_string();
+
+    // Without a token: 401 for the description, the id table and a search.
+    let anonymous = server.remote(None);
+    let reader = server.remote(None).with_read_token(Some("r-t0ken".into()));
+    let info = reader.info().expect("config with the read token");
+    assert_eq!(info.max_probes, 2);
+    assert_eq!(server.remote(Some("w-t0ken")).info().expect("the write token also reads").version, info.version);
+    let (code, message) = status(anonymous.info().expect_err("config without a token"));
+    assert!(code == 401 && message.contains("--read-token-file"), "{code} {message}");
+    assert_eq!(status(anonymous.ids(info.version).expect_err("ids without a token")).0, 401);
+    assert_eq!(status(server.remote(None).with_read_token(Some("nope".into())).info().expect_err("wrong")).0, 401);
+    let client = client_for(d, "keys", &reader);
+    let one = client.encrypt_query(ids(7..8), &row(7), &mut rand::rng()).expect("query").to_bytes();
+    assert_eq!(status(anonymous.search_bytes(&one).expect_err("search without a token")).0, 401);
+    let r = reader.search_bytes(&one).expect("search with the read token").0;
+    assert_eq!(client.decrypt_top_k(&r, 1).expect("decrypt")[0].gallery_id, "7");
+    let search = |flags: &[&str]| {
+        hers()
+            .current_dir(d)
+            .args(["client", "--server", &server.url])
+            .args(flags)
+            .args(["search", "--keys", "keys", "--probes", "p.parquet", "--out", "r.csv"])
+            .timeout(Duration::from_secs(120))
+            .assert()
+    };
+    search(&[]).failure().stderr(predicate::str::contains("401"));
+    search(&["--read-token-file", "rtok"]).success();
+
+    // A query of more probes than the server takes is refused before any ciphertext is
+    // decoded: the server's CPU time over the refused queries stays under half what decoding
+    // them takes (measured here, with the same decoder).
+    let many = client.encrypt_query(ids(0..24), &rows(0..24), &mut rand::rng()).expect("query").to_bytes();
+    let own = std::process::id().to_string();
+    let before = cpu_seconds(&own);
+    let params = client.keys().public().params.bfv().expect("bfv");
+    let decoded = encsearch::Query::from_bytes(&many, &params, 16).expect("decodes");
+    let decode = cpu_seconds(&own) - before;
+    assert_eq!(decoded.probes.len(), 24);
+    let before = cpu_seconds(&pid);
+    for _ in 0..4 {
+        let (code, message) = status(reader.search_bytes(&many).expect_err("too many probes"));
+        assert!(code == 400 && message.contains("24 probes"), "{code} {message}");
+    }
+    let refused = cpu_seconds(&pid) - before;
+    println!("4 refused 24-probe queries: {refused:.2} s of server CPU; decoding one: {decode:.2} s");
+    assert!(refused < 0.5 * 4.0 * decode, "refusing cost {refused:.2} s, decoding costs {decode:.2} s each");
+
+    // 200 connections opened and left idle: a normal client is still served.
+    let idle: Vec<std::net::TcpStream> = (0..200)
+        .map(|_| std::net::TcpStream::connect(server.url.trim_start_matches("http://")).expect("connect"))
+        .collect();
+    search(&["--read-token-file", "rtok", "--timeout-s", "60"]).success();
+    drop(idle);
+    server.stop();
+}
+
+/// `n` probe ids no ciphertext byte run will match by chance, and no gallery id either.
+fn secret_ids(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("subject-7f3a9c-{i:04}")).collect()
+}
+
+#[test]
+fn probe_ids_never_reach_the_server_and_fine_candidates_are_capped() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    enrolled(d, 0..3000);
+    ok(&["enroll", "--keys", "keys", "--input", "g.parquet", "--gallery", "fg", "--layout", "coefficient"], d);
+    let probe_ids = secret_ids(6);
+    let set = embeddings::EmbeddingSet::new(
+        embeddings::Ids::Str(probe_ids.clone()),
+        (100..106).collect(),
+        common::DIM,
+        rows(100..106),
+    )
+    .expect("set");
+    embeddings::write_set(d.join("p.parquet"), &set).expect("write");
+    ok(&["search", "--keys", "keys", "--gallery", "g", "--probes", "p.parquet", "--out", "local.csv"], d);
+    let server = Server::start(d, &["--gallery", "g", "--fine-gallery", "fg", "--max-candidates", "4"]);
+    let (via, sent) = relay(&server.url, false);
+    let client = |args: &[&str]| {
+        hers().current_dir(d).args(["client", "--server", &via]).args(args).timeout(Duration::from_secs(120)).assert()
+    };
+    let search = ["search", "--keys", "keys", "--probes", "p.parquet", "--out"];
+    client(&[&search[..], &["compact.csv"]].concat()).success();
+    client(&[&["--full-answers"], &search[..], &["full.csv"]].concat()).success();
+    client(
+        &[&search[..], &["two.csv", "--two-stage", "--fine-probes", "p.parquet", "--candidates", "4", "--top-k", "3"]]
+            .concat(),
+    )
+    .success();
+    client(&["verify", "--keys", "keys", "--probe", "p.parquet", "--probe-id", &probe_ids[5], "--claim", "105"])
+        .success()
+        .stdout(predicate::str::contains("accept"));
+    // The results name the probes as the file does; the bytes sent never did.
+    let local = std::fs::read_to_string(d.join("local.csv")).expect("local");
+    assert!(local.contains(&probe_ids[0]));
+    for f in ["compact.csv", "full.csv"] {
+        assert_eq!(std::fs::read_to_string(d.join(f)).expect("results"), local, "{f}");
+    }
+    let two = std::fs::read_to_string(d.join("two.csv")).expect("two-stage");
+    for (i, id) in probe_ids.iter().enumerate() {
+        assert!(two.contains(&format!("{id},1,{},", 100 + i)), "{id} finds itself in two stages:\n{two}");
+    }
+    let sent = sent.lock().expect("lock").clone();
+    assert!(sent.len() > 1 << 20, "the queries went through the relay");
+    for id in &probe_ids {
+        assert!(!sent.windows(id.len()).any(|w| w == id.as_bytes()), "{id} was sent to the server");
+    }
+
+    // More candidates than the server states: the client refuses before sending, and a query
+    // made by hand gets 400.
+    client(
+        &[&search[..], &["five.csv", "--two-stage", "--fine-probes", "p.parquet", "--candidates", "5", "--top-k", "3"]]
+            .concat(),
+    )
+    .failure()
+    .stderr(predicate::str::contains("at most 4 candidates"));
+    let remote = server.remote(None);
+    let keys = ClientKeys::load(&d.join("keys")).expect("keys");
+    let fine_info = remote.info().expect("config").fine.expect("fine gallery");
+    let fine = Client::with_quantizer(keys, fine_info.quantizer).expect("client");
+    let query =
+        fine.encrypt_fine_query(ids(0..1), &row(100), vec![ids(100..105)], &mut rand::rng()).expect("fine query");
+    let (code, message) = status(remote.fine(&query).map(|_| ()).expect_err("five candidates"));
+    assert!(code == 400 && message.contains("5 candidates"), "{code} {message}");
     server.stop();
 }

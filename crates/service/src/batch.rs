@@ -32,6 +32,8 @@ pub struct Job {
     pub frames: UnboundedSender<Vec<Bytes>>,
     /// When the request arrived (for the latency histogram).
     pub arrived: Instant,
+    /// The query's place among the requests admitted at once, given back when it is scored.
+    pub _admitted: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// Frames of one query held back until they reach this many bytes (or its answer ends).

@@ -33,7 +33,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use encsearch::{ChunkScores, Client, ClientKeys, CompactKey, Enrolment, Match, Ranking, Session, Timings, Verified};
+use encsearch::{
+    ChunkScores, Client, ClientKeys, CompactKey, Enrolment, Match, Ranking, Session, Timings, Verified, probe_labels,
+    restore_probe_ids,
+};
 
 use crate::error::{Error, Result};
 use crate::info::ServerInfo;
@@ -44,8 +47,11 @@ use crate::routes::WriteAck;
 /// How to reach the server and how to behave towards it.
 #[derive(Clone)]
 pub struct ConnectOptions {
-    /// Bearer token for enrolment and removal.
+    /// Bearer token for enrolment and removal (also sent with reads when `read_token` is none).
     pub token: Option<String>,
+    /// Bearer token for searches, verification and the gallery's description, for a server
+    /// started with `--read-token-file`.
+    pub read_token: Option<String>,
     /// For `https://`: trust only the CA certificate(s) in this PEM (a private CA, or a
     /// self-signed server certificate) instead of the bundled web roots.
     pub ca_pem: Option<Vec<u8>>,
@@ -64,6 +70,7 @@ impl std::fmt::Debug for ConnectOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConnectOptions")
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("read_token", &self.read_token.as_ref().map(|_| "<redacted>"))
             .field("ca_pem", &self.ca_pem.as_ref().map(Vec::len))
             .field("timeout", &self.timeout)
             .field("retry", &self.retry)
@@ -77,7 +84,9 @@ impl ConnectOptions {
     /// The HTTP transport to `url` these options describe (token, CA, timeout, retries): for
     /// the requests that need no keys (e.g. removal).
     pub fn remote(&self, url: &str) -> Result<Remote> {
-        Ok(Remote::with_ca(url, self.token.clone(), self.timeout, self.ca_pem.as_deref())?.with_retry(self.retry))
+        Ok(Remote::with_ca(url, self.token.clone(), self.timeout, self.ca_pem.as_deref())?
+            .with_read_token(self.read_token.clone())
+            .with_retry(self.retry))
     }
 }
 
@@ -85,6 +94,7 @@ impl Default for ConnectOptions {
     fn default() -> Self {
         Self {
             token: None,
+            read_token: None,
             ca_pem: None,
             timeout: Duration::from_secs(600),
             retry: RetryPolicy::default(),
@@ -294,15 +304,15 @@ impl Connection {
             Some(&sizes) => sizes,
             None => {
                 let d = self.client.quantizer().dim;
-                let mut one = self.client.encrypt_query(probe_ids[..1].to_vec(), &rows[..d], &mut rand::rng())?;
+                let mut one = self.client.encrypt_query(probe_labels(1), &rows[..d], &mut rand::rng())?;
                 let per_probe = one.to_bytes().len();
                 one.compact = key.cloned();
                 let fixed = one.to_bytes().len() - per_probe;
-                *self.query_bytes.get_or_init(|| (per_probe, fixed, probe_ids[0].len()))
+                *self.query_bytes.get_or_init(|| (per_probe, fixed, 1))
             }
         };
-        // Ids travel with their probes: room for the longest of this search.
-        let longest = probe_ids.iter().map(String::len).max().unwrap_or(0);
+        // Labels travel with their probes: room for the longest a query can carry.
+        let longest = (probe_ids.len().min(info.max_probes.max(1)) - 1).to_string().len();
         let per_probe = per_probe + longest.saturating_sub(id_len);
         let room = info.max_body_bytes.saturating_sub(fixed);
         if per_probe > room {
@@ -322,7 +332,7 @@ impl Connection {
     /// when refused for now or when its version's id table is gone, within the retry policy.
     fn search_one(&self, probe_ids: &[String], rows: &[f32], k: usize, key: Option<&CompactKey>) -> Result<Searched> {
         let t = Instant::now();
-        let mut query = self.client.encrypt_query(probe_ids.to_vec(), rows, &mut rand::rng())?;
+        let mut query = self.client.encrypt_query(probe_labels(probe_ids.len()), rows, &mut rand::rng())?;
         query.compact = key.cloned();
         let bytes = query.to_bytes();
         drop(query);
@@ -332,7 +342,7 @@ impl Connection {
         let again = |e: &Error| e.is_retryable() || e.status() == Some(410);
         let (matches, score, decrypt, transfer) = self.remote.retry_policy().run_if(
             again,
-            || self.stream_ranked(&bytes, k),
+            || self.stream_ranked(&bytes, probe_ids, k),
             |e, wait| tracing::warn!("{e}; sending the query again in {:.1} s", wait.as_secs_f64()),
         )?;
         Ok(Searched { matches, timings: Timings { encrypt, score, decrypt }, transfer })
@@ -340,9 +350,10 @@ impl Connection {
 
     /// Sends an encoded query and ranks its answer while it streams in: each chunk frame is
     /// decrypted and folded into the probes' top-k on the rayon pool as soon as it arrived.
-    /// Returns the matches, the round trip's seconds, the seconds of ranking left after the
-    /// last byte, and the bytes moved.
-    fn stream_ranked(&self, query: &[u8], k: usize) -> Result<(Vec<Match>, f64, f64, Transfer)> {
+    /// The query carries [`probe_labels`]; the matches are named by `probe_ids`. Returns the
+    /// matches, the round trip's seconds, the seconds of ranking left after the last byte, and
+    /// the bytes moved.
+    fn stream_ranked(&self, query: &[u8], probe_ids: &[String], k: usize) -> Result<(Vec<Match>, f64, f64, Transfer)> {
         let t = Instant::now();
         let ranking: OnceLock<Ranking<'_>> = OnceLock::new();
         let failed: Mutex<Option<encsearch::Error>> = Mutex::new(None);
@@ -353,7 +364,9 @@ impl Connection {
                 query,
                 |h| {
                     let table = self.remote.ids(h.version)?;
-                    let r = Ranking::for_stream(&self.client, h, &table, k)?;
+                    let mut named = h.clone();
+                    restore_probe_ids(&mut named.probe_ids, probe_ids)?;
+                    let r = Ranking::for_stream(&self.client, &named, &table, k)?;
                     let _ = ranking.set(r);
                     Ok(())
                 },

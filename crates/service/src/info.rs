@@ -23,6 +23,9 @@ pub struct ServerInfo {
     /// within this and `max_body_bytes`.
     #[serde(default = "default_max_probes")]
     pub max_probes: usize,
+    /// Most candidates of one probe in a second-stage query (`/v1/search/fine`).
+    #[serde(default = "default_max_candidates")]
+    pub max_candidates: usize,
     /// The current gallery version (a fingerprint of its manifest).
     pub version: u64,
     /// Live templates in the current version.
@@ -34,6 +37,12 @@ pub struct ServerInfo {
 /// What servers that did not state `max_probes` accepted.
 fn default_max_probes() -> usize {
     64
+}
+
+/// What servers that did not state `max_candidates` were sent at most (`hers client
+/// search --shortlist`'s largest useful value).
+fn default_max_candidates() -> usize {
+    1024
 }
 
 /// The second-stage gallery of a two-stage search.

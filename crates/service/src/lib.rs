@@ -16,6 +16,7 @@
 //! * `load.rs`: `hers bench serve`, closed-loop load against a running server.
 
 mod batch;
+mod capped;
 mod connection;
 mod cpu;
 mod error;
@@ -29,6 +30,7 @@ mod serve;
 mod tls;
 mod versions;
 
+pub use capped::{Capped, Placed};
 pub use connection::{ConnectOptions, Connection, EnrolOptions, Enrolled, Found, check_keys};
 pub use error::{Error, Result};
 pub use info::{FineInfo, ServerInfo, params_hash};

@@ -39,6 +39,8 @@ pub struct Remote {
     base: String,
     agent: ureq::Agent,
     token: Option<String>,
+    /// Bearer token for reads, when the server wants one (else the write token, if any, is sent).
+    read_token: Option<String>,
     ids: Mutex<Option<IdTable>>,
     /// The server's body limit, once [`Remote::info`] has told it.
     max_body: Mutex<Option<usize>>,
@@ -51,6 +53,7 @@ impl std::fmt::Debug for Remote {
         f.debug_struct("Remote")
             .field("base", &self.base)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("read_token", &self.read_token.as_ref().map(|_| "<redacted>"))
             .field("retry", &self.retry)
             .finish_non_exhaustive()
     }
@@ -93,7 +96,27 @@ impl Remote {
             config = config.tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build());
         }
         let agent: ureq::Agent = config.build().into();
-        Ok(Self { base, agent, token, ids: Mutex::new(None), max_body: Mutex::new(None), retry: RetryPolicy::none() })
+        Ok(Self {
+            base,
+            agent,
+            token,
+            read_token: None,
+            ids: Mutex::new(None),
+            max_body: Mutex::new(None),
+            retry: RetryPolicy::none(),
+        })
+    }
+
+    /// Sends `token` with every read (search, verification, `/v1/ids`, `/v1/config`): for a
+    /// server started with `--read-token-file`.
+    pub fn with_read_token(mut self, token: Option<String>) -> Self {
+        self.read_token = token;
+        self
+    }
+
+    /// The token a read carries: the read token, else the write token (which also serves).
+    fn read_auth(&self) -> Option<&str> {
+        self.read_token.as_deref().or(self.token.as_deref())
     }
 
     /// Retries what is retryable (429, 503, a refused connection) under `policy`.
@@ -143,7 +166,11 @@ impl Remote {
     fn get_bytes(&self, path: &str) -> Result<Vec<u8>> {
         let url = self.url(path);
         self.retried(|| {
-            let mut body = self.check(&url, self.agent.get(&url).call())?;
+            let mut req = self.agent.get(&url);
+            if let Some(t) = self.read_auth() {
+                req = req.header("authorization", &format!("Bearer {t}"));
+            }
+            let mut body = self.check(&url, req.call())?;
             body.with_config()
                 .limit(u64::MAX)
                 .read_to_vec()
@@ -178,7 +205,7 @@ impl Remote {
         let url = self.url(path);
         self.check_size(&url, bytes.len())?;
         let mut req = self.agent.post(&url).header("content-type", "application/octet-stream");
-        if let (true, Some(t)) = (auth, &self.token) {
+        if let Some(t) = if auth { self.token.as_deref() } else { self.read_auth() } {
             req = req.header("authorization", &format!("Bearer {t}"));
         }
         self.check(&url, req.send(bytes))
@@ -280,7 +307,10 @@ impl Remote {
         let bytes = query.to_bytes();
         self.check_size(&url, bytes.len())?;
         let body = self.retried(|| {
-            let req = self.agent.post(&url).query("id", claim).header("content-type", "application/octet-stream");
+            let mut req = self.agent.post(&url).query("id", claim).header("content-type", "application/octet-stream");
+            if let Some(t) = self.read_auth() {
+                req = req.header("authorization", &format!("Bearer {t}"));
+            }
             self.check(&url, req.send(&bytes[..]))
         })?;
         Ok(Response::from_bytes(&self.read_all("/v1/verify", body)?)?)

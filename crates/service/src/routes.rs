@@ -2,6 +2,11 @@
 //! `encsearch` (each checked by its CRC and fuzzed decoder); JSON only for small control
 //! answers and errors (`{"error": "..."}`).
 //!
+//! Reads (`/v1/config`, `/v1/ids`, the searches and verification) need the read token when
+//! the server has one (the write token also serves); writes always need the write token.
+//! Search, fine search and verification are admitted together up to a bound (more get 429)
+//! and have their probe and candidate counts checked before any ciphertext is decoded.
+//!
 //! | endpoint | body → answer |
 //! |---|---|
 //! | `GET /healthz` | `ok` |
@@ -55,8 +60,15 @@ pub struct App {
     pub queue: SyncSender<Job>,
     /// Bearer token for writes; `None` disables writes.
     pub token: Option<String>,
+    /// Bearer token for reads (the write token also serves); `None`: reads are open.
+    pub read_token: Option<String>,
+    /// Searches, fine searches and verifications admitted at once (decoding, waiting or being
+    /// scored); a request beyond them gets 429 before its body is decoded.
+    pub admit: Arc<tokio::sync::Semaphore>,
     /// Most probes in one query.
     pub max_probes: usize,
+    /// Most candidates of one probe in a fine query.
+    pub max_candidates: usize,
     /// Largest request body (bytes).
     pub max_body: usize,
 }
@@ -122,6 +134,7 @@ impl From<encsearch::Error> for ApiError {
             | E::Checksum { .. }
             | E::DimensionMismatch { .. }
             | E::InvalidArgument { .. }
+            | E::TooMany { .. }
             | E::InvalidParameters { .. }
             | E::NonFinite { .. }
             | E::ZeroNorm { .. } => StatusCode::BAD_REQUEST,
@@ -206,7 +219,8 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
-async fn config(State(app): State<Arc<App>>) -> Json<ServerInfo> {
+async fn config(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Json<ServerInfo>, ApiError> {
+    authorize_read(&app, &headers)?;
     let v = app.core.held.current();
     let ctx = app.core.held.ctx();
     let fine = app.fine.as_ref().map(|f| FineInfo {
@@ -214,18 +228,19 @@ async fn config(State(app): State<Arc<App>>) -> Json<ServerInfo> {
         quantizer: f.gallery.quantizer(),
         templates: f.gallery.len(),
     });
-    Json(ServerInfo {
+    Ok(Json(ServerInfo {
         public: ctx.public().clone(),
         params_hash: params_hash(ctx.public()),
         quantizer: app.core.held.quantizer(),
         layout: encsearch::Layout::DimensionWise,
         max_body_bytes: app.max_body,
         max_probes: app.max_probes,
+        max_candidates: app.max_candidates,
         templates_per_chunk: ctx.public().params.degree,
         version: v.number,
         templates: v.templates,
         fine,
-    })
+    }))
 }
 
 fn octets(app: &App, bytes: impl Into<Bytes>) -> Response {
@@ -240,7 +255,12 @@ struct VersionParam {
     version: u64,
 }
 
-async fn ids(State(app): State<Arc<App>>, Params(p): Params<VersionParam>) -> Result<Response, ApiError> {
+async fn ids(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Params(p): Params<VersionParam>,
+) -> Result<Response, ApiError> {
+    authorize_read(&app, &headers)?;
     let v = app.core.held.version(p.version).ok_or_else(|| {
         ApiError::new(
             StatusCode::GONE,
@@ -255,20 +275,16 @@ async fn ids(State(app): State<Arc<App>>, Params(p): Params<VersionParam>) -> Re
     Ok(octets(&app, table))
 }
 
-async fn search(State(app): State<Arc<App>>, body: Bytes) -> Result<Response, ApiError> {
+async fn search(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     let arrived = Instant::now();
+    authorize_read(&app, &headers)?;
     Metrics::add(&app.core.metrics.bytes_in, body.len());
+    let admitted = admit(&app)?;
     let a = app.clone();
     let (query, version) = blocking(move || {
         let ctx = a.core.held.ctx();
         check_key(ctx, Query::peek_key_id(&body))?;
-        let q = Query::from_bytes(&body, ctx.bfv(), ctx.rows())?;
-        if q.probes.is_empty() || q.probes.len() > a.max_probes {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("a query holds 1 to {} probes, this one {}", a.max_probes, q.probes.len()),
-            ));
-        }
+        let q = Query::from_bytes_within(&body, ctx.bfv(), ctx.rows(), a.max_probes)?;
         let v = a.core.held.current();
         ctx.check_query(&q, &v.hot)?;
         Ok((q, v))
@@ -289,7 +305,7 @@ async fn search(State(app): State<Arc<App>>, body: Bytes) -> Result<Response, Ap
     let (frames, rx) = tokio::sync::mpsc::unbounded_channel::<Vec<Bytes>>();
     Metrics::add(&app.core.metrics.bytes_out, header.len());
     let _ = frames.send(vec![Bytes::from(header)]);
-    match app.queue.try_send(Job { query, version, frames, arrived }) {
+    match app.queue.try_send(Job { query, version, frames, arrived, _admitted: admitted }) {
         Ok(()) => {}
         Err(TrySendError::Full(_)) => {
             return Err(ApiError::new(
@@ -306,8 +322,9 @@ async fn search(State(app): State<Arc<App>>, body: Bytes) -> Result<Response, Ap
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], Body::from_stream(stream)).into_response())
 }
 
-async fn fine(State(app): State<Arc<App>>, body: Bytes) -> Result<Response, ApiError> {
+async fn fine(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     let arrived = Instant::now();
+    authorize_read(&app, &headers)?;
     Metrics::add(&app.core.metrics.bytes_in, body.len());
     if app.fine.is_none() {
         return Err(ApiError::new(
@@ -315,11 +332,13 @@ async fn fine(State(app): State<Arc<App>>, body: Bytes) -> Result<Response, ApiE
             "this server has no second-stage gallery: start it with --fine-gallery",
         ));
     }
+    let admitted = admit(&app)?;
     let a = app.clone();
     let out = blocking(move || {
+        let _admitted = admitted;
         let f = a.fine.as_ref().ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no fine gallery"))?;
         check_key(&f.ctx, FineQuery::peek_key_id(&body))?;
-        let q = FineQuery::from_bytes(&body, f.ctx.bfv())?;
+        let q = FineQuery::from_bytes_within(&body, f.ctx.bfv(), a.max_probes, a.max_candidates)?;
         Ok(f.ctx.score_candidates(&q, &f.gallery)?.to_bytes())
     })
     .await?;
@@ -333,17 +352,22 @@ struct Claim {
     id: String,
 }
 
-async fn verify(State(app): State<Arc<App>>, Params(c): Params<Claim>, body: Bytes) -> Result<Response, ApiError> {
+async fn verify(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Params(c): Params<Claim>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let arrived = Instant::now();
+    authorize_read(&app, &headers)?;
     Metrics::add(&app.core.metrics.bytes_in, body.len());
+    let admitted = admit(&app)?;
     let a = app.clone();
     let out = blocking(move || {
+        let _admitted = admitted;
         let ctx = a.core.held.ctx();
         check_key(ctx, Query::peek_key_id(&body))?;
-        let q = Query::from_bytes(&body, ctx.bfv(), ctx.rows())?;
-        if q.probes.len() != 1 {
-            return Err(ApiError::new(StatusCode::BAD_REQUEST, "a verification query holds exactly one probe"));
-        }
+        let q = Query::from_bytes_within(&body, ctx.bfv(), ctx.rows(), 1)?;
         let v = a.core.held.current();
         let slot = v.slot_of(&c.id).ok_or(encsearch::Error::UnknownId { id: c.id.clone() })?;
         let chunk = slot / ctx.public().params.degree;
@@ -358,6 +382,32 @@ async fn verify(State(app): State<Arc<App>>, Params(c): Params<Claim>, body: Byt
 /// Checks the bearer token of a write.
 fn authorize(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
     check_bearer(app.token.as_deref(), headers)
+}
+
+/// Checks the bearer token of a read when the server has a read token (the write token also
+/// serves: a writer may read).
+fn authorize_read(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(read) = app.read_token.as_deref() else { return Ok(()) };
+    match (check_bearer(Some(read), headers), app.token.as_deref()) {
+        (Ok(()), _) => Ok(()),
+        (Err(_), Some(write)) if check_bearer(Some(write), headers).is_ok() => Ok(()),
+        (Err(e), _) if e.status == StatusCode::UNAUTHORIZED && e.message.starts_with("wrong") => Err(e),
+        _ => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "this server's searches and gallery description need `Authorization: Bearer <token>` \
+             (hers client --read-token-file FILE)",
+        )),
+    }
+}
+
+/// A place among the searches, fine searches and verifications admitted at once, or 429.
+fn admit(app: &App) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+    app.admit.clone().try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "the server is busy with as many queries as it admits at once (--max-inflight): retry after a second",
+        )
+    })
 }
 
 /// Checks a write's `Authorization: Bearer` header against `token` (`None`: writes disabled,

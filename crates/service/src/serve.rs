@@ -11,6 +11,7 @@ use encsearch::Simd;
 
 use axum::serve::ListenerExt as _;
 
+use crate::capped::Capped;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::routes::{App, Core, router};
@@ -28,6 +29,9 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     /// Bearer token for enrolment and removal; `None` disables both.
     pub token: Option<String>,
+    /// Bearer token for searches, verification, `/v1/ids` and `/v1/config` (the write token
+    /// also serves); `None` leaves them open to anyone who can connect.
+    pub read_token: Option<String>,
     /// Queries accepted and waiting beyond the batch being scored; more get 429 (0: a query is
     /// accepted only while the scorer is idle).
     pub max_inflight: usize,
@@ -37,6 +41,11 @@ pub struct ServeConfig {
     pub max_body_bytes: usize,
     /// Most probes in one query.
     pub max_probes: usize,
+    /// Most candidates of one probe in a second-stage query.
+    pub max_candidates: usize,
+    /// Connections held at once, TLS handshakes in flight included (more wait in the
+    /// listen backlog until one closes).
+    pub max_connections: usize,
     /// Most probes scored in one pass over the gallery (queries waiting beyond it wait for
     /// the next pass).
     pub max_batch_probes: usize,
@@ -54,10 +63,13 @@ impl ServeConfig {
             fine_gallery: None,
             listen,
             token: None,
+            read_token: None,
             max_inflight: 64,
             batch_window: Duration::from_millis(2),
             max_body_bytes: 64 << 20,
             max_probes: 64,
+            max_candidates: 1024,
+            max_connections: 1024,
             max_batch_probes: 4,
             simd: Simd::detect(),
             tls: None,
@@ -65,8 +77,22 @@ impl ServeConfig {
     }
 }
 
-/// Reads a bearer token file (whitespace around the token is ignored; an empty file is an error).
+/// Reads a bearer token file (whitespace around the token is ignored; an empty file is an
+/// error). A file that group or others may read is refused, as the secret key is.
 pub fn read_token(path: &std::path::Path) -> Result<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(Error::Config(format!(
+                "{}: a token file must be readable by its owner only (mode {mode:03o}): chmod 600 {}",
+                path.display(),
+                path.display()
+            )));
+        }
+    }
     let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
     let token = text.trim().to_string();
     if token.is_empty() || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -99,14 +125,20 @@ pub fn serve(cfg: ServeConfig, ready: impl FnOnce(&str, &OpenReport)) -> Result<
             .spawn(move || crate::batch::run(core.held.ctx(), &core.metrics, jobs, window, batch))
             .map_err(|e| Error::Config(format!("cannot start the scoring thread: {e}")))?
     };
+    let batch = cfg.max_batch_probes.max(1);
     let app = Arc::new(App {
         core,
         fine,
         queue,
         token: cfg.token.clone(),
+        read_token: cfg.read_token.clone(),
+        // Those waiting (the queue's bound) and those being scored (at most a batch).
+        admit: Arc::new(tokio::sync::Semaphore::new(cfg.max_inflight + batch)),
         max_probes: cfg.max_probes.max(1),
+        max_candidates: cfg.max_candidates.max(1),
         max_body: cfg.max_body_bytes,
     });
+    let connections = Arc::new(tokio::sync::Semaphore::new(cfg.max_connections.max(1)));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("hers-http")
@@ -123,15 +155,15 @@ pub fn serve(cfg: ServeConfig, ready: impl FnOnce(&str, &OpenReport)) -> Result<
         let stopped = |e: std::io::Error| Error::Config(format!("server stopped: {e}"));
         match acceptor {
             Some(acceptor) => {
-                let tls = TlsListener::new(listener, acceptor).map_err(stopped)?;
+                let tls = TlsListener::new(listener, acceptor, connections).map_err(stopped)?;
                 ready(&format!("https://{addr}"), &report);
                 axum::serve(tls, router(app)).with_graceful_shutdown(shutdown_signal()).await.map_err(stopped)
             }
             None => {
                 ready(&format!("http://{addr}"), &report);
                 // Without TCP_NODELAY a small write waits for the peer's delayed ACK (40 ms on Linux).
-                let listener = listener.tap_io(|tcp| {
-                    if let Err(e) = tcp.set_nodelay(true) {
+                let listener = Capped::new(listener, connections).tap_io(|tcp| {
+                    if let Err(e) = tcp.get_ref().set_nodelay(true) {
                         tracing::debug!("TCP_NODELAY not set: {e}");
                     }
                 });

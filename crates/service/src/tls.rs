@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
+use crate::capped::{Placed, place};
 use crate::error::{Error, Result};
 
 /// How long a client may take over its TLS handshake.
@@ -65,18 +66,20 @@ impl TlsFiles {
 /// Accepted connections after a completed handshake.
 #[derive(Debug)]
 pub struct TlsListener {
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    ready: mpsc::Receiver<(Placed<TlsStream<TcpStream>>, SocketAddr)>,
     local: SocketAddr,
 }
 
 impl TlsListener {
     /// Accepts on `tcp` (on a task of the current runtime), handshaking each connection on
-    /// a task of its own.
-    pub fn new(tcp: TcpListener, acceptor: TlsAcceptor) -> std::io::Result<Self> {
+    /// a task of its own; at most as many connections at once, handshakes included, as
+    /// `places` has permits.
+    pub fn new(tcp: TcpListener, acceptor: TlsAcceptor, places: Arc<tokio::sync::Semaphore>) -> std::io::Result<Self> {
         let local = tcp.local_addr()?;
         let (tx, ready) = mpsc::channel(64);
         tokio::spawn(async move {
             loop {
+                let held = place(&places).await;
                 let (stream, addr) = match tcp.accept().await {
                     Ok(c) => c,
                     Err(e) => {
@@ -93,7 +96,7 @@ impl TlsListener {
                 tokio::spawn(async move {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
-                            let _ = tx.send((tls, addr)).await;
+                            let _ = tx.send((Placed::new(tls, held), addr)).await;
                         }
                         Ok(Err(e)) => tracing::debug!("TLS handshake with {addr} failed: {e}"),
                         Err(_) => tracing::debug!("TLS handshake with {addr} timed out"),
@@ -106,7 +109,7 @@ impl TlsListener {
 }
 
 impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
+    type Io = Placed<TlsStream<TcpStream>>;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {

@@ -176,6 +176,13 @@ impl Query {
 
     /// Parses [`Query::to_bytes`]; `dim` is the number of packed rows of the gallery.
     pub fn from_bytes(bytes: &[u8], bfv: &Arc<BfvParameters>, dim: usize) -> Result<Self> {
+        Self::from_bytes_within(bytes, bfv, dim, usize::MAX)
+    }
+
+    /// [`Query::from_bytes`] of a query of 1 to `max_probes` probes: the count is checked as
+    /// soon as it is read, before any ciphertext is decoded (a server's bound on the work one
+    /// request can cause).
+    pub fn from_bytes_within(bytes: &[u8], bfv: &Arc<BfvParameters>, dim: usize, max_probes: usize) -> Result<Self> {
         let body = open_crc(bytes, "query")?;
         let key_id = Self::peek_key_id(body)?;
         let mut r = Reader::new(body, "query");
@@ -184,6 +191,9 @@ impl Query {
         let scale = r.u32()?;
         let metric = Metric::from_code(r.take(1)?[0])?;
         let n = r.u32()? as usize;
+        if n == 0 || n > max_probes {
+            return Err(Error::TooMany { what: "probes in a query", limit: max_probes, count: n });
+        }
         let mut probe_ids = Vec::with_capacity(n.min(1 << 16));
         let mut encoded = Vec::with_capacity(n.min(1 << 16));
         for _ in 0..n {
@@ -561,6 +571,18 @@ impl FineQuery {
 
     /// Parses [`FineQuery::to_bytes`]; each probe must be one ciphertext (the coefficient layout).
     pub fn from_bytes(bytes: &[u8], bfv: &Arc<BfvParameters>) -> Result<Self> {
+        Self::from_bytes_within(bytes, bfv, usize::MAX, usize::MAX)
+    }
+
+    /// [`FineQuery::from_bytes`] of a query of 1 to `max_probes` probes with at most
+    /// `max_candidates` candidates each: every count is checked as soon as it is read, and
+    /// no ciphertext is decoded before all of them passed.
+    pub fn from_bytes_within(
+        bytes: &[u8],
+        bfv: &Arc<BfvParameters>,
+        max_probes: usize,
+        max_candidates: usize,
+    ) -> Result<Self> {
         const W: &str = "fine query";
         let body = open_crc(bytes, W)?;
         let key_id = Self::peek_key_id(body)?;
@@ -574,21 +596,32 @@ impl FineQuery {
         if n > body.len() / 12 {
             return Err(Error::malformed(W, "probe count exceeds message"));
         }
-        let mut probes = Vec::with_capacity(n);
+        if n == 0 || n > max_probes {
+            return Err(Error::TooMany { what: "probes in a query", limit: max_probes, count: n });
+        }
+        let mut read = Vec::with_capacity(n);
         for _ in 0..n {
             let probe_id = r.string(MAX_ID_BYTES)?;
             let nc = r.u32()? as usize;
             if nc > body.len() / 4 {
                 return Err(Error::malformed(W, "candidate count exceeds message"));
             }
+            if nc > max_candidates {
+                return Err(Error::TooMany { what: "candidates of one probe", limit: max_candidates, count: nc });
+            }
             let candidates = (0..nc).map(|_| r.string(MAX_ID_BYTES)).collect::<Result<Vec<_>>>()?;
             if r.u32()? != 1 {
                 return Err(Error::malformed(W, "a fine probe is one ciphertext"));
             }
-            let cts = vec![decode_ct(r.bytes(MAX_CT_BYTES)?, bfv, W)?];
-            probes.push(FineProbe { probe_id, probe: EncryptedProbe { cts }, candidates });
+            read.push((probe_id, candidates, r.bytes(MAX_CT_BYTES)?));
         }
         r.finish()?;
+        let probes = read
+            .into_iter()
+            .map(|(probe_id, candidates, ct)| {
+                Ok(FineProbe { probe_id, probe: EncryptedProbe { cts: vec![decode_ct(ct, bfv, W)?] }, candidates })
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(Self { key_id, scale, metric, probes })
     }
 }

@@ -19,9 +19,12 @@ pub struct Args {
     /// Server address, e.g. http://127.0.0.1:7878.
     #[arg(long, global = true, default_value = "http://127.0.0.1:7878")]
     server: String,
-    /// Bearer token file (enroll and remove).
+    /// Bearer token file (enroll and remove; also sent with reads when --read-token-file is absent).
     #[arg(long, global = true)]
     token_file: Option<PathBuf>,
+    /// Bearer token file for searches and verification (a server with --read-token-file).
+    #[arg(long, global = true)]
+    read_token_file: Option<PathBuf>,
     /// For an https:// server: trust only this CA certificate (PEM), e.g. the server's own
     /// self-signed certificate (default: the bundled web roots).
     #[arg(long, global = true)]
@@ -108,6 +111,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .transpose()?;
     let options = ConnectOptions {
         token,
+        read_token: a.read_token_file.as_deref().map(read_token).transpose()?,
         ca_pem,
         timeout: Duration::from_secs(a.timeout_s),
         retry: RetryPolicy {
@@ -129,6 +133,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             let (ids, dim, data) = load_probes(&probes)?;
             same_dim(dim, &info, &probes)?;
             let first_k = fine.first_k(two_stage, top_k);
+            if two_stage && info.fine.is_some() && first_k > info.max_candidates {
+                anyhow::bail!(
+                    "--candidates {first_k}: the server rescores at most {} candidates per probe",
+                    info.max_candidates
+                );
+            }
             let s = server.search(&ids, &data, first_k)?;
             eprintln!(
                 "{} probes × {} templates in {} queries: {:.1} s; encrypt {:.1} ms, round trips {:.1} ms \
@@ -152,21 +162,28 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                     check_keys(&keys, &served.public, "the server's fine gallery")?;
                     let rows = probe_rows(fp, served.quantizer.dim, &ids)?;
                     let client = Client::with_quantizer(keys, served.quantizer)?;
-                    let r = Session::new(&client).rescore(
-                        &ids,
-                        &rows,
-                        candidate_lists(&ids, &s.matches),
-                        top_k,
-                        &mut rand::rng(),
-                        |q| remote.fine(q).map_err(Into::into),
-                    )?;
+                    let session = Session::new(&client);
+                    // One fine query per group of at most the server's probe limit.
+                    let per = info.max_probes.max(1);
+                    let (mut matches, mut candidates, mut ciphertexts, mut seconds) = (Vec::new(), 0, 0, 0.0);
+                    for (group, rows) in ids.chunks(per).zip(rows.chunks(per * served.quantizer.dim)) {
+                        let r = session.rescore(
+                            group,
+                            rows,
+                            candidate_lists(group, &s.matches),
+                            top_k,
+                            &mut rand::rng(),
+                            |q| remote.fine(q).map_err(Into::into),
+                        )?;
+                        matches.extend(r.matches);
+                        (candidates, ciphertexts, seconds) =
+                            (candidates + r.candidates, ciphertexts + r.ciphertexts, seconds + r.timings.score);
+                    }
                     eprintln!(
-                        "fine stage: {} candidates in {} ciphertexts: round trip {:.1} ms",
-                        r.candidates,
-                        r.ciphertexts,
-                        r.timings.score * 1e3
+                        "fine stage: {candidates} candidates in {ciphertexts} ciphertexts: round trips {:.1} ms",
+                        seconds * 1e3
                     );
-                    r.matches
+                    matches
                 }
                 _ => s.matches,
             };

@@ -23,6 +23,11 @@ pub struct Args {
     /// refuses every write.
     #[arg(long)]
     token_file: Option<PathBuf>,
+    /// File holding the bearer token that searches, verification, /v1/ids and /v1/config
+    /// need (the write token also serves); without it they are open to anyone who can connect.
+    /// /healthz and /metrics stay open.
+    #[arg(long)]
+    read_token_file: Option<PathBuf>,
     /// Queries accepted and waiting beyond the batch being scored; more get 429 + Retry-After
     /// (0: a query is accepted only while the scorer is idle).
     #[arg(long, default_value_t = 64)]
@@ -36,6 +41,12 @@ pub struct Args {
     /// Most probes in one query.
     #[arg(long, default_value_t = 64)]
     max_probes: usize,
+    /// Most candidates of one probe in a second-stage query (400 beyond, before decoding).
+    #[arg(long, default_value_t = 1024)]
+    max_candidates: usize,
+    /// Connections held at once, TLS handshakes included; more wait until one closes.
+    #[arg(long, default_value_t = 1024)]
+    max_connections: usize,
     /// Most probes scored in one pass over the gallery. A pass reads each chunk once for all
     /// its probes and shares a pass's fixed costs; at 16 clients on 1M templates (IFMA) passes
     /// of 4 gave 27 queries/s against 22 for passes of 1 and of 8 or 16 (see the README's
@@ -55,6 +66,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let mut cfg = ServeConfig::new(a.gallery.clone(), a.listen);
     cfg.fine_gallery = a.fine_gallery;
     cfg.token = a.token_file.as_deref().map(read_token).transpose()?;
+    cfg.read_token = a.read_token_file.as_deref().map(read_token).transpose()?;
+    cfg.max_candidates = a.max_candidates;
+    cfg.max_connections = a.max_connections;
     cfg.max_inflight = a.max_inflight;
     cfg.batch_window = Duration::from_millis(a.batch_window_ms);
     cfg.max_body_bytes = a.max_body_mib << 20;
@@ -63,9 +77,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     cfg.simd = super::open::simd();
     cfg.tls = a.tls_cert.zip(a.tls_key).map(|(cert, key)| service::TlsFiles { cert, key });
     let writes = if cfg.token.is_some() { "enabled (bearer token)" } else { "disabled (no --token-file)" };
+    let reads = if cfg.read_token.is_some() { "bearer token" } else { "open (no --read-token-file)" };
     serve(cfg, |url, report| {
         eprintln!(
-            "hers serve: {} ready in {:.2} s ({} segments mapped from the hot cache, {} built); writes {writes}; {}",
+            "hers serve: {} ready in {:.2} s ({} segments mapped from the hot cache, {} built); writes {writes}; \
+             reads {reads}; {}",
             a.gallery.display(),
             report.seconds,
             report.mapped,

@@ -43,3 +43,10 @@ pub fn input(path: &Path, ids: std::ops::Range<i64>) {
     let set = EmbeddingSet::new(Ids::Int(ids.clone().collect()), ids.collect(), DIM, data).expect("set");
     write_set(path, &set).expect("write");
 }
+
+/// Writes a bearer token file readable by its owner only (servers and clients refuse others).
+pub fn token_file(path: &Path, token: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, token).expect("token file");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("token file mode");
+}
