@@ -324,6 +324,7 @@ async fn config(State(door): State<Arc<Door>>) -> Result<Json<ServerInfo>, ApiEr
         max_candidates: 0,
         templates_per_chunk: ctx.public().params.degree,
         version: v.number,
+        id_table_bytes: 0,
         templates: v.templates(),
         fine: None,
     }))
@@ -356,7 +357,7 @@ async fn ids(State(door): State<Arc<Door>>, Params(p): Params<VersionParam>) -> 
     let v = v.ok_or_else(|| {
         ApiError::new(StatusCode::GONE, format!("cluster version {} is no longer held: search again", p.version))
     })?;
-    let mut slots = Vec::new();
+    let (mut slots, mut chunks) = (Vec::new(), Vec::new());
     for (shard, s) in v.shards.iter().enumerate() {
         let version = s.version;
         let Answer::Bytes(bytes) = door.read(|qid| Down::Ids { qid, shard, version }).await? else {
@@ -367,10 +368,12 @@ async fn ids(State(door): State<Arc<Door>>, Params(p): Params<VersionParam>) -> 
         };
         let t = blocking(move || Ok(IdTable::from_bytes(&bytes)?)).await?;
         slots.extend(t.slot_ids.iter().cloned());
+        chunks.extend(t.chunks.iter().copied());
     }
     let number = v.number;
-    let table =
-        blocking(move || Ok(Bytes::from(IdTable { version: number, slot_ids: Arc::new(slots) }.to_bytes()))).await?;
+    // The shards' chunk digests in slot order; no seal (see `split.rs`).
+    let table = IdTable { version: number, slot_ids: Arc::new(slots), chunks: Arc::new(chunks), seal: None };
+    let table = blocking(move || Ok(Bytes::from(table.to_bytes()))).await?;
     let mut tables = lock(&door.tables);
     tables.push_back((number, table.clone()));
     while tables.len() > 4 {

@@ -104,7 +104,7 @@ impl Shard {
                 Down::Remove { qid, ids, .. } => {
                     let answer = self
                         .held
-                        .remove(&ids)
+                        .remove(&ids, None)
                         .map(|(changed, _)| Answer::Written { state: self.state(), changed })
                         .map_err(service_failure);
                     self.send(Up::Reply { qid, answer });
@@ -148,7 +148,9 @@ impl Shard {
 
     fn enrol(&self, body: &[u8]) -> Result<Answer, Failure> {
         let ctx = self.held.ctx();
-        let e = Enrolment::from_bytes(body, ctx.bfv(), ctx.rows()).map_err(failure)?;
+        let mut e = Enrolment::from_bytes(body, ctx.bfv(), ctx.rows()).map_err(failure)?;
+        // A seal covers a whole gallery, not a shard (`split.rs`): shards stay unsealed.
+        e.seal = None;
         self.held.enrol(&e).map_err(service_failure)?;
         Ok(Answer::Written { state: self.state(), changed: e.ids.len() })
     }

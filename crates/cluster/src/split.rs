@@ -53,6 +53,9 @@ pub fn split(gallery: &Path, shards: usize, out: &Path) -> Result<ClusterManifes
         let mut m: Manifest = source.clone();
         m.segments = segments[range].to_vec();
         m.removed.clear();
+        // The key holder sealed the whole gallery, not a shard of it: a shard is unsealed (its
+        // writes come through the front door, whose merged table carries no seal).
+        m.seal = None;
         for s in &m.segments {
             link(&gallery.join(&s.file), &dir.join(&s.file))?;
             let hot = Path::new(&s.file).with_extension("hot");

@@ -71,10 +71,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .concat();
         fs::write(root.join("score_stream").join(name), &stream)?;
     }
-    let table = IdTable { version: 1, slot_ids: response.slot_ids.clone() };
+    let table = IdTable::unsealed(1, response.slot_ids.clone());
     put(root, "service_messages", "id-table", &table.to_bytes())?;
-    let enrolment =
-        Enrolment { key_id: client.keys().key_id().clone(), ids: vec!["a".into(), "b".into()], chunks: chunks.clone() };
+    let enrolment = Enrolment {
+        key_id: client.keys().key_id().clone(),
+        ids: vec!["a".into(), "b".into()],
+        chunks: chunks.clone(),
+        seal: None,
+    };
     put(root, "service_messages", "enrolment", &enrolment.to_bytes())?;
     let gdir = tmp.path().join("g");
     let mut g = Gallery::create(&gdir, client.keys().public(), *client.quantizer())?;

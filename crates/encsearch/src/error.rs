@@ -146,6 +146,20 @@ pub enum Error {
         /// The id.
         id: String,
     },
+    /// What a server sent does not match what the key holder sealed (`seal.rs`), or cannot be
+    /// a decryption of what it claims to be.
+    #[error("integrity check failed: {what}")]
+    Integrity {
+        /// What failed.
+        what: String,
+    },
+    /// A write to a sealed gallery without the key holder's seal, or with a seal made for
+    /// another state of the gallery (another write came first: read the id table again).
+    #[error("{reason}")]
+    SealMismatch {
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
     /// A request holds more of something than its receiver takes (checked before the work).
     #[error("{count} {what}: this server takes 1 to {limit}")]
     TooMany {

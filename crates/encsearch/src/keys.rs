@@ -159,6 +159,12 @@ impl ClientKeys {
         Ok(self.coeffs.get_or_init(|| c))
     }
 
+    /// The key for sealing gallery states and checking their seals (`seal.rs`), derived from
+    /// the secret key.
+    pub fn seal_key(&self) -> Result<crate::seal::SealKey> {
+        Ok(crate::seal::SealKey::derive(self.secret_coefficients()?))
+    }
+
     fn parse_secret_coefficients(&self) -> Result<Zeroizing<Vec<i64>>> {
         let bytes = Zeroizing::new(self.secret.to_bytes());
         let bad = || Error::params("unexpected encoding of the secret key");

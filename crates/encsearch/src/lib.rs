@@ -10,6 +10,8 @@
 //!   arrive; `topk.rs` is the selection every ranking uses;
 //! * `compact/`: compact answers (relinearised once per chunk, two small moduli) and the
 //!   client's key for them;
+//! * `seal.rs`: the key holder's MAC over a gallery state ([`Seal`], [`SealKey`]), which the
+//!   client checks every id table against;
 //! * `store/`: the gallery at rest — segments, manifest, id ↔ slot map, atomic writes;
 //! * `hot/`: the hot form a server scores (basis extension + NTT) and its on-disk cache;
 //! * `server/`: [`ServerContext`], built from [`PublicParams`] only, scores a [`Query`] against
@@ -34,6 +36,7 @@ mod pack;
 mod params;
 mod quantize;
 mod ranking;
+mod seal;
 mod server;
 mod session;
 mod store;
@@ -52,6 +55,7 @@ pub use pack::Layout;
 pub use params::{DEFAULT_PLAINTEXT, DEFAULT_VARIANCE, HE_STANDARD_128, Preset, SearchParams, max_log_q};
 pub use quantize::{Metric, Quantizer, int_dot};
 pub use ranking::Ranking;
+pub use seal::{ChunkSeal, Expect, Seal, SealKey, chunk_digest, chunk_hash, state_hash, table_chunk_hashes};
 pub use server::{CandidateSource, ChunkSource, FineChunks, GalleryChunk, HersBaseline, HotSlice, ServerContext};
 pub use session::{
     AllScores, Rescored, Searched, Session, Timings, Verified, candidate_lists, probe_labels, probe_order,

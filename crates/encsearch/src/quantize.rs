@@ -100,6 +100,23 @@ impl Quantizer {
         Ok(Self { dim, scale, metric: Metric::SquaredEuclidean, max_abs_score: params.max_abs_score() })
     }
 
+    /// The range every score of a probe and a template quantised by this quantiser lies in:
+    /// for cosine `±min(d·s², (s + √d/2)²)` (components clamped to ±s, norms at most s + √d/2
+    /// after rounding), for the squared distance `[0, (t−1)/2]` (norms at most half the
+    /// bound). A decrypted score outside it cannot have come from the gallery.
+    pub fn score_bounds(&self) -> (i64, i64) {
+        let s = f64::from(self.scale);
+        match self.metric {
+            Metric::Cosine => {
+                let by_norm = (s + (self.dim as f64).sqrt() / 2.0).powi(2).floor() as u128;
+                let by_components = self.dim as u128 * u128::from(self.scale) * u128::from(self.scale);
+                let b = by_norm.min(by_components).min(u128::from(self.max_abs_score)) as i64;
+                (-b, b)
+            }
+            Metric::SquaredEuclidean => (0, self.max_abs_score as i64),
+        }
+    }
+
     /// Number of packed rows (ciphertexts per chunk and per probe): `d`, or `d + 2` for the
     /// Euclidean metric.
     pub fn rows(&self) -> usize {

@@ -12,6 +12,7 @@ use crate::compact::ScoreForm;
 use crate::error::{Error, Result};
 use crate::keys::KeyId;
 use crate::quantize::Metric;
+use crate::seal::ChunkSeal;
 use crate::topk::{Hit, TopK};
 use crate::wire::{ChunkScores, IdTable, StreamHeader};
 
@@ -32,6 +33,10 @@ pub struct Ranking<'c> {
     client: &'c Client,
     probe_ids: Vec<String>,
     slot_ids: Arc<Vec<Option<String>>>,
+    /// Each chunk's used slots, when the id table states them: the others must decrypt to 0.
+    chunks: Arc<Vec<ChunkSeal>>,
+    /// The range a genuine score lies in ([`crate::Quantizer::score_bounds`]).
+    bounds: (i64, i64),
     degree: usize,
     scale: u32,
     /// +1 where higher scores are better, −1 for distances (TopK keeps the highest values).
@@ -53,7 +58,9 @@ impl<'c> Ranking<'c> {
             scale: header.scale,
             metric: header.metric,
         };
-        Self::new(client, &answer, header.probe_ids.clone(), ids.slot_ids.clone(), k)
+        let mut r = Self::new(client, &answer, header.probe_ids.clone(), ids.slot_ids.clone(), k)?;
+        r.chunks = ids.chunks.clone();
+        Ok(r)
     }
 
     /// A ranking of a whole [`crate::Response`].
@@ -78,11 +85,24 @@ impl<'c> Ranking<'c> {
     ) -> Result<Self> {
         client.check_response(a.key_id, a.degree, a.modulus, a.form, "response")?;
         let tops = probe_ids.iter().map(|_| Mutex::new(TopK::new(k))).collect();
-        Ok(Self { client, probe_ids, slot_ids, degree: a.degree, scale: a.scale, sign: better_sign(a.metric), k, tops })
+        Ok(Self {
+            client,
+            probe_ids,
+            slot_ids,
+            chunks: Arc::default(),
+            bounds: client.quantizer().score_bounds(),
+            degree: a.degree,
+            scale: a.scale,
+            sign: better_sign(a.metric),
+            k,
+            tops,
+        })
     }
 
     /// Decrypts chunk `chunk`'s scores (one per probe, in the probes' order) and folds its
-    /// live slots into each probe's top-k.
+    /// live slots into each probe's top-k. A score no genuine answer holds — beyond the
+    /// quantiser's bound, or not 0 in a slot the id table says is empty — is an
+    /// [`Error::Integrity`]: the answer was not computed on the gallery the table describes.
     pub fn add_chunk(&self, chunk: usize, scores: &[ChunkScores]) -> Result<()> {
         self.fold(chunk, &scores.iter().collect::<Vec<_>>())
     }
@@ -100,13 +120,27 @@ impl<'c> Ranking<'c> {
         // empty slots).
         let ids = self.slot_ids.get((chunk * n).min(self.slot_ids.len())..).unwrap_or_default();
         let ids = &ids[..n.min(ids.len())];
+        let used = self.chunks.get(chunk).map_or(n, |c| c.used as usize);
+        let (lo, hi) = self.bounds;
         for (top, cs) in self.tops.iter().zip(scores) {
             let mut t = TopK::new(self.k);
+            let mut impossible = None;
             self.client.decrypt_chunk_each(cs, |s, v| {
+                if v < lo || v > hi || (s >= used && v != 0) {
+                    impossible.get_or_insert((s, v));
+                }
                 if matches!(ids.get(s), Some(Some(_))) {
                     t.push(Hit { index: (chunk * n + s) as u64, score: self.sign * v });
                 }
             })?;
+            if let Some((s, v)) = impossible {
+                return Err(Error::Integrity {
+                    what: format!(
+                        "slot {s} of chunk {chunk} decrypts to {v}, which no template of this gallery can score                          ({}): the server's answer was not computed on the sealed gallery",
+                        if s >= used { "the slot is empty".to_string() } else { format!("range {lo}..={hi}") }
+                    ),
+                });
+            }
             top.lock().unwrap_or_else(PoisonError::into_inner).merge(t);
         }
         Ok(())

@@ -181,7 +181,9 @@ fn clusters_of_one_two_and_three_processes_answer_as_one_server() {
                     .failure()
                     .stderr(predicate::str::contains(format!("duplicate id {id}")));
             }
-            client(d, &c.url, &["--token-file", "tok", "remove", "--ids", "50000"]).assert().success();
+            client(d, &c.url, &["--token-file", "tok", "remove", "--keys", "keys", "--ids", "50000"])
+                .assert()
+                .success();
             input(&d.join("p2.parquet"), 50_000..50_006);
             client(d, &c.url, &["search", "--keys", "keys", "--probes", "p2.parquet", "--out", "r2.csv"])
                 .assert()

@@ -196,7 +196,7 @@ fn client_answers_equal_the_local_commands_and_writes_land_in_the_gallery() {
         .assert()
         .failure()
         .stderr(predicate::str::contains("409").and(predicate::str::contains("duplicate id 50000")));
-    client(&["--token-file", "tok", "remove", "--ids", "50000"]).assert().success();
+    client(&["--token-file", "tok", "remove", "--keys", "keys", "--ids", "50000"]).assert().success();
     input(&d.join("p2.parquet"), 50_000..50_005);
     client(&["search", "--keys", "keys", "--probes", "p2.parquet", "--out", "r2.csv"]).assert().success();
     let r2 = std::fs::read_to_string(d.join("r2.csv")).expect("r2");
@@ -282,7 +282,7 @@ fn concurrent_clients_see_every_acknowledged_write_and_nothing_removed() {
             log.lock().expect("log").extend(ids(first..first + 8).into_iter().map(|id| (started, now, id, true)));
             let gone = ids(first..first + 3);
             let started = Instant::now();
-            writer.remove(&gone).expect("remove");
+            writer.remove(&client, &gone).expect("remove");
             let now = Instant::now();
             log.lock().expect("log").extend(gone.into_iter().map(|id| (started, now, id, false)));
         }
@@ -383,17 +383,22 @@ fn bad_requests_get_4xx_and_the_server_keeps_serving() {
         key_id: client.keys().key_id().clone(),
         ids: ids(90_000..90_001),
         chunks: client.encrypt_templates(&row(90_000), &mut rand::rng()).expect("encrypt"),
+        seal: None,
     };
     assert_eq!(status(remote.enrol(&enrolment).expect_err("no token")).0, 401);
     assert_eq!(status(server.remote(Some("wrong")).enrol(&enrolment).expect_err("wrong token")).0, 401);
-    assert_eq!(status(server.remote(Some("t0ken")).remove(&ids(77_777..77_778)).expect_err("unknown id")).0, 404);
+    // The gallery is sealed (hers enroll sealed it): a write without the key holder's seal is refused.
+    let (code, message) = status(server.remote(Some("t0ken")).enrol(&enrolment).expect_err("unsealed"));
+    assert!(code == 412 && message.contains("seal"), "{code} {message}");
+    let unknown = server.remote(Some("t0ken")).remove(&client, &ids(77_777..77_778));
+    assert_eq!(status(unknown.expect_err("unknown id")).0, 404);
 
     // Still serving, and still exact.
     let r = remote.search_bytes(&good).expect("a good query after the bad ones").0;
     let m = client.decrypt_top_k(&r, 1).expect("decrypt");
     assert_eq!(m[0].gallery_id, "7");
     let metrics = remote.metrics().expect("metrics");
-    assert!(metrics.contains("hers_errors_total 8\n"), "{metrics}");
+    assert!(metrics.contains("hers_errors_total 9\n"), "{metrics}");
     server.stop();
 }
 

@@ -43,6 +43,7 @@ use crate::info::ServerInfo;
 use crate::remote::{Remote, Transfer};
 use crate::retry::RetryPolicy;
 use crate::routes::WriteAck;
+use crate::sealing::Seen;
 
 /// How to reach the server and how to behave towards it.
 #[derive(Clone)]
@@ -52,6 +53,9 @@ pub struct ConnectOptions {
     /// Bearer token for searches, verification and the gallery's description, for a server
     /// started with `--read-token-file`.
     pub read_token: Option<String>,
+    /// Where the seals seen are kept across runs (`hers client`: [`crate::SEEN_FILE`] in the
+    /// key directory); `None`: for this connection's life only.
+    pub seen_file: Option<std::path::PathBuf>,
     /// For `https://`: trust only the CA certificate(s) in this PEM (a private CA, or a
     /// self-signed server certificate) instead of the bundled web roots.
     pub ca_pem: Option<Vec<u8>>,
@@ -86,6 +90,7 @@ impl ConnectOptions {
     pub fn remote(&self, url: &str) -> Result<Remote> {
         Ok(Remote::with_ca(url, self.token.clone(), self.timeout, self.ca_pem.as_deref())?
             .with_read_token(self.read_token.clone())
+            .with_seen(self.seen_file.as_deref().map_or_else(Seen::in_memory, Seen::at))
             .with_retry(self.retry))
     }
 }
@@ -95,6 +100,7 @@ impl Default for ConnectOptions {
         Self {
             token: None,
             read_token: None,
+            seen_file: None,
             ca_pem: None,
             timeout: Duration::from_secs(600),
             retry: RetryPolicy::default(),
@@ -235,7 +241,7 @@ impl Connection {
         // that version then needs no second request, which a server shutting down would refuse
         // after streaming the answer. A version gone since is no error: the answer names its own.
         let info = &self.info;
-        match self.remote.ids(info.version) {
+        match crate::sealing::table(&self.remote, &self.client, info.version) {
             Err(e) if e.status() == Some(410) => {}
             other => drop(other?),
         }
@@ -363,7 +369,7 @@ impl Connection {
             let (_, moved) = self.remote.search_each(
                 query,
                 |h| {
-                    let table = self.remote.ids(h.version)?;
+                    let table = crate::sealing::table(&self.remote, &self.client, h.version)?;
                     let mut named = h.clone();
                     restore_probe_ids(&mut named.probe_ids, probe_ids)?;
                     let r = Ranking::for_stream(&self.client, &named, &table, k)?;
@@ -408,10 +414,36 @@ impl Connection {
     /// 1:1 verification of probe `row` (id `probe_id`) against the claimed gallery id, accepted
     /// at `threshold` (see [`Session::verify`]); always full answers (one chunk is smaller than a
     /// compact key).
+    /// The answer's slots are checked against the sealed id table first: a server that
+    /// answers with another template's chunk is an error, not a verdict.
     pub fn verify(&self, probe_id: &str, row: &[f32], claim: &str, threshold: f64) -> Result<Verified> {
         Ok(Session::new(&self.client).verify(probe_id, row, claim, threshold, &mut rand::rng(), |q| {
-            self.remote.verify(q, claim).map_err(Into::into)
+            let r = self.remote.verify(q, claim)?;
+            self.check_claim(&r, claim)?;
+            Ok(r)
         })?)
+    }
+
+    /// Checks that a verification answer holds the chunk the sealed id table puts `claim` in,
+    /// slot for slot.
+    fn check_claim(&self, r: &encsearch::Response, claim: &str) -> Result<()> {
+        let (_, table) = crate::sealing::current(&self.remote, &self.client)?;
+        let n = r.degree.max(1);
+        let at = table.slot_ids.iter().position(|s| s.as_deref() == Some(claim));
+        let chunk = at.and_then(|g| table.slot_ids.get(g / n * n..(g / n + 1) * n));
+        if chunk != Some(&r.slot_ids[..]) {
+            return Err(Error::Search(encsearch::Error::Integrity {
+                what: match at {
+                    Some(g) => format!(
+                        "the server answered the verification of {claim} with a chunk other than the one the                          sealed id table puts it in (chunk {}, slot {})",
+                        g / n,
+                        g % n
+                    ),
+                    None => format!("the server answered a verification of {claim}, which its sealed id table lacks"),
+                },
+            }));
+        }
+        Ok(())
     }
 
     /// Encrypts `rows` (row-major, the gallery's dimension) and enrols them under `ids`;
@@ -428,9 +460,10 @@ impl Connection {
         enrol_rows(&self.remote, &self.client, ids, rows, options, &mut rand::rng(), progress)
     }
 
-    /// Removes `ids`; returns once the removal is durable and no search returns them.
+    /// Removes `ids`, sealed against the current id table; returns once the removal is
+    /// durable and no search returns them.
     pub fn remove(&self, ids: &[String]) -> Result<WriteAck> {
-        self.remote.remove(ids)
+        self.remote.remove(&self.client, ids)
     }
 }
 
@@ -497,7 +530,7 @@ pub(crate) fn enrol_rows<R: rand::RngCore + rand::CryptoRng>(
     // is the judge (a duplicate is its 409, and nothing of that request is applied).
     let (info, todo): (ServerInfo, Vec<usize>) = match options.resume {
         true => {
-            let (info, live) = current_ids(remote)?;
+            let (info, live) = current_ids(remote, client)?;
             (info, (0..ids.len()).filter(|i| !live.contains(ids[*i].as_str())).collect())
         }
         false => (remote.info()?, (0..ids.len()).collect()),
@@ -518,9 +551,10 @@ pub(crate) fn enrol_rows<R: rand::RngCore + rand::CryptoRng>(
         let part_ids: Vec<String> = part.iter().map(|&i| ids[i].clone()).collect();
         let part_rows: Vec<f32> = part.iter().flat_map(|&i| rows[i * d..(i + 1) * d].iter().copied()).collect();
         let chunks = client.encrypt_templates(&part_rows, rng)?;
-        let e = Enrolment { key_id: client.keys().key_id().clone(), ids: part_ids, chunks };
+        let e = Enrolment { key_id: client.keys().key_id().clone(), ids: part_ids, chunks, seal: None };
+        // The seal adds a few hundred bytes to what is measured here.
         let bytes = e.to_bytes();
-        if bytes.len() > info.max_body_bytes {
+        if bytes.len() + 512 > info.max_body_bytes {
             if per_request == 1 {
                 return Err(Error::Config(format!(
                     "one chunk's enrolment is {} bytes, more than the server's body limit of {} (hers serve \
@@ -533,7 +567,23 @@ pub(crate) fn enrol_rows<R: rand::RngCore + rand::CryptoRng>(
             per_request = fits.clamp(1, per_request - 1);
             continue;
         }
-        let (ack, recovered) = send_enrolment(remote, &e.ids, &bytes).map_err(|e| match e {
+        drop(bytes);
+        let sealed = std::cell::RefCell::new(e);
+        let sent = crate::sealing::sealed_write(
+            remote,
+            client,
+            |key, table, expect| {
+                let e = sealed.borrow();
+                key.seal_append(table, expect, &e.ids, &e.chunks, n, &mut rand::rng())
+            },
+            |seal| {
+                let mut e = sealed.borrow_mut();
+                e.seal = Some(seal);
+                send_enrolment(remote, client, &e.ids, &e.to_bytes())
+            },
+        );
+        let e = sealed.into_inner();
+        let (ack, recovered) = sent.map_err(|e| match e {
             Error::Http { url, status: 409, message, retry_after } if !options.resume => Error::Http {
                 url,
                 status: 409,
@@ -559,7 +609,7 @@ pub(crate) fn enrol_rows<R: rand::RngCore + rand::CryptoRng>(
 /// ids in the server's id table. Returns the acknowledgement and whether it was recovered from
 /// the id table. A duplicate (409) after such a try is this request's own first copy when every
 /// id is there, and the server's verdict otherwise.
-fn send_enrolment(remote: &Remote, ids: &[String], bytes: &[u8]) -> Result<(WriteAck, bool)> {
+fn send_enrolment(remote: &Remote, client: &Client, ids: &[String], bytes: &[u8]) -> Result<(WriteAck, bool)> {
     let policy = remote.retry_policy();
     let started = Instant::now();
     let mut tries = 0u32;
@@ -581,7 +631,7 @@ fn send_enrolment(remote: &Remote, ids: &[String], bytes: &[u8]) -> Result<(Writ
         if maybe_applied {
             unsure = true;
             tracing::warn!("{e}; checking whether the server applied the enrolment before sending it again");
-            match applied(remote, ids) {
+            match applied(remote, client, ids) {
                 Ok(Some(ack)) => return Ok((ack, true)),
                 Ok(None) if e.status() == Some(409) => return Err(e),
                 Ok(None) => {}
@@ -605,8 +655,8 @@ fn send_enrolment(remote: &Remote, ids: &[String], bytes: &[u8]) -> Result<(Writ
 /// Whether the server holds every one of `ids` (the acknowledgement it would have sent), none
 /// of them (`None`), or some — an error: a request is applied whole or not at all, so another
 /// writer enrolled the others.
-fn applied(remote: &Remote, ids: &[String]) -> Result<Option<WriteAck>> {
-    let (info, live) = current_ids(remote)?;
+fn applied(remote: &Remote, client: &Client, ids: &[String]) -> Result<Option<WriteAck>> {
+    let (info, live) = current_ids(remote, client)?;
     let present = ids.iter().filter(|id| live.contains(id.as_str())).count();
     if present == ids.len() {
         return Ok(Some(WriteAck { version: info.version, templates: info.templates, changed: ids.len() }));
@@ -621,19 +671,9 @@ fn applied(remote: &Remote, ids: &[String]) -> Result<Option<WriteAck>> {
     Ok(None)
 }
 
-/// The server's description and the ids of its current version (read again when a write
-/// replaced the version in between: its table is then gone, 410).
-fn current_ids(remote: &Remote) -> Result<(ServerInfo, HashSet<String>)> {
-    const TRIES: usize = 5;
-    for _ in 0..TRIES {
-        let info = remote.info()?;
-        match remote.ids(info.version) {
-            Ok(table) => return Ok((info, table.slot_ids.iter().flatten().cloned().collect())),
-            Err(e) if e.status() == Some(410) => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(Error::Config(format!(
-        "the gallery's version changed {TRIES} times while its id table was read: retry when writes pause"
-    )))
+/// The server's description and the live ids of its current version (its table checked
+/// against its seal).
+fn current_ids(remote: &Remote, client: &Client) -> Result<(ServerInfo, HashSet<String>)> {
+    let (info, table) = crate::sealing::current(remote, client)?;
+    Ok((info, table.slot_ids.iter().flatten().cloned().collect()))
 }

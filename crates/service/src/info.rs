@@ -28,10 +28,26 @@ pub struct ServerInfo {
     pub max_candidates: usize,
     /// The current gallery version (a fingerprint of its manifest).
     pub version: u64,
+    /// Bytes of the current version's id table (`/v1/ids`); a client reads no table larger
+    /// than this allows for (see [`ServerInfo::id_table_limit`]). 0: not stated.
+    #[serde(default)]
+    pub id_table_bytes: u64,
     /// Live templates in the current version.
     pub templates: usize,
     /// The full-dimension gallery of the two-stage search, when the server has one.
     pub fine: Option<FineInfo>,
+}
+
+impl ServerInfo {
+    /// The most bytes a client reads for an id table: the stated size with room for the
+    /// writes that may land before the table is read (twice the size, and 64 MiB more), or
+    /// 1 GiB from a server that states none.
+    pub fn id_table_limit(&self) -> u64 {
+        match self.id_table_bytes {
+            0 => 1 << 30,
+            n => n.saturating_mul(2).saturating_add(64 << 20),
+        }
+    }
 }
 
 /// What servers that did not state `max_probes` accepted.

@@ -360,7 +360,7 @@ fn enrolments<R: RngCore + CryptoRng>(
         enrolled.extend(ids);
     }
     let seconds = start.elapsed().as_secs_f64() - visible.iter().sum::<f64>();
-    remote.remove(&enrolled)?;
+    remote.remove(client, &enrolled)?;
     acks.sort_by(f64::total_cmp);
     visible.sort_by(f64::total_cmp);
     Ok(EnrolRow {

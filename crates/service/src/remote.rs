@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::info::ServerInfo;
 use crate::retry::RetryPolicy;
 use crate::routes::{ErrorBody, Removal, WriteAck};
+use crate::sealing::{self, Seen};
 
 /// Bytes a request sent and its answer brought back (bodies only).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -44,6 +45,12 @@ pub struct Remote {
     ids: Mutex<Option<IdTable>>,
     /// The server's body limit, once [`Remote::info`] has told it.
     max_body: Mutex<Option<usize>>,
+    /// The most bytes of an id table to read, once [`Remote::info`] has told its size.
+    id_table_limit: Mutex<u64>,
+    /// The seals seen (`sealing.rs`).
+    seen: Seen,
+    /// The version whose id table was last checked against its seal.
+    checked: Mutex<Option<u64>>,
     retry: RetryPolicy,
 }
 
@@ -103,6 +110,9 @@ impl Remote {
             read_token: None,
             ids: Mutex::new(None),
             max_body: Mutex::new(None),
+            id_table_limit: Mutex::new(1 << 30),
+            seen: Seen::in_memory(),
+            checked: Mutex::new(None),
             retry: RetryPolicy::none(),
         })
     }
@@ -112,6 +122,32 @@ impl Remote {
     pub fn with_read_token(mut self, token: Option<String>) -> Self {
         self.read_token = token;
         self
+    }
+
+    /// Keeps the seals seen in `seen` (e.g. [`Seen::at`] a file) instead of in memory.
+    pub fn with_seen(mut self, seen: Seen) -> Self {
+        self.seen = seen;
+        self
+    }
+
+    /// The seals seen through this transport.
+    pub(crate) fn seen(&self) -> &Seen {
+        &self.seen
+    }
+
+    /// The server's address as given (without a trailing `/`).
+    pub fn url_base(&self) -> &str {
+        &self.base
+    }
+
+    /// The version whose table was last checked against its seal.
+    pub(crate) fn checked(&self) -> Option<u64> {
+        *self.checked.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records that version `v`'s table checked out.
+    pub(crate) fn set_checked(&self, v: u64) {
+        *self.checked.lock().unwrap_or_else(|p| p.into_inner()) = Some(v);
     }
 
     /// The token a read carries: the read token, else the write token (which also serves).
@@ -164,6 +200,11 @@ impl Remote {
     }
 
     fn get_bytes(&self, path: &str) -> Result<Vec<u8>> {
+        self.get_bytes_within(path, 64 << 20)
+    }
+
+    /// A GET whose answer may hold at most `limit` bytes (more is an error, read no further).
+    fn get_bytes_within(&self, path: &str, limit: u64) -> Result<Vec<u8>> {
         let url = self.url(path);
         self.retried(|| {
             let mut req = self.agent.get(&url);
@@ -171,10 +212,10 @@ impl Remote {
                 req = req.header("authorization", &format!("Bearer {t}"));
             }
             let mut body = self.check(&url, req.call())?;
-            body.with_config()
-                .limit(u64::MAX)
-                .read_to_vec()
-                .map_err(|e| Error::Transport { url: url.clone(), message: e.to_string() })
+            body.with_config().limit(limit).read_to_vec().map_err(|e| Error::Transport {
+                url: url.clone(),
+                message: format!("{e} (at most {limit} bytes read)"),
+            })
         })
     }
 
@@ -227,6 +268,7 @@ impl Remote {
             message: format!("bad config answer: {e}"),
         })?;
         *self.max_body.lock().unwrap_or_else(|p| p.into_inner()) = Some(info.max_body_bytes);
+        *self.id_table_limit.lock().unwrap_or_else(|p| p.into_inner()) = info.id_table_limit();
         Ok(info)
     }
 
@@ -235,7 +277,8 @@ impl Remote {
         if let Some(t) = self.ids.lock().unwrap_or_else(|p| p.into_inner()).as_ref().filter(|t| t.version == version) {
             return Ok(t.clone());
         }
-        let table = IdTable::from_bytes(&self.get_bytes(&format!("/v1/ids?version={version}"))?)?;
+        let limit = *self.id_table_limit.lock().unwrap_or_else(|p| p.into_inner());
+        let table = IdTable::from_bytes(&self.get_bytes_within(&format!("/v1/ids?version={version}"), limit)?)?;
         *self.ids.lock().unwrap_or_else(|p| p.into_inner()) = Some(table.clone());
         Ok(table)
     }
@@ -347,10 +390,21 @@ impl Remote {
         Ok(WriteAck { version: done.version, templates: done.templates, changed: done.enrolled })
     }
 
-    /// Removes ids; returns once the removal is durable and no search returns them.
-    pub fn remove(&self, ids: &[String]) -> Result<WriteAck> {
+    /// Removes ids, sealed by `client` (the key holder) against the current id table; returns
+    /// once the removal is durable and no search returns them.
+    pub fn remove(&self, client: &Client, ids: &[String]) -> Result<WriteAck> {
+        sealing::sealed_write(
+            self,
+            client,
+            |key, table, expect| key.seal_remove(table, expect, ids, &mut rand::rng()),
+            |seal| self.remove_sealed(ids, seal),
+        )
+    }
+
+    /// One removal with its seal (retried under the policy when refused for now).
+    fn remove_sealed(&self, ids: &[String], seal: encsearch::Seal) -> Result<WriteAck> {
         let url = self.url("/v1/templates");
-        let json = serde_json::to_vec(&Removal { ids: ids.to_vec() })
+        let json = serde_json::to_vec(&Removal { ids: ids.to_vec(), seal: Some(seal) })
             .map_err(|e| Error::Config(format!("cannot encode the removal: {e}")))?;
         let body = self.retried(|| {
             let mut req = self.agent.delete(&url).force_send_body().header("content-type", "application/json");

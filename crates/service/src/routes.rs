@@ -139,6 +139,7 @@ impl From<encsearch::Error> for ApiError {
             | E::NonFinite { .. }
             | E::ZeroNorm { .. } => StatusCode::BAD_REQUEST,
             E::GalleryLocked { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            E::SealMismatch { .. } => StatusCode::PRECONDITION_FAILED,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let message = match &e {
@@ -222,6 +223,8 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
 async fn config(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Json<ServerInfo>, ApiError> {
     authorize_read(&app, &headers)?;
     let v = app.core.held.current();
+    let table = v.clone();
+    let id_table_bytes = blocking(move || Ok(table.id_table().len() as u64)).await?;
     let ctx = app.core.held.ctx();
     let fine = app.fine.as_ref().map(|f| FineInfo {
         public: f.gallery.manifest().public.clone(),
@@ -238,6 +241,7 @@ async fn config(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Json<
         max_candidates: app.max_candidates,
         templates_per_chunk: ctx.public().params.degree,
         version: v.number,
+        id_table_bytes,
         templates: v.templates,
         fine,
     }))
@@ -468,6 +472,9 @@ async fn enrol(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> 
 pub struct Removal {
     /// Ids to remove (each must be live).
     pub ids: Vec<String>,
+    /// The key holder's seal of the state without them (required by a sealed gallery).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal: Option<encsearch::Seal>,
 }
 
 async fn remove(
@@ -478,7 +485,7 @@ async fn remove(
     authorize(&app, &headers)?;
     let a = app.clone();
     let ack = blocking(move || {
-        let (n, v) = a.core.held.remove(&r.ids).map_err(service_error)?;
+        let (n, v) = a.core.held.remove(&r.ids, r.seal).map_err(service_error)?;
         Metrics::add(&a.core.metrics.removed, n);
         Ok(WriteAck { version: v.number, templates: v.templates, changed: n })
     })

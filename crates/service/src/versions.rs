@@ -13,7 +13,9 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Instant;
 
 use axum::body::Bytes;
-use encsearch::{Enrolment, Gallery, HotGallery, IdTable, Layout, LockWait, Quantizer, ServerContext, Simd};
+use encsearch::{
+    ChunkSeal, Enrolment, Gallery, HotGallery, IdTable, Layout, LockWait, Quantizer, Seal, ServerContext, Simd,
+};
 
 use crate::error::{Error, Result};
 
@@ -29,14 +31,37 @@ pub struct Version {
     pub hot: HotGallery,
     /// Live templates.
     pub templates: usize,
+    /// Each chunk's used slots and digest (from the bytes the store read).
+    pub chunks: Arc<Vec<ChunkSeal>>,
+    /// The key holder's seal of this state, if the gallery has one.
+    pub seal: Option<Seal>,
     index: OnceLock<HashMap<String, usize>>,
     ids: OnceLock<Bytes>,
 }
 
 impl Version {
-    fn new(number: u64, hot: HotGallery) -> Self {
+    /// The version of `g`'s committed state, in the hot form `hot`.
+    fn new(g: &Gallery, hot: HotGallery) -> Self {
         let templates = hot.slot_ids.iter().filter(|s| s.is_some()).count();
-        Self { number, hot, templates, index: OnceLock::new(), ids: OnceLock::new() }
+        Self {
+            number: g.version(),
+            hot,
+            templates,
+            chunks: Arc::new(g.chunk_seals().to_vec()),
+            seal: g.manifest().seal.clone(),
+            index: OnceLock::new(),
+            ids: OnceLock::new(),
+        }
+    }
+
+    /// This version's [`IdTable`].
+    pub fn table(&self) -> IdTable {
+        IdTable {
+            version: self.number,
+            slot_ids: self.hot.slot_ids.clone(),
+            chunks: self.chunks.clone(),
+            seal: self.seal.clone(),
+        }
     }
 
     /// Global slot of a live id (the index is built on first use, once per version).
@@ -51,11 +76,7 @@ impl Version {
 
     /// The encoded [`IdTable`] of this version (encoded once; each answer shares the bytes).
     pub fn id_table(&self) -> Bytes {
-        self.ids
-            .get_or_init(|| {
-                Bytes::from(IdTable { version: self.number, slot_ids: self.hot.slot_ids.clone() }.to_bytes())
-            })
-            .clone()
+        self.ids.get_or_init(|| Bytes::from(self.table().to_bytes())).clone()
     }
 }
 
@@ -101,7 +122,7 @@ impl Held {
         if let Some(e) = &report.write_error {
             tracing::warn!("hot-form cache not written: {e}");
         }
-        let version = Arc::new(Version::new(gallery.version(), hot));
+        let version = Arc::new(Version::new(&gallery, hot));
         let held = Self {
             ctx,
             quantizer: gallery.quantizer(),
@@ -150,14 +171,15 @@ impl Held {
     /// already current. Blocks (disk and hot-form preparation): call off the async runtime.
     pub fn enrol(&self, e: &Enrolment) -> Result<Arc<Version>> {
         let mut g = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        g.append(&e.key_id, &e.ids, &e.chunks)?;
+        g.append_sealed(&e.key_id, &e.ids, &e.chunks, None, e.seal.clone())?;
         self.publish(&g)
     }
 
-    /// Tombstones ids; returns how many and the version without them, already current.
-    pub fn remove(&self, ids: &[String]) -> Result<(usize, Arc<Version>)> {
+    /// Tombstones ids (with the key holder's `seal` of the state without them, which a sealed
+    /// gallery requires); returns how many and the version without them, already current.
+    pub fn remove(&self, ids: &[String], seal: Option<Seal>) -> Result<(usize, Arc<Version>)> {
         let mut g = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let n = g.remove(ids)?;
+        let n = g.remove_sealed(ids, seal)?;
         Ok((n, self.publish(&g)?))
     }
 
@@ -169,7 +191,7 @@ impl Held {
         if let Some(e) = &report.write_error {
             tracing::warn!("hot-form cache not written: {e}");
         }
-        let next = Arc::new(Version::new(g.version(), hot));
+        let next = Arc::new(Version::new(g, hot));
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = next.clone();
         let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
         recent.push_back(next.clone());

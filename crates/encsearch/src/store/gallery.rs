@@ -21,7 +21,8 @@ use crate::error::{Error, Result};
 use crate::keys::{KeyId, PublicParams};
 use crate::pack::Layout;
 use crate::quantize::{Metric, Quantizer};
-use crate::wire::EncryptedChunk;
+use crate::seal::{ChunkSeal, Seal, chunk_hash};
+use crate::wire::{EncryptedChunk, IdTable};
 
 /// An opened gallery directory.
 #[derive(Debug)]
@@ -36,6 +37,9 @@ pub struct Gallery {
     id_hashes: Option<HashSet<u64>>,
     /// The writer lock, once this gallery has written or been locked for writing.
     lock: Option<WriterLock>,
+    /// [`crate::chunk_hash`] of the first chunks (kept across appends, cleared by removals),
+    /// so that sealing a long local enrolment does not hash every id once per segment.
+    hashes: std::sync::Mutex<Vec<[u8; 32]>>,
 }
 
 impl Gallery {
@@ -77,10 +81,18 @@ impl Gallery {
             segments: Vec::new(),
             removed: BTreeSet::new(),
             next_segment: 1,
+            seal: None,
         };
         let slots = Slots::new(manifest.templates_per_chunk());
-        let g =
-            Self { dir: dir.to_path_buf(), manifest, segments: Vec::new(), slots, id_hashes: None, lock: Some(lock) };
+        let g = Self {
+            dir: dir.to_path_buf(),
+            manifest,
+            segments: Vec::new(),
+            slots,
+            id_hashes: None,
+            lock: Some(lock),
+            hashes: Default::default(),
+        };
         g.write_manifest()?;
         Ok(g)
     }
@@ -116,9 +128,17 @@ impl Gallery {
         let mut segments = manifest.segments.par_iter().map(|s| open_segment(dir, s, n)).collect::<Result<Vec<_>>>()?;
         let mut slots = Slots::new(n);
         for c in segments.iter_mut().flat_map(|s| &mut s.chunks) {
-            slots.push_chunk(std::mem::take(&mut c.ids));
+            slots.push_chunk(std::mem::take(&mut c.ids), c.digest);
         }
-        Ok(Self { dir: dir.to_path_buf(), manifest, segments, slots, id_hashes: None, lock: None })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            manifest,
+            segments,
+            slots,
+            id_hashes: None,
+            lock: None,
+            hashes: Default::default(),
+        })
     }
 
     /// Takes the gallery's writer lock (held until this `Gallery` is dropped) and reloads what
@@ -239,26 +259,92 @@ impl Gallery {
     }
 
     /// Appends encrypted chunks (from [`crate::Client::encrypt_quantized`]) with their ids as
-    /// one new segment; `ids[i]` is the template in global slot i of the new chunks.
+    /// one new segment; `ids[i]` is the template in global slot i of the new chunks. Only for
+    /// a gallery without a seal (see [`Gallery::append_sealed`]).
     pub fn append(&mut self, key_id: &KeyId, ids: &[String], chunks: &[EncryptedChunk]) -> Result<()> {
-        self.append_from(key_id, ids, chunks, None)
+        self.append_sealed(key_id, ids, chunks, None, None)
     }
 
     /// [`Gallery::append`], recording in the manifest the fingerprint of the input the rows came
-    /// from (see [`Gallery::plan_enrolment`]), so an interrupted enrolment can be resumed.
-    pub fn append_from(
+    /// from (see [`Gallery::plan_enrolment`]), so an interrupted enrolment can be resumed, and
+    /// the key holder's `seal` of the state after it ([`crate::SealKey::seal_append`] of
+    /// [`Gallery::id_table`]). A sealed gallery takes only sealed writes, each one write after
+    /// the seal it holds; the seal is committed with the segment, in one manifest write.
+    pub fn append_sealed(
         &mut self,
         key_id: &KeyId,
         ids: &[String],
         chunks: &[EncryptedChunk],
         source: Option<&str>,
+        seal: Option<Seal>,
     ) -> Result<()> {
         self.manifest.public.key_id.ensure_eq(key_id)?;
-        self.with_writer(|g| g.append_locked(ids, chunks, source))
+        self.with_writer(|g| g.append_locked(ids, chunks, source, seal))
     }
 
-    /// [`Gallery::append_from`] under the writer lock.
-    fn append_locked(&mut self, ids: &[String], chunks: &[EncryptedChunk], source: Option<&str>) -> Result<()> {
+    /// Refuses a write whose seal does not follow the gallery's (or that has none where the
+    /// gallery is sealed).
+    fn check_seal(&self, seal: Option<&Seal>) -> Result<()> {
+        match (&self.manifest.seal, seal) {
+            (None, None) => Ok(()),
+            (None, Some(s)) if s.counter == 1 => Ok(()),
+            (Some(held), Some(s)) if s.gallery == held.gallery && s.counter == held.counter + 1 => Ok(()),
+            (Some(_), None) => Err(Error::SealMismatch {
+                reason: format!(
+                    "{} is sealed by its key holder: a write must carry the key holder's seal (write with hers                      enroll or hers client and the gallery's key set)",
+                    self.dir.display()
+                ),
+            }),
+            (held, Some(s)) => Err(Error::SealMismatch {
+                reason: format!(
+                    "this write was sealed for write {} of gallery {}, the gallery is at write {} of {}: another                      write came first; read the gallery's id table again and seal anew",
+                    s.counter,
+                    s.gallery,
+                    held.as_ref().map_or(0, |h| h.counter),
+                    held.as_ref().map_or("(unsealed)", |h| h.gallery.as_str())
+                ),
+            }),
+        }
+    }
+
+    /// The id table of the committed state: every slot's id, each chunk's used slots and
+    /// digest, and the seal. What a server sends for [`Gallery::version`], and what the key
+    /// holder seals its next write against.
+    pub fn id_table(&self) -> IdTable {
+        IdTable {
+            version: self.version(),
+            slot_ids: self.slot_ids(),
+            chunks: Arc::new(self.slots.chunk_seals().to_vec()),
+            seal: self.manifest.seal.clone(),
+        }
+    }
+
+    /// Each chunk's used slots and digest, in chunk order.
+    pub fn chunk_seals(&self) -> &[ChunkSeal] {
+        self.slots.chunk_seals()
+    }
+
+    /// Every chunk's [`crate::chunk_hash`] in the committed state: what a key holder writing
+    /// to this directory seals against ([`crate::SealKey::seal_append_to`]).
+    pub fn chunk_hashes(&self) -> Result<Vec<[u8; 32]>> {
+        let mut known = self.hashes.lock().unwrap_or_else(|p| p.into_inner());
+        let seals = self.slots.chunk_seals();
+        let more = (known.len()..seals.len())
+            .into_par_iter()
+            .map(|c| chunk_hash(&seals[c], &self.chunk_slot_ids(c)))
+            .collect::<Result<Vec<_>>>()?;
+        known.extend(more);
+        Ok(known.clone())
+    }
+
+    /// [`Gallery::append_sealed`] under the writer lock.
+    fn append_locked(
+        &mut self,
+        ids: &[String],
+        chunks: &[EncryptedChunk],
+        source: Option<&str>,
+        seal: Option<Seal>,
+    ) -> Result<()> {
         let n = self.templates_per_chunk();
         if ids.is_empty() || ids.len() > chunks.len() * n || ids.len() + n <= chunks.len() * n {
             return Err(Error::InvalidArgument {
@@ -277,6 +363,8 @@ impl Gallery {
         if let Some(chunk) = chunks.iter().find(|c| c.rows() != self.cts_per_chunk()) {
             return Err(Error::DimensionMismatch { expected: self.cts_per_chunk(), actual: chunk.rows() });
         }
+        // After the content checks: a duplicate is reported as such, whatever the seal.
+        self.check_seal(seal.as_ref())?;
         let bytes = encode_segment(ids, chunks, n);
         let file = format!("seg-{:08}.bin", self.manifest.next_segment);
         write_atomic(&self.dir.join(&file), &bytes)?;
@@ -295,6 +383,9 @@ impl Gallery {
         let mut next = self.manifest.clone();
         next.segments.push(entry);
         next.next_segment += 1;
+        if seal.is_some() {
+            next.seal = seal;
+        }
         let old = std::mem::replace(&mut self.manifest, next);
         if let Err(e) = self.write_manifest() {
             self.manifest = old;
@@ -304,22 +395,34 @@ impl Gallery {
             index.extend(ids.iter().map(|id| id_hash(id)));
         }
         for c in &mut seg.chunks {
-            self.slots.push_chunk(std::mem::take(&mut c.ids));
+            self.slots.push_chunk(std::mem::take(&mut c.ids), c.digest);
         }
         self.segments.push(seg);
         Ok(())
     }
 
-    /// Tombstones ids (no re-encryption). Errors on an unknown id; returns how many were removed.
+    /// Tombstones ids (no re-encryption). Errors on an unknown id; returns how many were
+    /// removed. Only for a gallery without a seal (see [`Gallery::remove_sealed`]).
     pub fn remove(&mut self, ids: &[String]) -> Result<usize> {
-        self.with_writer(|g| g.remove_locked(ids))
+        self.remove_sealed(ids, None)
     }
 
-    /// [`Gallery::remove`] under the writer lock.
-    fn remove_locked(&mut self, ids: &[String]) -> Result<usize> {
+    /// [`Gallery::remove`] with the key holder's `seal` of the state after it
+    /// ([`crate::SealKey::seal_remove`]), committed in the same manifest write.
+    pub fn remove_sealed(&mut self, ids: &[String], seal: Option<Seal>) -> Result<usize> {
+        self.with_writer(|g| g.remove_locked(ids, seal))
+    }
+
+    /// [`Gallery::remove_sealed`] under the writer lock.
+    fn remove_locked(&mut self, ids: &[String], seal: Option<Seal>) -> Result<usize> {
         self.locate_many(ids)?;
+        self.check_seal(seal.as_ref())?;
+        self.hashes.lock().unwrap_or_else(|p| p.into_inner()).clear();
         let old = self.manifest.clone();
         self.manifest.removed.extend(ids.iter().cloned());
+        if seal.is_some() {
+            self.manifest.seal = seal;
+        }
         if let Err(e) = self.write_manifest() {
             self.manifest = old;
             return Err(e);

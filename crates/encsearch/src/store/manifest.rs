@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::keys::PublicParams;
 use crate::pack::Layout;
 use crate::quantize::{Metric, Quantizer};
+use crate::seal::Seal;
 
 /// File name of the manifest.
 pub const MANIFEST_FILE: &str = "manifest.json";
@@ -58,6 +59,9 @@ pub struct Manifest {
     pub removed: BTreeSet<String>,
     /// Number used for the next segment file name.
     pub next_segment: u64,
+    /// The key holder's seal of the committed state (absent until a key holder's first write).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal: Option<Seal>,
 }
 
 impl Manifest {

@@ -10,6 +10,7 @@ use memmap2::Mmap;
 
 use super::manifest::SegmentEntry;
 use crate::error::{Error, Result};
+use crate::seal::chunk_digest;
 use crate::wire::{EncryptedChunk, Reader, open_crc, put_bytes, seal_crc};
 
 const SEGMENT_MAGIC: &[u8; 8] = b"HERSSG01";
@@ -20,11 +21,13 @@ pub fn check_segment(bytes: &[u8], templates_per_chunk: usize) -> Result<usize> 
     Ok(parse_segment(SegmentBytes::Owned(bytes.to_vec()), "segment", templates_per_chunk)?.chunks.len())
 }
 
-/// One chunk of a segment: the ids of its used slots and where its bytes are.
+/// One chunk of a segment: the ids of its used slots, where its bytes are, and their BLAKE3
+/// digest (what the gallery's seal covers, computed from the bytes read, never trusted from a file).
 #[derive(Debug, Clone)]
 pub(crate) struct ChunkEntry {
     pub(crate) ids: Vec<String>,
     pub(crate) range: Range<usize>,
+    pub(crate) digest: [u8; 32],
 }
 
 /// A segment's bytes: memory-mapped when opened from disk (the page cache holds them, so a
@@ -127,8 +130,9 @@ pub(crate) fn parse_segment(bytes: SegmentBytes, name: &str, n: usize) -> Result
             pos += 4 + s.len();
             ids.push(s);
         }
-        let len = r.bytes(usize::MAX)?.len();
-        chunks.push(ChunkEntry { ids, range: pos + 4..pos + 4 + len });
+        let chunk = r.bytes(usize::MAX)?;
+        let len = chunk.len();
+        chunks.push(ChunkEntry { ids, range: pos + 4..pos + 4 + len, digest: chunk_digest(chunk) });
         pos += 4 + len;
     }
     r.finish()?;

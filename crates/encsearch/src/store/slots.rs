@@ -5,6 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::seal::ChunkSeal;
 
 /// Ids of every chunk's used slots, in slot order.
 #[derive(Debug, Clone, Default)]
@@ -13,17 +14,25 @@ pub(crate) struct Slots {
     per_chunk: usize,
     /// `ids[chunk][slot]` for the used slots of each chunk.
     ids: Vec<Vec<String>>,
+    /// Each chunk's used-slot count and ciphertext digest.
+    seals: Vec<ChunkSeal>,
 }
 
 impl Slots {
     /// An empty map of chunks of `per_chunk` slots.
     pub(crate) fn new(per_chunk: usize) -> Self {
-        Self { per_chunk, ids: Vec::new() }
+        Self { per_chunk, ids: Vec::new(), seals: Vec::new() }
     }
 
-    /// Adds the next chunk's used-slot ids.
-    pub(crate) fn push_chunk(&mut self, ids: Vec<String>) {
+    /// Adds the next chunk: its used-slot ids and the digest of its ciphertexts.
+    pub(crate) fn push_chunk(&mut self, ids: Vec<String>, digest: [u8; 32]) {
+        self.seals.push(ChunkSeal { used: ids.len() as u32, digest });
         self.ids.push(ids);
+    }
+
+    /// Each chunk's used-slot count and digest, in chunk order.
+    pub(crate) fn chunk_seals(&self) -> &[ChunkSeal] {
+        &self.seals
     }
 
     /// Chunks mapped.
@@ -91,8 +100,8 @@ mod tests {
     #[test]
     fn slots_count_locate_and_hide_removed_ids() {
         let mut s = Slots::new(3);
-        s.push_chunk(vec!["a".into(), "b".into(), "c".into()]);
-        s.push_chunk(vec!["d".into()]);
+        s.push_chunk(vec!["a".into(), "b".into(), "c".into()], [1; 32]);
+        s.push_chunk(vec!["d".into()], [2; 32]);
         let removed: BTreeSet<String> = ["b".to_string()].into();
         assert_eq!(s.live(&removed), 3);
         let ids = s.slot_ids(&removed);

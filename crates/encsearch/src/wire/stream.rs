@@ -25,13 +25,20 @@ use crate::compact::ScoreForm;
 use crate::error::{Error, Result};
 use crate::keys::KeyId;
 use crate::quantize::Metric;
+use crate::seal::{ChunkSeal, Seal};
 
 /// Full scores, no form in the header (written for full answers, as earlier versions did).
 const STREAM_MAGIC_V1: &[u8; 8] = b"HERSSS01";
 /// The header names its [`ScoreForm`] (compact answers).
 const STREAM_MAGIC: &[u8; 8] = b"HERSSS02";
-const IDS_MAGIC: &[u8; 8] = b"HERSID01";
-const ENROL_MAGIC: &[u8; 8] = b"HERSEN01";
+/// An id table of slot ids only (read from servers of earlier versions).
+const IDS_MAGIC_V1: &[u8; 8] = b"HERSID01";
+/// An id table with each chunk's used slots and digest, and the gallery's seal if it has one.
+const IDS_MAGIC: &[u8; 8] = b"HERSID02";
+/// An enrolment without a seal.
+const ENROL_MAGIC_V1: &[u8; 8] = b"HERSEN01";
+/// An enrolment with the key holder's seal of the state it makes.
+const ENROL_MAGIC: &[u8; 8] = b"HERSEN02";
 /// Largest frame a reader accepts: a chunk frame of 64 probes at N = 32768 and a 60-bit
 /// response modulus is 47 MB.
 pub const MAX_FRAME_BYTES: usize = 64 << 20;
@@ -361,13 +368,18 @@ fn take_header(r: &mut Reader<'_>, len: usize) -> Result<StreamHeader> {
 }
 
 /// The slot → id table of one gallery version (`None`: empty or removed slot). A client
-/// fetches it once per version and names the slots of every streamed answer with it.
+/// fetches it once per version, checks it against its seal (`seal.rs`) and names the slots of
+/// every streamed answer with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdTable {
     /// The gallery version.
     pub version: u64,
     /// Gallery id of each global slot (`chunk · N + slot`).
     pub slot_ids: Arc<Vec<Option<String>>>,
+    /// Each chunk's used slots and ciphertext digest (empty from servers of earlier versions).
+    pub chunks: Arc<Vec<ChunkSeal>>,
+    /// The key holder's seal of this state, if the gallery has one.
+    pub seal: Option<Seal>,
 }
 
 impl IdTable {
@@ -388,28 +400,55 @@ impl IdTable {
         Ok(())
     }
 
+    /// A table without chunk digests or seal (a cluster's merged view, tests).
+    pub fn unsealed(version: u64, slot_ids: Arc<Vec<Option<String>>>) -> Self {
+        Self { version, slot_ids, chunks: Arc::default(), seal: None }
+    }
+
     /// Serialises the table.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
         out.extend_from_slice(IDS_MAGIC);
         out.extend_from_slice(&self.version.to_le_bytes());
         put_slot_ids(&mut out, &self.slot_ids);
+        out.extend_from_slice(&(self.chunks.len() as u64).to_le_bytes());
+        for c in self.chunks.iter() {
+            out.extend_from_slice(&c.used.to_le_bytes());
+            out.extend_from_slice(&c.digest);
+        }
+        put_seal(&mut out, self.seal.as_ref());
         seal_crc(&mut out);
         out
     }
 
-    /// Parses [`IdTable::to_bytes`].
+    /// Parses [`IdTable::to_bytes`] (and the tables of servers of earlier versions).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         const W: &str = "id table";
         let body = open_crc(bytes, W)?;
         let mut r = Reader::new(body, W);
-        if r.take(8)? != IDS_MAGIC {
+        let magic = r.take(8)?;
+        let v1 = magic == IDS_MAGIC_V1;
+        if !v1 && magic != IDS_MAGIC {
             return Err(Error::malformed(W, "bad magic"));
         }
         let version = r.u64()?;
         let slot_ids = take_slot_ids(&mut r, body.len(), W)?;
+        let (mut chunks, mut seal) = (Vec::new(), None);
+        if !v1 {
+            let n = r.u64()? as usize;
+            if n > body.len() / 36 {
+                return Err(Error::malformed(W, "chunk count exceeds message"));
+            }
+            for _ in 0..n {
+                let used = r.u32()?;
+                let mut digest = [0u8; 32];
+                digest.copy_from_slice(r.take(32)?);
+                chunks.push(ChunkSeal { used, digest });
+            }
+            seal = take_seal(&mut r, W)?;
+        }
         r.finish()?;
-        Ok(Self { version, slot_ids: Arc::new(slot_ids) })
+        Ok(Self { version, slot_ids: Arc::new(slot_ids), chunks: Arc::new(chunks), seal })
     }
 }
 
@@ -424,13 +463,16 @@ pub struct Enrolment {
     pub ids: Vec<String>,
     /// The encrypted chunks (the gallery's layout and dimension).
     pub chunks: Vec<EncryptedChunk>,
+    /// The key holder's seal of the gallery state this enrolment makes (required by a sealed
+    /// gallery).
+    pub seal: Option<Seal>,
 }
 
 impl Enrolment {
     /// Serialises the enrolment.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
-        out.extend_from_slice(ENROL_MAGIC);
+        out.extend_from_slice(if self.seal.is_some() { ENROL_MAGIC } else { ENROL_MAGIC_V1 });
         put_bytes(&mut out, self.key_id.0.as_bytes());
         out.extend_from_slice(&(self.ids.len() as u32).to_le_bytes());
         for id in &self.ids {
@@ -440,13 +482,16 @@ impl Enrolment {
         for c in &self.chunks {
             put_bytes(&mut out, &c.to_bytes());
         }
+        if self.seal.is_some() {
+            put_seal(&mut out, self.seal.as_ref());
+        }
         seal_crc(&mut out);
         out
     }
 
     /// Reads only the key id of an encoded enrolment.
     pub fn peek_key_id(bytes: &[u8]) -> Result<KeyId> {
-        peek_query_key(bytes, ENROL_MAGIC, "enrolment")
+        peek_query_key(bytes, ENROL_MAGIC, "enrolment").or_else(|_| peek_query_key(bytes, ENROL_MAGIC_V1, "enrolment"))
     }
 
     /// Parses [`Enrolment::to_bytes`]; every chunk must hold `rows` ciphertexts.
@@ -455,7 +500,7 @@ impl Enrolment {
         let body = open_crc(bytes, W)?;
         let key_id = Self::peek_key_id(body)?;
         let mut r = Reader::new(body, W);
-        r.take(8)?;
+        let sealed = r.take(8)? == ENROL_MAGIC;
         r.string(256)?;
         let n = r.u32()? as usize;
         if n > body.len() / 4 {
@@ -469,8 +514,31 @@ impl Enrolment {
         let chunks = (0..nc)
             .map(|_| EncryptedChunk::from_bytes(r.bytes(MAX_FRAME_BYTES)?, bfv, rows))
             .collect::<Result<Vec<_>>>()?;
+        let seal = if sealed { take_seal(&mut r, W)? } else { None };
         r.finish()?;
-        Ok(Self { key_id, ids, chunks })
+        Ok(Self { key_id, ids, chunks, seal })
+    }
+}
+
+/// A seal: a flag byte, then the gallery id, counter and tag.
+fn put_seal(out: &mut Vec<u8>, seal: Option<&Seal>) {
+    match seal {
+        None => out.push(0),
+        Some(s) => {
+            out.push(1);
+            put_bytes(out, s.gallery.as_bytes());
+            out.extend_from_slice(&s.counter.to_le_bytes());
+            put_bytes(out, s.tag.as_bytes());
+        }
+    }
+}
+
+/// Reads [`put_seal`].
+fn take_seal(r: &mut Reader<'_>, what: &'static str) -> Result<Option<Seal>> {
+    match r.take(1)?[0] {
+        0 => Ok(None),
+        1 => Ok(Some(Seal { gallery: r.string(256)?, counter: r.u64()?, tag: r.string(256)? })),
+        _ => Err(Error::malformed(what, "bad seal flag")),
     }
 }
 
@@ -559,7 +627,10 @@ mod tests {
 
     #[test]
     fn id_tables_round_trip_and_a_flipped_bit_fails() {
-        let t = IdTable { version: 7, slot_ids: Arc::new(vec![Some("a".into()), None, Some("ü".into())]) };
+        let mut t = IdTable::unsealed(7, Arc::new(vec![Some("a".into()), None, Some("ü".into())]));
+        assert_eq!(IdTable::from_bytes(&t.to_bytes()).expect("table"), t);
+        t.chunks = Arc::new(vec![ChunkSeal { used: 2, digest: [7; 32] }]);
+        t.seal = Some(Seal { gallery: "g".into(), counter: 3, tag: "ab".into() });
         assert_eq!(IdTable::from_bytes(&t.to_bytes()).expect("table"), t);
         let mut b = t.to_bytes();
         b[10] ^= 4;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use encsearch::{Client, Session, candidate_lists};
-use service::{ConnectOptions, Connection, EnrolOptions, RetryPolicy, ServerInfo, check_keys, read_token};
+use service::{ConnectOptions, Connection, EnrolOptions, RetryPolicy, SEEN_FILE, ServerInfo, check_keys, read_token};
 
 use super::open::{load_keys, load_probes, probe_rows, write_matches};
 use super::search::{FineStage, Ranked};
@@ -95,6 +95,9 @@ enum What {
     },
     /// Remove templates by id (needs --token-file).
     Remove {
+        /// Key directory of the gallery (the removal is sealed with it).
+        #[arg(long)]
+        keys: PathBuf,
         /// Ids to remove (comma-separated or repeated).
         #[arg(long, value_delimiter = ',', required = true)]
         ids: Vec<String>,
@@ -121,10 +124,14 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         },
         compact_answers: !a.full_answers,
         in_flight: a.in_flight.max(1),
+        seen_file: None,
     };
+    // The seals this key holder has seen live beside its keys (replays and swapped galleries
+    // are caught across runs).
     let connect = |keys: &Path| -> anyhow::Result<Connection> {
+        let options = ConnectOptions { seen_file: Some(keys.join(SEEN_FILE)), ..options.clone() };
         let keys = load_keys(keys)?;
-        Ok(Connection::connect(&a.server, keys, options.clone())?)
+        Ok(Connection::connect(&a.server, keys, options)?)
     };
     match a.what {
         What::Search { keys, ranked: Ranked { probes, top_k, out }, two_stage, fine } => {
@@ -224,8 +231,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 done.version
             );
         }
-        What::Remove { ids } => {
-            let ack = options.remote(&a.server)?.remove(&ids)?;
+        What::Remove { keys, ids } => {
+            let server = connect(&keys)?;
+            let ack = server.remove(&ids)?;
             eprintln!("removed {} ids; the server holds {} (version {:016x})", ack.changed, ack.templates, ack.version);
         }
     }

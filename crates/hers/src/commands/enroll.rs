@@ -138,6 +138,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         );
     }
     let client = Client::with_quantizer(keys, gallery.quantizer())?;
+    let seal_key = client.keys().seal_key()?;
     let layout = gallery.layout();
     let batch = gallery.templates_per_chunk() * a.chunks_per_segment.max(1);
     let pb = crate::progress::bar(plan.rows.len() as u64, "enroll");
@@ -149,7 +150,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         let mut data = Vec::with_capacity(rows.len() * d);
         rows.iter().for_each(|&r| data.extend_from_slice(&set.data[r * d..(r + 1) * d]));
         let chunks = client.encrypt_templates_as(layout, &data, &mut rng)?;
-        gallery.append_from(client.keys().key_id(), &batch_ids, &chunks, Some(&source))?;
+        append_sealed(&mut gallery, &client, &seal_key, &batch_ids, &chunks, &source)?;
         pb.inc(rows.len() as u64);
     }
     pb.finish_and_clear();
@@ -187,6 +188,7 @@ fn enrol_streamed(
         );
     }
     let client = Client::with_quantizer(keys, gallery.quantizer())?;
+    let seal_key = client.keys().seal_key()?;
     let layout = gallery.layout();
     let batch = gallery.templates_per_chunk() * a.chunks_per_segment.max(1);
     let d = reader.dim();
@@ -197,7 +199,7 @@ fn enrol_streamed(
     let mut enrolled = 0;
     let mut commit = |ids: &mut Vec<String>, data: &mut Vec<f32>, gallery: &mut Gallery| -> anyhow::Result<()> {
         let chunks = client.encrypt_templates_as(layout, data, &mut rng)?;
-        gallery.append_from(client.keys().key_id(), ids, &chunks, Some(source))?;
+        append_sealed(gallery, &client, &seal_key, ids, &chunks, source)?;
         pb.inc(ids.len() as u64);
         enrolled += ids.len();
         ids.clear();
@@ -233,5 +235,31 @@ fn enrol_streamed(
         gallery.len(),
         gallery.bytes_at_rest() as f64 / (gallery.chunk_count() * gallery.templates_per_chunk()).max(1) as f64
     );
+    Ok(())
+}
+
+/// Appends `chunks` (holding `ids`, rows of the input fingerprinted `source`) as one segment,
+/// with the key holder's seal of the state after it (`encsearch`'s `seal.rs`), in one commit.
+fn append_sealed(
+    gallery: &mut Gallery,
+    client: &Client,
+    seal_key: &encsearch::SealKey,
+    ids: &[String],
+    chunks: &[encsearch::EncryptedChunk],
+    source: &str,
+) -> anyhow::Result<()> {
+    let expect = encsearch::Expect { key_id: client.keys().key_id(), quantizer: client.quantizer() };
+    let base = gallery.chunk_hashes()?;
+    let per_chunk = gallery.templates_per_chunk();
+    let seal = seal_key.seal_append_to(
+        gallery.manifest().seal.as_ref(),
+        &base,
+        expect,
+        ids,
+        chunks,
+        per_chunk,
+        &mut rand::rng(),
+    )?;
+    gallery.append_sealed(client.keys().key_id(), ids, chunks, Some(source), Some(seal))?;
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::open::{lock_wait, open_gallery, say_waiting};
+use super::open::{load_keys, lock_wait, open_gallery, say_waiting};
 
 /// Arguments of `hers remove`.
 #[derive(Debug, clap::Args)]
@@ -10,6 +10,10 @@ pub struct Args {
     /// Gallery directory.
     #[arg(long)]
     gallery: PathBuf,
+    /// Key directory of the gallery: the removal is sealed with it (a gallery a key holder
+    /// enrolled is sealed, and takes only sealed writes).
+    #[arg(long)]
+    keys: Option<PathBuf>,
     /// Ids to remove (comma-separated or repeated).
     #[arg(long, value_delimiter = ',', required = true)]
     ids: Vec<String>,
@@ -22,7 +26,15 @@ pub struct Args {
 pub fn run(a: Args) -> anyhow::Result<()> {
     let mut g = open_gallery(&a.gallery)?;
     g.lock_for_writing(lock_wait(a.no_wait), |pid| say_waiting(&a.gallery, pid))?;
-    let n = g.remove(&a.ids)?;
+    let seal = match &a.keys {
+        Some(keys) => {
+            let client = encsearch::Client::with_quantizer(load_keys(keys)?, g.quantizer())?;
+            let expect = encsearch::Expect { key_id: client.keys().key_id(), quantizer: client.quantizer() };
+            Some(client.keys().seal_key()?.seal_remove(&g.id_table(), expect, &a.ids, &mut rand::rng())?)
+        }
+        None => None,
+    };
+    let n = g.remove_sealed(&a.ids, seal)?;
     eprintln!("removed {n} ids; {} templates remain", g.len());
     Ok(())
 }
