@@ -211,7 +211,10 @@ fn an_unfrozen_stage_trains_end_to_end_and_keeps_earlier_outputs() {
 
 #[test]
 fn shipped_configs_parse() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+    // Read when the test runs (cargo sets it), not baked in at build time: a build directory
+    // shared between clones must not point the test at another clone.
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    let root = std::path::PathBuf::from(dir).join("../../configs");
     for name in ["bible-minilm.toml", "arcface-megaface.toml", "deepprint-fingerprint.toml", "imagenet.toml"] {
         let c = Config::from_file(root.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(c.train.method.is_deep(), "{name}");

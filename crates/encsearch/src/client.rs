@@ -10,6 +10,7 @@ use rand::{CryptoRng, RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use rayon::prelude::*;
 use std::sync::OnceLock;
+use zeroize::Zeroizing;
 
 use crate::compact::{CompactKey, ScoreForm, compact_moduli};
 use crate::decrypt::{Read, ScoreDecryptor};
@@ -276,6 +277,17 @@ impl Client {
         })
     }
 
+    /// Encrypts one quantised probe row (see [`Quantizer::probe_row`]) as the second stage
+    /// encrypts its probes: one coefficient-layout ciphertext (`p(x⁻¹)`, see [`Layout`]).
+    pub fn encrypt_fine_probe<R: RngCore + CryptoRng>(&self, probe: &[i64], rng: &mut R) -> Result<EncryptedProbe> {
+        let pt = Plaintext::try_encode(
+            pack_probe_coefficients(probe, self.chunk_size())?.as_slice(),
+            Encoding::poly(),
+            self.keys.bfv(),
+        )?;
+        Ok(EncryptedProbe { cts: vec![self.keys.secret().try_encrypt(&pt, rng)?] })
+    }
+
     /// Decrypts a second-stage response and ranks each probe's candidates (best first, at most
     /// `k` per probe).
     pub fn decrypt_fine(&self, response: &FineResponse, k: usize) -> Result<Vec<Match>> {
@@ -417,6 +429,42 @@ impl Client {
     /// compact: what is left of the decryption bound after the rounding of every part.
     pub fn score_noise_margin_bits(&self, scores: &ChunkScores) -> Result<(usize, f64)> {
         self.noise_margin_bits(&self.score_ciphertext(scores)?)
+    }
+
+    /// The decryption noise of every coefficient of a chunk's scores as the server sent them,
+    /// full or compact (lifted to q0), in units of q0: `[t·x]_{q0} / t` for the phase
+    /// `x = c0 + c1·s (+ c2·s²) mod q0`, the distance of `x` from the nearest multiple of
+    /// `q0/t`. A coefficient decrypts exactly while this stays below
+    /// `(q0/t)·(1/2 − 2^-20)` in magnitude ([`crate::SearchParams::noise_budget`] bounds it).
+    /// The noise depends on the secret key: this is for the key holder's tests and checks.
+    pub fn score_noise(&self, scores: &ChunkScores) -> Result<Vec<f64>> {
+        let ct = self.score_ciphertext(scores)?;
+        let ctx = ct[0].ctx();
+        let mut s = Zeroizing::new(Poly::try_convert_from(
+            self.keys.secret_coefficients()?,
+            ctx,
+            false,
+            Representation::PowerBasis,
+        )?);
+        s.change_representation(Representation::Ntt);
+        let mut power = Zeroizing::new(s.as_ref().clone());
+        let mut x = Zeroizing::new(ct[0].clone());
+        for part in ct.iter().skip(1) {
+            *x.as_mut() += Zeroizing::new(part * power.as_ref()).as_ref();
+            *power.as_mut() *= s.as_ref();
+        }
+        x.change_representation(Representation::PowerBasis);
+        let params = &self.keys.public().params;
+        let (q0, t) = (u128::from(params.response_modulus()), u128::from(params.plaintext));
+        Ok(x.coefficients()
+            .row(0)
+            .iter()
+            .map(|&v| {
+                let r = u128::from(v) * t % q0;
+                let centred = if r > q0 / 2 { r as f64 - q0 as f64 } else { r as f64 };
+                centred / t as f64
+            })
+            .collect())
     }
 
     /// Decrypts a response and keeps the `k` best live slots of every probe (highest score

@@ -52,7 +52,10 @@ pub use hot::{HotBasis, HotCacheReport, HotChunk, HotGallery, HotProbe, check_ho
 pub use kernel::{Kernel, Simd};
 pub use keys::{ClientKeys, KeyId, PUBLIC_FILE, PublicParams, SECRET_FILE};
 pub use pack::Layout;
-pub use params::{DEFAULT_PLAINTEXT, DEFAULT_VARIANCE, HE_STANDARD_128, Preset, SearchParams, max_log_q};
+pub use params::{
+    DEFAULT_PLAINTEXT, DEFAULT_VARIANCE, HE_STANDARD_128, MAX_FAILURE_LOG2, NoiseBudget, Preset, SearchParams,
+    max_log_q,
+};
 pub use quantize::{Metric, Quantizer, int_dot};
 pub use ranking::Ranking;
 pub use seal::{ChunkSeal, Expect, Seal, SealKey, chunk_digest, chunk_hash, state_hash, table_chunk_hashes};

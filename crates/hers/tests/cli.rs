@@ -11,7 +11,10 @@ fn hers() -> Bin {
 }
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    // Read when the test runs (cargo sets it), not baked in when it was built: a build directory
+    // shared between clones must not point a test at another clone.
+    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()))
+        .join("../..")
 }
 
 /// Runs one of the repository's python scripts; python3 with pyarrow and numpy is a test

@@ -976,3 +976,103 @@ fn probe_ids_never_reach_the_server_and_fine_candidates_are_capped() {
     assert!(code == 400 && message.contains("5 candidates"), "{code} {message}");
     server.stop();
 }
+
+/// Copies the files of gallery directory `from` into a new directory `to` (hot-form caches
+/// left behind: a server rebuilds them).
+fn copy_gallery(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read dir") {
+        let p = e.expect("entry").path();
+        if p.extension().is_some_and(|x| x == "bin" || x == "json") {
+            std::fs::copy(&p, to.join(p.file_name().expect("name"))).expect("copy");
+        }
+    }
+}
+
+/// Replaces segment `file` of gallery `g` with `bytes`, its CRC and the manifest's size and CRC
+/// made to match (what a malicious disk or server would do; the CRCs only catch accidents).
+fn forge_segment(g: &Path, file: &str, mut bytes: Vec<u8>) {
+    let body = bytes.len() - 4;
+    let crc = crc32fast::hash(&bytes[..body]);
+    bytes[body..].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(g.join(file), &bytes).expect("write segment");
+    let path = g.join("manifest.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).expect("manifest")).expect("json");
+    for s in m["segments"].as_array_mut().expect("segments") {
+        if s["file"] == file {
+            s["crc32"] = crc32fast::hash(&bytes).into();
+            s["bytes"] = bytes.len().into();
+        }
+    }
+    std::fs::write(&path, serde_json::to_vec_pretty(&m).expect("json")).expect("write manifest");
+}
+
+/// A server that serves an older version of the gallery, a permuted id table, or a segment of
+/// another gallery under the same key: `hers client search` and `verify` refuse, naming what
+/// failed, instead of answering.
+#[test]
+fn a_server_that_replays_permutes_or_swaps_is_caught_by_search_and_verify() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    enrolled(d, 0..5000);
+    // Another gallery of the same rows under the same key: same ids, other ciphertexts.
+    ok(&["enroll", "--keys", "keys", "--input", "g.parquet", "--gallery", "other"], d);
+    input(&d.join("p.parquet"), 100..103);
+    input(&d.join("new.parquet"), 60_000..60_010);
+    token_file(&d.join("tok"), "t0ken");
+    copy_gallery(&d.join("g"), &d.join("g-old"));
+    let client = |url: &str, args: &[&str]| {
+        hers().current_dir(d).args(["client", "--server", url]).args(args).timeout(Duration::from_secs(120)).assert()
+    };
+    let search = ["search", "--keys", "keys", "--probes", "p.parquet", "--out", "r.csv"];
+    let verify = ["verify", "--keys", "keys", "--probe", "p.parquet", "--probe-id", "101", "--claim", "101"];
+
+    // The honest gallery: searched, written (its seal moves to write 2), searched again.
+    let server = Server::start(d, &["--gallery", "g", "--token-file", "tok"]);
+    client(&server.url, &search).success();
+    client(&server.url, &["--token-file", "tok", "enroll", "--keys", "keys", "--input", "new.parquet"]).success();
+    client(&server.url, &search).success();
+    client(&server.url, &verify).success().stdout(predicate::str::contains("accept"));
+    server.stop();
+    let seen = std::fs::read_to_string(d.join("keys").join("seen.json")).expect("seen seals");
+    assert!(seen.contains(": 2"), "the second write was recorded: {seen}");
+    copy_gallery(&d.join("g"), &d.join("g-new"));
+
+    let caught = |gallery: &str, why: &str| {
+        let server = Server::start(d, &["--gallery", gallery]);
+        for args in [&search[..], &verify[..]] {
+            client(&server.url, args)
+                .failure()
+                .stderr(predicate::str::contains("integrity check failed").and(predicate::str::contains(why)));
+        }
+        server.stop();
+    };
+    // 1. The version before the write, served again (from a copy of the directory).
+    caught("g-old", "older version");
+
+    // 2. Two ids of the same length swapped in the segment that holds them.
+    copy_gallery(&d.join("g-new"), &d.join("permuted"));
+    let seg = "seg-00000001.bin";
+    let mut bytes = std::fs::read(d.join("permuted").join(seg)).expect("segment");
+    let at = |id: &str| {
+        let mut pattern = (id.len() as u32).to_le_bytes().to_vec();
+        pattern.extend_from_slice(id.as_bytes());
+        bytes.windows(pattern.len()).position(|w| w == pattern).expect("id in the segment") + 4
+    };
+    let (a, b) = (at("1234"), at("1235"));
+    for i in 0..4 {
+        bytes.swap(a + i, b + i);
+    }
+    forge_segment(&d.join("permuted"), seg, bytes);
+    caught("permuted", "does not match its seal");
+
+    // 3. The same segment of the other gallery: the same ids, other ciphertexts.
+    copy_gallery(&d.join("g-new"), &d.join("swapped"));
+    forge_segment(&d.join("swapped"), seg, std::fs::read(d.join("other").join(seg)).expect("other segment"));
+    caught("swapped", "does not match its seal");
+
+    // The honest gallery still serves this key holder.
+    let server = Server::start(d, &["--gallery", "g"]);
+    client(&server.url, &search).success();
+    server.stop();
+}
