@@ -1,6 +1,6 @@
 //! The real `hers` binary on real files: outputs, interop with pyarrow and numpy, errors.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use assert_cmd::Command as Bin;
