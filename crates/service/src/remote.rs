@@ -17,6 +17,12 @@ use crate::retry::RetryPolicy;
 use crate::routes::{ErrorBody, Removal, WriteAck};
 use crate::sealing::{self, Seen};
 
+/// The most bytes read of an answer that is not a score stream, an id table or a second-stage
+/// answer (the configuration, an acknowledgement, a verification's one chunk).
+const SMALL_ANSWER_LIMIT: u64 = 64 << 20;
+/// The most bytes read of a second-stage answer (at most one chunk's scores per candidate).
+const FINE_ANSWER_LIMIT: u64 = 4 << 30;
+
 /// Bytes a request sent and its answer brought back (bodies only).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Transfer {
@@ -200,7 +206,7 @@ impl Remote {
     }
 
     fn get_bytes(&self, path: &str) -> Result<Vec<u8>> {
-        self.get_bytes_within(path, 64 << 20)
+        self.get_bytes_within(path, SMALL_ANSWER_LIMIT)
     }
 
     /// A GET whose answer may hold at most `limit` bytes (more is an error, read no further).
@@ -252,11 +258,20 @@ impl Remote {
         self.check(&url, req.send(bytes))
     }
 
-    fn read_all(&self, path: &str, body: ureq::Body) -> Result<Vec<u8>> {
+    /// Reads a whole answer of at most `limit` bytes (more is an error, read no further).
+    fn read_all(&self, path: &str, body: ureq::Body, limit: u64) -> Result<Vec<u8>> {
         let mut out = Vec::new();
-        body.into_reader()
+        let read = body
+            .into_reader()
+            .take(limit + 1)
             .read_to_end(&mut out)
             .map_err(|e| Error::Transport { url: self.url(path), message: e.to_string() })?;
+        if read as u64 > limit {
+            return Err(Error::Transport {
+                url: self.url(path),
+                message: format!("the answer exceeds the {limit} bytes such an answer can take"),
+            });
+        }
         Ok(out)
     }
 
@@ -340,7 +355,7 @@ impl Remote {
     /// The second stage of a two-stage search.
     pub fn fine(&self, query: &FineQuery) -> Result<FineResponse> {
         let body = self.post("/v1/search/fine", &query.to_bytes(), false)?;
-        Ok(FineResponse::from_bytes(&self.read_all("/v1/search/fine", body)?)?)
+        Ok(FineResponse::from_bytes(&self.read_all("/v1/search/fine", body, FINE_ANSWER_LIMIT)?)?)
     }
 
     /// 1:1 verification of a one-probe query against the claimed id: the answer holds the
@@ -356,7 +371,7 @@ impl Remote {
             }
             self.check(&url, req.send(&bytes[..]))
         })?;
-        Ok(Response::from_bytes(&self.read_all("/v1/verify", body)?)?)
+        Ok(Response::from_bytes(&self.read_all("/v1/verify", body, SMALL_ANSWER_LIMIT)?)?)
     }
 
     /// Enrols client-encrypted templates; returns once they are durable and searchable.
@@ -417,7 +432,7 @@ impl Remote {
     }
 
     fn ack(&self, path: &str, body: ureq::Body) -> Result<WriteAck> {
-        serde_json::from_slice(&self.read_all(path, body)?)
+        serde_json::from_slice(&self.read_all(path, body, SMALL_ANSWER_LIMIT)?)
             .map_err(|e| Error::Transport { url: self.url(path), message: format!("bad acknowledgement: {e}") })
     }
 

@@ -164,9 +164,18 @@ pub(crate) fn sealed_write<T>(
     for _ in 0..TRIES {
         let (_, table) = current(remote, client)?;
         let s = seal(&key, &table, Expect { key_id: &key_id, quantizer: &quantizer })?;
-        match send(s) {
+        match send(s.clone()) {
             Err(e) if e.status() == Some(412) => last = Some(e),
-            other => return other,
+            // The write is applied: no later table of a sealed gallery may be older than it (a
+            // server that acknowledges and then serves the state before is caught). A gallery
+            // without a seal (a cluster's merged view) may keep none.
+            Ok(done) => {
+                if table.seal.is_some() {
+                    remote.seen().observe(remote.url_base(), Some(&s))?;
+                }
+                return Ok(done);
+            }
+            Err(e) => return Err(e),
         }
     }
     Err(last.unwrap_or_else(|| Error::Config("no write was tried".into())))
