@@ -45,10 +45,13 @@ enum Command {
     /// Convert the `.npy` feature files of the original HERS code to a parquet embedding set.
     Import(commands::import::Args),
     /// Plaintext identification (rank-k, CMC) and verification (TAR@FAR) of an embedding set.
+    #[cfg(feature = "train")]
     Eval(commands::eval::Args),
     /// Train a dimensionality reduction (DeepMDS++, ablations, PCA, LDA) from a TOML config.
+    #[cfg(feature = "train")]
     Train(commands::train::Args),
     /// Project an embedding set to 16/32/64-D with a trained model.
+    #[cfg(feature = "train")]
     Project(commands::project::Args),
     /// Generate a key set: secret key for the client, public parameters for the server.
     Keygen(commands::keygen::Args),
@@ -75,6 +78,7 @@ enum Command {
     /// Benchmarks (`bench search`: encrypted search vs HERS vs plaintext).
     Bench(commands::bench::Args),
     /// Run the whole pipeline on the shipped data and print one table.
+    #[cfg(feature = "train")]
     Demo(commands::demo::Args),
     /// Print a shell completion script.
     Completions(commands::completions::Args),
@@ -87,8 +91,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Synth(a) => commands::synth::run(a),
         Command::Import(a) => commands::import::run(a),
+        #[cfg(feature = "train")]
         Command::Eval(a) => commands::eval::run(a),
+        #[cfg(feature = "train")]
         Command::Train(a) => commands::train::run(a),
+        #[cfg(feature = "train")]
         Command::Project(a) => commands::project::run(a),
         Command::Keygen(a) => commands::keygen::run(a),
         Command::Enroll(a) => commands::enroll::run(a),
@@ -101,6 +108,7 @@ fn main() -> ExitCode {
         Command::Remove(a) => commands::remove::run(a),
         Command::Gallery(a) => commands::gallery::run(a),
         Command::Bench(a) => commands::bench::run(a),
+        #[cfg(feature = "train")]
         Command::Demo(a) => commands::demo::run(a),
         Command::Completions(a) => commands::completions::run(a),
     };

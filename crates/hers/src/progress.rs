@@ -15,6 +15,7 @@ pub fn bar(len: u64, what: &str) -> ProgressBar {
 }
 
 /// A spinner for work of unknown length.
+#[cfg(feature = "train")]
 pub fn spinner(what: &str) -> ProgressBar {
     let pb = ProgressBar::new_spinner();
     pb.set_message(what.to_string());
