@@ -272,9 +272,9 @@ fn refusal(f: Failure) -> ApiError {
     ApiError::new(StatusCode::from_u16(f.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), f.message)
 }
 
-/// Starts the door's HTTP server on its own thread; returns the URL it listens on.
-pub fn start(door: Arc<Door>, listen: SocketAddr) -> Result<String> {
-    crate::http::spawn("hers-door", listen, router(door), std::future::pending(), || {})
+/// Starts the door's HTTP(S) server on its own thread; returns the URL it listens on.
+pub fn start(door: Arc<Door>, listen: SocketAddr, tls: Option<&service::TlsFiles>) -> Result<String> {
+    crate::http::spawn("hers-door", listen, tls, router(door), std::future::pending(), || {})
 }
 
 fn router(door: Arc<Door>) -> Router {
@@ -288,6 +288,7 @@ fn router(door: Arc<Door>) -> Router {
         .route("/v1/search/fine", post(fine))
         .route("/v1/verify", post(verify))
         .route("/v1/templates", post(enrol).delete(remove))
+        .layer(axum::middleware::from_fn_with_state(max_body, service::refuse_announced_oversize))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(door)
 }
@@ -396,13 +397,7 @@ async fn search(State(door): State<Arc<Door>>, body: Bytes) -> Result<Response, 
     let (probe_ids, form) = blocking(move || {
         check_key(&d, Query::peek_key_id(&checked))?;
         let ctx = d.held.ctx();
-        let q = Query::from_bytes(&checked, ctx.bfv(), ctx.rows())?;
-        if q.probes.is_empty() || q.probes.len() > d.cfg.max_probes {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("a query holds 1 to {} probes, this one {}", d.cfg.max_probes, q.probes.len()),
-            ));
-        }
+        let q = Query::from_bytes_within(&checked, ctx.bfv(), ctx.rows(), d.cfg.max_probes)?;
         ctx.check_query(&q, &d.held.current().hot)?;
         let form = ctx.answer_form(&q);
         Ok((q.probe_ids, form))

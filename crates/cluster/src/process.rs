@@ -46,6 +46,8 @@ pub struct ProcessConfig {
     pub hosts: Vec<String>,
     /// Where process 0's front door listens.
     pub listen: SocketAddr,
+    /// Serve the front door over HTTPS with this certificate and key.
+    pub tls: Option<service::TlsFiles>,
     /// Bearer token for writes (`None`: writes refused).
     pub token: Option<String>,
     /// Largest request body in bytes.
@@ -146,7 +148,7 @@ pub fn run(cfg: ProcessConfig, ready: impl FnOnce(Option<&str>)) -> Result<()> {
                 deadline: cfg.deadline,
             },
         ));
-        let url = crate::door::start(door.clone(), cfg.listen)?;
+        let url = crate::door::start(door.clone(), cfg.listen, cfg.tls.as_ref())?;
         ready(Some(&url));
         Some(door)
     } else {

@@ -43,6 +43,7 @@ struct Proxy {
 pub fn start(
     backend: Backend,
     listen: SocketAddr,
+    tls: Option<&service::TlsFiles>,
     max_body: usize,
     upstream_timeout: Duration,
     stopped: impl FnOnce() + Send + 'static,
@@ -55,7 +56,7 @@ pub fn start(
         .new_agent();
     let proxy = Arc::new(Proxy { backend, agent, max_body });
     let app = Router::new().fallback(forward).with_state(proxy);
-    crate::http::spawn("hers-up-proxy", listen, app, service::shutdown_signal(), stopped)
+    crate::http::spawn("hers-up-proxy", listen, tls, app, service::shutdown_signal(), stopped)
 }
 
 fn restarting() -> Response {

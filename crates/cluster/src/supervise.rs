@@ -27,6 +27,9 @@ pub struct UpConfig {
     pub dir: PathBuf,
     /// The public address (the proxy in front of process 0).
     pub listen: SocketAddr,
+    /// Serve the public address over HTTPS with this certificate and key (process 0's front
+    /// door stays on loopback behind it).
+    pub tls: Option<service::TlsFiles>,
     /// The program to start for each process and its arguments up to the per-process ones:
     /// `hers cluster serve DIR [options]`, to which `--process I --hosts FILE
     /// --exit-with-stdin` are added.
@@ -66,7 +69,7 @@ pub fn up(cfg: UpConfig, event: impl Fn(UpEvent)) -> Result<()> {
     let backend = Backend::default();
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
-    let url = start(backend.clone(), cfg.listen, cfg.max_body, cfg.upstream_timeout, move || {
+    let url = start(backend.clone(), cfg.listen, cfg.tls.as_ref(), cfg.max_body, cfg.upstream_timeout, move || {
         flag.store(true, Ordering::SeqCst)
     })?;
     event(UpEvent::Listening(url));

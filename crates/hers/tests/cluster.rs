@@ -24,6 +24,11 @@ struct Up {
 
 impl Up {
     fn start(dir: &Path, args: &[&str]) -> Self {
+        Self::start_trusting(dir, args, None)
+    }
+
+    /// [`Up::start`] of an HTTPS server whose certificate `ca_pem` signs (or is).
+    fn start_trusting(dir: &Path, args: &[&str], ca_pem: Option<&[u8]>) -> Self {
         let mut child = Command::new(exe())
             .current_dir(dir)
             .args(args)
@@ -46,13 +51,13 @@ impl Up {
             panic!("hers {args:?} did not start: {first:?}");
         };
         let up = Self { child, url, lines };
-        up.wait_ready();
+        up.wait_ready(ca_pem);
         up
     }
 
     /// Waits (bounded) until the server answers `/v1/config` (a cluster: every shard reported).
-    fn wait_ready(&self) {
-        let remote = Remote::new(&self.url, None, Duration::from_secs(10)).expect("remote");
+    fn wait_ready(&self, ca_pem: Option<&[u8]>) {
+        let remote = Remote::with_ca(&self.url, None, Duration::from_secs(10), ca_pem).expect("remote");
         let t = Instant::now();
         while remote.info().is_err() {
             assert!(t.elapsed() < Duration::from_secs(180), "{} never became ready", self.url);
@@ -243,7 +248,7 @@ fn kill_9_of_one_process_fails_the_query_and_up_restarts_the_cluster() {
     // The supervisor restarts the cluster whole; answers are the same, the enrolment is kept.
     let again = c.started_pids();
     assert!(again.iter().all(|p| !pids.contains(p)), "{again:?} vs {pids:?}");
-    c.wait_ready();
+    c.wait_ready(None);
     client(d, &c.url, &["search", "--keys", "keys", "--probes", "p.parquet", "--out", "after.csv"]).assert().success();
     assert_eq!(read(d, "before.csv"), read(d, "after.csv"));
     input(&d.join("p3.parquet"), 60_000..60_004);
@@ -285,4 +290,64 @@ fn a_thousand_probes_through_three_processes_and_a_search_across_a_restart() {
     assert_eq!(read(d, "during.csv"), read(d, "local-p.csv"));
     let again = c.started_pids();
     assert!(again.iter().all(|p| !pids.contains(p)), "the cluster was restarted: {again:?} vs {pids:?}");
+}
+
+/// The front door, and a cluster's public address, serve HTTPS with `hers serve`'s flags: a
+/// self-signed certificate made in the test, trusted by the client with `--ca-cert`.
+#[test]
+fn the_front_door_serves_https_with_the_flags_of_hers_serve() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    ok(&["keygen", "--out", "keys"], d);
+    input(&d.join("g.parquet"), 0..5000);
+    ok(&["enroll", "--keys", "keys", "--input", "g.parquet", "--gallery", "g", "--chunks-per-segment", "1"], d);
+    input(&d.join("p.parquet"), 100..104);
+    ok(&["cluster", "split", "--gallery", "g", "--shards", "2", "--out", "c2"], d);
+    ok(&["search", "--keys", "keys", "--gallery", "g", "--probes", "p.parquet", "--out", "local.csv"], d);
+    let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).expect("certificate");
+    std::fs::write(d.join("cert.pem"), made.cert.pem()).expect("write");
+    std::fs::write(d.join("key.pem"), made.signing_key.serialize_pem()).expect("write");
+    let ca = made.cert.pem().into_bytes();
+    let tls = ["--tls-cert", "cert.pem", "--tls-key", "key.pem"];
+    let search = ["search", "--keys", "keys", "--probes", "p.parquet", "--out"];
+
+    // `hers cluster up`: its public address.
+    let up = Up::start_trusting(d, &[&["cluster", "up", "c2"][..], &tls[..]].concat(), Some(&ca));
+    assert!(up.url.starts_with("https://"), "{}", up.url);
+    client(d, &up.url, &["--ca-cert", "cert.pem"]).args(search).arg("up.csv").assert().success();
+    assert_eq!(read(d, "up.csv"), read(d, "local.csv"));
+    // Untrusted without the certificate; nothing answers plain HTTP there.
+    client(d, &up.url, &[])
+        .args(search)
+        .arg("x.csv")
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("certificate"));
+    let plain = up.url.replace("https://", "http://");
+    assert!(Remote::new(&plain, None, Duration::from_secs(30)).expect("remote").info().is_err());
+    drop(up);
+
+    // `hers cluster serve`: process 0's front door itself, one process per shard.
+    let ports: Vec<u16> = (0..2)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port())
+        .collect();
+    let hosts: String = ports.iter().map(|p| format!("127.0.0.1:{p}\n")).collect();
+    std::fs::write(d.join("hosts"), hosts).expect("hosts");
+    let mut second = Command::new(exe())
+        .current_dir(d)
+        .args(["cluster", "serve", "c2", "--process", "1", "--hosts", "hosts"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn process 1");
+    let door = Up::start_trusting(
+        d,
+        &[&["cluster", "serve", "c2", "--process", "0", "--hosts", "hosts"][..], &tls[..]].concat(),
+        Some(&ca),
+    );
+    assert!(door.url.starts_with("https://"), "{}", door.url);
+    client(d, &door.url, &["--ca-cert", "cert.pem"]).args(search).arg("door.csv").assert().success();
+    assert_eq!(read(d, "door.csv"), read(d, "local.csv"));
+    drop(door);
+    let _ = second.kill();
+    let _ = second.wait();
 }

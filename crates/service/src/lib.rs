@@ -39,7 +39,7 @@ pub use load::{EnrolRow, InProcess, LoadConfig, LoadReport, LoadRow, in_process,
 pub use metrics::{Endpoint, Metrics};
 pub use remote::{Remote, Transfer};
 pub use retry::RetryPolicy;
-pub use routes::{ApiError, ErrorBody, Removal, WriteAck, blocking, check_bearer};
+pub use routes::{ApiError, ErrorBody, Removal, WriteAck, blocking, check_bearer, refuse_announced_oversize};
 pub use sealing::{SEEN_FILE, Seen};
 pub use serve::{ServeConfig, read_token, serve, shutdown_signal};
 pub use tls::{TlsFiles, TlsListener};

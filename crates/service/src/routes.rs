@@ -187,7 +187,7 @@ pub fn router(app: Arc<App>) -> Router {
 
 /// Answers 413 from a `Content-Length` above the limit before any of the body is read (a
 /// body without a length is cut at the limit by the extractor instead).
-async fn refuse_announced_oversize(
+pub async fn refuse_announced_oversize(
     State(max_body): State<usize>,
     request: axum::extract::Request,
     next: middleware::Next,

@@ -97,6 +97,9 @@ struct ServeArgs {
     /// Exit when standard input closes (what `hers cluster up` uses to stop its processes).
     #[arg(long, hide = true)]
     exit_with_stdin: bool,
+    /// HTTPS for process 0's front door.
+    #[command(flatten)]
+    tls: super::open::TlsArgs,
     #[command(flatten)]
     common: Common,
 }
@@ -108,6 +111,9 @@ struct UpArgs {
     /// Public address (proxied to process 0's front door; port 0: any, printed on stdout).
     #[arg(long, default_value = "127.0.0.1:7878")]
     listen: SocketAddr,
+    /// HTTPS for the public address (process 0's front door behind it stays on loopback).
+    #[command(flatten)]
+    tls: super::open::TlsArgs,
     #[command(flatten)]
     common: Common,
 }
@@ -136,6 +142,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 process: s.process,
                 hosts,
                 listen: s.listen,
+                tls: s.tls.files(),
                 token: s.common.token_file.as_deref().map(read_token).transpose()?,
                 max_body: s.common.max_body_mib << 20,
                 max_probes: s.common.max_probes.max(1),
@@ -163,6 +170,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             let cfg = UpConfig {
                 dir: u.dir.clone(),
                 listen: u.listen,
+                tls: u.tls.files(),
                 program,
                 args,
                 max_body: u.common.max_body_mib << 20,

@@ -129,3 +129,22 @@ pub(crate) fn write_matches(path: &Path, matches: &[Match]) -> anyhow::Result<()
 pub(crate) fn read_matches(path: &Path) -> anyhow::Result<Vec<Match>> {
     embeddings::read_matches(path).with_context(|| format!("reading results {}", path.display()))
 }
+
+/// `--tls-cert` and `--tls-key`: HTTPS for a server, the same flags for `hers serve` and a
+/// cluster's public address.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TlsArgs {
+    /// Serve HTTPS with this certificate chain (PEM, leaf first).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// Private key of `--tls-cert` (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+}
+
+impl TlsArgs {
+    /// The certificate and key files, when both are given.
+    pub fn files(&self) -> Option<service::TlsFiles> {
+        self.tls_cert.clone().zip(self.tls_key.clone()).map(|(cert, key)| service::TlsFiles { cert, key })
+    }
+}

@@ -53,12 +53,8 @@ pub struct Args {
     /// service section), so the default is 4.
     #[arg(long, default_value_t = 4)]
     max_batch: usize,
-    /// Serve HTTPS with this certificate chain (PEM, leaf first).
-    #[arg(long, requires = "tls_key")]
-    tls_cert: Option<PathBuf>,
-    /// Private key of `--tls-cert` (PEM).
-    #[arg(long, requires = "tls_cert")]
-    tls_key: Option<PathBuf>,
+    #[command(flatten)]
+    tls: super::open::TlsArgs,
 }
 
 /// Serves until SIGTERM or Ctrl-C, then finishes the queries in flight.
@@ -75,7 +71,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     cfg.max_probes = a.max_probes;
     cfg.max_batch_probes = a.max_batch;
     cfg.simd = super::open::simd();
-    cfg.tls = a.tls_cert.zip(a.tls_key).map(|(cert, key)| service::TlsFiles { cert, key });
+    cfg.tls = a.tls.files();
     let writes = if cfg.token.is_some() { "enabled (bearer token)" } else { "disabled (no --token-file)" };
     let reads = if cfg.read_token.is_some() { "bearer token" } else { "open (no --read-token-file)" };
     serve(cfg, |url, report| {
