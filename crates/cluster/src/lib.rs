@@ -14,6 +14,15 @@
 //! * `supervise.rs` and `proxy.rs`: `hers cluster up` — starts the processes on this machine,
 //!   restarts the cluster as a whole when one dies, and answers 503 on the public address
 //!   meanwhile.
+//!
+//! ```no_run
+//! # fn main() -> cluster::Result<()> {
+//! // Shard a gallery over 3 processes (segment files hard-linked, nothing re-encrypted).
+//! let m = cluster::split("gallery".as_ref(), 3, "cluster-dir".as_ref())?;
+//! println!("{} shards", m.shards.len());
+//! # Ok(())
+//! # }
+//! ```
 
 mod door;
 mod error;

@@ -12,6 +12,18 @@
 //!
 //! The compute backend (burn's flex CPU backend, or wgpu with the `wgpu` feature) is chosen
 //! by [`Backend`] at the entry point only.
+//!
+//! ```no_run
+//! use dimred::{Reducer, project_file};
+//!
+//! # fn main() -> dimred::Result<()> {
+//! // A model folder trained by `hers train` (or Reducer::fit): project a set to 16-D.
+//! let (reducer, _config, _meta) = Reducer::load("model".as_ref(), None)?;
+//! let stats = project_file(&reducer, "faces.parquet".as_ref(), "faces-16d.parquet".as_ref(), Some(16))?;
+//! # let _ = stats;
+//! # Ok(())
+//! # }
+//! ```
 
 mod backend;
 mod config;

@@ -1,6 +1,6 @@
 //! Small plaintext metrics for validation: rank-1 identification by brute-force cosine, and
 //! TAR at a given FAR. (eval has the full versions; dimred must not depend on it.) The probes
-//! are drawn by the shared protocol ([`crate::protocol`]).
+//! are drawn by the shared protocol (`protocol.rs`).
 
 use crate::protocol::split_one_probe_per_identity;
 

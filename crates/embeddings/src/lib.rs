@@ -9,6 +9,18 @@
 //!
 //! dimred, encsearch and eval all read embedding sets, and none of them may import the
 //! others, so the format lives here.
+//!
+//! ```no_run
+//! use embeddings::{EmbeddingSet, Ids, read_set, write_set};
+//!
+//! # fn main() -> embeddings::Result<()> {
+//! let set = EmbeddingSet::new(Ids::Int(vec![1, 2]), vec![7, 8], 3, vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0])?;
+//! write_set("faces.parquet", &set)?;
+//! let back = read_set("faces.parquet")?;
+//! assert_eq!((back.len(), back.dim), (2, 3));
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod atomic;
 mod error;

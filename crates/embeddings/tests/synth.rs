@@ -1,4 +1,4 @@
-//! Synthetic sets: deterministic, unit-norm, and with the similarity statistics the README states.
+//! Synthetic sets: deterministic, unit-norm, and with the similarity statistics docs/evaluation.md states.
 
 use embeddings::{Preset, SynthSpec, SynthStats, read_set, synth_set, synth_to_parquet};
 use indicatif::ProgressBar;
@@ -31,7 +31,7 @@ fn rows_are_unit_norm_with_expected_shape() {
     }
 }
 
-/// The ranges written in the README ("Synthetic data").
+/// The ranges written in docs/evaluation.md ("Synthetic data").
 #[test]
 fn similarity_statistics_are_in_the_stated_ranges() {
     let cases = [

@@ -1,4 +1,4 @@
-//! Issue 12's measurement of candidate arithmetic for the tensor kernel on CPUs without
+//! A measurement of candidate arithmetic for the tensor kernel on CPUs without
 //! AVX-512, per prime and per chunk (dimension 16, N = 4096, Karatsuba: 3 products per
 //! coefficient and dimension), data in cache: the portable u128 kernel on 48-bit residues (what
 //! the current hot basis of 4 primes needs) against an AVX2 kernel on 30-bit residues stored as

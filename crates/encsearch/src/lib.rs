@@ -23,6 +23,32 @@
 //! * `session.rs`: the client-side orchestration (encrypt → score → decrypt, timed; the two-stage
 //!   plumbing; 1:1 verification) that the CLI, eval and the benchmarks share;
 //! * `bench.rs`: `hers bench search`.
+//!
+//! The main path, all roles in one process (a server holds only the [`ServerContext`] and the
+//! [`Gallery`]; the key holder the [`Client`]):
+//!
+//! ```no_run
+//! use encsearch::{Client, ClientKeys, Expect, Gallery, Preset, ServerContext, Session};
+//!
+//! # fn main() -> encsearch::Result<()> {
+//! let mut rng = rand::rng();
+//! let keys = ClientKeys::generate(Preset::N4096.params()?, &mut rng)?;
+//! let client = Client::new(keys, 16)?; // 16-D templates
+//! // Enrol: encrypt rows (row-major, 16 values each) and append them, sealed by the key holder.
+//! let (ids, rows) = (vec!["alice".to_string(), "bob".to_string()], vec![0.25f32; 32]);
+//! let chunks = client.encrypt_templates(&rows, &mut rng)?;
+//! let mut gallery = Gallery::create("gallery".as_ref(), client.keys().public(), *client.quantizer())?;
+//! let expect = Expect { key_id: client.keys().key_id(), quantizer: client.quantizer() };
+//! let seal = client.keys().seal_key()?.seal_append(&gallery.id_table(), expect, &ids, &chunks, client.chunk_size(), &mut rng)?;
+//! gallery.append_sealed(client.keys().key_id(), &ids, &chunks, None, Some(seal))?;
+//! // Search: the server scores the encrypted probe; the client decrypts and ranks.
+//! let server = ServerContext::for_gallery(&gallery)?;
+//! let hot = server.load_hot(&gallery)?;
+//! let found = Session::new(&client).search(vec!["probe".into()], &rows[..16], 1, &mut rng, |q| server.score(q, &hot))?;
+//! println!("{} → {}", found.matches[0].probe_id, found.matches[0].gallery_id);
+//! # Ok(())
+//! # }
+//! ```
 
 mod bench;
 mod client;

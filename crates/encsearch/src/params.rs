@@ -81,7 +81,7 @@ pub struct NoiseBudget {
 
 impl NoiseBudget {
     /// log2 of the bound on the probability that one coefficient decrypts wrongly:
-    /// `2·exp(−(bound − fixed)² / (2·S·σ²))`, `S` = [`NOISE_SAFETY`] (the Gaussian tail: a
+    /// `2·exp(−(bound − fixed)² / (2·S·σ²))`, `S` = `NOISE_SAFETY` (the Gaussian tail: a
     /// theorem for sums of independent sub-Gaussian terms, the central-limit heuristic for the
     /// products with the key).
     pub fn failure_log2(&self) -> f64 {

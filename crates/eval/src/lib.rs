@@ -5,6 +5,16 @@
 //!
 //! Plaintext exact search here is the reference every reduced or encrypted search is compared
 //! against. eval drives both dimred and encsearch; they never import each other.
+//!
+//! ```no_run
+//! # fn main() -> eval::Result<()> {
+//! // A sweep from its config: every cell run (or resumed), then tables and plots.
+//! let config = eval::SweepConfig::from_file("configs/sweep-bible-minilm.toml")?;
+//! let out = eval::run_sweep(&config, true)?;
+//! # let _ = out;
+//! # Ok(())
+//! # }
+//! ```
 
 mod atomic;
 mod cells;

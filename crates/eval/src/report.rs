@@ -13,7 +13,7 @@ use crate::{Identification, Result, Split, Verification, search::PlainGallery, s
 pub struct EvalOptions {
     /// Seed of the first probe draw; draw `i` uses `seed + i`.
     pub seed: u64,
-    /// Number of seeded draws averaged (the README's reference numbers use 5).
+    /// Number of seeded draws averaged (the reference numbers in data/README.md and docs/reduction.md use 5).
     pub draws: usize,
     /// Length of the CMC curve.
     pub max_rank: usize,

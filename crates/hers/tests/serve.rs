@@ -763,7 +763,7 @@ fn an_enrolment_whose_acknowledgement_is_lost_is_not_applied_twice() {
     assert_eq!(ids, expected, "every row exactly once");
 }
 
-/// The README's HTTPS recipe, as a user runs it: a self-signed certificate from one openssl
+/// The HTTPS recipe of docs/service.md, as a user runs it: a self-signed certificate from one openssl
 /// command works with `--ca-cert`; the same command without `CA:FALSE` makes a certificate TLS
 /// clients refuse, and the client says why and how to fix it.
 #[test]

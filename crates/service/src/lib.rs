@@ -14,6 +14,24 @@
 //!   one method per endpoint; `retry.rs`: what is retried and for how long;
 //! * `info.rs`: what `GET /v1/config` says;
 //! * `load.rs`: `hers bench serve`, closed-loop load against a running server.
+//!
+//! Serving a gallery, and searching it from another process with the key holder's keys:
+//!
+//! ```no_run
+//! use service::{ConnectOptions, Connection, ServeConfig, serve};
+//!
+//! # fn main() -> service::Result<()> {
+//! // Server machine: blocks until SIGTERM or Ctrl-C.
+//! let cfg = ServeConfig::new("gallery".into(), "127.0.0.1:7878".parse().expect("address"));
+//! serve(cfg, |url, _| println!("listening on {url}"))?;
+//! // Key holder: any number of probes, within the server's stated limits.
+//! let keys = encsearch::ClientKeys::load("keys".as_ref())?;
+//! let server = Connection::connect("http://127.0.0.1:7878", keys, ConnectOptions::default())?;
+//! let rows = vec![0.25f32; server.info().quantizer.dim];
+//! let found = server.search(&["probe".to_string()], &rows, 5)?;
+//! # Ok(())
+//! # }
+//! ```
 
 mod batch;
 mod capped;

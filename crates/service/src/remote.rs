@@ -497,24 +497,24 @@ fn tls_advice(message: &str) -> Option<&'static str> {
         Some(
             "the server's certificate is a CA certificate (basicConstraints CA:TRUE), which TLS clients \
              refuse as a server's own: make it with `-addext basicConstraints=critical,CA:FALSE`, or sign a \
-             server certificate with a CA of your own and pass that CA with --ca-cert (README: HTTPS)",
+             server certificate with a CA of your own and pass that CA with --ca-cert (docs/service.md: HTTPS)",
         )
     } else if message.contains("BadSignature") {
         Some(
             "the server's certificate was not signed by the CA certificate this client trusts (the \
              issuer's name matches, its signature does not): pass the CA that signed it (or the \
-             server's own self-signed certificate) with --ca-cert (README: HTTPS)",
+             server's own self-signed certificate) with --ca-cert (docs/service.md: HTTPS)",
         )
     } else if message.contains("UnknownIssuer") {
         Some(
             "the server's certificate is not signed by a CA this client trusts: pass the CA certificate \
-             (or the server's self-signed certificate) with --ca-cert (README: HTTPS)",
+             (or the server's self-signed certificate) with --ca-cert (docs/service.md: HTTPS)",
         )
     } else if message.contains("NotValidForName") {
         Some(
             "the server's certificate does not name the host in --server: make it with a subjectAltName \
              of that host (e.g. `-addext subjectAltName=IP:127.0.0.1` or `DNS:host.example`), or connect \
-             by a name it holds (README: HTTPS)",
+             by a name it holds (docs/service.md: HTTPS)",
         )
     } else if message.contains("Expired") || message.contains("NotValidYet") {
         Some("the server's certificate is outside its validity period (expired or not yet valid): renew it")

@@ -347,7 +347,7 @@ impl ServerContext {
     }
 
     /// Scores every probe against every chunk of `source` on all cores, by groups of chunks
-    /// ([`GROUP`] on the narrow form, one chunk on the wide form): each chunk is obtained once
+    /// (`GROUP` on the narrow form, one chunk on the wide form): each chunk is obtained once
     /// and scored against every probe while it is in cache, and `on_chunk(i, scores)` receives
     /// chunk i's score of every probe (in probe order) once its group is done, on the worker that
     /// scored it (groups complete in any order, chunks in order within a group).

@@ -49,8 +49,8 @@ pub struct Args {
     max_connections: usize,
     /// Most probes scored in one pass over the gallery. A pass reads each chunk once for all
     /// its probes and shares a pass's fixed costs; at 16 clients on 1M templates (IFMA) passes
-    /// of 4 gave 27 queries/s against 22 for passes of 1 and of 8 or 16 (see the README's
-    /// service section), so the default is 4.
+    /// of 4 gave 27 queries/s against 22 for passes of 1 and of 8 or 16 (see docs/service.md,
+    /// "Measured"), so the default is 4.
     #[arg(long, default_value_t = 4)]
     max_batch: usize,
     #[command(flatten)]
