@@ -21,13 +21,15 @@ use std::time::Duration;
 use axum::Json;
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Query as Params, State};
+use axum::extract::{Query as Params, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use encsearch::{Enrolment, IdTable, KeyId, Query, StreamFrames, StreamHeader};
-use serde::Deserialize;
-use service::{ApiError, Held, Removal, ServerInfo, WriteAck, blocking, check_bearer, params_hash};
+use encsearch::{Enrolment, IdTable, KeyId, Query, StreamFrames};
+use service::{
+    ApiError, Claim, Endpoints, Held, Removal, ServerInfo, VersionParam, WriteAck, blocking, check_bearer,
+    decode_query, octets, params_hash, stream_header,
+};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -277,20 +279,23 @@ pub fn start(door: Arc<Door>, listen: SocketAddr, tls: Option<&service::TlsFiles
     crate::http::spawn("hers-door", listen, tls, router(door), std::future::pending(), || {})
 }
 
+/// The API's route table (`service::api_router`, as `hers serve`'s) with the door's handlers.
 fn router(door: Arc<Door>) -> Router {
-    let max_body = door.cfg.max_body;
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .route("/v1/config", get(config))
-        .route("/v1/ids", get(ids))
-        .route("/v1/search", post(search))
-        .route("/v1/search/fine", post(fine))
-        .route("/v1/verify", post(verify))
-        .route("/v1/templates", post(enrol).delete(remove))
-        .layer(axum::middleware::from_fn_with_state(max_body, service::refuse_announced_oversize))
-        .layer(DefaultBodyLimit::max(max_body))
-        .with_state(door)
+    let d = door.clone();
+    let count = move |_: StatusCode| {
+        d.errors.fetch_add(1, Ordering::Relaxed);
+    };
+    let endpoints = Endpoints {
+        healthz: get(healthz),
+        metrics: get(metrics),
+        config: get(config),
+        ids: get(ids),
+        search: post(search),
+        fine: post(fine),
+        verify: post(verify),
+        templates: post(enrol).delete(remove),
+    };
+    service::api_router(endpoints, door.cfg.max_body, Arc::new(count)).with_state(door)
 }
 
 async fn healthz(State(door): State<Arc<Door>>) -> Result<&'static str, ApiError> {
@@ -332,17 +337,7 @@ async fn config(State(door): State<Arc<Door>>) -> Result<Json<ServerInfo>, ApiEr
 }
 
 fn check_key(door: &Door, peeked: encsearch::Result<KeyId>) -> Result<(), ApiError> {
-    Ok(door.held.ctx().public().key_id.ensure_eq(&peeked?)?)
-}
-
-fn octets(bytes: impl Into<Bytes>) -> Response {
-    ([(header::CONTENT_TYPE, "application/octet-stream")], bytes.into()).into_response()
-}
-
-/// `?version=V`.
-#[derive(Debug, Deserialize)]
-struct VersionParam {
-    version: u64,
+    service::check_key(door.held.ctx(), peeked)
 }
 
 /// The id table of a cluster version: the shards' tables end to end (each shard's slots are
@@ -394,28 +389,13 @@ async fn search(State(door): State<Arc<Door>>, body: Bytes) -> Result<Response, 
     door.queries.fetch_add(1, Ordering::Relaxed);
     let d = door.clone();
     let checked = body.clone();
-    let (probe_ids, form) = blocking(move || {
-        check_key(&d, Query::peek_key_id(&checked))?;
+    let (number, chunks) = (v.number, v.chunks());
+    let header = blocking(move || {
         let ctx = d.held.ctx();
-        let q = Query::from_bytes_within(&checked, ctx.bfv(), ctx.rows(), d.cfg.max_probes)?;
-        ctx.check_query(&q, &d.held.current().hot)?;
-        let form = ctx.answer_form(&q);
-        Ok((q.probe_ids, form))
+        let q = decode_query(ctx, &checked, d.cfg.max_probes, &d.held.current().hot)?;
+        Ok(stream_header(ctx, &q, d.held.quantizer(), number, chunks))
     })
     .await?;
-    let ctx = door.held.ctx();
-    let quantizer = door.held.quantizer();
-    let header = StreamFrames::header(&StreamHeader {
-        key_id: ctx.public().key_id.clone(),
-        degree: ctx.public().params.degree,
-        modulus: ctx.public().params.response_modulus(),
-        form,
-        scale: quantizer.scale,
-        metric: quantizer.metric,
-        version: v.number,
-        chunks: v.chunks(),
-        probe_ids,
-    });
     let (frames, rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
     let _ = frames.send(Bytes::from(header));
     let qid = door.qid();
@@ -449,12 +429,6 @@ async fn fine() -> ApiError {
         StatusCode::NOT_FOUND,
         "a cluster serves no second-stage gallery: run the two-stage search's second step against `hers serve --fine-gallery`",
     )
-}
-
-/// `?id=ID`: the claimed gallery id.
-#[derive(Debug, Deserialize)]
-struct Claim {
-    id: String,
 }
 
 async fn verify(State(door): State<Arc<Door>>, Params(c): Params<Claim>, body: Bytes) -> Result<Response, ApiError> {

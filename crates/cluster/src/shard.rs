@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
 
-use encsearch::{Enrolment, Query, StreamFrames};
+use encsearch::{Enrolment, StreamFrames};
 use service::{ApiError, Held};
 
 use crate::error::{Error, Result};
@@ -134,9 +134,9 @@ impl Shard {
                 message: format!("the query names no version for shard {}", self.index),
             });
         };
-        let q = Query::from_bytes(query, ctx.bfv(), ctx.rows()).map_err(failure)?;
         let version = self.held.version(number).ok_or_else(|| gone(self.index, number))?;
-        ctx.check_query(&q, &version.hot).map_err(failure)?;
+        // The front door checked the probe count.
+        let q = service::decode_query(ctx, query, usize::MAX, &version.hot).map_err(refused)?;
         let modulus = ctx.public().params.response_modulus();
         ctx.score_each_chunk(&[&q], &version.hot, |chunk, scores| {
             self.send(Up::Frame { qid, frame: StreamFrames::chunk(offset + chunk, &scores, modulus) });
@@ -156,23 +156,18 @@ impl Shard {
     }
 
     fn verify(&self, id: &str, query: &[u8]) -> Result<Vec<u8>, Failure> {
-        let ctx = self.held.ctx();
-        let q = Query::from_bytes(query, ctx.bfv(), ctx.rows()).map_err(failure)?;
-        if q.probes.len() != 1 {
-            return Err(Failure { status: 400, message: "a verification query holds exactly one probe".into() });
-        }
-        let v = self.held.current();
-        let slot = v.slot_of(id).ok_or_else(|| failure(encsearch::Error::UnknownId { id: id.to_string() }))?;
-        let chunk = slot / ctx.public().params.degree;
-        let one = v.hot.slice(chunk..chunk + 1).map_err(failure)?;
-        Ok(ctx.score(&q, &one).map_err(failure)?.to_bytes())
+        service::verify_claim(self.held.ctx(), &self.held.current(), id, query).map_err(refused)
     }
+}
+
+/// An API refusal as a shard's failure.
+fn refused(a: ApiError) -> Failure {
+    Failure { status: a.status().as_u16(), message: a.message().to_string() }
 }
 
 /// A library error as the answer `hers serve` would give.
 pub fn failure(e: encsearch::Error) -> Failure {
-    let a = ApiError::from(e);
-    Failure { status: a.status().as_u16(), message: a.message().to_string() }
+    refused(ApiError::from(e))
 }
 
 fn service_failure(e: service::Error) -> Failure {

@@ -38,11 +38,11 @@ use encsearch::{
     restore_probe_ids,
 };
 
+use crate::api::WriteAck;
 use crate::error::{Error, Result};
 use crate::info::ServerInfo;
 use crate::remote::{Remote, Transfer};
 use crate::retry::RetryPolicy;
-use crate::routes::WriteAck;
 use crate::sealing::Seen;
 
 /// How to reach the server and how to behave towards it.

@@ -5,7 +5,8 @@
 //! the clear. Its client, [`Connection`], is the key holder's side: synchronous, within the
 //! server's stated limits, retrying what is retryable, decrypting answers as they stream.
 //!
-//! * `routes.rs`: the endpoints and their error answers;
+//! * `api.rs`: the HTTP API every hers server speaks (route table, types, checks), shared with
+//!   a cluster's front door; `routes.rs`: `hers serve`'s handlers;
 //! * `batch.rs`: queries waiting together scored in one chunk-major pass;
 //! * `versions.rs`: the gallery's versions, swapped atomically after each durable write;
 //! * `metrics.rs`: Prometheus counters and the latency histogram; `cpu.rs`: the process's CPU time;
@@ -33,6 +34,7 @@
 //! # }
 //! ```
 
+mod api;
 mod batch;
 mod capped;
 mod connection;
@@ -49,6 +51,10 @@ mod serve;
 mod tls;
 mod versions;
 
+pub use api::{
+    ApiError, Claim, Endpoints, ErrorBody, Removal, VersionParam, WriteAck, blocking, check_bearer, check_key,
+    decode_query, octets, refuse_announced_oversize, router as api_router, stream_header, verify_claim,
+};
 pub use capped::{Capped, Placed};
 pub use connection::{ConnectOptions, Connection, EnrolOptions, Enrolled, Found, check_keys};
 pub use error::{Error, Result};
@@ -57,7 +63,6 @@ pub use load::{EnrolRow, InProcess, LoadConfig, LoadReport, LoadRow, in_process,
 pub use metrics::{Endpoint, Metrics};
 pub use remote::{Remote, Transfer};
 pub use retry::RetryPolicy;
-pub use routes::{ApiError, ErrorBody, Removal, WriteAck, blocking, check_bearer, refuse_announced_oversize};
 pub use sealing::{SEEN_FILE, Seen};
 pub use serve::{ServeConfig, read_token, serve, shutdown_signal};
 pub use tls::{TlsFiles, TlsListener};

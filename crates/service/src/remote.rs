@@ -11,10 +11,10 @@ use encsearch::{
     ChunkScores, Client, Enrolment, FineQuery, FineResponse, IdTable, Query, Response, ScoreStream, StreamHeader,
 };
 
+use crate::api::{ErrorBody, Removal, WriteAck};
 use crate::error::{Error, Result};
 use crate::info::ServerInfo;
 use crate::retry::RetryPolicy;
-use crate::routes::{ErrorBody, Removal, WriteAck};
 use crate::sealing::{self, Seen};
 
 /// The most bytes read of an answer that is not a score stream, an id table or a second-stage
