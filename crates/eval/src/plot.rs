@@ -94,12 +94,22 @@ struct Chart<'a> {
     legend: Vec<Key>,
 }
 
-/// A horizontal bar chart: one bar per label, log-scaled values.
+/// Horizontal bar charts side by side, one panel each, on one log-scaled axis: in a panel,
+/// bars in groups (a label on a group's first bar, a gap between groups).
 struct Bars<'a> {
     title: String,
     x_label: &'a str,
-    bars: Vec<(String, f64, RGBColor)>,
+    panels: Vec<Panel>,
     legend: Vec<Key>,
+}
+
+/// One bar: its value and colour.
+type Bar = (f64, RGBColor);
+
+/// One panel of [`Bars`]: its title and its groups of bars, each group named.
+struct Panel {
+    title: String,
+    groups: Vec<(String, Vec<Bar>)>,
 }
 
 static FONT: Once = Once::new();
@@ -289,49 +299,65 @@ where
     DB::ErrorType: 'static,
 {
     let plot = with_legend(&root, &chart.legend)?;
-    let n = chart.bars.len();
-    let values = chart.bars.iter().map(|b| b.1);
+    let values = chart.panels.iter().flat_map(|p| p.groups.iter().flat_map(|g| g.1.iter().map(|b| b.0)));
     let (lo, hi) = values.fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
-    if n == 0 || lo > hi {
+    if chart.panels.is_empty() || lo > hi {
         return Ok(root.present()?);
     }
+    let plot = plot.titled(&chart.title, ("sans-serif", 22))?;
     let (x0, x1) = (lo / 3.0, hi * 3.0);
-    let longest = chart.bars.iter().map(|b| b.0.chars().count()).max().unwrap_or(0) as u32;
-    let mut cc = ChartBuilder::on(&plot)
-        .caption(&chart.title, ("sans-serif", 22))
-        .margin(15)
-        .x_label_area_size(45)
-        .y_label_area_size(20 + 8 * longest)
-        .build_cartesian_2d((x0..x1).log_scale(), (0..n as i32 - 1).into_segmented())?;
-    // The first bar on top.
-    let row = |i: usize| (n - 1 - i) as i32;
-    let labels: Vec<&str> = chart.bars.iter().map(|b| b.0.as_str()).collect();
-    cc.configure_mesh()
-        .disable_y_mesh()
-        .x_labels(8)
-        .y_labels(n)
-        .x_label_formatter(&|x: &f64| tick(*x))
-        .y_label_formatter(&|v: &SegmentValue<i32>| match v {
-            SegmentValue::CenterOf(r) | SegmentValue::Exact(r) => usize::try_from(n as i32 - 1 - r)
-                .ok()
-                .and_then(|i| labels.get(i))
-                .map(|s| s.to_string())
-                .unwrap_or_default(),
-            SegmentValue::Last => String::new(),
-        })
-        .x_desc(chart.x_label)
-        .label_style(("sans-serif", 14))
-        .axis_desc_style(("sans-serif", 18))
-        .draw()?;
-    cc.draw_series(chart.bars.iter().enumerate().map(|(i, (_, v, color))| {
-        let mut bar =
-            Rectangle::new([(x0, SegmentValue::Exact(row(i))), (*v, SegmentValue::Exact(row(i) + 1))], color.filled());
-        bar.set_margin(3, 3, 0, 0);
-        bar
-    }))?;
-    cc.draw_series(chart.bars.iter().enumerate().map(|(i, (_, v, _))| {
-        Text::new(format!(" {}", trim_ms(*v)), (*v, SegmentValue::CenterOf(row(i))), ("sans-serif", 13).into_font())
-    }))?;
+    let longest = chart.panels.iter().flat_map(|p| p.groups.iter().map(|g| g.0.chars().count())).max().unwrap_or(0);
+    for (area, panel) in plot.split_evenly((1, chart.panels.len())).iter().zip(&chart.panels) {
+        // Rows: each group's bars, then one empty row between groups.
+        let mut rows: Vec<(Option<&str>, Option<Bar>)> = Vec::new();
+        for (gi, (label, bars)) in panel.groups.iter().enumerate() {
+            if gi > 0 {
+                rows.push((None, None));
+            }
+            for (bi, bar) in bars.iter().enumerate() {
+                rows.push(((bi == 0).then_some(label.as_str()), Some(*bar)));
+            }
+        }
+        let n = rows.len().max(1);
+        let mut cc = ChartBuilder::on(area)
+            .caption(&panel.title, ("sans-serif", 18))
+            .margin(10)
+            .x_label_area_size(45)
+            .y_label_area_size(20 + 8 * longest as u32)
+            .build_cartesian_2d((x0..x1).log_scale(), (0..n as i32 - 1).into_segmented())?;
+        // The first row on top.
+        let row = |i: usize| (n - 1 - i) as i32;
+        cc.configure_mesh()
+            .disable_y_mesh()
+            .x_labels(5)
+            .y_labels(n)
+            .x_label_formatter(&|x: &f64| tick(*x))
+            .y_label_formatter(&|v: &SegmentValue<i32>| match v {
+                SegmentValue::CenterOf(r) | SegmentValue::Exact(r) => usize::try_from(n as i32 - 1 - r)
+                    .ok()
+                    .and_then(|i| rows.get(i))
+                    .and_then(|r| r.0)
+                    .unwrap_or_default()
+                    .to_string(),
+                SegmentValue::Last => String::new(),
+            })
+            .x_desc(chart.x_label)
+            .label_style(("sans-serif", 14))
+            .axis_desc_style(("sans-serif", 16))
+            .draw()?;
+        let bars = rows.iter().enumerate().filter_map(|(i, r)| r.1.map(|b| (i, b)));
+        cc.draw_series(bars.clone().map(|(i, (v, color))| {
+            let mut bar = Rectangle::new(
+                [(x0, SegmentValue::Exact(row(i))), (v, SegmentValue::Exact(row(i) + 1))],
+                color.filled(),
+            );
+            bar.set_margin(2, 2, 0, 0);
+            bar
+        }))?;
+        cc.draw_series(bars.map(|(i, (v, _))| {
+            Text::new(format!(" {}", trim_ms(v)), (v, SegmentValue::CenterOf(row(i))), ("sans-serif", 12).into_font())
+        }))?;
+    }
     root.present()?;
     Ok(())
 }
@@ -617,16 +643,28 @@ fn time_vs_gallery(dir: &Path, ds: &str, of: &[&CellResult], dims: &[usize]) -> 
     )
 }
 
-/// One bar per method, dimension and timed thing, for a sweep of one gallery size.
+/// Query time for a sweep of one gallery size: a panel per dimension, a group per method, a
+/// bar per timed thing (encrypted, HERS, plaintext, two-stage), so every label reads.
 fn time_bars(dir: &Path, ds: &str, of: &[&CellResult], gallery: usize) -> Result<()> {
-    let mut bars = Vec::new();
     let mut used = Vec::new();
-    for r in of {
-        for (k, (_, color)) in TIMED.iter().enumerate() {
-            if let Some(v) = timed(r, k) {
-                bars.push((format!("{} {}-D", r.method, r.dim), v, *color));
-                used.push(k);
+    let mut panels = Vec::new();
+    for d in distinct(of.iter().map(|r| r.dim)) {
+        let mut groups: Vec<(String, Vec<Bar>)> = Vec::new();
+        for method in distinct(of.iter().filter(|r| r.dim == d).map(|r| r.method.as_str())) {
+            let mut bars = Vec::new();
+            for (k, (_, color)) in TIMED.iter().enumerate() {
+                // One bar per timed thing: the first cell of this method and dimension that has it.
+                if let Some(v) = of.iter().filter(|r| r.dim == d && r.method == method).find_map(|r| timed(r, k)) {
+                    bars.push((v, *color));
+                    used.push(k);
+                }
             }
+            if !bars.is_empty() {
+                groups.push((method.to_string(), bars));
+            }
+        }
+        if !groups.is_empty() {
+            panels.push(Panel { title: format!("{d}-D"), groups });
         }
     }
     let mut legend = vec![Key::heading("timed")];
@@ -641,8 +679,8 @@ fn time_bars(dir: &Path, ds: &str, of: &[&CellResult], gallery: usize) -> Result
         &format!("time-per-method-{ds}"),
         &Bars {
             title: format!("Query time per method and mode, {ds} (gallery {gallery})"),
-            x_label: "time per query (ms, log scale)",
-            bars,
+            x_label: "ms per query (log)",
+            panels,
             legend,
         },
     )
@@ -654,4 +692,55 @@ fn dimension_keys(mut dims: Vec<usize>, mark: impl Fn(usize) -> Marker) -> Vec<K
     dims.into_iter()
         .map(|d| Key { label: format!("{d}-D"), color: NEUTRAL, line: None, marker: Some(mark(d)) })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sweep of one gallery size with 6 methods × 3 dimensions × 3 modes: the time chart gets
+    /// a panel per dimension and a group per method (as many label rows as methods, not bars).
+    #[test]
+    fn time_bars_group_by_dimension_and_method() {
+        let mut rows = Vec::new();
+        for method in ["pca", "lda", "deepmds++", "supcon", "supcon-ablation", NO_REDUCTION] {
+            for dim in [16, 32, 64] {
+                for (mode, ms) in [(Mode::Plaintext, 0.5), (Mode::Encrypted, 20.0), (Mode::TwoStage, 40.0)] {
+                    rows.push(CellResult {
+                        dataset: "synth".into(),
+                        method: method.into(),
+                        dim,
+                        mode,
+                        gallery: 10_000,
+                        probes: 100,
+                        rank1: 0.9,
+                        rank5: 0.95,
+                        rank10: 0.97,
+                        tar_far_1e3: 0.9,
+                        precision_at_10: 0.8,
+                        map: 0.7,
+                        train_s: 1.0,
+                        query_ms: ms * dim as f64 / 16.0,
+                        score_ms: ms,
+                        hers_query_ms: if mode == Mode::Encrypted { 300.0 } else { 0.0 },
+                        speedup_vs_hers: 1.0,
+                        exact: true,
+                        cmc: vec![0.9],
+                    });
+                }
+            }
+        }
+        let dir = std::env::var_os("HERS_PLOT_DIR").map_or_else(std::env::temp_dir, Into::into).join("time-bars");
+        std::fs::create_dir_all(&dir).expect("dir");
+        let of: Vec<&CellResult> = rows.iter().collect();
+        time_bars(&dir, "synth", &of, 10_000).expect("drawn");
+        let png = std::fs::metadata(dir.join("time-per-method-synth.png")).expect("png written");
+        assert!(png.len() > 10_000, "an image, not an empty canvas");
+        let svg = std::fs::read_to_string(dir.join("time-per-method-synth.svg")).expect("svg written");
+        for label in ["16-D", "32-D", "64-D", "supcon-ablation"] {
+            assert!(svg.contains(label), "{label} is drawn");
+        }
+        // Each method's name once per panel: 3 panels.
+        assert_eq!(svg.matches("supcon-ablation").count(), 3, "one label per group");
+    }
 }
