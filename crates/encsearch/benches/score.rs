@@ -36,8 +36,8 @@ fn bench(c: &mut Criterion) {
         }
         done.push(server.kernel());
         let hot = server.prepare_chunks(&chunks).expect("hot");
-        let one = HotGallery { chunks: hot.clone(), slot_ids: Default::default(), scale: q.scale, metric: q.metric };
-        let many = HotGallery { chunks: vec![hot[0].clone(); 16], ..one.clone() };
+        let one = HotGallery::in_memory(hot.clone(), Vec::new(), &q);
+        let many = HotGallery::in_memory(vec![hot[0].clone(); 16], Vec::new(), &q);
         let np = server.extended_moduli().len();
         let name = format!("n={n}/log(q)={log_q}/d={dim}/kernel={:?}", server.kernel());
         g.bench_function(format!("query_1_chunk/{name}/primes={np}"), |b| {
@@ -57,7 +57,7 @@ fn bench(c: &mut Criterion) {
         });
     }
     let hot = server.prepare_chunks(&chunks).expect("hot");
-    let one = HotGallery { chunks: hot, slot_ids: Default::default(), scale: q.scale, metric: q.metric };
+    let one = HotGallery::in_memory(hot, Vec::new(), &q);
     let name = format!("n={n}/log(q)={log_q}/d={dim}/kernel={:?}", server.kernel());
     g.bench_function(format!("decrypt_chunk/{name}"), |b| {
         let cs = server.score(&query, &one).expect("score").scores.remove(0).remove(0);

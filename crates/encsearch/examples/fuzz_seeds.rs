@@ -37,12 +37,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     put(root, "query", "query", &q.to_bytes())?;
     let mut slot_ids = vec![None; client.chunk_size()];
     slot_ids[0] = Some("a".to_string());
-    let hot = HotGallery {
-        chunks: server.prepare_chunks(&chunks)?,
-        slot_ids: slot_ids.into(),
-        scale: client.quantizer().scale,
-        metric: client.quantizer().metric,
-    };
+    let hot = HotGallery::in_memory(server.prepare_chunks(&chunks)?, slot_ids, client.quantizer());
     let response = server.score(&q, &hot)?;
     put(root, "response", "response", &response.to_bytes())?;
     // The same with compact answers.

@@ -22,12 +22,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         hot.extend(server.prepare_chunks(&client.encrypt_templates(batch, &mut rng)?)?);
     }
     let n = hot.len() * client.chunk_size();
-    let gallery = HotGallery {
-        chunks: hot,
-        slot_ids: vec![None; n].into(),
-        scale: client.quantizer().scale,
-        metric: client.quantizer().metric,
-    };
+    let gallery = HotGallery::in_memory(hot, vec![None; n], client.quantizer());
     let ids = (0..probes).map(|i| i.to_string()).collect();
     let query = client.encrypt_query(ids, &rows[..probes * dim], &mut rng)?;
     for _ in 0..std::env::args().nth(3).map(|s| s.parse()).transpose()?.unwrap_or(3) {

@@ -251,12 +251,7 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
     for (i, s) in slot_ids.iter_mut().take(cfg.gallery_size).enumerate() {
         *s = Some(i.to_string());
     }
-    let gallery = HotGallery {
-        chunks: hot,
-        slot_ids: slot_ids.into(),
-        scale: client.quantizer().scale,
-        metric: client.quantizer().metric,
-    };
+    let gallery = HotGallery::in_memory(hot, slot_ids, client.quantizer());
 
     let probe = rows[..dim].to_vec();
     // One encrypted query for the baseline comparison and the size figure.

@@ -162,6 +162,17 @@ impl Preset {
         }
     }
 
+    /// The smallest preset whose default quantisation scale keeps at least 6 bits per value at
+    /// dimension `dim` (N = 4096 up to 48-D, N = 8192 beyond).
+    pub fn for_dim(dim: usize) -> Result<Self> {
+        for p in Self::ALL {
+            if p.params()?.default_scale(dim)? >= 64 {
+                return Ok(p);
+            }
+        }
+        Ok(Preset::N8192)
+    }
+
     /// Parses a preset name (`n4096`, `n8192`).
     pub fn from_name(name: &str) -> Result<Self> {
         Self::ALL

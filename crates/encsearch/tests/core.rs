@@ -22,8 +22,7 @@ fn score_probe(
     chunks: &[HotChunk],
 ) -> Vec<ChunkScores> {
     let q = client.quantizer();
-    let gallery =
-        HotGallery { chunks: chunks.to_vec(), slot_ids: Default::default(), scale: q.scale, metric: q.metric };
+    let gallery = HotGallery::in_memory(chunks.to_vec(), Vec::new(), q);
     let query = client.query_of(vec!["p".into()], vec![probe.clone()]).expect("query");
     server.score(&query, &gallery).expect("score").scores.remove(0)
 }
@@ -74,12 +73,7 @@ fn check_exact(
     let encrypted: Vec<EncryptedProbe> = probes.iter().map(|p| client.encrypt_probe(p, rng).expect("probe")).collect();
     // Each probe alone, then all six in one query (batches per chunk).
     let alone: Vec<Vec<ChunkScores>> = encrypted.iter().map(|ep| score_probe(client, server, ep, &hot)).collect();
-    let gallery_hot = HotGallery {
-        chunks: hot.clone(),
-        slot_ids: Default::default(),
-        scale: client.quantizer().scale,
-        metric: client.quantizer().metric,
-    };
+    let gallery_hot = HotGallery::in_memory(hot.clone(), Vec::new(), client.quantizer());
     let ids = (0..probes.len()).map(|i| format!("p{i}")).collect();
     let query = client.query_of(ids, encrypted).expect("query");
     let batched = server.score(&query, &gallery_hot).expect("score").scores;
@@ -117,12 +111,7 @@ fn top_k_matches_plaintext_and_roundtrips_bytes() {
     for (i, s) in slot_ids.iter_mut().take(count).enumerate() {
         *s = Some(format!("g{i}"));
     }
-    let gallery = HotGallery {
-        chunks: server.prepare_chunks(&chunks).expect("hot"),
-        slot_ids: slot_ids.into(),
-        scale: client.quantizer().scale,
-        metric: client.quantizer().metric,
-    };
+    let gallery = HotGallery::in_memory(server.prepare_chunks(&chunks).expect("hot"), slot_ids, client.quantizer());
     let probes: Vec<f32> = rows[..3 * dim].to_vec();
     let query = client.encrypt_query(vec!["p0".into(), "p1".into(), "p2".into()], &probes, &mut rng).expect("query");
     let query = Query::from_bytes(&query.to_bytes(), server.bfv(), dim).expect("query bytes");

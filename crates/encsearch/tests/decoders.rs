@@ -50,12 +50,7 @@ fn mutated_messages_are_errors_not_panics() {
     let query = q.to_bytes();
     let mut slot_ids = vec![None; client.chunk_size()];
     slot_ids[0] = Some("a".to_string());
-    let hot = HotGallery {
-        chunks: server.prepare_chunks(&chunks).expect("hot"),
-        slot_ids: slot_ids.into(),
-        scale: client.quantizer().scale,
-        metric: client.quantizer().metric,
-    };
+    let hot = HotGallery::in_memory(server.prepare_chunks(&chunks).expect("hot"), slot_ids, client.quantizer());
     let response = server.score(&q, &hot).expect("score").to_bytes();
 
     assert!(EncryptedChunk::from_bytes(&chunk, server.bfv(), dim).is_ok());

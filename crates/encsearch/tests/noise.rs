@@ -123,12 +123,7 @@ fn dimension_wise(preset: Preset, seed: u64) {
         }
         kernels.push(server.kernel());
         let q = client.quantizer();
-        let hot = HotGallery {
-            chunks: server.prepare_chunks(&chunks).expect("hot"),
-            slot_ids: Default::default(),
-            scale: q.scale,
-            metric: q.metric,
-        };
+        let hot = HotGallery::in_memory(server.prepare_chunks(&chunks).expect("hot"), Vec::new(), q);
         for (query, form) in [(&full, ScoreForm::Full), (&compact, compact_form)] {
             let scores = server.score(query, &hot).expect("score").scores;
             for (probe, per_chunk) in probes.iter().zip(&scores) {

@@ -46,17 +46,6 @@ pub struct EncryptedRun {
 /// about 130 MB, with the same scores.
 pub(crate) const PROBES_PER_QUERY: usize = 64;
 
-/// The smallest preset whose default quantisation scale keeps at least 6 bits per value.
-pub fn preset_for(dim: usize) -> Result<Preset> {
-    for p in Preset::ALL {
-        let params = p.params()?;
-        if params.default_scale(dim)? >= 64 {
-            return Ok(p);
-        }
-    }
-    Ok(Preset::N8192)
-}
-
 /// Enrols `gallery` (row-major, `dim`) encrypted, searches every probe, decrypts all scores.
 /// Probes and templates are L2-normalised by the quantiser (cosine similarity).
 pub fn encrypted_scores(
@@ -67,7 +56,7 @@ pub fn encrypted_scores(
     seed: u64,
 ) -> Result<EncryptedRun> {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
-    let params = preset_for(dim)?.params()?;
+    let params = Preset::for_dim(dim)?.params()?;
     let keys = ClientKeys::generate(params, &mut rng)?;
     let public = keys.public().clone();
     let client = Client::new(keys, dim)?;
@@ -79,12 +68,7 @@ pub fn encrypted_scores(
     let chunks = client.encrypt_templates(gallery, &mut rng)?;
     let enroll_s = t.elapsed().as_secs_f64();
     let q = *client.quantizer();
-    let hot = HotGallery {
-        chunks: server.prepare_chunks(&chunks)?,
-        slot_ids: Default::default(),
-        scale: q.scale,
-        metric: q.metric,
-    };
+    let hot = HotGallery::in_memory(server.prepare_chunks(&chunks)?, Vec::new(), &q);
 
     // Encrypt → score → decrypt as a client runs it, in queries of PROBES_PER_QUERY probes.
     let session = Session::new(&client);

@@ -37,7 +37,7 @@ pub use config::{DatasetConfig, Mode, SweepConfig, SyntheticConfig};
 pub use dataset::Dataset;
 /// The identification protocol is dimred's (its validation draws the same probes).
 pub use dimred::{Split, split_one_probe_per_identity};
-pub use encrypted::{EncryptedRun, encrypted_scores, preset_for};
+pub use encrypted::{EncryptedRun, encrypted_scores};
 pub use error::{Error, Result};
 pub use metrics::{Identification, Verification, from_score_rows, identification, retrieval, score_all, verification};
 pub use plan::plan_keys;

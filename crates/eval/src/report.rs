@@ -126,7 +126,7 @@ pub fn evaluate(set: &EmbeddingSet, opts: &EvalOptions) -> Result<EvalReport> {
 /// chosen for this dimension, as f32: exact for the N = 4096 preset (d ≤ 96, inner products
 /// ≤ t/2 < 2^24); above that, inner products are rounded to f32.
 fn quantize_rows(data: &[f32], dim: usize) -> Result<(u32, Vec<f32>)> {
-    let params = crate::preset_for(dim)?.params()?;
+    let params = encsearch::Preset::for_dim(dim)?.params()?;
     let q = encsearch::Quantizer::new(&params, dim)?;
     let rows = q.template_rows(data)?;
     Ok((q.scale, rows.iter().flat_map(|r| r[..dim].iter().map(|&x| x as f32)).collect()))

@@ -8,7 +8,7 @@ use encsearch::{Client, ClientKeys, FineChunks, ServerContext, Session, Timings,
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
-use crate::encrypted::{EncryptedRun, PROBES_PER_QUERY, encrypted_scores, preset_for};
+use crate::encrypted::{EncryptedRun, PROBES_PER_QUERY, encrypted_scores};
 use crate::{Error, Result};
 
 /// A two-stage run: score rows for the metrics and the cost of each stage.
@@ -55,7 +55,7 @@ pub fn two_stage_scores(
     let coarse = encrypted_scores(gallery, probes, dim, hers_chunks, seed)?;
     let n_probes = coarse.scores.len();
     let mut rng = ChaCha20Rng::seed_from_u64(seed ^ 0x5eed);
-    let keys = ClientKeys::generate(preset_for(full_dim)?.params()?, &mut rng)?;
+    let keys = ClientKeys::generate(encsearch::Preset::for_dim(full_dim)?.params()?, &mut rng)?;
     let public = keys.public().clone();
     let client = Client::new(keys, full_dim)?;
     let q = *client.quantizer();

@@ -18,6 +18,7 @@ use memmap2::Mmap;
 
 use crate::compact::PreparedKey;
 use crate::quantize::Metric;
+use crate::quantize::Quantizer;
 
 pub use basis::HotBasis;
 pub use cache::check as check_hot_cache;
@@ -84,6 +85,14 @@ pub struct HotGallery {
 }
 
 impl HotGallery {
+    /// The hot form of templates held in memory rather than in a gallery directory (benchmarks,
+    /// evaluation, tests): `chunks` as [`crate::ServerContext::prepare_chunks`] made them, the id
+    /// of each slot in `slot_ids` (empty, or one per slot: `None` for an empty slot), enrolled
+    /// with `quantizer`.
+    pub fn in_memory(chunks: Vec<HotChunk>, slot_ids: Vec<Option<String>>, quantizer: &Quantizer) -> Self {
+        Self { chunks, slot_ids: Arc::new(slot_ids), scale: quantizer.scale, metric: quantizer.metric }
+    }
+
     /// Bytes of ciphertext held in memory.
     pub fn bytes(&self) -> usize {
         self.chunks.iter().map(HotChunk::bytes).sum()

@@ -210,7 +210,7 @@ fn plain_query_ms(set: &EmbeddingSet) -> anyhow::Result<f64> {
 
 /// Integer scores of the quantised vectors, computed in plaintext.
 fn run_quantised(g: &[f32], p: &[f32], dim: usize) -> anyhow::Result<Vec<Vec<i64>>> {
-    let params = eval::preset_for(dim)?.params()?;
+    let params = encsearch::Preset::for_dim(dim)?.params()?;
     let q = encsearch::Quantizer::new(&params, dim)?;
     let (qg, qp) = (q.template_rows(g)?, q.probe_rows(p)?);
     Ok(qp.iter().map(|p| qg.iter().map(|t| encsearch::int_dot(p, t)).collect()).collect())
