@@ -22,7 +22,6 @@
 //! * `wire/`: every message and its byte encoding;
 //! * `session.rs`: the client-side orchestration (encrypt → score → decrypt, timed; the two-stage
 //!   plumbing; 1:1 verification) that the CLI, eval and the benchmarks share;
-//! * `bench.rs`: `hers bench search`.
 //!
 //! The main path, all roles in one process (a server holds only the [`ServerContext`] and the
 //! [`Gallery`]; the key holder the [`Client`]):
@@ -50,7 +49,6 @@
 //! # }
 //! ```
 
-mod bench;
 mod client;
 mod compact;
 mod decrypt;
@@ -69,7 +67,6 @@ mod store;
 mod topk;
 mod wire;
 
-pub use bench::{BenchConfig, BenchReport, run as run_bench};
 pub use client::Client;
 pub use compact::{CompactKey, ScoreForm, compact_moduli};
 pub use embeddings::Match;

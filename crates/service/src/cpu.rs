@@ -8,7 +8,7 @@ const USER_HZ: f64 = 100.0;
 
 /// User plus system CPU seconds of this process (all threads), from `/proc/self/stat`;
 /// `None` where there is no such file (not Linux) or it cannot be read.
-pub(crate) fn process_cpu_seconds() -> Option<f64> {
+pub fn process_cpu_seconds() -> Option<f64> {
     parse_stat(&std::fs::read_to_string("/proc/self/stat").ok()?)
 }
 

@@ -14,7 +14,6 @@
 //! * `connection.rs`: the key holder's client ([`Connection`]); `remote.rs`: its HTTP transport,
 //!   one method per endpoint; `retry.rs`: what is retried and for how long;
 //! * `info.rs`: what `GET /v1/config` says;
-//! * `load.rs`: `hers bench serve`, closed-loop load against a running server.
 //!
 //! Serving a gallery, and searching it from another process with the key holder's keys:
 //!
@@ -41,7 +40,6 @@ mod connection;
 mod cpu;
 mod error;
 mod info;
-mod load;
 mod metrics;
 mod remote;
 mod retry;
@@ -57,9 +55,9 @@ pub use api::{
 };
 pub use capped::{Capped, Placed};
 pub use connection::{ConnectOptions, Connection, EnrolOptions, Enrolled, Found, check_keys};
+pub use cpu::process_cpu_seconds;
 pub use error::{Error, Result};
 pub use info::{FineInfo, ServerInfo, params_hash};
-pub use load::{EnrolRow, InProcess, LoadConfig, LoadReport, LoadRow, in_process, run as run_load};
 pub use metrics::{Endpoint, Metrics};
 pub use remote::{Remote, Transfer};
 pub use retry::RetryPolicy;

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use encsearch::{BenchConfig, Client, Preset};
-use service::{ConnectOptions, Connection, LoadConfig, Remote, RetryPolicy, in_process, read_token, run_load};
+use encsearch::{Client, Preset};
+use hers_bench::{BenchConfig, LoadConfig, in_process, run_load};
+use service::{ConnectOptions, Connection, Remote, RetryPolicy, read_token};
 
 /// Arguments of `hers bench`.
 #[derive(Debug, clap::Args)]
@@ -100,7 +101,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 simd: super::open::simd(),
                 ..Default::default()
             };
-            let r = encsearch::run_bench(&cfg)?;
+            let r = hers_bench::run_search(&cfg)?;
             println!("{}", r.to_table());
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);

@@ -1,13 +1,13 @@
-//! `cargo run --release -p encsearch --example bench_search -- GALLERY_SIZE DIM [BASELINE_SIZE]`
+//! `cargo run --release -p hers-bench --example search -- GALLERY_SIZE DIM [BASELINE_SIZE]`
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a: Vec<usize> = std::env::args().skip(1).map(|s| s.parse()).collect::<Result<_, _>>()?;
-    let cfg = encsearch::BenchConfig {
+    let cfg = hers_bench::BenchConfig {
         gallery_size: a.first().copied().unwrap_or(100_000),
         dim: a.get(1).copied().unwrap_or(16),
         baseline_size: a.get(2).copied().unwrap_or(100_000),
         ..Default::default()
     };
-    let r = encsearch::run_bench(&cfg)?;
+    let r = hers_bench::run_search(&cfg)?;
     println!("{}", r.to_table());
     Ok(())
 }

@@ -8,17 +8,10 @@ use rand_chacha::ChaCha20Rng;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::client::Client;
-use crate::error::{Error, Result};
-use crate::hot::HotGallery;
-use crate::kernel::Simd;
-use crate::keys::ClientKeys;
-use crate::params::Preset;
-use crate::server::{HersBaseline, ServerContext};
-use crate::session::{Session, Timings};
-use crate::topk::{Hit, TopK};
-use crate::wire::Response;
-use embeddings::Match;
+use encsearch::{
+    Client, ClientKeys, Error, HersBaseline, Hit, HotGallery, Match, Preset, Response, Result, ServerContext, Session,
+    Simd, Timings, TopK,
+};
 
 /// What to benchmark.
 #[derive(Debug, Clone)]
@@ -78,7 +71,7 @@ pub struct BenchReport {
     pub ext_primes: usize,
     /// Chunks of N templates.
     pub chunks: usize,
-    /// The scoring kernel that ran (`Ifma`, `Avx2` or `Scalar`, see [`crate::Kernel`]).
+    /// The scoring kernel that ran (`Ifma`, `Avx2` or `Scalar`, see [`encsearch::Kernel`]).
     pub kernel: String,
     /// The CPU features found and the builds used.
     pub cpu: String,
@@ -210,7 +203,7 @@ fn check_exact(
     let want: Vec<i64> = rows
         .par_chunks(cfg.dim)
         .enumerate()
-        .map(|(i, r)| Ok(crate::quantize::int_dot(&q.template_row(r, i)?, &p)))
+        .map(|(i, r)| Ok(encsearch::int_dot(&q.template_row(r, i)?, &p)))
         .collect::<Result<_>>()?;
     let got: Vec<Vec<i64>> = resp.scores[0].par_iter().map(|c| client.decrypt_chunk(c)).collect::<Result<_>>()?;
     let all_equal = got.iter().flatten().zip(&want).all(|(a, b)| a == b);

@@ -12,9 +12,7 @@ use encsearch::Client;
 use rand::{CryptoRng, RngCore};
 use serde::Serialize;
 
-use crate::connection::Connection;
-use crate::error::{Error, Result};
-use crate::remote::Remote;
+use service::{Connection, Error, Remote, Result};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -137,9 +135,9 @@ pub fn in_process<R: RngCore + CryptoRng>(
     let time = |q: &encsearch::Query, b: usize, reps: usize| -> Result<(f64, Option<f64>)> {
         let mut runs = (0..reps)
             .map(|_| {
-                let (s, cpu) = (Instant::now(), crate::cpu::process_cpu_seconds());
+                let (s, cpu) = (Instant::now(), service::process_cpu_seconds());
                 ctx.score(q, &hot)?;
-                let used = cpu.zip(crate::cpu::process_cpu_seconds()).map(|(a, z)| (z - a) * 1e3 / b as f64);
+                let used = cpu.zip(service::process_cpu_seconds()).map(|(a, z)| (z - a) * 1e3 / b as f64);
                 Ok((s.elapsed().as_secs_f64(), used.filter(|&ms| ms > 0.0)))
             })
             .collect::<Result<Vec<_>>>()?;
