@@ -8,7 +8,8 @@
 //! * `messages.rs`: what the processes exchange over timely's channels;
 //! * `shard.rs`: one process's shard — scoring, writes, id tables — on threads of its own, so
 //!   the timely worker only moves messages and never stalls;
-//! * `door.rs`: the HTTP front door on process 0: queries broadcast to every shard, their
+//! * `state.rs`: the cluster's versions, pending requests and write lane that the front door
+//!   keeps; `door.rs`: its HTTP side on process 0: queries broadcast to every shard, their
 //!   partial answers streamed back to the client as they arrive; writes in one sequenced lane;
 //! * `process.rs`: `hers cluster serve` — one process, one timely worker and its dataflow;
 //! * `supervise.rs` and `proxy.rs`: `hers cluster up` — starts the processes on this machine,
@@ -34,6 +35,7 @@ mod process;
 mod proxy;
 mod shard;
 mod split;
+mod state;
 mod supervise;
 mod wake;
 

@@ -144,3 +144,10 @@ pub enum Up {
         answer: Result<Answer, Failure>,
     },
 }
+
+impl From<Failure> for service::ApiError {
+    fn from(f: Failure) -> Self {
+        let status = axum::http::StatusCode::from_u16(f.status);
+        Self::new(status.unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR), f.message)
+    }
+}

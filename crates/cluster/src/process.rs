@@ -28,11 +28,11 @@ use timely::dataflow::InputHandleVec;
 use timely::dataflow::operators::vec::{Broadcast, Input};
 use timely::dataflow::operators::{Exchange, Inspect};
 
-use crate::door::{Door, DoorConfig};
 use crate::error::{Error, Result};
 use crate::manifest::ClusterManifest;
 use crate::messages::{Down, Up};
 use crate::shard::Shard;
+use crate::state::{Door, DoorConfig};
 use crate::wake::Waker;
 
 /// How to run one cluster process.

@@ -138,6 +138,13 @@ impl Reducer {
         if d == 0 || !data.len().is_multiple_of(d) {
             return Err(Error::InputDim { context: "input".into(), expected: d, found: data.len() });
         }
+        if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+            return Err(Error::Data(format!(
+                "row {} holds a NaN or an infinity (component {}); drop or repair that row",
+                i / d,
+                i % d
+            )));
+        }
         match self {
             Reducer::Linear { projection, .. } => projection.project(data, dim),
             Reducer::Deep { model, device, batch, .. } => {

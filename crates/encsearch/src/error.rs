@@ -170,6 +170,12 @@ pub enum Error {
         /// How many the request held.
         count: usize,
     },
+    /// The caller stopped a long operation (Ctrl-C in Python); what was committed before stays.
+    #[error("interrupted after {done} rows were committed; rerun with resume to enrol the rest")]
+    Interrupted {
+        /// Rows committed before the interruption.
+        done: usize,
+    },
     /// Something the caller asked for that is out of range.
     #[error("invalid argument: {reason}")]
     InvalidArgument {

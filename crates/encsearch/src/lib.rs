@@ -20,6 +20,8 @@
 //! * `kernel/`: the arithmetic of the hot loop (tensor sums, NTT, basis extension,
 //!   down-scaling), each with an AVX-512 IFMA build chosen once from a [`Simd`] value;
 //! * `wire/`: every message and its byte encoding;
+//! * `enrol.rs`: the key holder's enrolment ([`Rows`] checked once, [`Enroller`] committing
+//!   sealed segments) that the CLI, the Python package and the service client share;
 //! * `session.rs`: the client-side orchestration (encrypt → score → decrypt, timed; the two-stage
 //!   plumbing; 1:1 verification) that the CLI, eval and the benchmarks share;
 //!
@@ -27,23 +29,21 @@
 //! [`Gallery`]; the key holder the [`Client`]):
 //!
 //! ```no_run
-//! use encsearch::{Client, ClientKeys, Expect, Gallery, Preset, ServerContext, Session};
+//! use encsearch::{Client, ClientKeys, Enroller, Gallery, Preset, Rows, ServerContext, Session};
 //!
 //! # fn main() -> encsearch::Result<()> {
 //! let mut rng = rand::rng();
 //! let keys = ClientKeys::generate(Preset::N4096.params()?, &mut rng)?;
 //! let client = Client::new(keys, 16)?; // 16-D templates
-//! // Enrol: encrypt rows (row-major, 16 values each) and append them, sealed by the key holder.
-//! let (ids, rows) = (vec!["alice".to_string(), "bob".to_string()], vec![0.25f32; 32]);
-//! let chunks = client.encrypt_templates(&rows, &mut rng)?;
+//! // Enrol: rows (row-major, 16 values each) encrypted and committed, sealed by the key holder.
+//! let (ids, data) = (vec!["alice".to_string(), "bob".to_string()], vec![0.25f32; 32]);
 //! let mut gallery = Gallery::create("gallery".as_ref(), client.keys().public(), *client.quantizer())?;
-//! let expect = Expect { key_id: client.keys().key_id(), quantizer: client.quantizer() };
-//! let seal = client.keys().seal_key()?.seal_append(&gallery.id_table(), expect, &ids, &chunks, client.chunk_size(), &mut rng)?;
-//! gallery.append_sealed(client.keys().key_id(), &ids, &chunks, None, Some(seal))?;
+//! let rows = Rows::new("the example rows", &ids, &data, 16)?;
+//! Enroller::new(&mut gallery, &client, 32, "example")?.enrol(&rows, false, &mut rng, |_| Ok(()))?;
 //! // Search: the server scores the encrypted probe; the client decrypts and ranks.
 //! let server = ServerContext::for_gallery(&gallery)?;
 //! let hot = server.load_hot(&gallery)?;
-//! let found = Session::new(&client).search(vec!["probe".into()], &rows[..16], 1, &mut rng, |q| server.score(q, &hot))?;
+//! let found = Session::new(&client).search(vec!["probe".into()], &data[..16], 1, &mut rng, |q| server.score(q, &hot))?;
 //! println!("{} → {}", found.matches[0].probe_id, found.matches[0].gallery_id);
 //! # Ok(())
 //! # }
@@ -52,6 +52,7 @@
 mod client;
 mod compact;
 mod decrypt;
+mod enrol;
 mod error;
 mod hot;
 mod kernel;
@@ -70,6 +71,7 @@ mod wire;
 pub use client::Client;
 pub use compact::{CompactKey, ScoreForm, compact_moduli};
 pub use embeddings::Match;
+pub use enrol::{EnrolReport, Enroller, Rows};
 pub use error::{Error, Result};
 pub use hot::{HotBasis, HotCacheReport, HotChunk, HotGallery, HotProbe, check_hot_cache};
 pub use kernel::{Kernel, Simd};
@@ -89,7 +91,7 @@ pub use session::{
 };
 pub use store::{
     CheckReport, EnrolPlan, Gallery, LOCK_FILE, LockWait, MANIFEST_FILE, Manifest, SegmentEntry, WriterLock,
-    check_gallery, check_segment, fingerprint_file,
+    check_gallery, check_segment, fingerprint_file, fingerprint_rows,
 };
 pub use topk::{Hit, Score, TopK};
 pub use wire::{

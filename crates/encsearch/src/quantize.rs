@@ -78,6 +78,23 @@ impl Quantizer {
         Ok(Self { dim, scale, metric: Metric::Cosine, max_abs_score: params.max_abs_score() })
     }
 
+    /// The quantiser of a new gallery: `metric` at `scale`, or when `None` the largest scale
+    /// that fits the plaintext modulus (for the squared distance, for norms up to `max_norm`).
+    pub fn for_metric(
+        params: &SearchParams,
+        dim: usize,
+        metric: Metric,
+        scale: Option<u32>,
+        max_norm: f64,
+    ) -> Result<Self> {
+        match (metric, scale) {
+            (Metric::Cosine, Some(s)) => Self::with_scale(params, dim, s),
+            (Metric::Cosine, None) => Self::new(params, dim),
+            (Metric::SquaredEuclidean, Some(s)) => Self::euclidean_with_scale(params, dim, s),
+            (Metric::SquaredEuclidean, None) => Self::euclidean(params, dim, max_norm),
+        }
+    }
+
     /// Squared-Euclidean quantiser for vectors of norm at most `max_norm`: the largest scale
     /// with `4·(s·max_norm + √d/2)² ≤ (t-1)/2`. Vectors beyond the bound are rejected.
     pub fn euclidean(params: &SearchParams, dim: usize, max_norm: f64) -> Result<Self> {

@@ -29,7 +29,7 @@
 //! server already holds, so rerunning an interrupted one sends only the rest.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -172,6 +172,9 @@ pub struct Connection {
     /// Bytes of a query per probe, and apart from its probes (the compact key included), and
     /// the length of the probe id they were measured with: measured on the first search.
     query_bytes: OnceLock<(usize, usize, usize)>,
+    /// The newest gallery version this connection knows of: the one read at connection, or
+    /// the one its own last write made.
+    latest: AtomicU64,
 }
 
 impl Connection {
@@ -186,6 +189,7 @@ impl Connection {
         Ok(Self {
             remote,
             client,
+            latest: AtomicU64::new(info.version),
             info,
             compact: options.compact_answers,
             in_flight: options.in_flight.max(1),
@@ -201,6 +205,7 @@ impl Connection {
     /// Reads `/v1/config` again (the gallery's size and version move with every write).
     pub fn refresh(&mut self) -> Result<&ServerInfo> {
         self.info = self.remote.info()?;
+        self.latest.store(self.info.version, Ordering::Relaxed);
         Ok(&self.info)
     }
 
@@ -237,11 +242,13 @@ impl Connection {
                 rows.len()
             )));
         }
-        // The id table of the version last seen first (fetched once per version): an answer of
-        // that version then needs no second request, which a server shutting down would refuse
-        // after streaming the answer. A version gone since is no error: the answer names its own.
+        // The id table of the newest version known first (fetched once per version): an answer
+        // of that version then needs no second request, which a server shutting down would
+        // refuse after streaming the answer. A version gone since is no error: the answer names
+        // its own. (Not the version read at connection when this connection wrote since: the
+        // seal of its own write makes that older table look like a replay.)
         let info = &self.info;
-        match crate::sealing::table(&self.remote, &self.client, info.version) {
+        match crate::sealing::table(&self.remote, &self.client, self.latest.load(Ordering::Relaxed)) {
             Err(e) if e.status() == Some(410) => {}
             other => drop(other?),
         }
@@ -457,13 +464,17 @@ impl Connection {
         options: EnrolOptions,
         progress: impl FnMut(usize),
     ) -> Result<Enrolled> {
-        enrol_rows(&self.remote, &self.client, ids, rows, options, &mut rand::rng(), progress)
+        let done = enrol_rows(&self.remote, &self.client, ids, rows, options, &mut rand::rng(), progress)?;
+        self.latest.store(done.version, Ordering::Relaxed);
+        Ok(done)
     }
 
     /// Removes `ids`, sealed against the current id table; returns once the removal is
     /// durable and no search returns them.
     pub fn remove(&self, ids: &[String]) -> Result<WriteAck> {
-        self.remote.remove(&self.client, ids)
+        let ack = self.remote.remove(&self.client, ids)?;
+        self.latest.store(ack.version, Ordering::Relaxed);
+        Ok(ack)
     }
 }
 
@@ -482,7 +493,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Refuses keys that are not the ones `public` names, naming both key ids and parameters.
 pub fn check_keys(keys: &ClientKeys, public: &encsearch::PublicParams, what: &str) -> Result<()> {
     if keys.public() != public {
-        return Err(Error::Config(format!(
+        return Err(Error::KeyMismatch(format!(
             "{what} is under key {} (N = {}, t = {}), these keys are {} (N = {}, t = {}): use the key set it was \
              enrolled with",
             public.key_id.0,
@@ -509,23 +520,7 @@ pub(crate) fn enrol_rows<R: rand::RngCore + rand::CryptoRng>(
     rng: &mut R,
     mut progress: impl FnMut(usize),
 ) -> Result<Enrolled> {
-    let d = client.quantizer().dim;
-    if ids.is_empty() || rows.len() != ids.len() * d {
-        return Err(Error::Config(format!("{} ids for {} values of {d}-D templates", ids.len(), rows.len())));
-    }
-    let mut first_row = std::collections::HashMap::with_capacity(ids.len());
-    for (row, id) in ids.iter().enumerate() {
-        if let Some(&first) = first_row.get(id.as_str()) {
-            return Err(Error::Search(encsearch::Error::DuplicateInInput {
-                input: "the rows to enrol".into(),
-                row,
-                id: id.clone(),
-                first_row: first,
-            }));
-        }
-        first_row.insert(id.as_str(), row);
-    }
-    drop(first_row);
+    let rows = encsearch::Rows::new("the rows to enrol", ids, rows, client.quantizer().dim)?;
     // With `resume`, the rows the server holds already are skipped; without it the server
     // is the judge (a duplicate is its 409, and nothing of that request is applied).
     let (info, todo): (ServerInfo, Vec<usize>) = match options.resume {
@@ -548,8 +543,7 @@ pub(crate) fn enrol_rows<R: rand::RngCore + rand::CryptoRng>(
     while at < todo.len() {
         let take = n.saturating_mul(per_request).min(todo.len() - at);
         let part = &todo[at..at + take];
-        let part_ids: Vec<String> = part.iter().map(|&i| ids[i].clone()).collect();
-        let part_rows: Vec<f32> = part.iter().flat_map(|&i| rows[i * d..(i + 1) * d].iter().copied()).collect();
+        let (part_ids, part_rows) = rows.gather(part);
         let chunks = client.encrypt_templates(&part_rows, rng)?;
         let e = Enrolment { key_id: client.keys().key_id().clone(), ids: part_ids, chunks, seal: None };
         // The seal adds a few hundred bytes to what is measured here.

@@ -49,6 +49,9 @@ pub enum Error {
     /// A setting that cannot work (what, and how to fix it).
     #[error("{0}")]
     Config(String),
+    /// Keys that are not the ones the server's gallery is under (both named).
+    #[error("{0}")]
+    KeyMismatch(String),
     /// A retryable failure that lasted past the client's retry bounds.
     #[error("gave up after {tries} tries in {seconds:.1} s: {last}")]
     GaveUp {

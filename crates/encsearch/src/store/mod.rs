@@ -32,7 +32,7 @@ use memmap2::Mmap;
 use crate::error::{Error, Result};
 
 pub use check::{CheckReport, check_gallery};
-pub use enrol::{EnrolPlan, fingerprint_file};
+pub use enrol::{EnrolPlan, fingerprint_file, fingerprint_rows};
 pub use gallery::Gallery;
 pub use lock::{LOCK_FILE, LockWait, WriterLock};
 pub use manifest::{MANIFEST_FILE, Manifest, SegmentEntry};

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use embeddings::EmbeddingReader;
-use encsearch::{Client, Gallery, Layout, MANIFEST_FILE, Metric, Quantizer, fingerprint_file};
+use encsearch::{Client, Enroller, Gallery, Layout, MANIFEST_FILE, Metric, Quantizer, Rows, fingerprint_file};
 
 use super::open::{load_keys, lock_wait, open_gallery_for, say_waiting};
 
@@ -100,12 +100,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         g
     } else {
         let p = &keys.public().params;
-        let q = match (Metric::from_name(&a.metric)?, a.scale) {
-            (Metric::Cosine, Some(s)) => Quantizer::with_scale(p, dim, s)?,
-            (Metric::Cosine, None) => Quantizer::new(p, dim)?,
-            (_, Some(s)) => Quantizer::euclidean_with_scale(p, dim, s)?,
-            (_, None) => Quantizer::euclidean(p, dim, a.max_norm)?,
-        };
+        let q = Quantizer::for_metric(p, dim, Metric::from_name(&a.metric)?, a.scale, a.max_norm)?;
         let layout = a.layout.map_or(Layout::DimensionWise, Layout::from);
         let (g, _) =
             Gallery::open_or_create(&a.gallery, keys.public(), q, layout, wait, |pid| say_waiting(&a.gallery, pid))?;
@@ -127,7 +122,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         Input::Streamed(reader) => return enrol_streamed(&a, *reader, gallery, keys, &source),
     };
     let ids: Vec<String> = (0..set.len()).map(|i| set.ids.display(i)).collect();
-    let plan = gallery.plan_enrolment(&a.input.display().to_string(), &source, &ids, a.resume)?;
+    let input = a.input.display().to_string();
+    let rows = Rows::new(&input, &ids, &set.data, set.dim)?;
+    let client = Client::with_quantizer(keys, gallery.quantizer())?;
+    let mut enroller = Enroller::new(&mut gallery, &client, a.chunks_per_segment, &source)?;
+    let plan = enroller.plan(&rows, a.resume)?;
     if plan.held > 0 {
         eprintln!(
             "resuming: the gallery already holds {} of the {} rows of {}; enrolling the other {}",
@@ -137,26 +136,16 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             plan.rows.len()
         );
     }
-    let client = Client::with_quantizer(keys, gallery.quantizer())?;
-    let seal_key = client.keys().seal_key()?;
-    let layout = gallery.layout();
-    let batch = gallery.templates_per_chunk() * a.chunks_per_segment.max(1);
     let pb = crate::progress::bar(plan.rows.len() as u64, "enroll");
     let t = std::time::Instant::now();
-    let mut rng = rand::rng();
-    let d = set.dim;
-    for rows in plan.rows.chunks(batch) {
-        let batch_ids: Vec<String> = rows.iter().map(|&r| ids[r].clone()).collect();
-        let mut data = Vec::with_capacity(rows.len() * d);
-        rows.iter().for_each(|&r| data.extend_from_slice(&set.data[r * d..(r + 1) * d]));
-        let chunks = client.encrypt_templates_as(layout, &data, &mut rng)?;
-        append_sealed(&mut gallery, &client, &seal_key, &batch_ids, &chunks, &source)?;
-        pb.inc(rows.len() as u64);
-    }
+    let done = enroller.enrol_planned(&rows, &plan, &mut rand::rng(), |n| {
+        pb.inc(n as u64);
+        Ok(())
+    })?;
     pb.finish_and_clear();
     eprintln!(
         "enrolled {} templates in {:.1} s; gallery {} holds {} ({:.1} B/template at rest)",
-        plan.rows.len(),
+        done.enrolled,
         t.elapsed().as_secs_f64(),
         a.gallery.display(),
         gallery.len(),
@@ -188,18 +177,16 @@ fn enrol_streamed(
         );
     }
     let client = Client::with_quantizer(keys, gallery.quantizer())?;
-    let seal_key = client.keys().seal_key()?;
-    let layout = gallery.layout();
-    let batch = gallery.templates_per_chunk() * a.chunks_per_segment.max(1);
+    let mut enroller = Enroller::new(&mut gallery, &client, a.chunks_per_segment, source)?;
+    let batch = enroller.rows_per_segment();
     let d = reader.dim();
     let pb = crate::progress::bar(reader.num_rows() as u64, "enroll");
     let t = std::time::Instant::now();
     let mut rng = rand::rng();
     let (mut ids, mut data): (Vec<String>, Vec<f32>) = (Vec::with_capacity(batch), Vec::with_capacity(batch * d));
     let mut enrolled = 0;
-    let mut commit = |ids: &mut Vec<String>, data: &mut Vec<f32>, gallery: &mut Gallery| -> anyhow::Result<()> {
-        let chunks = client.encrypt_templates_as(layout, data, &mut rng)?;
-        append_sealed(gallery, &client, &seal_key, ids, &chunks, source)?;
+    let mut commit = |ids: &mut Vec<String>, data: &mut Vec<f32>, enroller: &mut Enroller| -> anyhow::Result<()> {
+        enroller.commit(ids, data, &mut rng)?;
         pb.inc(ids.len() as u64);
         enrolled += ids.len();
         ids.clear();
@@ -213,12 +200,12 @@ fn enrol_streamed(
             ids.push(block.ids.display(r));
             data.extend_from_slice(&block.data[r * d..(r + 1) * d]);
             if ids.len() == batch {
-                commit(&mut ids, &mut data, &mut gallery)?;
+                commit(&mut ids, &mut data, &mut enroller)?;
             }
         }
     }
     if !ids.is_empty() {
-        commit(&mut ids, &mut data, &mut gallery)?;
+        commit(&mut ids, &mut data, &mut enroller)?;
     }
     pb.finish_and_clear();
     if fingerprint_file(&a.input)? != source {
@@ -235,31 +222,5 @@ fn enrol_streamed(
         gallery.len(),
         gallery.bytes_at_rest() as f64 / (gallery.chunk_count() * gallery.templates_per_chunk()).max(1) as f64
     );
-    Ok(())
-}
-
-/// Appends `chunks` (holding `ids`, rows of the input fingerprinted `source`) as one segment,
-/// with the key holder's seal of the state after it (`encsearch`'s `seal.rs`), in one commit.
-fn append_sealed(
-    gallery: &mut Gallery,
-    client: &Client,
-    seal_key: &encsearch::SealKey,
-    ids: &[String],
-    chunks: &[encsearch::EncryptedChunk],
-    source: &str,
-) -> anyhow::Result<()> {
-    let expect = encsearch::Expect { key_id: client.keys().key_id(), quantizer: client.quantizer() };
-    let base = gallery.chunk_hashes()?;
-    let per_chunk = gallery.templates_per_chunk();
-    let seal = seal_key.seal_append_to(
-        gallery.manifest().seal.as_ref(),
-        &base,
-        expect,
-        ids,
-        chunks,
-        per_chunk,
-        &mut rand::rng(),
-    )?;
-    gallery.append_sealed(client.keys().key_id(), ids, chunks, Some(source), Some(seal))?;
     Ok(())
 }
