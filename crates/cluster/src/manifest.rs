@@ -24,6 +24,10 @@ pub struct ShardEntry {
     pub segments: Vec<String>,
     /// Live templates when split.
     pub templates: usize,
+    /// The source gallery's chunks it holds, in global slot order (its slots are these chunks'
+    /// slots); absent in manifests written before chunk-level splits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunks: Option<std::ops::Range<usize>>,
 }
 
 /// The cluster manifest.

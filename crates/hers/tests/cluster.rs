@@ -124,6 +124,43 @@ fn setup(d: &Path) {
     }
 }
 
+#[test]
+fn a_one_segment_gallery_splits_at_chunk_boundaries_and_answers_as_unsplit() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    ok(&["keygen", "--out", "keys"], d);
+    input(&d.join("g.parquet"), 0..10_000);
+    // The default 32 chunks per segment: one segment of 3 chunks (4096 slots each).
+    ok(&["enroll", "--keys", "keys", "--input", "g.parquet", "--gallery", "g"], d);
+    ok(&["remove", "--gallery", "g", "--keys", "keys", "--ids", "4100,9000"], d);
+    input(&d.join("p.parquet"), 4090..4110);
+    ok(&["cluster", "split", "--gallery", "g", "--shards", "3", "--out", "c3"], d);
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("c3/cluster.json")).expect("cluster.json")).expect("json");
+    let chunks: Vec<(u64, u64)> = m["shards"]
+        .as_array()
+        .expect("shards")
+        .iter()
+        .map(|s| (s["chunks"]["start"].as_u64().expect("start"), s["chunks"]["end"].as_u64().expect("end")))
+        .collect();
+    assert_eq!(chunks, [(0, 1), (1, 2), (2, 3)], "{m}");
+    // Each shard is a sound gallery of its own, the removed ids still removed.
+    for i in 0..3 {
+        ok(&["gallery", "check", &format!("c3/shard-{i:03}")], d);
+    }
+    let search = ["search", "--keys", "keys", "--probes", "p.parquet", "--top-k", "5"];
+    let one = {
+        let server = Up::start(d, &["serve", "--gallery", "g"]);
+        client(d, &server.url, &search).args(["--out", "serve.csv"]).assert().success();
+        read(d, "serve.csv")
+    };
+    let removed_back = one.lines().any(|l| matches!(l.split(',').nth(2), Some("4100" | "9000")));
+    assert!(one.lines().count() > 90 && !removed_back, "{one}");
+    let c = Up::start(d, &["cluster", "up", "c3"]);
+    client(d, &c.url, &search).args(["--out", "c3.csv"]).assert().success();
+    assert_eq!(read(d, "c3.csv"), one, "the split gallery answered differently");
+}
+
 fn client(d: &Path, url: &str, args: &[&str]) -> assert_cmd::Command {
     let mut c = hers();
     c.current_dir(d).args(["client", "--server", url]).args(args);
@@ -141,7 +178,7 @@ fn clusters_of_one_two_and_three_processes_answer_as_one_server() {
         .args(["cluster", "split", "--gallery", "g", "--shards", "4", "--out", "c4"])
         .assert()
         .failure()
-        .stderr(predicate::str::contains("3 segments"));
+        .stderr(predicate::str::contains("3 chunks"));
     hers()
         .current_dir(d)
         .args(["cluster", "split", "--gallery", "g", "--shards", "2", "--out", "c2"])

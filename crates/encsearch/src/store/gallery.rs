@@ -453,6 +453,47 @@ impl Gallery {
         self.slots.chunk_ids()
     }
 
+    /// Appends chunks `range` of `source` (a gallery under the same key and quantiser) as one
+    /// segment: the ciphertexts copied as they are, never re-encrypted, each id in the slot it
+    /// had (removed ids included: tombstone them apart). Only the range's last chunk may be
+    /// partly used, as when the range ends at or inside one segment of `source`. Unsealed: for
+    /// galleries a key holder does not seal (a cluster's shards).
+    pub fn append_copy(&mut self, source: &Gallery, range: std::ops::Range<usize>) -> Result<()> {
+        let (mine, theirs) = (&self.manifest, &source.manifest);
+        if mine.public != theirs.public || self.quantizer() != source.quantizer() || self.layout() != source.layout() {
+            return Err(Error::InvalidArgument {
+                reason: format!(
+                    "{} and {} differ in key, quantiser or layout: chunks copy only between galleries of one key",
+                    source.dir.display(),
+                    self.dir.display()
+                ),
+            });
+        }
+        if range.is_empty() || range.end > source.chunk_count() {
+            return Err(Error::InvalidArgument {
+                reason: format!("chunks {range:?} of a gallery of {} chunks", source.chunk_count()),
+            });
+        }
+        let bfv = theirs.public.params.bfv()?;
+        let n = source.templates_per_chunk();
+        let mut ids = Vec::with_capacity(range.len() * n);
+        for (i, chunk_ids) in source.chunk_ids().enumerate().skip(range.start).take(range.len()) {
+            if chunk_ids.len() != n && i + 1 != range.end {
+                return Err(Error::InvalidArgument {
+                    reason: format!(
+                        "chunk {i} holds {} of {n} slots and is not the last of {range:?}",
+                        chunk_ids.len()
+                    ),
+                });
+            }
+            ids.extend_from_slice(chunk_ids);
+        }
+        let chunks = range.clone().map(|i| source.chunk(i, &bfv)).collect::<Result<Vec<_>>>()?;
+        let origin = source.segment_chunks().into_iter().find(|(_, r)| r.contains(&range.start));
+        let from = origin.and_then(|(e, _)| e.source.clone());
+        self.with_writer(|g| g.append_locked(&ids, &chunks, from.as_deref(), None))
+    }
+
     /// Each committed segment's manifest entry with the range of global chunk indices it holds.
     pub(crate) fn segment_chunks(&self) -> Vec<(&SegmentEntry, std::ops::Range<usize>)> {
         let mut first = 0;

@@ -19,7 +19,8 @@ pub struct Args {
 #[derive(Debug, clap::Subcommand)]
 enum Sub {
     /// Split a gallery into shard galleries along segment boundaries (segment files are
-    /// hard-linked: no re-encryption, no extra disk).
+    /// hard-linked: no re-encryption, no extra disk), or along chunk boundaries when shards
+    /// outnumber segments (the cut segments' ciphertexts copied, never re-encrypted).
     Split(SplitArgs),
     /// Run one process of a cluster (one shard; process 0 also runs the HTTP front door).
     Serve(ServeArgs),
@@ -33,7 +34,7 @@ struct SplitArgs {
     /// The dimension-wise gallery to split (not being served or written meanwhile).
     #[arg(long)]
     gallery: PathBuf,
-    /// Number of shards (one process each); at most the gallery's segment count.
+    /// Number of shards (one process each); at most the gallery's chunk count.
     #[arg(long)]
     shards: usize,
     /// New cluster directory.
