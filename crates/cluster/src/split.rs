@@ -52,7 +52,6 @@ pub fn split(gallery: &Path, shards: usize, out: &Path) -> Result<ClusterManifes
         // The key holder sealed the whole gallery, not a shard of it: a shard is unsealed (its
         // writes come through the front door, whose merged table carries no seal).
         m.seal = None;
-        write_manifest(&dir, &m)?;
         let first_chunk = shard_pieces.first().map_or(0, |p| p.chunks.start);
         let last_chunk = shard_pieces.last().map_or(0, |p| p.chunks.end);
         for piece in shard_pieces {
@@ -64,8 +63,9 @@ pub fn split(gallery: &Path, shards: usize, out: &Path) -> Result<ClusterManifes
                     link(&gallery.join(&hot), &dir.join(&hot))?;
                 }
                 m.segments.push(s.clone());
-                write_manifest(&dir, &m)?;
             } else {
+                // The copy goes after what the shard holds so far: commit that first.
+                write_manifest(&dir, &m)?;
                 let mut shard = Gallery::open(&dir)?;
                 shard.append_copy(&g, piece.chunks)?;
                 m = shard.manifest().clone();
@@ -73,6 +73,7 @@ pub fn split(gallery: &Path, shards: usize, out: &Path) -> Result<ClusterManifes
         }
         // First without tombstones, to learn every id the shard's segments hold; then with the
         // source's tombstones among them.
+        write_manifest(&dir, &m)?;
         let ids: HashSet<String> = Gallery::open(&dir)?.slot_ids().iter().flatten().cloned().collect();
         m.removed = source.removed.iter().filter(|id| ids.contains(*id)).cloned().collect();
         write_manifest(&dir, &m)?;
