@@ -255,7 +255,10 @@ fn kill_9_of_one_process_fails_the_query_and_up_restarts_the_cluster() {
     let search = ["search", "--keys", "keys", "--probes", "p.parquet", "--out", "before.csv"];
     client(d, &c.url, &search).assert().success();
 
-    // A long query (64 probes) in flight when process 1 is killed: an error, not a hang.
+    // A query (64 probes) in flight when process 1 is killed: an error, not a hang. Process 1
+    // is stopped (SIGSTOP) before the query is sent, so the query stays in flight, whatever the
+    // machine's speed, until the kill -9 below ends it.
+    assert!(Command::new("kill").args(["-STOP", &pids[1].to_string()]).status().expect("kill").success());
     let url = c.url.clone();
     let dir = d.to_path_buf();
     let query = std::thread::spawn(move || {
@@ -266,7 +269,8 @@ fn kill_9_of_one_process_fails_the_query_and_up_restarts_the_cluster() {
             .expect("run");
         (out, t.elapsed())
     });
-    // In flight once the front door has counted it (the client first encrypts 64 probes).
+    // In flight once the front door has counted it (the client first encrypts 64 probes); it
+    // cannot finish while process 1 is stopped.
     let t = Instant::now();
     while metric(&c.url, "hers_queries_total") < 2 {
         assert!(t.elapsed() < Duration::from_secs(60), "the long query never reached the cluster");
