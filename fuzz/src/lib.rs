@@ -40,7 +40,7 @@ pub fn sealed(data: &[u8]) -> Vec<u8> {
 }
 
 /// `data` as frames of a streamed answer: split at every `0xFF 0xFE` pair, each piece given its
-/// length and CRC-32 (see `encsearch::ScoreStream`), so mutations reach the frame decoder
+/// length and CRC-32 (see `encsearch::wire::ScoreStream`), so mutations reach the frame decoder
 /// behind both.
 pub fn framed(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
 
 use encsearch::{
-    Client, Enroller, HotGallery, Layout, LockWait, MANIFEST_FILE, Metric, Quantizer, Rows, ServerContext, Session,
-    Simd, check_gallery, fingerprint_rows,
+    Client, Enroller, Layout, Metric, Quantizer, Rows, ServerContext, Session, Simd,
+    hot::HotGallery,
+    store::{LockWait, MANIFEST_FILE, check_gallery, fingerprint_rows},
 };
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -161,7 +162,7 @@ impl Gallery {
     fn remove(&self, py: Python<'_>, ids: &Bound<'_, PyAny>) -> PyResult<usize> {
         let ids = arrays::ids("ids", ids)?;
         self.with_open(py, |o| {
-            let expect = encsearch::Expect { key_id: o.client.keys().key_id(), quantizer: o.client.quantizer() };
+            let expect = encsearch::seal::Expect { key_id: o.client.keys().key_id(), quantizer: o.client.quantizer() };
             let seal =
                 o.client.keys().seal_key()?.seal_remove(&o.gallery.id_table(), expect, &ids, &mut rand::rng())?;
             let n = o.gallery.remove_sealed(&ids, Some(seal))?;

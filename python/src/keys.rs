@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use encsearch::{ClientKeys, Preset, SECRET_FILE};
+use encsearch::{ClientKeys, Preset, keys::SECRET_FILE};
 use pyo3::prelude::*;
 
 use crate::errors;

@@ -9,8 +9,8 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use encsearch::{
-    Client, ClientKeys, Error, HersBaseline, Hit, HotGallery, Match, Preset, Response, Result, ServerContext, Session,
-    Simd, Timings, TopK,
+    Client, ClientKeys, Error, Hit, Match, Preset, Response, Result, ServerContext, Session, Simd, TopK,
+    hot::HotGallery, server::HersBaseline, session::Timings,
 };
 
 /// What to benchmark.

@@ -22,7 +22,11 @@ use axum::extract::{Query as Params, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use encsearch::{Enrolment, IdTable, KeyId, Query, StreamFrames};
+use encsearch::{
+    Query,
+    keys::KeyId,
+    wire::{Enrolment, IdTable, StreamFrames},
+};
 use service::{
     ApiError, Claim, Endpoints, Removal, ServerInfo, VersionParam, WriteAck, blocking, check_bearer, decode_query,
     octets, params_hash, stream_header,

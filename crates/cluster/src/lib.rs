@@ -44,4 +44,5 @@ pub use hosts::read_hosts;
 pub use manifest::{CLUSTER_FILE, ClusterManifest, ShardEntry};
 pub use process::{ProcessConfig, run as run_process};
 pub use split::split;
+pub use state::DoorConfig;
 pub use supervise::{UpConfig, UpEvent, up};

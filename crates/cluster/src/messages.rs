@@ -34,7 +34,7 @@ pub enum Down {
         /// query later skips it instead of scoring for nobody.
         expires_ms: u64,
     },
-    /// Client-encrypted templates for one shard (an encoded [`encsearch::Enrolment`]).
+    /// Client-encrypted templates for one shard (an encoded [`encsearch::wire::Enrolment`]).
     Enrol {
         /// Request number.
         qid: u64,
@@ -52,7 +52,7 @@ pub enum Down {
         /// The ids.
         ids: Vec<String>,
     },
-    /// The encoded [`encsearch::IdTable`] of one shard version.
+    /// The encoded [`encsearch::wire::IdTable`] of one shard version.
     Ids {
         /// Request number.
         qid: u64,

@@ -48,16 +48,8 @@ pub struct ProcessConfig {
     pub listen: SocketAddr,
     /// Serve the front door over HTTPS with this certificate and key.
     pub tls: Option<service::TlsFiles>,
-    /// Bearer token for writes (`None`: writes refused).
-    pub token: Option<String>,
-    /// Largest request body in bytes.
-    pub max_body: usize,
-    /// Most probes in one query.
-    pub max_probes: usize,
-    /// Searches in flight at once at the front door; more get 429.
-    pub max_inflight: usize,
-    /// How long the door waits for the shards before answering with an error.
-    pub deadline: Duration,
+    /// How process 0's front door serves (token, limits, deadline); other processes ignore it.
+    pub door: DoorConfig,
     /// Vector builds the scoring kernels may use.
     pub simd: Simd,
     /// Exit when standard input closes (set by `hers cluster up`: a process never outlives its
@@ -135,19 +127,7 @@ pub fn run(cfg: ProcessConfig, ready: impl FnOnce(Option<&str>)) -> Result<()> {
 
     let (down_tx, down_rx) = channel::<Down>();
     let door = if cfg.process == 0 {
-        let door = Arc::new(Door::new(
-            held.clone(),
-            n,
-            down_tx,
-            wake.clone(),
-            DoorConfig {
-                token: cfg.token.clone(),
-                max_body: cfg.max_body,
-                max_probes: cfg.max_probes,
-                max_inflight: cfg.max_inflight,
-                deadline: cfg.deadline,
-            },
-        ));
+        let door = Arc::new(Door::new(held.clone(), n, down_tx, wake.clone(), cfg.door.clone()));
         let url = crate::door::start(door.clone(), cfg.listen, cfg.tls.as_ref())?;
         ready(Some(&url));
         Some(door)

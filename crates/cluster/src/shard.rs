@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
 
-use encsearch::{Enrolment, StreamFrames};
+use encsearch::wire::{Enrolment, StreamFrames};
 use service::{ApiError, Held};
 
 use crate::error::{Error, Result};
@@ -75,11 +75,11 @@ impl Shard {
 
     fn state(&self) -> ShardState {
         let v = self.held.current();
-        ShardState { version: v.number, chunks: v.hot.chunks.len(), templates: v.templates }
+        ShardState { version: v.number, chunks: v.hot.chunks().len(), templates: v.templates }
     }
 
     fn hello(&self) -> Up {
-        let live = self.held.current().hot.slot_ids.iter().flatten().cloned().collect();
+        let live = self.held.current().hot.slot_ids().iter().flatten().cloned().collect();
         Up::Hello { shard: self.index, state: self.state(), live, removed: self.held.removed_ids() }
     }
 

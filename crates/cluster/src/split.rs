@@ -16,7 +16,10 @@ use std::fs;
 use std::ops::Range;
 use std::path::Path;
 
-use encsearch::{Gallery, Layout, LockWait, MANIFEST_FILE, Manifest};
+use encsearch::{
+    Gallery, Layout,
+    store::{LockWait, MANIFEST_FILE, Manifest},
+};
 
 use crate::error::{Error, Result};
 use crate::manifest::{CLUSTER_FILE, ClusterManifest, ShardEntry};

@@ -21,6 +21,7 @@ pub enum Error {
         error: std::io::Error,
     },
     /// The file is not a readable parquet file (truncated, corrupt or another format).
+    #[cfg(feature = "parquet")]
     #[error(
         "{path}: not a readable parquet file ({error}); check that the file is complete and was written as parquet"
     )]
@@ -31,6 +32,7 @@ pub enum Error {
         error: parquet::errors::ParquetError,
     },
     /// An arrow operation on the file's data failed.
+    #[cfg(feature = "parquet")]
     #[error("{path}: {error}")]
     Arrow {
         /// The file.

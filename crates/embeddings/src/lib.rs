@@ -10,6 +10,10 @@
 //! dimred, encsearch and eval all read embedding sets, and none of them may import the
 //! others, so the format lives here.
 //!
+//! Everything that reads or writes files of embeddings or results sits behind the `parquet`
+//! feature (on by default). Without it the crate is [`Match`], the vector helpers and the
+//! atomic write: what the encrypted search needs, without linking arrow and parquet.
+//!
 //! ```no_run
 //! use embeddings::{EmbeddingSet, Ids, read_set, write_set};
 //!
@@ -24,19 +28,33 @@
 
 pub mod atomic;
 mod error;
+mod matches;
+#[cfg(feature = "parquet")]
 mod npy;
+#[cfg(feature = "parquet")]
 mod reader;
+#[cfg(feature = "parquet")]
 mod results;
+#[cfg(feature = "parquet")]
 mod set;
+#[cfg(feature = "parquet")]
 mod synth;
 mod vector;
+#[cfg(feature = "parquet")]
 mod writer;
 
 pub use error::{Error, Result};
+pub use matches::Match;
+#[cfg(feature = "parquet")]
 pub use npy::{NpyImport, import_npy};
+#[cfg(feature = "parquet")]
 pub use reader::{EmbeddingReader, read_set};
-pub use results::{Match, read_matches, write_matches};
+#[cfg(feature = "parquet")]
+pub use results::{read_matches, write_matches};
+#[cfg(feature = "parquet")]
 pub use set::{EmbeddingSet, Ids};
+#[cfg(feature = "parquet")]
 pub use synth::{Preset, SynthSpec, SynthStats, synth_identities, synth_set, synth_to_parquet};
 pub use vector::{dot, l2_normalize, l2_normalize_rows};
+#[cfg(feature = "parquet")]
 pub use writer::{EmbeddingWriter, write_set};

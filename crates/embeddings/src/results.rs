@@ -16,23 +16,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::atomic::write_atomic_with;
-use crate::{Error, Result};
-
-/// One ranked result of a search.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Match {
-    /// Probe id.
-    pub probe_id: String,
-    /// 1-based rank.
-    pub rank: usize,
-    /// Gallery id.
-    pub gallery_id: String,
-    /// Decrypted integer score: inner product (cosine) or squared distance (Euclidean) of the
-    /// quantised vectors.
-    pub score: i64,
-    /// Score divided by `s²`: cosine similarity, or squared distance for the Euclidean metric.
-    pub similarity: f64,
-}
+use crate::{Error, Match, Result};
 
 fn schema() -> SchemaRef {
     Arc::new(Schema::new(vec![

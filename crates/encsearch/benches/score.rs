@@ -6,7 +6,7 @@
 //! client's decryption, and the HERS algorithm on one chunk.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use encsearch::{Client, ClientKeys, HersBaseline, HotGallery, Preset, ServerContext, Simd};
+use encsearch::{Client, ClientKeys, Preset, ServerContext, Simd, hot::HotGallery, server::HersBaseline};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 

@@ -6,8 +6,10 @@ use std::fs;
 use std::path::Path;
 
 use encsearch::{
-    Client, ClientKeys, Enrolment, FineChunks, Gallery, HotGallery, IdTable, Layout, Preset, ServerContext,
-    StreamFrames, StreamHeader,
+    Client, ClientKeys, Gallery, Layout, Preset, ServerContext,
+    hot::HotGallery,
+    server::FineChunks,
+    wire::{Enrolment, IdTable, StreamFrames, StreamHeader},
 };
 use rand::SeedableRng;
 
@@ -79,16 +81,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut g = Gallery::create(&gdir, client.keys().public(), *client.quantizer())?;
     g.append(client.keys().key_id(), &["a".into(), "b".into()], &chunks)?;
     put(root, "segment", "segment", &fs::read(gdir.join(&g.manifest().segments[0].file))?)?;
-    put(root, "manifest", "manifest", &fs::read(gdir.join(encsearch::MANIFEST_FILE))?)?;
+    put(root, "manifest", "manifest", &fs::read(gdir.join(encsearch::store::MANIFEST_FILE))?)?;
     server.load_hot_cached(&g, true)?;
     // Whole file only: the target reads the header's own fingerprint and counts.
     let hot = fs::read(gdir.join("seg-00000001.hot"))?;
     fs::create_dir_all(root.join("hot_cache"))?;
     fs::write(root.join("hot_cache").join("hot-whole"), &hot)?;
-    let secret = fs::read(tmp.path().join("keys").join(encsearch::SECRET_FILE))?;
+    let secret = fs::read(tmp.path().join("keys").join(encsearch::keys::SECRET_FILE))?;
     // The keys target frames its input as the secret-key payload: seed it with the payload.
     put(root, "keys", "secret-payload", &secret[12..])?;
-    put(root, "keys", "public", &fs::read(tmp.path().join("keys").join(encsearch::PUBLIC_FILE))?)?;
+    put(root, "keys", "public", &fs::read(tmp.path().join("keys").join(encsearch::keys::PUBLIC_FILE))?)?;
     // Second stage: a fine query with two candidates and the response to it.
     let fine = ServerContext::new(client.keys().public(), 1)?;
     let fchunks = client.encrypt_templates_as(Layout::Coefficient, &rows, &mut rng)?;

@@ -1,6 +1,6 @@
 //! Times one query of P probes against a 1M-template hot gallery: `multi_probe [P] [auto|avx2|off]`
 //! (the last: which vector builds the server may use).
-use encsearch::{Client, ClientKeys, HotGallery, Preset, ServerContext, Simd};
+use encsearch::{Client, ClientKeys, Preset, ServerContext, Simd, hot::HotGallery};
 use rand::{Rng, SeedableRng};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -1,29 +1,29 @@
 //! Encrypted biometric gallery: BFV-packed templates and encrypted 1:N search.
 //!
-//! The crate is laid out by role:
+//! The public face is one module per role; the names of the main path (below) are also
+//! re-exported at the top:
 //!
-//! * setup — `params.rs` (parameter presets inside the HE-standard bounds), `keys.rs` (the
-//!   client's key set, the server's public parameters), `quantize.rs`, `pack.rs` (the two
-//!   template layouts);
-//! * [`Client`] (`client.rs`) holds the secret key: encrypts templates and probes, decrypts
-//!   scores (`decrypt.rs`: with `s` and `s²` kept in NTT form and the kernels' transforms); [`Ranking`] (`ranking.rs`) folds decrypted chunks into each probe's top-k as they
-//!   arrive; `topk.rs` is the selection every ranking uses;
-//! * `compact/`: compact answers (relinearised once per chunk, two small moduli) and the
-//!   client's key for them;
-//! * `seal.rs`: the key holder's MAC over a gallery state ([`Seal`], [`SealKey`]), which the
-//!   client checks every id table against;
-//! * `store/`: the gallery at rest — segments, manifest, id ↔ slot map, atomic writes;
-//! * `hot/`: the hot form a server scores (basis extension + NTT) and its on-disk cache;
-//! * `server/`: [`ServerContext`], built from [`PublicParams`] only, scores a [`Query`] against
-//!   any [`ChunkSource`], and the second stage of a two-stage search against a
-//!   [`CandidateSource`]; the HERS baseline;
-//! * `kernel/`: the arithmetic of the hot loop (tensor sums, NTT, basis extension,
-//!   down-scaling), each with an AVX-512 IFMA build chosen once from a [`Simd`] value;
-//! * `wire/`: every message and its byte encoding;
-//! * `enrol.rs`: the key holder's enrolment ([`Rows`] checked once, [`Enroller`] committing
-//!   sealed segments) that the CLI, the Python package and the service client share;
-//! * `session.rs`: the client-side orchestration (encrypt → score → decrypt, timed; the two-stage
+//! * [`keys`]: the key holder's key set ([`ClientKeys`]) and what a server may hold of it
+//!   ([`PublicParams`]); [`params`]: parameter presets inside the HE-standard bounds
+//!   ([`Preset::for_dim`] chooses them) and the noise budget;
+//! * [`client`]: the [`Client`], which holds the secret key — encrypts templates and probes,
+//!   decrypts scores; [`Ranking`] folds decrypted chunks into each probe's top-k as they arrive;
+//!   [`session`]: the client-side orchestration (encrypt → score → decrypt, timed; the two-stage
 //!   plumbing; 1:1 verification) that the CLI, eval and the benchmarks share;
+//! * [`store`]: the gallery at rest ([`Gallery`]: segments, manifest, id ↔ slot map, the writer
+//!   lock, integrity checks); [`Rows`] and [`Enroller`] are the one enrolment path (CLI, Python,
+//!   service); [`seal`]: the key holder's MAC over a gallery state, which the client checks
+//!   every id table against;
+//! * [`hot`]: the hot form a server scores ([`hot::HotGallery`]) and its on-disk cache;
+//!   [`server`]: the [`ServerContext`], built from [`PublicParams`] only, scores a [`Query`]
+//!   against any [`server::ChunkSource`]; the HERS baseline;
+//! * [`wire`]: every message and its byte encoding.
+//!
+//! Inside, `kernel/` holds the arithmetic of the hot loop (tensor sums, NTT, basis extension,
+//! down-scaling), each with an AVX-512 IFMA build chosen once from a [`Simd`] value;
+//! `compact/` the compact answers (relinearised once per chunk, two small moduli, [`CompactKey`]);
+//! `decrypt.rs` the client's decryption with `s` and `s²` kept in NTT form; `topk.rs` the
+//! selection every ranking uses; `quantize.rs` and `pack.rs` the template encodings.
 //!
 //! The main path, all roles in one process (a server holds only the [`ServerContext`] and the
 //! [`Gallery`]; the key holder the [`Client`]):
@@ -49,52 +49,39 @@
 //! # }
 //! ```
 
-mod client;
+pub mod client;
 mod compact;
 mod decrypt;
 mod enrol;
 mod error;
-mod hot;
+pub mod hot;
 mod kernel;
-mod keys;
+pub mod keys;
 mod pack;
-mod params;
+pub mod params;
 mod quantize;
 mod ranking;
-mod seal;
-mod server;
-mod session;
-mod store;
+pub mod seal;
+pub mod server;
+pub mod session;
+pub mod store;
 mod topk;
-mod wire;
+pub mod wire;
 
+// The main path by name; everything else by its role's module.
 pub use client::Client;
 pub use compact::{CompactKey, ScoreForm, compact_moduli};
 pub use embeddings::Match;
 pub use enrol::{EnrolReport, Enroller, Rows};
 pub use error::{Error, Result};
-pub use hot::{HotBasis, HotCacheReport, HotChunk, HotGallery, HotProbe, check_hot_cache};
 pub use kernel::{Kernel, Simd};
-pub use keys::{ClientKeys, KeyId, PUBLIC_FILE, PublicParams, SECRET_FILE};
+pub use keys::{ClientKeys, PublicParams};
 pub use pack::Layout;
-pub use params::{
-    DEFAULT_PLAINTEXT, DEFAULT_VARIANCE, HE_STANDARD_128, MAX_FAILURE_LOG2, NoiseBudget, Preset, SearchParams,
-    max_log_q,
-};
+pub use params::{Preset, SearchParams};
 pub use quantize::{Metric, Quantizer, int_dot};
 pub use ranking::Ranking;
-pub use seal::{ChunkSeal, Expect, Seal, SealKey, chunk_digest, chunk_hash, state_hash, table_chunk_hashes};
-pub use server::{CandidateSource, ChunkSource, FineChunks, GalleryChunk, HersBaseline, HotSlice, ServerContext};
-pub use session::{
-    AllScores, Rescored, Searched, Session, Timings, Verified, candidate_lists, probe_labels, probe_order,
-    restore_probe_ids,
-};
-pub use store::{
-    CheckReport, EnrolPlan, Gallery, LOCK_FILE, LockWait, MANIFEST_FILE, Manifest, SegmentEntry, WriterLock,
-    check_gallery, check_segment, fingerprint_file, fingerprint_rows,
-};
+pub use server::ServerContext;
+pub use session::Session;
+pub use store::Gallery;
 pub use topk::{Hit, Score, TopK};
-pub use wire::{
-    ChunkScores, EncryptedChunk, EncryptedProbe, Enrolment, FineProbe, FineQuery, FineResponse, GatheredChunk, IdTable,
-    MAX_FRAME_BYTES, Query, Response, ScoreStream, StreamFrames, StreamHeader,
-};
+pub use wire::{Query, Response};

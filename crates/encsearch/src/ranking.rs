@@ -1,6 +1,6 @@
 //! The key holder's ranking: each chunk's scores decrypted and folded into every probe's top-k
 //! as soon as they are there — from a whole [`Response`] ([`Client::decrypt_top_k`]) or chunk by
-//! chunk while a streamed answer is still arriving ([`crate::ScoreStream::for_each_chunk`]), so
+//! chunk while a streamed answer is still arriving ([`crate::wire::ScoreStream::for_each_chunk`]), so
 //! decryption overlaps the transfer. One implementation for both, so they rank identically.
 
 use std::sync::{Arc, Mutex, PoisonError};

@@ -1,8 +1,11 @@
 //! End-to-end: encrypted scores equal integer inner products, top-k equals plaintext top-k.
 
 use encsearch::{
-    ChunkScores, Client, ClientKeys, EncryptedProbe, HersBaseline, HotChunk, HotGallery, Preset, Query, Response,
-    ScoreForm, ServerContext, Simd, int_dot,
+    Client, ClientKeys, Preset, Query, Response, ScoreForm, ServerContext, Simd,
+    hot::{HotChunk, HotGallery},
+    int_dot,
+    server::HersBaseline,
+    wire::{ChunkScores, EncryptedProbe},
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -49,7 +52,7 @@ fn exact_scores_at_extremes_and_random() {
         eprintln!("{:?} kernel ({})", server.kernel(), simd.describe());
         // AVX2 without IFMA takes the narrow hot form and its kernel.
         let narrow = simd.avx2() && !simd.ifma();
-        assert_eq!(server.basis().is_narrow(), narrow, "{}", simd.describe());
+        assert_eq!(server.is_narrow(), narrow, "{}", simd.describe());
         assert_eq!(server.kernel() == encsearch::Kernel::Avx2, narrow);
         check_exact(&client, &server, &chunks, &gallery, &mut rng);
     }
@@ -59,7 +62,7 @@ fn exact_scores_at_extremes_and_random() {
 fn check_exact(
     client: &Client,
     server: &ServerContext,
-    chunks: &[encsearch::EncryptedChunk],
+    chunks: &[encsearch::wire::EncryptedChunk],
     gallery: &[Vec<i64>],
     rng: &mut ChaCha20Rng,
 ) {
@@ -118,7 +121,7 @@ fn top_k_matches_plaintext_and_roundtrips_bytes() {
     let resp = server.score(&query, &gallery).expect("score");
     // Several probes are scored chunk by chunk; each equals its own one-probe scan.
     for (p, ep) in query.probes.iter().enumerate() {
-        assert_eq!(score_probe(&client, &server, ep, &gallery.chunks), resp.scores[p], "probe {p}");
+        assert_eq!(score_probe(&client, &server, ep, gallery.chunks()), resp.scores[p], "probe {p}");
     }
     let bytes = resp.to_bytes();
     assert!(resp.score_bytes_per_slot() <= 16.0, "{}", resp.score_bytes_per_slot());
@@ -136,7 +139,7 @@ fn top_k_matches_plaintext_and_roundtrips_bytes() {
     assert!(small.score_bytes_per_slot() <= 10.0, "{} B per slot", small.score_bytes_per_slot());
     assert!(small.score_bytes_per_slot() <= 0.55 * resp.score_bytes_per_slot());
     let small_bytes = small.to_bytes();
-    let ids = bytes.len() as f64 - resp.score_bytes_per_slot() * (3 * gallery.slot_ids.len()) as f64;
+    let ids = bytes.len() as f64 - resp.score_bytes_per_slot() * (3 * gallery.slot_ids().len()) as f64;
     let scores = small_bytes.len() as f64 - ids;
     assert!(scores <= 0.55 * (bytes.len() as f64 - ids), "{} vs {} bytes", small_bytes.len(), bytes.len());
     let small = Response::from_bytes(&small_bytes).expect("compact response bytes");
@@ -207,9 +210,13 @@ fn custom_parameters_with_many_small_primes_stay_exact() {
         upper = generate_prime(47, 2 * n, upper).expect("prime");
         moduli.push(upper);
     }
-    let t = encsearch::DEFAULT_PLAINTEXT;
-    let params =
-        encsearch::SearchParams { degree: n as usize, plaintext: t, moduli, variance: encsearch::DEFAULT_VARIANCE };
+    let t = encsearch::params::DEFAULT_PLAINTEXT;
+    let params = encsearch::SearchParams {
+        degree: n as usize,
+        plaintext: t,
+        moduli,
+        variance: encsearch::params::DEFAULT_VARIANCE,
+    };
     params.validate().expect("valid: log q = 185 ≤ 218");
     // With t ≈ 2^30 a 44-bit q0 is too small: refused, not silently inexact.
     let big_t = generate_prime(30, 2 * n, 1 << 30).expect("plaintext prime");

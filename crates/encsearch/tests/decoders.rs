@@ -4,8 +4,10 @@
 use std::collections::HashMap;
 
 use encsearch::{
-    Client, ClientKeys, EncryptedChunk, FineChunks, FineQuery, FineResponse, HotGallery, Layout, Preset, Query,
-    Response, ServerContext,
+    Client, ClientKeys, Layout, Preset, Query, Response, ServerContext,
+    hot::HotGallery,
+    server::FineChunks,
+    wire::{EncryptedChunk, FineQuery, FineResponse},
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;

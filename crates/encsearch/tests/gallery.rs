@@ -188,7 +188,7 @@ fn hot_cache_is_reused_and_never_trusted_blindly() {
     let load = |g: &Gallery| {
         let (hot, report) = server.load_hot_cached(g, true).expect("load");
         assert_eq!(server.score(&q, &hot).expect("score"), reference, "same scores whatever the source");
-        (hot.chunks.iter().all(|c| c.is_mapped()), report)
+        (hot.chunks().iter().all(|c| c.is_mapped()), report)
     };
     let (mapped, r) = load(&g);
     assert!(!mapped && r.built == 1 && r.mapped == 0 && r.written_bytes > 0 && r.write_error.is_none(), "{r:?}");
@@ -204,9 +204,9 @@ fn hot_cache_is_reused_and_never_trusted_blindly() {
         bad[at] ^= 0x40;
         let fp: [u8; 16] = good[8..24].try_into().expect("fingerprint");
         let words = (good.len() - 64) / 8;
-        assert!(encsearch::check_hot_cache(&good, &fp, 1, words));
+        assert!(encsearch::hot::check_hot_cache(&good, &fp, 1, words));
         // Bytes 44..64 are padding; everything before them is checked.
-        assert_eq!(encsearch::check_hot_cache(&bad, &fp, 1, words), at >= 44, "header byte {at}");
+        assert_eq!(encsearch::hot::check_hot_cache(&bad, &fp, 1, words), at >= 44, "header byte {at}");
     }
     let mut bad = good.clone();
     let at = bad.len() - 100;
@@ -230,6 +230,6 @@ fn hot_cache_is_reused_and_never_trusted_blindly() {
     enrol(&mut g, &client, &["new".to_string()], &a[..DIM], &mut rng);
     let g = Gallery::open(dir.path()).expect("reopen");
     let (hot, r) = server.load_hot_cached(&g, true).expect("load");
-    assert_eq!((r.mapped, r.built, hot.chunks.len()), (1, 1, 2), "{r:?}");
+    assert_eq!((r.mapped, r.built, hot.chunks().len()), (1, 1, 2), "{r:?}");
     assert!(dir.path().join("seg-00000002.hot").exists());
 }

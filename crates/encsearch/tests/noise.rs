@@ -14,8 +14,11 @@
 use std::collections::HashMap;
 
 use encsearch::{
-    ChunkScores, Client, ClientKeys, FineChunks, FineProbe, FineQuery, HotGallery, Preset, ScoreForm, ServerContext,
-    Simd, compact_moduli, int_dot,
+    Client, ClientKeys, Preset, ScoreForm, ServerContext, Simd, compact_moduli,
+    hot::HotGallery,
+    int_dot,
+    server::FineChunks,
+    wire::{ChunkScores, FineProbe, FineQuery},
 };
 use fhe::bfv::{Encoding, Plaintext, SecretKey};
 use fhe_traits::{FheDecoder, FheDecrypter, FheEncoder, FheEncrypter};

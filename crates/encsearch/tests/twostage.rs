@@ -2,7 +2,8 @@
 //! products of the candidates, ranks them as plaintext does, and refuses what it cannot serve.
 
 use encsearch::{
-    Client, ClientKeys, Error, FineQuery, FineResponse, Gallery, Layout, Preset, Quantizer, ServerContext, int_dot,
+    Client, ClientKeys, Error, Gallery, Layout, Preset, Quantizer, ServerContext, int_dot,
+    wire::{FineQuery, FineResponse},
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;

@@ -4,7 +4,10 @@
 
 use std::time::Instant;
 
-use encsearch::{Client, ClientKeys, HersBaseline, HotGallery, Preset, ServerContext, Session, Timings, int_dot};
+use encsearch::{
+    Client, ClientKeys, Preset, ServerContext, Session, hot::HotGallery, int_dot, server::HersBaseline,
+    session::Timings,
+};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use serde::Serialize;

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use encsearch::{Client, ClientKeys, FineChunks, ServerContext, Session, Timings, TopK, int_dot};
+use encsearch::{Client, ClientKeys, ServerContext, Session, TopK, int_dot, server::FineChunks, session::Timings};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 

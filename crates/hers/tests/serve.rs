@@ -379,7 +379,7 @@ fn bad_requests_get_4xx_and_the_server_keeps_serving() {
     assert!(message.contains("key"), "{message}");
     let (code, message) = status(remote.ids(12345).expect_err("vanished version"));
     assert_eq!(code, 410, "{message}");
-    let enrolment = encsearch::Enrolment {
+    let enrolment = encsearch::wire::Enrolment {
         key_id: client.keys().key_id().clone(),
         ids: ids(90_000..90_001),
         chunks: client.encrypt_templates(&row(90_000), &mut rand::rng()).expect("encrypt"),

@@ -67,7 +67,8 @@ fn no_wait_names_the_holder_and_adds_nothing() {
     input(&d.join("a.parquet"), 0..10);
     input(&d.join("b.parquet"), 10..20);
     ok(&["enroll", "--keys", "keys", "--input", "a.parquet", "--gallery", "g"], d);
-    let held = encsearch::WriterLock::acquire(&d.join("g"), encsearch::LockWait::NoWait, |_| {}).expect("lock");
+    let held =
+        encsearch::store::WriterLock::acquire(&d.join("g"), encsearch::store::LockWait::NoWait, |_| {}).expect("lock");
     let pid = format!("pid {}", std::process::id());
     for args in [
         &["enroll", "--keys", "keys", "--input", "b.parquet", "--gallery", "g", "--no-wait"][..],
@@ -202,7 +203,7 @@ fn a_world_readable_secret_key_is_refused_with_the_fix() {
     let d = tmp.path();
     ok(&["keygen", "--out", "keys"], d);
     input(&d.join("a.parquet"), 0..10);
-    let key = d.join("keys").join(encsearch::SECRET_FILE);
+    let key = d.join("keys").join(encsearch::keys::SECRET_FILE);
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
     hers()
         .current_dir(d)

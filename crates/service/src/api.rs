@@ -8,11 +8,11 @@
 //! | `GET /healthz` | `ok` |
 //! | `GET /metrics` | Prometheus text |
 //! | `GET /v1/config` | [`crate::ServerInfo`] (JSON) |
-//! | `GET /v1/ids?version=V` | [`encsearch::IdTable`] of version V (410 once it is gone) |
-//! | `POST /v1/search` | [`encsearch::Query`] → [`encsearch::ScoreStream`] frames, streamed |
-//! | `POST /v1/search/fine` | [`encsearch::FineQuery`] → [`encsearch::FineResponse`] |
+//! | `GET /v1/ids?version=V` | [`encsearch::wire::IdTable`] of version V (410 once it is gone) |
+//! | `POST /v1/search` | [`encsearch::Query`] → [`encsearch::wire::ScoreStream`] frames, streamed |
+//! | `POST /v1/search/fine` | [`encsearch::wire::FineQuery`] → [`encsearch::wire::FineResponse`] |
 //! | `POST /v1/verify?id=ID` | one-probe [`encsearch::Query`] → [`encsearch::Response`] of ID's chunk |
-//! | `POST /v1/templates` | [`encsearch::Enrolment`] → [`WriteAck`] (token) |
+//! | `POST /v1/templates` | [`encsearch::wire::Enrolment`] → [`WriteAck`] (token) |
 //! | `DELETE /v1/templates` | [`Removal`] → [`WriteAck`] (token) |
 
 use std::sync::Arc;
@@ -24,7 +24,11 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 use axum::{Router, middleware};
-use encsearch::{KeyId, Quantizer, Query, ServerContext, StreamFrames, StreamHeader};
+use encsearch::{
+    Quantizer, Query, ServerContext,
+    keys::KeyId,
+    wire::{StreamFrames, StreamHeader},
+};
 use serde::{Deserialize, Serialize};
 
 use crate::versions::Version;
@@ -130,7 +134,7 @@ pub fn decode_query(
     ctx: &ServerContext,
     body: &[u8],
     max_probes: usize,
-    hot: &encsearch::HotGallery,
+    hot: &encsearch::hot::HotGallery,
 ) -> Result<Query, ApiError> {
     check_key(ctx, Query::peek_key_id(body))?;
     let q = Query::from_bytes_within(body, ctx.bfv(), ctx.rows(), max_probes)?;
@@ -284,7 +288,7 @@ pub struct Removal {
     pub ids: Vec<String>,
     /// The key holder's seal of the state without them (required by a sealed gallery).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seal: Option<encsearch::Seal>,
+    pub seal: Option<encsearch::seal::Seal>,
 }
 
 /// `?version=V`.

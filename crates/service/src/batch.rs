@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use encsearch::{Query, StreamFrames};
+use encsearch::{Query, wire::StreamFrames};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::metrics::{Endpoint, Metrics};
@@ -122,7 +122,7 @@ fn score(ctx: &encsearch::ServerContext, metrics: &Metrics, jobs: &[Job]) {
     });
     Metrics::add(&metrics.batches, 1);
     Metrics::add(&metrics.probes, probes);
-    let chunks = version.hot.chunks.len();
+    let chunks = version.hot.chunks().len();
     for (i, job) in jobs.iter().enumerate() {
         match &outcome {
             Ok(_) => {

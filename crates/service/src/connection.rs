@@ -34,8 +34,9 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use encsearch::{
-    ChunkScores, Client, ClientKeys, CompactKey, Enrolment, Match, Ranking, Session, Timings, Verified, probe_labels,
-    restore_probe_ids,
+    Client, ClientKeys, CompactKey, Match, Ranking, Session,
+    session::{Timings, Verified, probe_labels, restore_probe_ids},
+    wire::{ChunkScores, Enrolment},
 };
 
 use crate::api::WriteAck;

@@ -8,7 +8,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use encsearch::{
-    ChunkScores, Client, Enrolment, FineQuery, FineResponse, IdTable, Query, Response, ScoreStream, StreamHeader,
+    Client, Query, Response,
+    wire::{ChunkScores, Enrolment, FineQuery, FineResponse, IdTable, ScoreStream, StreamHeader},
 };
 
 use crate::api::{ErrorBody, Removal, WriteAck};
@@ -417,7 +418,7 @@ impl Remote {
     }
 
     /// One removal with its seal (retried under the policy when refused for now).
-    fn remove_sealed(&self, ids: &[String], seal: encsearch::Seal) -> Result<WriteAck> {
+    fn remove_sealed(&self, ids: &[String], seal: encsearch::seal::Seal) -> Result<WriteAck> {
         let url = self.url("/v1/templates");
         let json = serde_json::to_vec(&Removal { ids: ids.to_vec(), seal: Some(seal) })
             .map_err(|e| Error::Config(format!("cannot encode the removal: {e}")))?;

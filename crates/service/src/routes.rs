@@ -19,7 +19,7 @@ use axum::extract::{Query as Params, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use encsearch::{Enrolment, FineQuery};
+use encsearch::wire::{Enrolment, FineQuery};
 use futures_util::StreamExt as _;
 
 use crate::api::{
@@ -156,8 +156,13 @@ async fn search(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) ->
         Ok((decode_query(a.core.held.ctx(), &body, a.max_probes, &v.hot)?, v))
     })
     .await?;
-    let header =
-        stream_header(app.core.held.ctx(), &query, app.core.held.quantizer(), version.number, version.hot.chunks.len());
+    let header = stream_header(
+        app.core.held.ctx(),
+        &query,
+        app.core.held.quantizer(),
+        version.number,
+        version.hot.chunks().len(),
+    );
     let (frames, rx) = tokio::sync::mpsc::unbounded_channel::<Vec<Bytes>>();
     Metrics::add(&app.core.metrics.bytes_out, header.len());
     let _ = frames.send(vec![Bytes::from(header)]);

@@ -11,7 +11,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use encsearch::{Client, Expect, IdTable, Seal};
+use encsearch::{
+    Client,
+    seal::{Expect, Seal},
+    wire::IdTable,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -113,7 +117,7 @@ fn integrity(what: String) -> Error {
 }
 
 /// What `client`'s tables are checked against: its key id and quantiser.
-fn expect(client: &Client) -> (encsearch::KeyId, encsearch::Quantizer) {
+fn expect(client: &Client) -> (encsearch::keys::KeyId, encsearch::Quantizer) {
     (client.keys().key_id().clone(), *client.quantizer())
 }
 
@@ -154,7 +158,7 @@ pub(crate) fn current(remote: &Remote, client: &Client) -> Result<(ServerInfo, I
 pub(crate) fn sealed_write<T>(
     remote: &Remote,
     client: &Client,
-    mut seal: impl FnMut(&encsearch::SealKey, &IdTable, Expect<'_>) -> encsearch::Result<Seal>,
+    mut seal: impl FnMut(&encsearch::seal::SealKey, &IdTable, Expect<'_>) -> encsearch::Result<Seal>,
     mut send: impl FnMut(Seal) -> Result<T>,
 ) -> Result<T> {
     const TRIES: usize = 8;

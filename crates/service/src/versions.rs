@@ -14,7 +14,11 @@ use std::time::Instant;
 
 use axum::body::Bytes;
 use encsearch::{
-    ChunkSeal, Enrolment, Gallery, HotGallery, IdTable, Layout, LockWait, Quantizer, Seal, ServerContext, Simd,
+    Gallery, Layout, Quantizer, ServerContext, Simd,
+    hot::HotGallery,
+    seal::{ChunkSeal, Seal},
+    store::LockWait,
+    wire::{Enrolment, IdTable},
 };
 
 use crate::error::{Error, Result};
@@ -42,7 +46,7 @@ pub struct Version {
 impl Version {
     /// The version of `g`'s committed state, in the hot form `hot`.
     fn new(g: &Gallery, hot: HotGallery) -> Self {
-        let templates = hot.slot_ids.iter().filter(|s| s.is_some()).count();
+        let templates = hot.templates();
         Self {
             number: g.version(),
             hot,
@@ -58,7 +62,7 @@ impl Version {
     pub fn table(&self) -> IdTable {
         IdTable {
             version: self.number,
-            slot_ids: self.hot.slot_ids.clone(),
+            slot_ids: self.hot.slot_ids().clone(),
             chunks: self.chunks.clone(),
             seal: self.seal.clone(),
         }
@@ -68,7 +72,7 @@ impl Version {
     pub fn slot_of(&self, id: &str) -> Option<usize> {
         self.index
             .get_or_init(|| {
-                self.hot.slot_ids.iter().enumerate().filter_map(|(i, s)| s.as_ref().map(|s| (s.clone(), i))).collect()
+                self.hot.slot_ids().iter().enumerate().filter_map(|(i, s)| s.as_ref().map(|s| (s.clone(), i))).collect()
             })
             .get(id)
             .copied()
@@ -187,7 +191,7 @@ impl Held {
     /// (called under the writer, so versions follow commits in order).
     fn publish(&self, g: &Gallery) -> Result<Arc<Version>> {
         let mut hot = self.current().hot.clone();
-        let report = hot.refresh(g, self.ctx.basis(), Some(true))?;
+        let report = self.ctx.refresh_hot(&mut hot, g, true)?;
         if let Some(e) = &report.write_error {
             tracing::warn!("hot-form cache not written: {e}");
         }

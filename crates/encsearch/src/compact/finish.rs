@@ -8,7 +8,6 @@ use super::{PreparedKey, ScoreForm, compact_moduli};
 use crate::error::Result;
 use crate::kernel::{Ntt, Rescaler, Simd, Switch2};
 use crate::params::SearchParams;
-use crate::wire::ChunkScores;
 
 /// Per-context constants of compact answers: the down-scalings and Q's NTTs.
 #[derive(Debug, Clone)]
@@ -94,8 +93,9 @@ impl Finisher {
         ScoreForm::Compact { moduli: self.moduli }
     }
 
-    /// The compact scores of one (probe, chunk): `scale(rescaler, part, out)` applies a
-    /// down-scaling from the multiplication basis to part `part` (0, 1, 2) of the tensor sum.
+    /// The compact scores of one (probe, chunk), `[c0 mod p_a, c1 mod p_b]`: `scale(rescaler,
+    /// part, out)` applies a down-scaling from the multiplication basis to part `part` (0, 1, 2)
+    /// of the tensor sum.
     ///
     /// The digits of `c2` must be one integer in every prime of Q — were one rounded up and
     /// another down, their CRT combination would be off by a multiple of a whole CRT basis
@@ -108,7 +108,7 @@ impl Finisher {
         n: usize,
         scratch: &mut FinishScratch,
         scale: impl Fn(&Rescaler, usize, &mut [u64]),
-    ) -> ChunkScores {
+    ) -> Vec<Vec<u64>> {
         let l = self.q.len();
         scratch.digits.resize_with(l, Vec::new);
         scratch.relin.resize_with(2 * l, Vec::new);
@@ -137,7 +137,7 @@ impl Finisher {
             ntt.backward(r0);
             ntt.backward(r1);
         }
-        let polys = (0..2)
+        (0..2)
             .map(|part| {
                 let p = &self.small[part];
                 let mut out = vec![0u64; n];
@@ -153,8 +153,7 @@ impl Finisher {
                 }
                 out
             })
-            .collect();
-        ChunkScores { polys, form: self.form() }
+            .collect()
     }
 }
 

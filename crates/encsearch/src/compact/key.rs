@@ -15,7 +15,6 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 use crate::kernel::{ShoupRow, Simd};
 use crate::keys::ClientKeys;
-use crate::wire::{Reader, pack_bits, packed_len, unpack_bits};
 
 /// A relinearisation key for compact answers, made by the key holder and sent with a query:
 /// for each prime `q_i` of Q (one RNS digit each), `b_i = −a_i·s + e_i + g_i·s²` in the NTT
@@ -23,11 +22,11 @@ use crate::wire::{Reader, pack_bits, packed_len, unpack_bits};
 /// public parameters do not (RLWE samples), and it only serves queries: nothing stores it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct CompactKey {
-    seed: [u8; 32],
+    pub(crate) seed: [u8; 32],
     /// `b` rows, `[digit][prime]`, N values each `< q_prime`.
-    b: Vec<Vec<u64>>,
+    pub(crate) b: Vec<Vec<u64>>,
     /// The primes of Q (the rows' packing widths; not sent, the parameters give them).
-    moduli: Vec<u64>,
+    pub(crate) moduli: Vec<u64>,
 }
 
 impl std::fmt::Debug for CompactKey {
@@ -37,7 +36,7 @@ impl std::fmt::Debug for CompactKey {
 }
 
 /// The ciphertext modulus' context (level 0), which must have at least two primes.
-fn q_context(bfv: &Arc<BfvParameters>) -> Result<&Arc<Context>> {
+pub(crate) fn q_context(bfv: &Arc<BfvParameters>) -> Result<&Arc<Context>> {
     let ctx = bfv.context_at_level(0)?;
     if ctx.moduli().len() < 2 {
         return Err(Error::params("compact answers need a ciphertext modulus of at least two primes"));
@@ -81,33 +80,6 @@ impl CompactKey {
             b.extend(bi.coefficients().outer_iter().map(|row| row.to_vec()));
         }
         Ok(Self { seed, b, moduli: ctx.moduli().to_vec() })
-    }
-
-    /// Appends the key: its seed, then every `b` row bit-packed at its prime's width.
-    pub(crate) fn put(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.seed);
-        for (r, row) in self.b.iter().enumerate() {
-            pack_bits(row, 64 - self.moduli[r % self.moduli.len()].leading_zeros(), out);
-        }
-    }
-
-    /// Reads [`CompactKey::put`], checking every residue is reduced.
-    pub(crate) fn take(r: &mut Reader<'_>, bfv: &Arc<BfvParameters>, what: &'static str) -> Result<Self> {
-        let ctx = q_context(bfv)?;
-        let (moduli, n) = (ctx.moduli(), bfv.degree());
-        let seed: [u8; 32] = r.take(32)?.try_into().map_err(|_| Error::malformed(what, "short seed"))?;
-        let mut b = Vec::with_capacity(moduli.len() * moduli.len());
-        for _ in 0..moduli.len() {
-            for &q in moduli {
-                let bits = 64 - q.leading_zeros();
-                let row = unpack_bits(r.take(packed_len(n, bits))?, bits, n)?;
-                if row.iter().any(|&v| v >= q) {
-                    return Err(Error::malformed(what, "compact key residue not reduced"));
-                }
-                b.push(row);
-            }
-        }
-        Ok(Self { seed, b, moduli: moduli.to_vec() })
     }
 
     /// The server's form for the builds `simd` allows: `a` expanded from the seed, every row

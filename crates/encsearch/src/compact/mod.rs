@@ -32,7 +32,7 @@ mod key;
 
 pub(crate) use finish::{FinishScratch, Finisher};
 pub use key::CompactKey;
-pub(crate) use key::PreparedKey;
+pub(crate) use key::{PreparedKey, q_context};
 
 use fhe_math::zq::primes::generate_prime;
 

@@ -32,7 +32,11 @@ impl HotGallery {
     /// `None` neither reads nor writes cache files; `Some(write)` maps each segment's cache
     /// where it holds, builds the others, and writes their cache files when `write` (best
     /// effort: a failed write is reported, not an error).
-    pub fn load(gallery: &Gallery, basis: &HotBasis, cache: Option<bool>) -> Result<(HotGallery, HotCacheReport)> {
+    pub(crate) fn load(
+        gallery: &Gallery,
+        basis: &HotBasis,
+        cache: Option<bool>,
+    ) -> Result<(HotGallery, HotCacheReport)> {
         let mut hot = HotGallery::default();
         let report = hot.refresh(gallery, basis, cache)?;
         Ok((hot, report))
@@ -43,7 +47,12 @@ impl HotGallery {
     /// already are kept as they are (a committed segment never changes), and the slot ids are
     /// taken afresh (removals). A server makes each new gallery version this way, at the cost
     /// of the new segments only.
-    pub fn refresh(&mut self, gallery: &Gallery, basis: &HotBasis, cache: Option<bool>) -> Result<HotCacheReport> {
+    pub(crate) fn refresh(
+        &mut self,
+        gallery: &Gallery,
+        basis: &HotBasis,
+        cache: Option<bool>,
+    ) -> Result<HotCacheReport> {
         let manifest = gallery.manifest();
         manifest.public.key_id.ensure_eq(&basis.public().key_id)?;
         if gallery.layout() != Layout::DimensionWise {

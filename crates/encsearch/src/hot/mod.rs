@@ -1,7 +1,7 @@
 //! The hot form: a gallery chunk (or a probe) extended to the multiplication basis and in NTT
 //! form, laid out so that the scoring kernel reads it strictly sequentially. Two forms: wide
 //! (`Q ∪ P`, u64 words) and narrow (primes below 2^29, u32 residues two to a word); see
-//! [`HotBasis::new`].
+//! `HotBasis::new` in `basis.rs`.
 //!
 //! * `basis.rs`: the multiplication basis and the preparation of chunks and probes (basis
 //!   extension + NTT), from public parameters only;
@@ -20,7 +20,7 @@ use crate::compact::PreparedKey;
 use crate::quantize::Metric;
 use crate::quantize::Quantizer;
 
-pub use basis::HotBasis;
+pub(crate) use basis::HotBasis;
 pub use cache::check as check_hot_cache;
 pub use load::HotCacheReport;
 
@@ -63,7 +63,7 @@ impl HotChunk {
 /// A probe in the hot form (`[prime][slot / 8][dim][a0, a1][slot % 8]`), prepared once per
 /// query.
 #[derive(Debug, Clone)]
-pub struct HotProbe {
+pub(crate) struct HotProbe {
     pub(crate) data: Vec<u64>,
     /// Whether the words hold the narrow form (u32 residues).
     pub(crate) narrow: bool,
@@ -75,13 +75,13 @@ pub struct HotProbe {
 #[derive(Debug, Clone, Default)]
 pub struct HotGallery {
     /// Chunks, in global slot order.
-    pub chunks: Vec<HotChunk>,
+    pub(crate) chunks: Vec<HotChunk>,
     /// Gallery id of each global slot (`None`: empty or removed).
-    pub slot_ids: Arc<Vec<Option<String>>>,
+    pub(crate) slot_ids: Arc<Vec<Option<String>>>,
     /// Quantisation scale the gallery was enrolled at.
-    pub scale: u32,
+    pub(crate) scale: u32,
     /// Matching function of the gallery.
-    pub metric: Metric,
+    pub(crate) metric: Metric,
 }
 
 impl HotGallery {
@@ -96,6 +96,32 @@ impl HotGallery {
     /// Bytes of ciphertext held in memory.
     pub fn bytes(&self) -> usize {
         self.chunks.iter().map(HotChunk::bytes).sum()
+    }
+
+    /// The chunks, in global slot order.
+    pub fn chunks(&self) -> &[HotChunk] {
+        &self.chunks
+    }
+
+    /// The gallery id of each global slot (`None`: empty or removed), shared with every answer
+    /// that names them.
+    pub fn slot_ids(&self) -> &Arc<Vec<Option<String>>> {
+        &self.slot_ids
+    }
+
+    /// Templates held (slots with an id).
+    pub fn templates(&self) -> usize {
+        self.slot_ids.iter().filter(|s| s.is_some()).count()
+    }
+
+    /// The quantisation scale the gallery was enrolled at.
+    pub fn scale(&self) -> u32 {
+        self.scale
+    }
+
+    /// The gallery's matching function.
+    pub fn metric(&self) -> Metric {
+        self.metric
     }
 }
 

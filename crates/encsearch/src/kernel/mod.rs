@@ -35,4 +35,4 @@ pub(crate) use pointwise::ShoupRow;
 pub(crate) use rescale::Rescaler;
 pub(crate) use switch2::Switch2;
 pub use tensor::Kernel;
-pub(crate) use tensor::{Accumulator, IFMA_MAX_BITS, LANES, PROBE_ROWS, probe_rows, scatter_row};
+pub(crate) use tensor::{IFMA_MAX_BITS, LANES, PROBE_ROWS, probe_rows, scatter_row};

@@ -213,19 +213,6 @@ fn tensor_sum_ifma<const B: usize>(
     }
 }
 
-/// Per-thread scratch of the scorer: the kernel's output and the score polynomials, reused
-/// from chunk to chunk so that scoring allocates nothing per chunk.
-#[derive(Debug, Default)]
-pub(crate) struct Accumulator {
-    /// The three score polynomials of the wide form, `[prime][part][coefficient]`.
-    pub(crate) polys: Vec<u64>,
-    /// The narrow form's score rows of a pass, `[pair][prime][part][coefficient]` (rows padded,
-    /// see `server/mod.rs`).
-    pub(crate) polys32: Vec<u32>,
-    /// Scratch of compact answers' last step.
-    pub(crate) finish: crate::compact::FinishScratch,
-}
-
 /// The scalar kernel, in its BMI2/ADX build where the CPU has them.
 fn tensor_sum_scalar(q: &Modulus, probe: &[u64], chunk: &[u64], dim: usize, n: usize, out: &mut [u64]) {
     #[cfg(target_arch = "x86_64")]

@@ -9,6 +9,7 @@
 //!   chunks that hold the client's candidates ([`CandidateSource`]);
 //! * `baseline.rs`: the HERS algorithm, kept to measure against.
 
+mod accumulator;
 mod baseline;
 mod source;
 
@@ -20,10 +21,10 @@ use fhe::bfv::BfvParameters;
 use num_bigint::BigUint;
 use rayon::prelude::*;
 
-use crate::compact::{Finisher, PreparedKey, ScoreForm};
+use crate::compact::{FinishScratch, Finisher, PreparedKey, ScoreForm};
 use crate::error::{Error, Result};
 use crate::hot::{HotBasis, HotCacheReport, HotChunk, HotGallery, HotProbe};
-use crate::kernel::{Accumulator, Kernel, Ntt, Ntt32, PROBE_ROWS, Rescaler, Simd, tensor_sum_narrow};
+use crate::kernel::{Kernel, Ntt, Ntt32, PROBE_ROWS, Rescaler, Simd, tensor_sum_narrow};
 use crate::keys::{KeyId, PublicParams};
 use crate::quantize::Metric;
 use crate::store::Gallery;
@@ -31,6 +32,7 @@ use crate::wire::{
     ChunkScores, EncryptedChunk, EncryptedProbe, FineQuery, FineResponse, GatheredChunk, Query, Response,
 };
 
+use accumulator::Accumulator;
 pub use baseline::HersBaseline;
 pub use source::{CandidateSource, ChunkSource, FineChunks, GalleryChunk, HotSlice};
 
@@ -161,9 +163,10 @@ impl ServerContext {
         self.basis.bfv()
     }
 
-    /// The multiplication basis and the hot-form preparation.
-    pub fn basis(&self) -> &HotBasis {
-        &self.basis
+    /// Whether this context scores the narrow hot form (u32 residues of primes below 2^29,
+    /// chosen where AVX2 runs without IFMA) rather than the wide one.
+    pub fn is_narrow(&self) -> bool {
+        self.basis.is_narrow()
     }
 
     /// Moduli of the multiplication basis (`Q ∪ P`, or the narrow basis).
@@ -176,7 +179,7 @@ impl ServerContext {
         self.basis.hot_bytes_per_template()
     }
 
-    /// Converts a stored chunk to the hot form (see [`HotBasis::prepare_chunk`]).
+    /// Converts a stored chunk to the hot form (basis extension, then NTT).
     pub fn prepare_chunk(&self, chunk: &EncryptedChunk) -> Result<HotChunk> {
         self.basis.prepare_chunk(chunk)
     }
@@ -192,9 +195,19 @@ impl ServerContext {
     }
 
     /// Loads a stored gallery's hot form through its cache files `seg-N.hot`, writing the
-    /// missing ones when `write` (see [`HotGallery::load`]).
+    /// missing ones when `write`: each segment's cache is mapped where it holds, the others are
+    /// built (a failed cache write is reported, not an error).
     pub fn load_hot_cached(&self, gallery: &Gallery, write: bool) -> Result<(HotGallery, HotCacheReport)> {
         HotGallery::load(gallery, &self.basis, Some(write))
+    }
+
+    /// Brings `hot` up to what `gallery` has committed since it was loaded: the segments
+    /// appended since are loaded as [`ServerContext::load_hot_cached`] does, the chunks held
+    /// already are kept (a committed segment never changes) and the slot ids are taken afresh
+    /// (removals). A server makes each new gallery version this way, at the cost of the new
+    /// segments only.
+    pub fn refresh_hot(&self, hot: &mut HotGallery, gallery: &Gallery, write: bool) -> Result<HotCacheReport> {
+        hot.refresh(gallery, &self.basis, Some(write))
     }
 
     /// Scores one chunk: lazy tensor sum over all dimensions, one `t/Q` scaling, then a
@@ -274,7 +287,7 @@ impl ServerContext {
         &self,
         probe: &HotProbe,
         n: usize,
-        scratch: &mut crate::compact::FinishScratch,
+        scratch: &mut FinishScratch,
         scale: impl Fn(&Rescaler, usize, &mut [u64]),
     ) -> Result<ChunkScores> {
         match (&probe.compact, &self.compact) {
@@ -288,7 +301,7 @@ impl ServerContext {
                     .collect();
                 Ok(ChunkScores { polys, form: ScoreForm::Full })
             }
-            (Some(key), Ok(f)) => Ok(f.finish(key, n, scratch, scale)),
+            (Some(key), Ok(f)) => Ok(ChunkScores { polys: f.finish(key, n, scratch, scale), form: f.form() }),
             (Some(_), Err(why)) => Err(no_compact(why)),
         }
     }
@@ -580,13 +593,13 @@ mod tests {
             let server = ServerContext::with_simd(client.keys().public(), dim, simd).expect("server");
             let hot = server.prepare_chunks(&chunks).expect("hot");
             let hot_probes: Vec<HotProbe> =
-                encrypted.iter().map(|p| server.basis().prepare_probe(p).expect("probe")).collect();
+                encrypted.iter().map(|p| server.basis.prepare_probe(p).expect("probe")).collect();
             let probe_refs: Vec<&HotProbe> = hot_probes.iter().collect();
             let chunk_refs: Vec<&HotChunk> = hot.iter().collect();
             let scores = server.score_group(&probe_refs, &chunk_refs, &mut Accumulator::default()).expect("score");
             // The other form (where this CPU has both) is refused, not misread.
             let other = ServerContext::with_simd(client.keys().public(), dim, Simd::portable()).expect("server");
-            if other.basis().is_narrow() != server.basis().is_narrow() {
+            if other.basis.is_narrow() != server.basis.is_narrow() {
                 let wide = other.prepare_chunk(&chunks[0]).expect("hot");
                 let err = server.score_group(&probe_refs, &[&wide], &mut Accumulator::default());
                 assert!(err.is_err_and(|e| e.to_string().contains("another context")), "{:?}", server.kernel());

@@ -37,7 +37,7 @@ pub struct Gallery {
     id_hashes: Option<HashSet<u64>>,
     /// The writer lock, once this gallery has written or been locked for writing.
     lock: Option<WriterLock>,
-    /// [`crate::chunk_hash`] of the first chunks (kept across appends, cleared by removals),
+    /// [`crate::seal::chunk_hash`] of the first chunks (kept across appends, cleared by removals),
     /// so that sealing a long local enrolment does not hash every id once per segment.
     hashes: std::sync::Mutex<Vec<[u8; 32]>>,
 }
@@ -267,7 +267,7 @@ impl Gallery {
 
     /// [`Gallery::append`], recording in the manifest the fingerprint of the input the rows came
     /// from (see [`Gallery::plan_enrolment`]), so an interrupted enrolment can be resumed, and
-    /// the key holder's `seal` of the state after it ([`crate::SealKey::seal_append`] of
+    /// the key holder's `seal` of the state after it ([`crate::seal::SealKey::seal_append`] of
     /// [`Gallery::id_table`]). A sealed gallery takes only sealed writes, each one write after
     /// the seal it holds; the seal is committed with the segment, in one manifest write.
     pub fn append_sealed(
@@ -324,8 +324,8 @@ impl Gallery {
         self.slots.chunk_seals()
     }
 
-    /// Every chunk's [`crate::chunk_hash`] in the committed state: what a key holder writing
-    /// to this directory seals against ([`crate::SealKey::seal_append_to`]).
+    /// Every chunk's [`crate::seal::chunk_hash`] in the committed state: what a key holder writing
+    /// to this directory seals against ([`crate::seal::SealKey::seal_append_to`]).
     pub fn chunk_hashes(&self) -> Result<Vec<[u8; 32]>> {
         let mut known = self.hashes.lock().unwrap_or_else(|p| p.into_inner());
         let seals = self.slots.chunk_seals();
@@ -408,7 +408,7 @@ impl Gallery {
     }
 
     /// [`Gallery::remove`] with the key holder's `seal` of the state after it
-    /// ([`crate::SealKey::seal_remove`]), committed in the same manifest write.
+    /// ([`crate::seal::SealKey::seal_remove`]), committed in the same manifest write.
     pub fn remove_sealed(&mut self, ids: &[String], seal: Option<Seal>) -> Result<usize> {
         self.with_writer(|g| g.remove_locked(ids, seal))
     }

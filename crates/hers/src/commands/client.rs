@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use encsearch::{Client, Session, candidate_lists};
+use encsearch::{Client, Session, session::candidate_lists};
 use service::{ConnectOptions, Connection, EnrolOptions, RetryPolicy, SEEN_FILE, ServerInfo, check_keys, read_token};
 
 use super::open::{load_keys, load_probes, probe_rows, write_matches};

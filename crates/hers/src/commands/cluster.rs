@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use cluster::{ProcessConfig, UpConfig, UpEvent, read_hosts};
+use cluster::{DoorConfig, ProcessConfig, UpConfig, UpEvent, read_hosts};
 use service::read_token;
 
 /// Arguments of `hers cluster`.
@@ -144,11 +144,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 hosts,
                 listen: s.listen,
                 tls: s.tls.files(),
-                token: s.common.token_file.as_deref().map(read_token).transpose()?,
-                max_body: s.common.max_body_mib << 20,
-                max_probes: s.common.max_probes.max(1),
-                max_inflight: s.common.max_inflight.max(1),
-                deadline: Duration::from_secs(s.common.deadline_s.max(1)),
+                door: DoorConfig {
+                    token: s.common.token_file.as_deref().map(read_token).transpose()?,
+                    max_body: s.common.max_body_mib << 20,
+                    max_probes: s.common.max_probes.max(1),
+                    max_inflight: s.common.max_inflight.max(1),
+                    deadline: Duration::from_secs(s.common.deadline_s.max(1)),
+                },
                 simd: super::open::simd(),
                 exit_with_stdin: s.exit_with_stdin,
             };

@@ -5,7 +5,10 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use embeddings::EmbeddingReader;
-use encsearch::{Client, Enroller, Gallery, Layout, MANIFEST_FILE, Metric, Quantizer, Rows, fingerprint_file};
+use encsearch::{
+    Client, Enroller, Gallery, Layout, Metric, Quantizer, Rows,
+    store::{MANIFEST_FILE, fingerprint_file},
+};
 
 use super::open::{load_keys, lock_wait, open_gallery_for, say_waiting};
 

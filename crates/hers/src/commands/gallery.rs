@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use encsearch::check_gallery;
+use encsearch::store::check_gallery;
 
 use super::open::{lock_wait, say_waiting};
 

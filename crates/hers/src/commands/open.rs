@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use anyhow::Context;
-use encsearch::{ClientKeys, Gallery, HotGallery, LockWait, Match, ServerContext, Simd};
+use encsearch::{ClientKeys, Gallery, Match, ServerContext, Simd, hot::HotGallery, store::LockWait};
 
 /// The vector builds every server context of this process may use (set once from `--simd` /
 /// `HERS_SIMD` in `main`).

@@ -6,7 +6,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use encsearch::{Client, FineQuery, FineResponse, Quantizer, Query, Response, candidate_lists, probe_order};
+use encsearch::{
+    Client, Quantizer, Query, Response,
+    session::{candidate_lists, probe_order},
+    wire::{FineQuery, FineResponse},
+};
 
 use super::open::{
     load_hot, load_keys, load_probes, open_gallery, probe_rows, read_matches, server_for, write_matches,
@@ -104,7 +108,7 @@ struct ScoreFiles {
 /// up front when the query (key id read by `peek`) was made with another key.
 fn open_for_query(
     f: &ScoreFiles,
-    peek: fn(&[u8]) -> encsearch::Result<encsearch::KeyId>,
+    peek: fn(&[u8]) -> encsearch::Result<encsearch::keys::KeyId>,
 ) -> anyhow::Result<(encsearch::Gallery, encsearch::ServerContext, Vec<u8>)> {
     let g = open_gallery(&f.gallery)?;
     let server = server_for(&g)?;

@@ -29,7 +29,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let seal = match &a.keys {
         Some(keys) => {
             let client = encsearch::Client::with_quantizer(load_keys(keys)?, g.quantizer())?;
-            let expect = encsearch::Expect { key_id: client.keys().key_id(), quantizer: client.quantizer() };
+            let expect = encsearch::seal::Expect { key_id: client.keys().key_id(), quantizer: client.quantizer() };
             Some(client.keys().seal_key()?.seal_remove(&g.id_table(), expect, &a.ids, &mut rand::rng())?)
         }
         None => None,

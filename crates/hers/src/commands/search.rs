@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
-use encsearch::{Client, ClientKeys, Match, Session, candidate_lists};
+use encsearch::{Client, ClientKeys, Match, Session, session::candidate_lists};
 
 use super::open::{load_hot, load_keys, load_probes, open_gallery_for, probe_rows, server_for, write_matches};
 

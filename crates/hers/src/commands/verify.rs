@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use encsearch::{Client, GalleryChunk, Metric, Session};
+use encsearch::{Client, Metric, Session, server::GalleryChunk};
 
 use super::open::{load_keys, load_probes, open_gallery_for, server_for};
 
@@ -57,7 +57,7 @@ impl Claim {
     }
 
     /// Prints the verdict.
-    pub fn report(&self, probe_id: &str, v: &encsearch::Verified) {
+    pub fn report(&self, probe_id: &str, v: &encsearch::session::Verified) {
         let what = match v.metric {
             Metric::SquaredEuclidean => "squared distance",
             _ => "similarity",
