@@ -1,7 +1,7 @@
 //! Encrypted chunks as read from a segment: any bytes decode or error, never panic.
 #![no_main]
 
-use encsearch::EncryptedChunk;
+use encsearch::wire::EncryptedChunk;
 use hers_fuzz::{sealed, server};
 use libfuzzer_sys::fuzz_target;
 

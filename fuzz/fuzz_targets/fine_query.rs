@@ -1,7 +1,7 @@
 //! Second-stage queries as received by the server: any bytes decode or error, never panic.
 #![no_main]
 
-use encsearch::FineQuery;
+use encsearch::wire::FineQuery;
 use hers_fuzz::{sealed, server};
 use libfuzzer_sys::fuzz_target;
 

@@ -2,7 +2,7 @@
 //! decodable response is handed to the client's decryption, which must not panic either.
 #![no_main]
 
-use encsearch::FineResponse;
+use encsearch::wire::FineResponse;
 use hers_fuzz::{client, sealed};
 use libfuzzer_sys::fuzz_target;
 

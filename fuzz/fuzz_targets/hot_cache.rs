@@ -3,7 +3,7 @@
 //! fuzzer reaches the size and CRC checks too.
 #![no_main]
 
-use encsearch::check_hot_cache;
+use encsearch::hot::check_hot_cache;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use encsearch::Manifest;
+use encsearch::store::Manifest;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -2,7 +2,7 @@
 //! never a panic.
 #![no_main]
 
-use encsearch::check_segment;
+use encsearch::store::check_segment;
 use hers_fuzz::sealed;
 use libfuzzer_sys::fuzz_target;
 

@@ -2,7 +2,7 @@
 //! error, never panic.
 #![no_main]
 
-use encsearch::{Enrolment, IdTable};
+use encsearch::wire::{Enrolment, IdTable};
 use hers_fuzz::{DIM, sealed, server};
 use libfuzzer_sys::fuzz_target;
 

@@ -138,6 +138,7 @@ pub enum Error {
 }
 
 impl Error {
+    #[cfg(feature = "parquet")]
     pub(crate) fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
         Error::Io { path: path.into(), error }
     }
