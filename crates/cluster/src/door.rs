@@ -28,8 +28,8 @@ use encsearch::{
     wire::{Enrolment, IdTable, StreamFrames},
 };
 use service::{
-    ApiError, Claim, Endpoints, Removal, ServerInfo, VersionParam, WriteAck, blocking, check_bearer, decode_query,
-    octets, params_hash, stream_header,
+    ApiError, Claim, Endpoints, Removal, ServerInfo, VersionParam, WriteAck, blocking, decode_query, octets,
+    params_hash, stream_header,
 };
 
 use crate::error::Result;
@@ -58,7 +58,7 @@ fn router(door: Arc<Door>) -> Router {
         verify: post(verify),
         templates: post(enrol).delete(remove),
     };
-    service::api_router(endpoints, door.cfg.max_body, Arc::new(count)).with_state(door)
+    service::api_router(endpoints, door.cfg.access.max_body_bytes, Arc::new(count)).with_state(door)
 }
 
 async fn healthz(State(door): State<Arc<Door>>) -> Result<&'static str, ApiError> {
@@ -79,7 +79,8 @@ async fn metrics(State(door): State<Arc<Door>>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
-async fn config(State(door): State<Arc<Door>>) -> Result<Json<ServerInfo>, ApiError> {
+async fn config(State(door): State<Arc<Door>>, headers: HeaderMap) -> Result<Json<ServerInfo>, ApiError> {
+    door.cfg.access.authorize_read(&headers)?;
     let v = door.current()?;
     let ctx = door.held.ctx();
     Ok(Json(ServerInfo {
@@ -87,8 +88,8 @@ async fn config(State(door): State<Arc<Door>>) -> Result<Json<ServerInfo>, ApiEr
         params_hash: params_hash(ctx.public()),
         quantizer: door.held.quantizer(),
         layout: encsearch::Layout::DimensionWise,
-        max_body_bytes: door.cfg.max_body,
-        max_probes: door.cfg.max_probes,
+        max_body_bytes: door.cfg.access.max_body_bytes,
+        max_probes: door.cfg.access.probes(),
         // No second stage behind a cluster's door.
         max_candidates: 0,
         templates_per_chunk: ctx.public().params.degree,
@@ -105,7 +106,12 @@ fn check_key(door: &Door, peeked: encsearch::Result<KeyId>) -> Result<(), ApiErr
 
 /// The id table of a cluster version: the shards' tables end to end (each shard's slots are
 /// whole chunks, so global slot = offset chunk × N + the shard's slot).
-async fn ids(State(door): State<Arc<Door>>, Params(p): Params<VersionParam>) -> Result<Response, ApiError> {
+async fn ids(
+    State(door): State<Arc<Door>>,
+    headers: HeaderMap,
+    Params(p): Params<VersionParam>,
+) -> Result<Response, ApiError> {
+    door.cfg.access.authorize_read(&headers)?;
     if let Some((_, t)) = lock(&door.tables).iter().find(|(n, _)| *n == p.version) {
         return Ok(octets(t.clone()));
     }
@@ -141,12 +147,16 @@ async fn ids(State(door): State<Arc<Door>>, Params(p): Params<VersionParam>) -> 
     Ok(octets(table))
 }
 
-async fn search(State(door): State<Arc<Door>>, body: Bytes) -> Result<Response, ApiError> {
+async fn search(State(door): State<Arc<Door>>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    door.cfg.access.authorize_read(&headers)?;
     let v = door.current()?;
     let slot = door.inflight.clone().try_acquire_owned().map_err(|_| {
         ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
-            format!("{} searches are in flight (--max-inflight): retry after a second", door.cfg.max_inflight),
+            format!(
+                "{} searches are in flight (--max-inflight): retry after a second",
+                door.cfg.access.max_inflight.max(1)
+            ),
         )
     })?;
     door.queries.fetch_add(1, Ordering::Relaxed);
@@ -155,7 +165,7 @@ async fn search(State(door): State<Arc<Door>>, body: Bytes) -> Result<Response, 
     let (number, chunks) = (v.number, v.chunks());
     let header = blocking(move || {
         let ctx = d.held.ctx();
-        let q = decode_query(ctx, &checked, d.cfg.max_probes, &d.held.current().hot)?;
+        let q = decode_query(ctx, &checked, d.cfg.access.probes(), &d.held.current().hot)?;
         Ok(stream_header(ctx, &q, d.held.quantizer(), number, chunks))
     })
     .await?;
@@ -194,7 +204,13 @@ async fn fine() -> ApiError {
     )
 }
 
-async fn verify(State(door): State<Arc<Door>>, Params(c): Params<Claim>, body: Bytes) -> Result<Response, ApiError> {
+async fn verify(
+    State(door): State<Arc<Door>>,
+    headers: HeaderMap,
+    Params(c): Params<Claim>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    door.cfg.access.authorize_read(&headers)?;
     door.current()?;
     check_key(&door, Query::peek_key_id(&body))?;
     let shard = match lock(&door.known).ids.get(&c.id) {
@@ -220,7 +236,7 @@ fn written(door: &Door, shard: usize, answer: Answer) -> Result<(Arc<ClusterVers
 }
 
 async fn enrol(State(door): State<Arc<Door>>, headers: HeaderMap, body: Bytes) -> Result<Json<WriteAck>, ApiError> {
-    check_bearer(door.cfg.token.as_deref(), &headers)?;
+    door.cfg.access.authorize_write(&headers)?;
     door.current()?;
     check_key(&door, Enrolment::peek_key_id(&body))?;
     let d = door.clone();
@@ -265,7 +281,7 @@ async fn remove(
     headers: HeaderMap,
     Json(r): Json<Removal>,
 ) -> Result<Json<WriteAck>, ApiError> {
-    check_bearer(door.cfg.token.as_deref(), &headers)?;
+    door.cfg.access.authorize_write(&headers)?;
     door.current()?;
     in_lane(tokio::spawn(remove_in_lane(door, r.ids))).await
 }

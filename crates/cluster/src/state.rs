@@ -88,14 +88,8 @@ pub(crate) struct Known {
 /// How the door serves.
 #[derive(Debug, Clone)]
 pub struct DoorConfig {
-    /// Bearer token for writes (`None`: writes refused).
-    pub token: Option<String>,
-    /// Largest request body in bytes.
-    pub max_body: usize,
-    /// Most probes in one query.
-    pub max_probes: usize,
-    /// Searches in flight at once; more get 429.
-    pub max_inflight: usize,
+    /// Tokens and request limits, as `hers serve` takes them.
+    pub access: service::Access,
     /// How long a read may wait for the shards before it is answered with an error.
     pub deadline: Duration,
 }
@@ -135,7 +129,7 @@ impl Door {
             pending: Mutex::new(HashMap::new()),
             known: Mutex::new(Known { hello: vec![None; shards], ..Known::default() }),
             lane: tokio::sync::Mutex::new(()),
-            inflight: Arc::new(Semaphore::new(cfg.max_inflight.max(1))),
+            inflight: Arc::new(Semaphore::new(cfg.access.max_inflight.max(1))),
             cfg,
             tables: Mutex::new(VecDeque::new()),
             queries: AtomicU64::new(0),

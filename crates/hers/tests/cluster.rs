@@ -1,7 +1,8 @@
 //! `hers cluster` on loopback: galleries split into 1, 2 and 3 shards, each cluster started by
 //! `hers cluster up` (a child process, stopped by its pid; its processes exit with it), must
 //! answer exactly as one `hers serve` of the unsplit gallery; writes through the cluster; kill
-//! -9 of one process mid-query, and the supervisor's restart; overload gets 429.
+//! -9 of one process mid-query, and the supervisor's restart; overload gets 429; the tokens,
+//! limits and TLS flags of `hers serve`.
 
 mod common;
 
@@ -51,13 +52,20 @@ impl Up {
             panic!("hers {args:?} did not start: {first:?}");
         };
         let up = Self { child, url, lines };
-        up.wait_ready(ca_pem);
+        // The server's read token, if it has one.
+        let read_token = args
+            .iter()
+            .position(|a| *a == "--read-token-file")
+            .map(|i| std::fs::read_to_string(dir.join(args[i + 1])).expect("read token").trim().to_string());
+        up.wait_ready(ca_pem, read_token);
         up
     }
 
     /// Waits (bounded) until the server answers `/v1/config` (a cluster: every shard reported).
-    fn wait_ready(&self, ca_pem: Option<&[u8]>) {
-        let remote = Remote::with_ca(&self.url, None, Duration::from_secs(10), ca_pem).expect("remote");
+    fn wait_ready(&self, ca_pem: Option<&[u8]>, read_token: Option<String>) {
+        let remote = Remote::with_ca(&self.url, None, Duration::from_secs(10), ca_pem)
+            .expect("remote")
+            .with_read_token(read_token);
         let t = Instant::now();
         while remote.info().is_err() {
             assert!(t.elapsed() < Duration::from_secs(180), "{} never became ready", self.url);
@@ -295,7 +303,7 @@ fn kill_9_of_one_process_fails_the_query_and_up_restarts_the_cluster() {
     // The supervisor restarts the cluster whole; answers are the same, the enrolment is kept.
     let again = c.started_pids();
     assert!(again.iter().all(|p| !pids.contains(p)), "{again:?} vs {pids:?}");
-    c.wait_ready(None);
+    c.wait_ready(None, None);
     client(d, &c.url, &["search", "--keys", "keys", "--probes", "p.parquet", "--out", "after.csv"]).assert().success();
     assert_eq!(read(d, "before.csv"), read(d, "after.csv"));
     input(&d.join("p3.parquet"), 60_000..60_004);
@@ -397,4 +405,52 @@ fn the_front_door_serves_https_with_the_flags_of_hers_serve() {
     drop(door);
     let _ = second.kill();
     let _ = second.wait();
+}
+
+/// The front door takes `hers serve`'s tokens and limits: reads need the read token (the write
+/// token also serves), writes the write token, and `/v1/config` states the probe limit that
+/// the client then splits a larger search by.
+#[test]
+fn the_front_door_takes_the_tokens_and_limits_of_hers_serve() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    ok(&["keygen", "--out", "keys"], d);
+    input(&d.join("g.parquet"), 0..5000);
+    ok(&["enroll", "--keys", "keys", "--input", "g.parquet", "--gallery", "g", "--chunks-per-segment", "1"], d);
+    input(&d.join("p.parquet"), 100..105);
+    ok(&["cluster", "split", "--gallery", "g", "--shards", "2", "--out", "c2"], d);
+    ok(&["search", "--keys", "keys", "--gallery", "g", "--probes", "p.parquet", "--out", "local.csv"], d);
+    token_file(&d.join("tok"), "w-t0ken");
+    token_file(&d.join("rtok"), "r-t0ken");
+    let flags = ["--token-file", "tok", "--read-token-file", "rtok", "--max-probes", "2"];
+    let c = Up::start(d, &[&["cluster", "up", "c2"][..], &flags[..]].concat());
+
+    let remote = |token: Option<&str>| {
+        Remote::new(&c.url, None, Duration::from_secs(30)).expect("remote").with_read_token(token.map(str::to_string))
+    };
+    match remote(None).info() {
+        Err(service::Error::Http { status: 401, message, .. }) => {
+            assert!(message.contains("--read-token-file"), "{message}")
+        }
+        other => panic!("config without a token: {other:?}"),
+    }
+    assert!(matches!(remote(Some("nope")).info(), Err(service::Error::Http { status: 401, .. })));
+    let info = remote(Some("r-t0ken")).info().expect("config with the read token");
+    assert_eq!(info.max_probes, 2);
+    assert_eq!(remote(Some("w-t0ken")).info().expect("the write token also reads").version, info.version);
+
+    let search = ["search", "--keys", "keys", "--probes", "p.parquet", "--out"];
+    client(d, &c.url, &[]).args(search).arg("x.csv").assert().failure().stderr(predicate::str::contains("401"));
+    // Five probes against a limit of two: three queries, one answer.
+    client(d, &c.url, &["--read-token-file", "rtok"]).args(search).arg("door.csv").assert().success();
+    assert_eq!(read(d, "door.csv"), read(d, "local.csv"));
+
+    input(&d.join("new.parquet"), 50_000..50_002);
+    let enrol = ["enroll", "--keys", "keys", "--input", "new.parquet"];
+    client(d, &c.url, &["--token-file", "rtok"])
+        .args(enrol)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("wrong bearer token"));
+    client(d, &c.url, &["--token-file", "tok"]).args(enrol).assert().success();
 }

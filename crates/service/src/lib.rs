@@ -6,7 +6,8 @@
 //! server's stated limits, retrying what is retryable, decrypting answers as they stream.
 //!
 //! * `api.rs`: the HTTP API every hers server speaks (route table, types, checks), shared with
-//!   a cluster's front door; `routes.rs`: `hers serve`'s handlers;
+//!   a cluster's front door; `access.rs`: the tokens and limits both take ([`Access`]);
+//!   `routes.rs`: `hers serve`'s handlers;
 //! * `batch.rs`: queries waiting together scored in one chunk-major pass;
 //! * `versions.rs`: the gallery's versions, swapped atomically after each durable write;
 //! * `metrics.rs`: Prometheus counters and the latency histogram; `cpu.rs`: the process's CPU time;
@@ -33,6 +34,7 @@
 //! # }
 //! ```
 
+mod access;
 mod api;
 mod batch;
 mod capped;
@@ -49,9 +51,10 @@ mod serve;
 mod tls;
 mod versions;
 
+pub use access::Access;
 pub use api::{
-    ApiError, Claim, Endpoints, ErrorBody, Removal, VersionParam, WriteAck, blocking, check_bearer, check_key,
-    decode_query, octets, refuse_announced_oversize, router as api_router, stream_header, verify_claim,
+    ApiError, Claim, Endpoints, ErrorBody, Removal, VersionParam, WriteAck, blocking, check_key, decode_query, octets,
+    refuse_announced_oversize, router as api_router, stream_header, verify_claim,
 };
 pub use capped::{Capped, Placed};
 pub use connection::{ConnectOptions, Connection, EnrolOptions, Enrolled, Found, check_keys};

@@ -22,9 +22,10 @@ use axum::routing::{get, post};
 use encsearch::wire::{Enrolment, FineQuery};
 use futures_util::StreamExt as _;
 
+use crate::access::Access;
 use crate::api::{
-    ApiError, Claim, Endpoints, Removal, VersionParam, WriteAck, blocking, check_bearer, check_key, decode_query,
-    stream_header, verify_claim,
+    ApiError, Claim, Endpoints, Removal, VersionParam, WriteAck, blocking, check_key, decode_query, stream_header,
+    verify_claim,
 };
 use crate::batch::Job;
 use crate::info::{FineInfo, ServerInfo, params_hash};
@@ -49,22 +50,16 @@ pub struct App {
     pub fine: Option<Fine>,
     /// Accepted queries waiting to be scored (bounded: full means 429).
     pub queue: SyncSender<Job>,
-    /// Bearer token for writes; `None` disables writes.
-    pub token: Option<String>,
-    /// Bearer token for reads (the write token also serves); `None`: reads are open.
-    pub read_token: Option<String>,
+    /// Tokens and request limits.
+    pub access: Access,
     /// Searches, fine searches and verifications admitted at once (decoding, waiting or being
     /// scored); a request beyond them gets 429 before its body is decoded.
     pub admit: Arc<tokio::sync::Semaphore>,
-    /// Most probes in one query.
-    pub max_probes: usize,
     /// Most candidates of one probe in a fine query.
     pub max_candidates: usize,
-    /// Largest request body (bytes).
-    pub max_body: usize,
 }
 
-/// The API's route table with `hers serve`'s handlers; bodies above `max_body` bytes get 413.
+/// The API's route table with `hers serve`'s handlers; bodies above `max_body_bytes` get 413.
 pub fn router(app: Arc<App>) -> Router {
     let core = app.core.clone();
     let count = move |status: StatusCode| {
@@ -83,7 +78,7 @@ pub fn router(app: Arc<App>) -> Router {
         verify: post(verify),
         templates: post(enrol).delete(remove),
     };
-    crate::api::router(endpoints, app.max_body, Arc::new(count)).with_state(app)
+    crate::api::router(endpoints, app.access.max_body_bytes, Arc::new(count)).with_state(app)
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {
@@ -93,7 +88,7 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
 }
 
 async fn config(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Json<ServerInfo>, ApiError> {
-    authorize_read(&app, &headers)?;
+    app.access.authorize_read(&headers)?;
     let v = app.core.held.current();
     let table = v.clone();
     let id_table_bytes = blocking(move || Ok(table.id_table().len() as u64)).await?;
@@ -108,8 +103,8 @@ async fn config(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Json<
         params_hash: params_hash(ctx.public()),
         quantizer: app.core.held.quantizer(),
         layout: encsearch::Layout::DimensionWise,
-        max_body_bytes: app.max_body,
-        max_probes: app.max_probes,
+        max_body_bytes: app.access.max_body_bytes,
+        max_probes: app.access.probes(),
         max_candidates: app.max_candidates,
         templates_per_chunk: ctx.public().params.degree,
         version: v.number,
@@ -130,7 +125,7 @@ async fn ids(
     headers: HeaderMap,
     Params(p): Params<VersionParam>,
 ) -> Result<Response, ApiError> {
-    authorize_read(&app, &headers)?;
+    app.access.authorize_read(&headers)?;
     let v = app.core.held.version(p.version).ok_or_else(|| {
         ApiError::new(
             StatusCode::GONE,
@@ -147,13 +142,13 @@ async fn ids(
 
 async fn search(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     let arrived = Instant::now();
-    authorize_read(&app, &headers)?;
+    app.access.authorize_read(&headers)?;
     Metrics::add(&app.core.metrics.bytes_in, body.len());
     let admitted = admit(&app)?;
     let a = app.clone();
     let (query, version) = blocking(move || {
         let v = a.core.held.current();
-        Ok((decode_query(a.core.held.ctx(), &body, a.max_probes, &v.hot)?, v))
+        Ok((decode_query(a.core.held.ctx(), &body, a.access.probes(), &v.hot)?, v))
     })
     .await?;
     let header = stream_header(
@@ -185,7 +180,7 @@ async fn search(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) ->
 
 async fn fine(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     let arrived = Instant::now();
-    authorize_read(&app, &headers)?;
+    app.access.authorize_read(&headers)?;
     Metrics::add(&app.core.metrics.bytes_in, body.len());
     if app.fine.is_none() {
         return Err(ApiError::new(
@@ -199,7 +194,7 @@ async fn fine(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> R
         let _admitted = admitted;
         let f = a.fine.as_ref().ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no fine gallery"))?;
         check_key(&f.ctx, FineQuery::peek_key_id(&body))?;
-        let q = FineQuery::from_bytes_within(&body, f.ctx.bfv(), a.max_probes, a.max_candidates)?;
+        let q = FineQuery::from_bytes_within(&body, f.ctx.bfv(), a.access.probes(), a.max_candidates)?;
         Ok(f.ctx.score_candidates(&q, &f.gallery)?.to_bytes())
     })
     .await?;
@@ -214,7 +209,7 @@ async fn verify(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let arrived = Instant::now();
-    authorize_read(&app, &headers)?;
+    app.access.authorize_read(&headers)?;
     Metrics::add(&app.core.metrics.bytes_in, body.len());
     let admitted = admit(&app)?;
     let a = app.clone();
@@ -225,27 +220,6 @@ async fn verify(
     .await?;
     app.core.metrics.query(Endpoint::Verify, arrived.elapsed());
     Ok(octets(&app, out))
-}
-
-/// Checks the bearer token of a write.
-fn authorize(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
-    check_bearer(app.token.as_deref(), headers)
-}
-
-/// Checks the bearer token of a read when the server has a read token (the write token also
-/// serves: a writer may read).
-fn authorize_read(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(read) = app.read_token.as_deref() else { return Ok(()) };
-    match (check_bearer(Some(read), headers), app.token.as_deref()) {
-        (Ok(()), _) => Ok(()),
-        (Err(_), Some(write)) if check_bearer(Some(write), headers).is_ok() => Ok(()),
-        (Err(e), _) if e.status() == StatusCode::UNAUTHORIZED && e.message().starts_with("wrong") => Err(e),
-        _ => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "this server's searches and gallery description need `Authorization: Bearer <token>` \
-             (hers client --read-token-file FILE)",
-        )),
-    }
 }
 
 /// A place among the searches, fine searches and verifications admitted at once, or 429.
@@ -259,7 +233,7 @@ fn admit(app: &App) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
 }
 
 async fn enrol(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Result<Json<WriteAck>, ApiError> {
-    authorize(&app, &headers)?;
+    app.access.authorize_write(&headers)?;
     Metrics::add(&app.core.metrics.bytes_in, body.len());
     let a = app.clone();
     let ack = blocking(move || {
@@ -279,7 +253,7 @@ async fn remove(
     headers: HeaderMap,
     Json(r): Json<Removal>,
 ) -> Result<Json<WriteAck>, ApiError> {
-    authorize(&app, &headers)?;
+    app.access.authorize_write(&headers)?;
     let a = app.clone();
     let ack = blocking(move || {
         let (n, v) = a.core.held.remove(&r.ids, r.seal).map_err(service_error)?;

@@ -11,6 +11,7 @@ use encsearch::Simd;
 
 use axum::serve::ListenerExt as _;
 
+use crate::access::Access;
 use crate::capped::Capped;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
@@ -27,20 +28,10 @@ pub struct ServeConfig {
     pub fine_gallery: Option<PathBuf>,
     /// Address to listen on (port 0: any free port, reported through `ready`).
     pub listen: SocketAddr,
-    /// Bearer token for enrolment and removal; `None` disables both.
-    pub token: Option<String>,
-    /// Bearer token for searches, verification, `/v1/ids` and `/v1/config` (the write token
-    /// also serves); `None` leaves them open to anyone who can connect.
-    pub read_token: Option<String>,
-    /// Queries accepted and waiting beyond the batch being scored; more get 429 (0: a query is
-    /// accepted only while the scorer is idle).
-    pub max_inflight: usize,
+    /// Tokens and request limits (stated in `/v1/config`).
+    pub access: Access,
     /// How long the scoring thread waits for more queries to batch with the first.
     pub batch_window: Duration,
-    /// Largest request body (bytes); larger ones get 413.
-    pub max_body_bytes: usize,
-    /// Most probes in one query.
-    pub max_probes: usize,
     /// Most candidates of one probe in a second-stage query.
     pub max_candidates: usize,
     /// Connections held at once, TLS handshakes in flight included (more wait in the
@@ -62,12 +53,8 @@ impl ServeConfig {
             gallery,
             fine_gallery: None,
             listen,
-            token: None,
-            read_token: None,
-            max_inflight: 64,
+            access: Access::default(),
             batch_window: Duration::from_millis(2),
-            max_body_bytes: 64 << 20,
-            max_probes: 64,
             max_candidates: 1024,
             max_connections: 1024,
             max_batch_probes: 4,
@@ -116,7 +103,7 @@ pub fn serve(cfg: ServeConfig, ready: impl FnOnce(&str, &OpenReport)) -> Result<
         tracing::info!("second stage: {} ({} templates)", f.gallery.dir().display(), f.gallery.len());
     }
     let core = Arc::new(Core { held, metrics: Metrics::default() });
-    let (queue, jobs) = std::sync::mpsc::sync_channel(cfg.max_inflight);
+    let (queue, jobs) = std::sync::mpsc::sync_channel(cfg.access.max_inflight);
     let scorer = {
         let core = core.clone();
         let (window, batch) = (cfg.batch_window, cfg.max_batch_probes.max(1));
@@ -130,13 +117,10 @@ pub fn serve(cfg: ServeConfig, ready: impl FnOnce(&str, &OpenReport)) -> Result<
         core,
         fine,
         queue,
-        token: cfg.token.clone(),
-        read_token: cfg.read_token.clone(),
         // Those waiting (the queue's bound) and those being scored (at most a batch).
-        admit: Arc::new(tokio::sync::Semaphore::new(cfg.max_inflight + batch)),
-        max_probes: cfg.max_probes.max(1),
+        admit: Arc::new(tokio::sync::Semaphore::new(cfg.access.max_inflight + batch)),
         max_candidates: cfg.max_candidates.max(1),
-        max_body: cfg.max_body_bytes,
+        access: cfg.access,
     });
     let connections = Arc::new(tokio::sync::Semaphore::new(cfg.max_connections.max(1)));
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use cluster::{DoorConfig, ProcessConfig, UpConfig, UpEvent, read_hosts};
-use service::read_token;
 
 /// Arguments of `hers cluster`.
 #[derive(Debug, clap::Args)]
@@ -45,19 +44,8 @@ struct SplitArgs {
 /// Options every cluster process takes (`up` passes them on).
 #[derive(Debug, Clone, clap::Args)]
 struct Common {
-    /// File holding the bearer token that enrolment and removal need; without it writes are
-    /// refused.
-    #[arg(long)]
-    token_file: Option<PathBuf>,
-    /// Largest request body in MiB (413 beyond).
-    #[arg(long, default_value_t = 64)]
-    max_body_mib: usize,
-    /// Most probes in one query.
-    #[arg(long, default_value_t = 64)]
-    max_probes: usize,
-    /// Searches in flight at once; more get 429 + Retry-After.
-    #[arg(long, default_value_t = 64)]
-    max_inflight: usize,
+    #[command(flatten)]
+    access: super::open::AccessArgs,
     /// Seconds a request may wait for the shards before it is answered with an error.
     #[arg(long, default_value_t = 120)]
     deadline_s: u64,
@@ -65,19 +53,8 @@ struct Common {
 
 impl Common {
     fn to_args(&self) -> Vec<String> {
-        let mut a = vec![
-            "--max-body-mib".to_string(),
-            self.max_body_mib.to_string(),
-            "--max-probes".into(),
-            self.max_probes.to_string(),
-            "--max-inflight".into(),
-            self.max_inflight.to_string(),
-            "--deadline-s".into(),
-            self.deadline_s.to_string(),
-        ];
-        if let Some(t) = &self.token_file {
-            a.extend(["--token-file".to_string(), t.display().to_string()]);
-        }
+        let mut a = self.access.to_args();
+        a.extend(["--deadline-s".to_string(), self.deadline_s.to_string()]);
         a
     }
 }
@@ -145,10 +122,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 listen: s.listen,
                 tls: s.tls.files(),
                 door: DoorConfig {
-                    token: s.common.token_file.as_deref().map(read_token).transpose()?,
-                    max_body: s.common.max_body_mib << 20,
-                    max_probes: s.common.max_probes.max(1),
-                    max_inflight: s.common.max_inflight.max(1),
+                    access: s.common.access.access()?,
                     deadline: Duration::from_secs(s.common.deadline_s.max(1)),
                 },
                 simd: super::open::simd(),
@@ -164,6 +138,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             Ok(())
         }
         Sub::Up(u) => {
+            // A token file the processes could not read fails here, before any starts.
+            let max_body = u.common.access.access()?.max_body_bytes;
             let program = std::env::current_exe().context("cannot find the hers executable")?;
             let mut args = vec!["cluster".to_string(), "serve".into(), u.dir.display().to_string()];
             args.extend(["--listen".to_string(), "127.0.0.1:0".into()]);
@@ -176,7 +152,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 tls: u.tls.files(),
                 program,
                 args,
-                max_body: u.common.max_body_mib << 20,
+                max_body,
                 start_timeout: Duration::from_secs(300),
                 upstream_timeout: Duration::from_secs(u.common.deadline_s.max(1) + 30),
             };

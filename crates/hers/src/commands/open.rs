@@ -148,3 +148,60 @@ impl TlsArgs {
         self.tls_cert.clone().zip(self.tls_key.clone()).map(|(cert, key)| service::TlsFiles { cert, key })
     }
 }
+
+/// Tokens and request limits of a server's HTTP API: the same flags for `hers serve` and a
+/// cluster (`service::Access`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct AccessArgs {
+    /// File holding the bearer token that enrolment and removal need; without it the server
+    /// refuses every write.
+    #[arg(long)]
+    pub token_file: Option<std::path::PathBuf>,
+    /// File holding the bearer token that searches, verification, /v1/ids and /v1/config
+    /// need (the write token also serves); without it they are open to anyone who can connect.
+    /// /healthz and /metrics stay open.
+    #[arg(long)]
+    pub read_token_file: Option<std::path::PathBuf>,
+    /// Largest request body in MiB (413 beyond).
+    #[arg(long, default_value_t = 64)]
+    pub max_body_mib: usize,
+    /// Most probes in one query (400 beyond; clients split larger searches).
+    #[arg(long, default_value_t = 64)]
+    pub max_probes: usize,
+    /// Searches admitted beyond those being worked on; more get 429 + Retry-After
+    /// (`hers serve`: waiting beyond the pass being scored, 0 admitting one only while the
+    /// scorer is idle; a cluster: in flight at once).
+    #[arg(long, default_value_t = 64)]
+    pub max_inflight: usize,
+}
+
+impl AccessArgs {
+    /// The tokens read from their files, and the limits.
+    pub fn access(&self) -> anyhow::Result<service::Access> {
+        Ok(service::Access {
+            token: self.token_file.as_deref().map(service::read_token).transpose()?,
+            read_token: self.read_token_file.as_deref().map(service::read_token).transpose()?,
+            max_body_bytes: self.max_body_mib << 20,
+            max_probes: self.max_probes,
+            max_inflight: self.max_inflight,
+        })
+    }
+
+    /// The same flags as arguments for another `hers` process.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut a = vec![
+            "--max-body-mib".to_string(),
+            self.max_body_mib.to_string(),
+            "--max-probes".into(),
+            self.max_probes.to_string(),
+            "--max-inflight".into(),
+            self.max_inflight.to_string(),
+        ];
+        for (flag, file) in [("--token-file", &self.token_file), ("--read-token-file", &self.read_token_file)] {
+            if let Some(f) = file {
+                a.extend([flag.to_string(), f.display().to_string()]);
+            }
+        }
+        a
+    }
+}

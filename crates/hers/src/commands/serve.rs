@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use service::{ServeConfig, read_token, serve};
+use service::{ServeConfig, serve};
 
 /// Arguments of `hers serve`.
 #[derive(Debug, clap::Args)]
@@ -19,28 +19,9 @@ pub struct Args {
     /// Address to listen on (port 0: any free port; the address is printed on stdout).
     #[arg(long, default_value = "127.0.0.1:7878")]
     listen: SocketAddr,
-    /// File holding the bearer token that enrolment and removal need; without it the server
-    /// refuses every write.
-    #[arg(long)]
-    token_file: Option<PathBuf>,
-    /// File holding the bearer token that searches, verification, /v1/ids and /v1/config
-    /// need (the write token also serves); without it they are open to anyone who can connect.
-    /// /healthz and /metrics stay open.
-    #[arg(long)]
-    read_token_file: Option<PathBuf>,
-    /// Queries accepted and waiting beyond the batch being scored; more get 429 + Retry-After
-    /// (0: a query is accepted only while the scorer is idle).
-    #[arg(long, default_value_t = 64)]
-    max_inflight: usize,
     /// Milliseconds the scorer waits for more queries to score in one pass with the first.
     #[arg(long, default_value_t = 2)]
     batch_window_ms: u64,
-    /// Largest request body in MiB (413 beyond).
-    #[arg(long, default_value_t = 64)]
-    max_body_mib: usize,
-    /// Most probes in one query.
-    #[arg(long, default_value_t = 64)]
-    max_probes: usize,
     /// Most candidates of one probe in a second-stage query (400 beyond, before decoding).
     #[arg(long, default_value_t = 1024)]
     max_candidates: usize,
@@ -54,6 +35,8 @@ pub struct Args {
     #[arg(long, default_value_t = 4)]
     max_batch: usize,
     #[command(flatten)]
+    access: super::open::AccessArgs,
+    #[command(flatten)]
     tls: super::open::TlsArgs,
 }
 
@@ -61,19 +44,15 @@ pub struct Args {
 pub fn run(a: Args) -> anyhow::Result<()> {
     let mut cfg = ServeConfig::new(a.gallery.clone(), a.listen);
     cfg.fine_gallery = a.fine_gallery;
-    cfg.token = a.token_file.as_deref().map(read_token).transpose()?;
-    cfg.read_token = a.read_token_file.as_deref().map(read_token).transpose()?;
+    cfg.access = a.access.access()?;
     cfg.max_candidates = a.max_candidates;
     cfg.max_connections = a.max_connections;
-    cfg.max_inflight = a.max_inflight;
     cfg.batch_window = Duration::from_millis(a.batch_window_ms);
-    cfg.max_body_bytes = a.max_body_mib << 20;
-    cfg.max_probes = a.max_probes;
     cfg.max_batch_probes = a.max_batch;
     cfg.simd = super::open::simd();
     cfg.tls = a.tls.files();
-    let writes = if cfg.token.is_some() { "enabled (bearer token)" } else { "disabled (no --token-file)" };
-    let reads = if cfg.read_token.is_some() { "bearer token" } else { "open (no --read-token-file)" };
+    let writes = if cfg.access.token.is_some() { "enabled (bearer token)" } else { "disabled (no --token-file)" };
+    let reads = if cfg.access.read_token.is_some() { "bearer token" } else { "open (no --read-token-file)" };
     serve(cfg, |url, report| {
         eprintln!(
             "hers serve: {} ready in {:.2} s ({} segments mapped from the hot cache, {} built); writes {writes}; \
