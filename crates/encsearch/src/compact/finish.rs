@@ -126,8 +126,13 @@ impl Finisher {
             r1.clear();
             r1.resize(n, 0);
             for (i, digit) in scratch.digits.iter().enumerate() {
-                for (x, &d) in scratch.ntt.iter_mut().zip(digit) {
-                    *x = q.reduce(d);
+                // Digit i is below q_i: already reduced modulo a prime at least as large.
+                if *self.q[i] <= **q {
+                    scratch.ntt.copy_from_slice(&digit[..n]);
+                } else {
+                    for (x, &d) in scratch.ntt.iter_mut().zip(digit) {
+                        *x = q.reduce(d);
+                    }
                 }
                 ntt.forward(&mut scratch.ntt);
                 let row = key.row(i, j);
