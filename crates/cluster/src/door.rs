@@ -153,10 +153,7 @@ async fn search(State(door): State<Arc<Door>>, headers: HeaderMap, body: Bytes) 
     let slot = door.inflight.clone().try_acquire_owned().map_err(|_| {
         ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
-            format!(
-                "{} searches are in flight (--max-inflight): retry after a second",
-                door.cfg.access.max_inflight.max(1)
-            ),
+            format!("{} searches are in flight (--max-inflight): retry after a second", door.cfg.access.max_inflight),
         )
     })?;
     door.queries.fetch_add(1, Ordering::Relaxed);

@@ -119,7 +119,9 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Door {
     /// A door for `shards` shards; `held` is process 0's own shard (its public parameters and
     /// quantiser are the cluster's), `down` the worker's command input, `wake` the worker.
-    pub fn new(held: Arc<Held>, shards: usize, down: Sender<Down>, wake: Waker, cfg: DoorConfig) -> Self {
+    pub fn new(held: Arc<Held>, shards: usize, down: Sender<Down>, wake: Waker, mut cfg: DoorConfig) -> Self {
+        // At least one search in flight (0 would refuse every search).
+        cfg.access.max_inflight = cfg.access.max_inflight.max(1);
         Self {
             held,
             shards,
@@ -129,7 +131,7 @@ impl Door {
             pending: Mutex::new(HashMap::new()),
             known: Mutex::new(Known { hello: vec![None; shards], ..Known::default() }),
             lane: tokio::sync::Mutex::new(()),
-            inflight: Arc::new(Semaphore::new(cfg.access.max_inflight.max(1))),
+            inflight: Arc::new(Semaphore::new(cfg.access.max_inflight)),
             cfg,
             tables: Mutex::new(VecDeque::new()),
             queries: AtomicU64::new(0),

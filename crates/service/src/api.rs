@@ -244,8 +244,8 @@ pub async fn refuse_announced_oversize(
     }
 }
 
-/// Checks a write's `Authorization: Bearer` header against `token` (`None`: writes disabled,
-/// 403); shared with the cluster's front door.
+/// Checks an `Authorization: Bearer` header against `token` (`None`: writes disabled, 403);
+/// what [`crate::Access`]'s checks are made of.
 pub(crate) fn check_bearer(token: Option<&str>, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(token) = token else {
         return Err(ApiError::new(
