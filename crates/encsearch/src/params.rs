@@ -17,7 +17,7 @@ use fhe::bfv::{BfvParameters, BfvParametersBuilder};
 use fhe_math::zq::primes::generate_prime;
 use serde::{Deserialize, Serialize};
 
-use crate::compact::{ScoreForm, compact_moduli};
+use crate::compact::{Gadget, ScoreForm, compact_moduli};
 use crate::error::{Error, Result};
 use crate::kernel::IFMA_MAX_BITS;
 
@@ -53,7 +53,7 @@ pub const NOISE_SAFETY: f64 = 2.0;
 /// Bound on the second moment of one rounding of a server down-scaling or modulus switch: the
 /// exact rounding error (uniform on ±1/2: 1/12) shifted by the truncation of the fixed-point
 /// constants (in `[0, 1/2)` for the at most 8 moduli `kernel/rescale.rs` takes): `1/12 + 1/4`.
-const ROUNDING_SECOND_MOMENT: f64 = 1.0 / 3.0;
+pub(crate) const ROUNDING_SECOND_MOMENT: f64 = 1.0 / 3.0;
 /// The decryptor's double-precision quotient `t·x/q0` is within 2^-20 of the exact one
 /// (`decrypt.rs`), which costs this much of the rounding interval `±1/2`.
 const DECRYPT_SLACK: f64 = 1.0 / (1u64 << 20) as f64;
@@ -346,14 +346,15 @@ impl SearchParams {
         let (round_var, round_fixed) = match form {
             ScoreForm::Full => (ROUNDING_SECOND_MOMENT * (1.0 + s1 + s2), 0.0),
             ScoreForm::Compact { moduli: [p_a, p_b] } => {
-                // At the level of Q: the relinearisation Σ_i [c2]_{q_i}·e_i (digits below q_i)
-                // and the rounding of c2 (times s²). Then the switch of c1 to p_b (two
-                // roundings, times s) and the client's lift of it (at most 1, times s); the
-                // switch of c0 to p_a (two roundings) and its lift are fixed.
-                let relin = var * n * self.moduli.iter().map(|&q| (q as f64) * (q as f64)).sum::<f64>();
-                let at_q = (relin + ROUNDING_SECOND_MOMENT * s2) / (rest * rest);
+                // At the level of the gadget's prime P: the relinearisation Σ_k d_k·e_k and
+                // the rounding of c2 (times s²). Then the switch of c1 to p_b (two roundings,
+                // times s) and the client's lift of it (at most 1, times s); the switch of c0
+                // to p_a (two roundings) and its lift are fixed.
+                let gadget = Gadget::for_params(self)?;
+                let at_p = gadget.noise_variance(self.degree, self.variance) + ROUNDING_SECOND_MOMENT * s2;
+                let at_q0 = at_p * (q0 / gadget.prime as f64).powi(2);
                 let c1 = (q0 / p_b as f64).powi(2) * 4.0 * ROUNDING_SECOND_MOMENT * s1;
-                (at_q + c1 + s1, 2.0 * q0 / p_a as f64 + 1.0)
+                (at_q0 + c1 + s1, 2.0 * q0 / p_a as f64 + 1.0)
             }
         };
         let sigma_rounding = round_var.sqrt();

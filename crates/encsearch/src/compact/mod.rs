@@ -4,35 +4,41 @@
 //! The full answer is the degree-2 sum `(c0, c1, c2)` switched down to the response modulus
 //! q0 (3 × 40 bits at N = 4096): the client decrypts with `s²`, and `c2`'s rounding, scaled by
 //! `s²`, is what makes q0 that large. A compact answer instead
-//! 1. rounds the tensor sum's `c2` to Q (one residue per prime of Q, `t/Q` scaling) and
-//!    relinearises it with the client's [`CompactKey`] — RNS digits, one per prime of Q: the
-//!    key holds `b_i = −a_i·s + e_i + g_i·s²` with `g_i` the CRT basis element of prime `i`, so
-//!    `Σ_i [c2]_{q_i}·(b_i, a_i)` decrypts like `c2·s²` up to `Σ_i [c2]_{q_i}·e_i`;
+//! 1. rounds the tensor sum's `c2` to the prime `P` of the relinearisation's [`Gadget`]
+//!    (`t·P/Q²` scaling; 48 bits at N = 4096, 2^8 above q0) and relinearises it there with the
+//!    client's [`CompactKey`]: `c2 = Σ_k d_k·B^k` in `K` signed digits (`|d_k| ≤ B/2 + 1`), the
+//!    key holds `b_k = −a_k·s + e_k + B^k·s²`, so `Σ_k d_k·(b_k, a_k)` decrypts like `c2·s²`
+//!    up to `Σ_k d_k·e_k`;
 //! 2. switches `c0` and `c1` to two small primes `p_a < p_b` (one rounding each, straight from
-//!    the multiplication basis), and the relinearised additions likewise (their sum is then
-//!    off by at most one more unit).
+//!    the multiplication basis), and the relinearised additions likewise from `P` (their sum
+//!    is then off by at most one more unit).
 //!
 //! Noise, as fractions of the plaintext step `1/t` that decryption may lose (it needs the sum
-//! below `1/2t`): the relinearisation adds `|Σ [c2]_{q_i} e_i| ≲ 7.5·√(L·N)·q·σ_e/√3 ≈ 2^50`
-//! at N = 4096 (`σ_e² = 10`, digits uniform in `[0, q)`), `2^-27` of Q; rounding `c0` to `p_a` costs `≤ 2/p_a`; rounding
-//! `c1` to `p_b` costs `≤ 2·|e·s|`, `e` uniform in `±1/2`, `|e·s| ≲ 7.5·√(N/12)·σ_s ≈ 2^8.8`.
-//! With `p_a ≈ 2^(b+6)` and `p_b ≈ 2^(b+15)` (`b` = bits of t) each rounding term stays
-//! near `2^-5/t` and their sum about 6× below the `1/2t` decryption bound: more margin than
-//! the full answer keeps (measured with the secret key at the magnitude extremes on every
-//! kernel build, `tests/core.rs`). The client lifts both parts to q0 and decrypts as usual
-//! ([`crate::Client::decrypt_chunk`]).
+//! below `1/2t`): the relinearisation adds `Σ_k d_k·e_k`, of variance at most
+//! `K·N·(B/2 + 1)²·σ_e²` — at N = 4096 (`K = 4`, `B = 2^12`, `σ_e² = 10`) a standard deviation
+//! of `2^21.6` in units of `P`, `2^-7` of the full answer's rounding noise at q0, which
+//! [`Gadget::new`] keeps it below. `c2`'s rounding to `P` costs `2^-8` of the full answer's;
+//! rounding `c0` to `p_a` costs `≤ 2/p_a`; rounding `c1` to `p_b` costs `≤ 2·|e·s|`, `e`
+//! uniform in `±1/2`, `|e·s| ≲ 7.5·√(N/12)·σ_s ≈ 2^8.8`. With `p_a ≈ 2^(b+6)` and
+//! `p_b ≈ 2^(b+15)` (`b` = bits of t) each rounding term stays near `2^-5/t` and their sum
+//! about 6× below the `1/2t` decryption bound: more margin than the full answer keeps (measured
+//! with the secret key at the magnitude extremes on every kernel build, `tests/core.rs`; the
+//! bound is [`crate::SearchParams::noise_budget`]). The client lifts both parts to q0 and
+//! decrypts as usual ([`crate::Client::decrypt_chunk`]).
 //!
-//! What it costs: the client sends the key once per query (2 digits × 2 primes × N words, ≈
-//! 79 KB at N = 4096, beside 632 KB per probe), and the server spends, per (probe, chunk),
-//! one more down-scaling, four forward and four inverse NTTs of Q's primes and the key
-//! products.
+//! What it costs: the client sends the key once per query (`K` rows of N words modulo `P`,
+//! ≈ 98 KB at N = 4096, beside 632 KB per probe), and the server spends, per (probe, chunk),
+//! one more down-scaling (to `P`), `K` forward and two inverse NTTs modulo `P`, the key
+//! products and the two switches from `P`.
 
 mod finish;
+mod gadget;
 mod key;
 
 pub(crate) use finish::{FinishScratch, Finisher};
+pub(crate) use gadget::{Gadget, MAX_DIGITS};
 pub use key::CompactKey;
-pub(crate) use key::{PreparedKey, q_context};
+pub(crate) use key::PreparedKey;
 
 use fhe_math::zq::primes::generate_prime;
 

@@ -8,7 +8,7 @@
 //! * `extend.rs`: exact basis extension Q → Q ∪ P;
 //! * `rescale.rs`: the one down-scaling from Q ∪ P to the response modulus;
 //! * `pointwise.rs`: products of NTT-domain rows by constant rows (compact answers' key);
-//!   `switch2.rs`: a modulus switch from a two-prime Q to a small prime (their last step);
+//!   `switch.rs`: a modulus switch from one prime to a smaller one (their last step);
 //! * `ifma.rs`: the AVX-512 IFMA helpers they share; `avx2.rs`: the AVX2/FMA ones of the
 //!   narrow path; `cpu.rs`: the detection.
 //!
@@ -23,7 +23,7 @@ mod ntt;
 mod ntt32;
 mod pointwise;
 mod rescale;
-mod switch2;
+mod switch;
 mod tensor;
 
 pub use cpu::Simd;
@@ -33,6 +33,6 @@ pub(crate) use ntt::Ntt;
 pub(crate) use ntt32::Ntt32;
 pub(crate) use pointwise::ShoupRow;
 pub(crate) use rescale::Rescaler;
-pub(crate) use switch2::Switch2;
+pub(crate) use switch::Switch;
 pub use tensor::Kernel;
 pub(crate) use tensor::{IFMA_MAX_BITS, LANES, PROBE_ROWS, probe_rows, scatter_row};

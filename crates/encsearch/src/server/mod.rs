@@ -380,7 +380,7 @@ impl ServerContext {
         for q in queries {
             let key = match (&q.compact, &self.compact) {
                 (None, _) => None,
-                (Some(k), Ok(_)) => Some(Arc::new(k.prepare(self.bfv(), self.simd)?)),
+                (Some(k), Ok(f)) => Some(Arc::new(f.prepare(k)?)),
                 (Some(_), Err(why)) => return Err(no_compact(why)),
             };
             jobs.extend(q.probes.iter().map(|p| (p, key.clone())));

@@ -20,6 +20,9 @@ const CHUNK_MAGIC: &[u8; 8] = b"HERSCK01";
 const QUERY_MAGIC_V1: &[u8; 8] = b"HERSQY01";
 /// A query with a flag byte after its probes and, when set, a [`CompactKey`].
 const QUERY_MAGIC: &[u8; 8] = b"HERSQY02";
+/// The flag byte of a query with a compact-answer key (digits of one prime); `1` was the
+/// earlier key of RNS digits, which servers now refuse with the fix.
+const COMPACT_KEY_FLAG: u8 = 2;
 /// A response of full (3-part) scores (written for full answers, as earlier versions did).
 const RESPONSE_MAGIC_V1: &[u8; 8] = b"HERSRS01";
 /// A response whose header names its [`ScoreForm`] (compact answers).
@@ -162,7 +165,7 @@ impl Query {
             put_cts(&mut out, &p.cts);
         }
         if let Some(key) = &self.compact {
-            out.push(1);
+            out.push(COMPACT_KEY_FLAG);
             key.put(&mut out);
         }
         seal_crc(&mut out);
@@ -215,7 +218,14 @@ impl Query {
             true => None,
             false => match r.take(1)?[0] {
                 0 => None,
-                1 => Some(CompactKey::take(&mut r, bfv, "query")?),
+                COMPACT_KEY_FLAG => Some(CompactKey::take(&mut r, bfv, "query")?),
+                1 => {
+                    return Err(Error::malformed(
+                        "query",
+                        "a compact-answer key of an earlier hers version: update hers on the client, or ask for full \
+                         answers (hers client --full-answers)",
+                    ));
+                }
                 _ => return Err(Error::malformed("query", "bad compact-key flag")),
             },
         };
