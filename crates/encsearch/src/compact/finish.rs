@@ -9,7 +9,7 @@ use num_bigint::BigUint;
 
 use super::{CompactKey, Gadget, PreparedKey, ScoreForm, compact_moduli};
 use crate::error::Result;
-use crate::kernel::{Ntt, Rescaler, ShoupRow, Simd, Switch};
+use crate::kernel::{Digits, Ntt, Rescaler, ShoupRow, Simd, Switch};
 use crate::params::SearchParams;
 
 /// Per-context constants of compact answers: the down-scalings and the gadget prime's NTT.
@@ -22,6 +22,7 @@ pub(crate) struct Finisher {
     /// `round(p·r/P) mod p`, for the relinearisation's additions to `c0` and `c1`.
     relin_to: [Switch; 2],
     gadget: Gadget,
+    split: Digits,
     /// The gadget prime's context (the key's `a` rows), modulus and NTT.
     ctx: Arc<Context>,
     prime: Modulus,
@@ -59,6 +60,7 @@ impl Finisher {
             part_to: [from_ext(moduli[0])?, from_ext(moduli[1])?],
             relin_to: [relin(moduli[0])?, relin(moduli[1])?],
             gadget,
+            split: gadget.splitter(simd),
             ctx: Context::new_arc(&[gadget.prime], params.degree)?,
             ntt: Ntt::new(&prime, params.degree, simd)?,
             prime,
@@ -96,8 +98,8 @@ impl Finisher {
         c2.resize(n, 0);
         scale(&self.c2_to, 2, &mut c2[..n]);
         digits.resize(self.gadget.digits * n, 0);
-        for (k, d) in digits.chunks_exact_mut(n).enumerate() {
-            self.gadget.digit(&c2[..n], k, d);
+        self.split.split(&c2[..n], &mut digits[..self.gadget.digits * n]);
+        for d in digits.chunks_exact_mut(n) {
             self.ntt.forward(d);
         }
         let [r0, r1] = relin;

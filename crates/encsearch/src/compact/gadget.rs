@@ -8,10 +8,12 @@
 //! rounding `c2` to it costs 2^-8 of what the full answer's rounding of `c2` to `q0` costs.
 //! `K` is the fewest digits whose noise `Σ_k d_k·e_k` stays below that full answer's rounding
 //! noise (see [`Gadget::noise_variance`]): 4 digits of 12 bits at N = 4096, 4 of 15 at 8192.
+//! The decomposition itself is `kernel/digits.rs`.
 
 use fhe_math::zq::primes::generate_prime;
 
 use crate::error::{Error, Result};
+use crate::kernel::{Digits, Simd};
 use crate::params::{ROUNDING_SECOND_MOMENT, SearchParams};
 
 /// Bits of the vector builds' primes (NTT, pointwise products, down-scaling).
@@ -91,23 +93,9 @@ impl Gadget {
         ((1u128 << (self.bits as usize * k)) % self.prime as u128) as u64
     }
 
-    /// Digit `k` of every value of `y` (each below `P`), modulo `P`, into `out`.
-    ///
-    /// `y` is centred (`y − P` above `P/2`) and offset by `O = Σ_k (B/2)·B^k ≥ P/2`, so
-    /// `z = y + O` is non-negative and below `2^61`; its unsigned base-`B` digits minus `B/2`
-    /// are the signed digits (the top one takes what is left above `B^(K−1)`).
-    pub(crate) fn digit(&self, y: &[u64], k: usize, out: &mut [u64]) {
-        let (p, b) = (self.prime, self.bits);
-        let half = 1u64 << (b - 1);
-        let offset: u64 = (0..self.digits).map(|i| half << (b as usize * i)).sum();
-        let shift = b * k as u32;
-        let mask = if k + 1 == self.digits { u64::MAX } else { (1u64 << b) - 1 };
-        for (o, &v) in out.iter_mut().zip(y) {
-            let centred = if v > p / 2 { v.wrapping_sub(p) } else { v };
-            let d = ((centred.wrapping_add(offset) >> shift) & mask).wrapping_sub(half);
-            // A negative digit (as two's complement) plus P.
-            *o = d.wrapping_add(if (d as i64) < 0 { p } else { 0 });
-        }
+    /// The decomposition into this gadget's digits, with the builds `simd` allows.
+    pub(crate) fn splitter(&self, simd: Simd) -> Digits {
+        Digits::new(self.prime, self.bits, self.digits, simd)
     }
 }
 
@@ -115,30 +103,24 @@ impl Gadget {
 mod tests {
     use super::*;
 
-    /// The digits recombine to every value, stay within `B/2 + 1`, and the presets' gadgets
-    /// are the ones the module names.
+    /// The presets' gadgets are the ones the module names, and their digits recombine with
+    /// the powers the key uses.
     #[test]
-    fn digits_recombine_within_their_bound() {
+    fn presets_gadgets_recombine() {
         for (degree, q0_bits, bits, digits) in [(4096usize, 40usize, 12u32, 4usize), (8192, 51, 15, 4)] {
             let q0 = generate_prime(q0_bits, 2 * degree as u64, 1 << q0_bits).expect("q0");
             let g = Gadget::new(degree, q0, 10).expect("gadget");
             assert_eq!((g.bits, g.digits), (bits, digits), "N = {degree}");
             let p = g.prime;
-            let mut y: Vec<u64> = (0..4096u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15) % p).collect();
-            y.extend([0, 1, p - 1, p / 2, p / 2 + 1, p / 2 - 1]);
-            let mut sum = vec![0u128; y.len()];
-            let mut d = vec![0u64; y.len()];
-            for k in 0..g.digits {
-                g.digit(&y, k, &mut d);
-                for (s, &v) in sum.iter_mut().zip(&d) {
-                    assert!(v < p);
-                    let signed = if v > p / 2 { v as i128 - p as i128 } else { v as i128 };
-                    assert!(signed.unsigned_abs() as f64 <= g.max_digit(), "digit {k}: {signed}");
-                    *s = (*s + v as u128 * g.base_power(k) as u128) % p as u128;
-                }
-            }
-            for (s, &v) in sum.iter().zip(&y) {
-                assert_eq!(*s as u64, v);
+            let y: Vec<u64> =
+                (0..64u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15) % p).chain([p - 1, p / 2]).collect();
+            let mut d = vec![0u64; g.digits * y.len()];
+            g.splitter(Simd::detect()).split(&y, &mut d);
+            for (i, &v) in y.iter().enumerate() {
+                let sum = (0..g.digits)
+                    .map(|k| d[k * y.len() + i] as u128 * g.base_power(k) as u128 % p as u128)
+                    .sum::<u128>();
+                assert_eq!((sum % p as u128) as u64, v);
             }
         }
     }

@@ -8,7 +8,8 @@
 //! * `extend.rs`: exact basis extension Q → Q ∪ P;
 //! * `rescale.rs`: the one down-scaling from Q ∪ P to the response modulus;
 //! * `pointwise.rs`: products of NTT-domain rows by constant rows (compact answers' key);
-//!   `switch.rs`: a modulus switch from one prime to a smaller one (their last step);
+//!   `digits.rs`: the signed digits they are multiplied with; `switch.rs`: a modulus switch
+//!   from one prime to a smaller one (their last step);
 //! * `ifma.rs`: the AVX-512 IFMA helpers they share; `avx2.rs`: the AVX2/FMA ones of the
 //!   narrow path; `cpu.rs`: the detection.
 //!
@@ -16,6 +17,7 @@
 
 mod avx2;
 mod cpu;
+mod digits;
 mod extend;
 mod ifma;
 mod narrow;
@@ -27,6 +29,7 @@ mod switch;
 mod tensor;
 
 pub use cpu::Simd;
+pub(crate) use digits::Digits;
 pub(crate) use extend::Extender;
 pub(crate) use narrow::{NARROW_BITS, tensor_sum_narrow};
 pub(crate) use ntt::Ntt;

@@ -15,8 +15,9 @@
 //!
 //! The AVX2 build (for CPUs without IFMA, where fhe-math's 64-bit transform emulates 64-bit
 //! products with 32-bit ones) holds values as exact integers in doubles, four per vector,
-//! centred (`|x| ≤ 0.63·p` after each stage): products by [`super::avx2::mul_mod`] (the exact
-//! product as `fl(x·w) + fma(x, w, −fl(x·w))`, minus the rounded quotient times p: the
+//! centred (`|x| ≤ 0.63·p` after each stage of the inverse, after every second one of the
+//! forward transform and below `1.63·p` after the others): products by
+//! [`super::avx2::mul_mod`] (the exact product as `fl(x·w) + fma(x, w, −fl(x·w))`, minus the rounded quotient times p: the
 //! quotient is off by at most `3·2^-53·x·w/p < 2^-6·p` for p < 2^48), sums re-centred by one
 //! rounded quotient. Every value kept, and every difference the fma forms, is an integer below
 //! 2^50 in magnitude, so none is rounded. Its in-vector stages are strides 2 and 1.
@@ -358,16 +359,26 @@ fn forward_avx2(tb: &Doubles, a: &mut [u64]) {
     words_to_doubles(a);
     let x = as_doubles(a);
     let (mut m, mut t) = (1, n / 2);
+    // Sums are re-centred every second stage, and always before the in-vector stages: the
+    // others leave `|x| < 1.63·p` (from inputs below p, products below `0.63·p`).
+    let mut centred = n.trailing_zeros() % 2 == 1;
     while t >= 4 {
         for i in 0..m {
             let w = _mm256_set1_pd(tb.fwd[m + i]);
             let base = 2 * i * t;
             for j in (base..base + t).step_by(4) {
                 let (u, v) = (ld(x, j), mul_mod(ld(x, j + t), w, p, p_inv));
-                st(x, j, centre(_mm256_add_pd(u, v), p, p_inv));
-                st(x, j + t, centre(_mm256_sub_pd(u, v), p, p_inv));
+                let (sum, diff) = (_mm256_add_pd(u, v), _mm256_sub_pd(u, v));
+                if centred {
+                    st(x, j, centre(sum, p, p_inv));
+                    st(x, j + t, centre(diff, p, p_inv));
+                } else {
+                    st(x, j, sum);
+                    st(x, j + t, diff);
+                }
             }
         }
+        centred = !centred;
         m *= 2;
         t /= 2;
     }
