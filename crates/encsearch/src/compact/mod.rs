@@ -16,10 +16,10 @@
 //! Noise, as fractions of the plaintext step `1/t` that decryption may lose (it needs the sum
 //! below `1/2t`): the relinearisation adds `Σ_k d_k·e_k`, of variance at most
 //! `K·N·(B/2 + 1)²·σ_e²` — at N = 4096 (`K = 4`, `B = 2^12`, `σ_e² = 10`) a standard deviation
-//! of `2^21.6` in units of `P`, `2^-7` of the full answer's rounding noise at q0, which
-//! [`Gadget::new`] keeps it below. `c2`'s rounding to `P` costs `2^-8` of the full answer's;
-//! rounding `c0` to `p_a` costs `≤ 2/p_a`; rounding `c1` to `p_b` costs `≤ 2·|e·s|`, `e`
-//! uniform in `±1/2`, `|e·s| ≲ 7.5·√(N/12)·σ_s ≈ 2^8.8`. With `p_a ≈ 2^(b+6)` and
+//! of at most `2^19.7` in units of `P`, 3,200 in units of q0: a tenth of the full answer's
+//! rounding noise, which [`Gadget::new`] keeps it below. `c2`'s rounding to `P` costs `2^-8` of
+//! the full answer's; rounding `c0` to `p_a` costs `≤ 2/p_a`; rounding `c1` to `p_b` costs
+//! `≤ 2·|e·s|`, `e` uniform in `±1/2`, `|e·s| ≲ 7.5·√(N/12)·σ_s ≈ 2^8.8`. With `p_a ≈ 2^(b+6)` and
 //! `p_b ≈ 2^(b+15)` (`b` = bits of t) each rounding term stays near `2^-5/t` and their sum
 //! about 6× below the `1/2t` decryption bound: more margin than the full answer keeps (measured
 //! with the secret key at the magnitude extremes on every kernel build, `tests/core.rs`; the
@@ -28,8 +28,9 @@
 //!
 //! What it costs: the client sends the key once per query (`K` rows of N words modulo `P`,
 //! ≈ 98 KB at N = 4096, beside 632 KB per probe), and the server spends, per (probe, chunk),
-//! one more down-scaling (to `P`), `K` forward and two inverse NTTs modulo `P`, the key
-//! products and the two switches from `P`.
+//! beyond the three down-scalings a full answer has too (`c2`'s to `P` instead of q0): the
+//! split into digits, `K` forward and two inverse NTTs modulo `P`, the key products and the two
+//! switches from `P`.
 
 mod finish;
 mod gadget;

@@ -234,7 +234,7 @@ mod tests {
             let q = Modulus::new(p).expect("modulus");
             let n = 37;
             let value = |j: u64, i: u64, salt: u64| {
-                if i % 5 == 0 { p - 1 } else { (i * 131 + j).wrapping_mul(salt) % p }
+                if i.is_multiple_of(5) { p - 1 } else { (i * 131 + j).wrapping_mul(salt) % p }
             };
             for rows in [1usize, 4, 8] {
                 let x: Vec<u64> = (0..rows as u64)
