@@ -98,6 +98,17 @@ fn mutated_messages_are_errors_not_panics() {
         }
     }
     assert!(ok < 300);
+
+    // A query with the earlier compact-answer key (flag 1: RNS digits of Q), CRC intact, is
+    // refused with the fix. The flag follows the probes, where a query without a key ends.
+    let flag = q.to_bytes().len() - 4;
+    let mut earlier = compact_query[..compact_query.len() - 4].to_vec();
+    assert_eq!(earlier[flag], 2, "the compact-key flag");
+    earlier[flag] = 1;
+    let crc = crc32fast::hash(&earlier);
+    earlier.extend_from_slice(&crc.to_le_bytes());
+    let err = Query::from_bytes(&earlier, server.bfv(), dim).expect_err("earlier key refused");
+    assert!(err.to_string().contains("earlier hers version") && err.to_string().contains("--full-answers"), "{err}");
 }
 
 #[test]
