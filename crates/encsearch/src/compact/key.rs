@@ -18,7 +18,7 @@ use crate::kernel::{ShoupRow, Simd};
 use crate::keys::ClientKeys;
 
 /// A relinearisation key for compact answers, made by the key holder and sent with a query:
-/// for each digit `k` of the [`Gadget`], `b_k = −a_k·s + e_k + B^k·s²` modulo the gadget's
+/// for each digit `k` of the relinearisation gadget, `b_k = −a_k·s + e_k + B^k·s²` modulo its
 /// prime `P`, in the NTT domain, `a_k` expanded from a 32-byte seed. It reveals nothing the
 /// public parameters do not (RLWE samples), and it only serves queries: nothing stores it.
 #[derive(Clone, PartialEq, Eq)]
