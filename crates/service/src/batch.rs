@@ -2,14 +2,16 @@
 //! read once for all of their probes.
 //!
 //! Handlers put accepted queries in a bounded queue (full: the handler answers 429). One
-//! scoring thread takes the first waiting query, gathers every other that arrives within the
-//! batch window (and all that queued while the previous batch ran, up to a probe budget), and
-//! scores them together on the rayon pool. Each query's frames go to its own channel as chunks
+//! scoring thread takes the first waiting query, gathers all that queued while the previous
+//! batch ran and, within the batch window, those still being decoded ([`Incoming`]: with none
+//! on its way, as at one client, it does not wait), up to a probe budget, and scores them
+//! together on the rayon pool. Each query's frames go to its own channel as chunks
 //! complete, [`FLUSH_BYTES`] at a time (each message wakes the connection's task, which then
 //! takes a core from the scoring: a message per 61 KB frame cost ≈ 2.7 context switches per
 //! chunk); a failure sends an error frame instead of an end frame, so a client never takes a
 //! partial answer for a whole one.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -36,6 +38,35 @@ pub struct Job {
     pub _admitted: tokio::sync::OwnedSemaphorePermit,
 }
 
+/// Search requests admitted whose queries are not yet queued (being read or decoded): what
+/// the batch window waits for.
+#[derive(Debug, Default)]
+pub struct Incoming(AtomicUsize);
+
+impl Incoming {
+    /// Counts one request until the guard drops, which its handler does once the query is
+    /// queued (or refused).
+    pub fn enter(self: &Arc<Self>) -> IncomingGuard {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        IncomingGuard(self.clone())
+    }
+
+    /// Whether any request is on its way to the queue.
+    fn any(&self) -> bool {
+        self.0.load(Ordering::SeqCst) > 0
+    }
+}
+
+/// One request counted by [`Incoming::enter`].
+#[derive(Debug)]
+pub struct IncomingGuard(Arc<Incoming>);
+
+impl Drop for IncomingGuard {
+    fn drop(&mut self) {
+        self.0.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// Frames of one query held back until they reach this many bytes (or its answer ends).
 pub const FLUSH_BYTES: usize = 1 << 20;
 
@@ -47,11 +78,13 @@ struct Pending {
 }
 
 /// Runs the scoring loop until every queue sender is gone: passes of at most `max_probes`
-/// probes (a query larger than that is scored alone).
+/// probes (a query larger than that is scored alone), waiting up to `window` for the queries
+/// `incoming` counts.
 pub fn run(
     ctx: &encsearch::ServerContext,
     metrics: &Metrics,
     queue: Receiver<Job>,
+    incoming: &Incoming,
     window: Duration,
     max_probes: usize,
 ) {
@@ -63,6 +96,8 @@ pub fn run(
             let next = match queue.try_recv() {
                 Ok(j) => Some(j),
                 Err(TryRecvError::Disconnected) => None,
+                // Nothing on its way: score now rather than wait out the window.
+                Err(TryRecvError::Empty) if !incoming.any() => None,
                 Err(TryRecvError::Empty) => match deadline.checked_duration_since(Instant::now()) {
                     Some(left) if !left.is_zero() => queue.recv_timeout(left).ok(),
                     _ => None,

@@ -27,7 +27,7 @@ use crate::api::{
     ApiError, Claim, Endpoints, Removal, VersionParam, WriteAck, blocking, check_key, decode_query, stream_header,
     verify_claim,
 };
-use crate::batch::Job;
+use crate::batch::{Incoming, Job};
 use crate::info::{FineInfo, ServerInfo, params_hash};
 use crate::metrics::{Endpoint, Metrics};
 use crate::versions::{Fine, Held};
@@ -55,6 +55,8 @@ pub struct App {
     /// Searches, fine searches and verifications admitted at once (decoding, waiting or being
     /// scored); a request beyond them gets 429 before its body is decoded.
     pub admit: Arc<tokio::sync::Semaphore>,
+    /// Searches admitted and not yet queued (the scoring thread's batch window waits for them).
+    pub incoming: Arc<Incoming>,
     /// Most candidates of one probe in a fine query.
     pub max_candidates: usize,
 }
@@ -145,6 +147,7 @@ async fn search(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) ->
     app.access.authorize_read(&headers)?;
     Metrics::add(&app.core.metrics.bytes_in, body.len());
     let admitted = admit(&app)?;
+    let incoming = app.incoming.enter();
     let a = app.clone();
     let (query, version) = blocking(move || {
         let v = a.core.held.current();
@@ -161,7 +164,9 @@ async fn search(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) ->
     let (frames, rx) = tokio::sync::mpsc::unbounded_channel::<Vec<Bytes>>();
     Metrics::add(&app.core.metrics.bytes_out, header.len());
     let _ = frames.send(vec![Bytes::from(header)]);
-    match app.queue.try_send(Job { query, version, frames, arrived, _admitted: admitted }) {
+    let queued = app.queue.try_send(Job { query, version, frames, arrived, _admitted: admitted });
+    drop(incoming);
+    match queued {
         Ok(()) => {}
         Err(TrySendError::Full(_)) => {
             return Err(ApiError::new(

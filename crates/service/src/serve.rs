@@ -30,7 +30,8 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     /// Tokens and request limits (stated in `/v1/config`).
     pub access: Access,
-    /// How long the scoring thread waits for more queries to batch with the first.
+    /// How long the scoring thread waits, for queries still being decoded, to batch them with
+    /// the first (it does not wait when none is).
     pub batch_window: Duration,
     /// Most candidates of one probe in a second-stage query.
     pub max_candidates: usize,
@@ -104,12 +105,13 @@ pub fn serve(cfg: ServeConfig, ready: impl FnOnce(&str, &OpenReport)) -> Result<
     }
     let core = Arc::new(Core { held, metrics: Metrics::default() });
     let (queue, jobs) = std::sync::mpsc::sync_channel(cfg.access.max_inflight);
+    let incoming = Arc::new(crate::batch::Incoming::default());
     let scorer = {
-        let core = core.clone();
+        let (core, incoming) = (core.clone(), incoming.clone());
         let (window, batch) = (cfg.batch_window, cfg.max_batch_probes.max(1));
         std::thread::Builder::new()
             .name("hers-scorer".into())
-            .spawn(move || crate::batch::run(core.held.ctx(), &core.metrics, jobs, window, batch))
+            .spawn(move || crate::batch::run(core.held.ctx(), &core.metrics, jobs, &incoming, window, batch))
             .map_err(|e| Error::Config(format!("cannot start the scoring thread: {e}")))?
     };
     let batch = cfg.max_batch_probes.max(1);
@@ -119,6 +121,7 @@ pub fn serve(cfg: ServeConfig, ready: impl FnOnce(&str, &OpenReport)) -> Result<
         queue,
         // Those waiting (the queue's bound) and those being scored (at most a batch).
         admit: Arc::new(tokio::sync::Semaphore::new(cfg.access.max_inflight + batch)),
+        incoming,
         max_candidates: cfg.max_candidates.max(1),
         access: cfg.access,
     });

@@ -72,8 +72,17 @@ pub(crate) fn unpack_bits(bytes: &[u8], bits: u32, count: usize) -> Result<Vec<u
     }
     let mut out = Vec::with_capacity(count);
     if bits.is_multiple_of(8) {
+        // Whole bytes: one unaligned 8-byte read per value while eight bytes remain, masked to
+        // its width (a copy of `bits / 8` bytes per value is a call to memcpy); the last few
+        // values a byte slice each.
         let nb = bits as usize / 8;
-        out.extend(bytes.chunks_exact(nb).map(|c| {
+        let mask = u64::MAX >> (64 - bits);
+        let fast = if bytes.len() >= 8 { ((bytes.len() - 8) / nb + 1).min(count) } else { 0 };
+        out.extend((0..fast).map(|i| {
+            let w: [u8; 8] = bytes[i * nb..i * nb + 8].try_into().unwrap_or_default();
+            u64::from_le_bytes(w) & mask
+        }));
+        out.extend(bytes[fast * nb..].chunks_exact(nb).map(|c| {
             let mut w = [0u8; 8];
             w[..nb].copy_from_slice(c);
             u64::from_le_bytes(w)
@@ -86,11 +95,14 @@ pub(crate) fn unpack_bits(bytes: &[u8], bits: u32, count: usize) -> Result<Vec<u
         let word = |b: &[u8], at: usize| {
             u64::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3], b[at + 4], b[at + 5], b[at + 6], b[at + 7]])
         };
-        let mut pos = 0usize;
-        while out.len() < count && pos / 8 + 8 <= bytes.len() {
-            out.push((word(bytes, pos / 8) >> (pos % 8)) & mask);
-            pos += bits as usize;
-        }
+        // Value `i` starts at bit `i·bits`; the first `fast` have all eight bytes in `bytes`.
+        let fast = if bytes.len() >= 8 { ((bytes.len() - 8) * 8 / bits as usize + 1).min(count) } else { 0 };
+        out.extend((0..fast).map(|i| {
+            let p = i * bits as usize;
+            let w: [u8; 8] = bytes[p / 8..p / 8 + 8].try_into().unwrap_or_default();
+            (u64::from_le_bytes(w) >> (p % 8)) & mask
+        }));
+        let pos = fast * bits as usize;
         if out.len() < count {
             let base = pos / 8;
             let mut tail = bytes[base..].to_vec();

@@ -19,7 +19,8 @@ pub struct Args {
     /// Address to listen on (port 0: any free port; the address is printed on stdout).
     #[arg(long, default_value = "127.0.0.1:7878")]
     listen: SocketAddr,
-    /// Milliseconds the scorer waits for more queries to score in one pass with the first.
+    /// Milliseconds the scorer waits for queries still being decoded, to score them in one
+    /// pass with the first (none on its way: no wait).
     #[arg(long, default_value_t = 2)]
     batch_window_ms: u64,
     /// Most candidates of one probe in a second-stage query (400 beyond, before decoding).
