@@ -28,7 +28,9 @@ impl Switch {
     /// allows.
     pub(crate) fn new(big_p: u64, p: u64, simd: Simd) -> Result<Self> {
         if p >= big_p || big_p >= 1 << 62 || p >= 1 << 48 {
-            return Err(Error::params(format!("no switch from {big_p} to {p}")));
+            return Err(Error::params(format!(
+                "a switch needs a target prime below 2^48 and below its source; not {p} from {big_p}"
+            )));
         }
         let avx2 = big_p < 1 << 52 && simd.avx2() && super::cpu::avx2_fma_detected();
         Ok(Self { p, ratio: p as f64 / big_p as f64, avx2 })
