@@ -38,8 +38,8 @@ pub struct Job {
     pub _admitted: tokio::sync::OwnedSemaphorePermit,
 }
 
-/// Search requests admitted whose queries are not yet queued (being read or decoded): what
-/// the batch window waits for.
+/// Search requests admitted whose queries are not yet queued (their bodies have arrived, their
+/// queries are being decoded): what the batch window waits for.
 #[derive(Debug, Default)]
 pub struct Incoming(AtomicUsize);
 
