@@ -84,9 +84,9 @@ impl Finisher {
     /// part, out)` applies a down-scaling from the multiplication basis to part `part` (0, 1, 2)
     /// of the tensor sum.
     ///
-    /// `c2` is rounded to the gadget's prime `P` and relinearised there, one digit at a time:
-    /// `Σ_k NTT(d_k) ⊙ (b_k, a_k)`, two inverse transforms, then both sums switched to the
-    /// small primes and added to `c0` and `c1` switched there.
+    /// `c2` is rounded to the gadget's prime `P`, split into its digits, and relinearised there:
+    /// `Σ_k NTT(d_k) ⊙ (b_k, a_k)` in one pass over the digits, two inverse transforms, then
+    /// both sums switched to the small primes and added to `c0` and `c1` switched there.
     pub(crate) fn finish(
         &self,
         key: &PreparedKey,

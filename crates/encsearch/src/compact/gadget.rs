@@ -13,11 +13,9 @@
 use fhe_math::zq::primes::generate_prime;
 
 use crate::error::{Error, Result};
-use crate::kernel::{Digits, Simd};
+use crate::kernel::{Digits, NTT_FAST_BITS, Simd};
 use crate::params::{ROUNDING_SECOND_MOMENT, SearchParams};
 
-/// Bits of the vector builds' primes (NTT, pointwise products, down-scaling).
-const FAST_BITS: usize = 48;
 /// How far above `q0` the gadget's prime is, in bits.
 const ABOVE_Q0_BITS: usize = 8;
 /// The most digits tried.
@@ -61,7 +59,7 @@ impl Gadget {
     /// prime ≡ 1 mod 2N below `2^max(48, bits(q0) + 8)`.
     pub(crate) fn prime_for(degree: usize, q0: u64) -> Result<u64> {
         let q0_bits = 64 - q0.leading_zeros() as usize;
-        let p_bits = FAST_BITS.max(q0_bits + ABOVE_Q0_BITS);
+        let p_bits = (NTT_FAST_BITS as usize).max(q0_bits + ABOVE_Q0_BITS);
         if p_bits > 60 {
             return Err(Error::params(format!("no gadget prime for compact answers above a {q0_bits}-bit q0")));
         }

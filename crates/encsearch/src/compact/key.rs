@@ -88,15 +88,15 @@ impl CompactKey {
         }
         let q = Modulus::new(gadget.prime)?;
         let a = expand_a(ctx, self.seed, gadget.digits);
-        let rows: Vec<ShoupRow> = (0..2 * gadget.digits)
+        let mut b: Vec<ShoupRow> = (0..2 * gadget.digits)
             .into_par_iter()
             .map(|r| match r < gadget.digits {
                 true => ShoupRow::new(&q, self.b[r].clone(), simd),
                 false => ShoupRow::new(&q, a[r - gadget.digits].coefficients().row(0).to_vec(), simd),
             })
             .collect();
-        let (b, a) = rows.split_at(gadget.digits);
-        Ok(PreparedKey { b: b.to_vec(), a: a.to_vec() })
+        let a = b.split_off(gadget.digits);
+        Ok(PreparedKey { b, a })
     }
 }
 

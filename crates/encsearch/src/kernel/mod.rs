@@ -32,7 +32,7 @@ pub use cpu::Simd;
 pub(crate) use digits::Digits;
 pub(crate) use extend::Extender;
 pub(crate) use narrow::{NARROW_BITS, tensor_sum_narrow};
-pub(crate) use ntt::Ntt;
+pub(crate) use ntt::{FAST_BITS as NTT_FAST_BITS, Ntt};
 pub(crate) use ntt32::Ntt32;
 pub(crate) use pointwise::ShoupRow;
 pub(crate) use rescale::Rescaler;

@@ -17,8 +17,8 @@
 //! products with 32-bit ones) holds values as exact integers in doubles, four per vector,
 //! centred (`|x| ≤ 0.63·p` after each stage of the inverse, after every second one of the
 //! forward transform and below `1.63·p` after the others): products by
-//! [`super::avx2::mul_mod`] (the exact product as `fl(x·w) + fma(x, w, −fl(x·w))`, minus the rounded quotient times p: the
-//! quotient is off by at most `3·2^-53·x·w/p < 2^-6·p` for p < 2^48), sums re-centred by one
+//! [`super::avx2::mul_mod`] (the exact product as `fl(x·w) + fma(x, w, −fl(x·w))`, minus the
+//! rounded quotient times p: the quotient is off by at most `3·2^-53·x·w/p < 2^-6·p` for p < 2^48), sums re-centred by one
 //! rounded quotient. Every value kept, and every difference the fma forms, is an integer below
 //! 2^50 in magnitude, so none is rounded. Its in-vector stages are strides 2 and 1.
 
@@ -30,8 +30,8 @@ use super::cpu::avx2_fma_detected;
 use super::ifma::{self as simd, shoup52};
 use crate::error::{Error, Result};
 
-/// Primes below this many bits can take the IFMA build.
-const FAST_BITS: u32 = 48;
+/// Primes below this many bits can take the vector builds (IFMA and AVX2).
+pub(crate) const FAST_BITS: u32 = 48;
 
 /// One prime's NTT of size N.
 #[derive(Debug, Clone)]

@@ -71,24 +71,6 @@ pub(crate) fn unpack_bits(bytes: &[u8], bits: u32, count: usize) -> Result<Vec<u
         return Err(Error::malformed("bit-packed vector", "length does not match"));
     }
     let mut out = Vec::with_capacity(count);
-    if bits.is_multiple_of(8) {
-        // Whole bytes: one unaligned 8-byte read per value while eight bytes remain, masked to
-        // its width (a copy of `bits / 8` bytes per value is a call to memcpy); the last few
-        // values a byte slice each.
-        let nb = bits as usize / 8;
-        let mask = u64::MAX >> (64 - bits);
-        let fast = if bytes.len() >= 8 { ((bytes.len() - 8) / nb + 1).min(count) } else { 0 };
-        out.extend((0..fast).map(|i| {
-            let w: [u8; 8] = bytes[i * nb..i * nb + 8].try_into().unwrap_or_default();
-            u64::from_le_bytes(w) & mask
-        }));
-        out.extend(bytes[fast * nb..].chunks_exact(nb).map(|c| {
-            let mut w = [0u8; 8];
-            w[..nb].copy_from_slice(c);
-            u64::from_le_bytes(w)
-        }));
-        return Ok(out);
-    }
     if bits <= 57 {
         // One unaligned 64-bit read per value while eight bytes remain; the tail from a padded copy.
         let mask = (1u64 << bits) - 1;
