@@ -67,6 +67,16 @@ fn bench(c: &mut Criterion) {
         let cs = server.score(&compact, &one).expect("score").scores.remove(0).remove(0);
         b.iter(|| client.decrypt_chunk(&cs).expect("decrypt"))
     });
+    g.bench_function(format!("decrypt_top_k_16_chunks/{name}"), |b| {
+        let ids = (0..16 * n).map(|i| Some(i.to_string())).collect();
+        let many = HotGallery::in_memory(vec![one.chunks()[0].clone(); 16], ids, &q);
+        // A probe of norm `s` (one coordinate), so every score lies in the quantiser's range.
+        let axis: Vec<i64> = (0..dim).map(|i| if i == 0 { s } else { 0 }).collect();
+        let probe = client.encrypt_probe(&axis, &mut ChaCha20Rng::seed_from_u64(2)).expect("probe");
+        let query = client.query_of(vec!["p".into()], vec![probe]).expect("query");
+        let r = server.score(&query, &many).expect("score");
+        b.iter(|| client.decrypt_top_k(&r, 10).expect("decrypt"))
+    });
     let hers = HersBaseline::new(&server, &rk).expect("baseline");
     g.bench_function(format!("hers_chunk/{name}"), |b| b.iter(|| hers.score_chunk(&probe, &chunks[0]).expect("hers")));
     g.finish();

@@ -363,20 +363,20 @@ impl Client {
     /// the noise budget either way).
     fn decrypt_scores(&self, scores: &ChunkScores, read: Read) -> Result<Vec<i64>> {
         let mut out = vec![0i64; self.keys.public().params.degree];
-        self.decrypt_each(scores, read, |i, v| out[i] = v)?;
+        self.decrypt_into(scores, read, &mut out)?;
         Ok(out)
     }
 
-    /// [`Client::decrypt_chunk`], handing each slot's score to `f(slot, score)` in slot order.
-    pub(crate) fn decrypt_chunk_each(&self, scores: &ChunkScores, f: impl FnMut(usize, i64)) -> Result<()> {
-        self.decrypt_each(scores, Read::Slots, f)
+    /// [`Client::decrypt_chunk`] into `out` (N values, slot order).
+    pub(crate) fn decrypt_chunk_into(&self, scores: &ChunkScores, out: &mut [i64]) -> Result<()> {
+        self.decrypt_into(scores, Read::Slots, out)
     }
 
-    /// Decrypts a chunk's scores, read as `read` says, each value to `f(index, value)`.
-    fn decrypt_each(&self, scores: &ChunkScores, read: Read, f: impl FnMut(usize, i64)) -> Result<()> {
+    /// Decrypts a chunk's scores, read as `read` says, value i to `out[i]`.
+    fn decrypt_into(&self, scores: &ChunkScores, read: Read, out: &mut [i64]) -> Result<()> {
         let parts = self.score_parts(scores)?;
         let parts: Vec<&[u64]> = parts.iter().map(|p| p.as_ref()).collect();
-        self.decryptor()?.decrypt_each(&parts, read, f)
+        self.decryptor()?.decrypt_into(&parts, read, out)
     }
 
     /// A chunk's score parts as polynomials modulo q0 (compact parts lifted: `round(q0·c/p)`).

@@ -7,7 +7,8 @@
 //! 64-bit transforms and scales through big-integer arithmetic; here `s` and `s²` are kept in
 //! NTT form once per key set, the three transforms (two forward, one inverse, plus the one
 //! modulo t) take the vector builds of `kernel/ntt.rs`, the products are Shoup products
-//! (`kernel/pointwise.rs`), and the scaling is one double-precision product per coefficient:
+//! (`kernel/pointwise.rs`), and the scaling is one double-precision product per coefficient
+//! (`kernel/round.rs`, four at a time with AVX2):
 //! `t·m/q0` is within `2^-20` of the exact quotient for any q0 < 2^64, while a decryption
 //! inside its noise bound (`params.rs`) leaves the quotient at least 1/4 away from a rounding
 //! boundary, so the result is exactly fhe's. Tests compare both on real answers, at the
@@ -17,7 +18,7 @@ use fhe_math::zq::Modulus;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
-use crate::kernel::{Ntt, Ntt32, ShoupRow, Simd};
+use crate::kernel::{Ntt, Ntt32, Rounding, ShoupRow, Simd};
 use crate::keys::ClientKeys;
 
 /// How decrypted coefficients are read: as slots (SIMD, the 1:N scores) or as the coefficients
@@ -37,7 +38,8 @@ pub(crate) struct ScoreDecryptor {
     s: Secret,
     s2: Secret,
     t: u64,
-    t_over_q: f64,
+    /// `m ↦ round(t·m/q0) mod t`.
+    round: Rounding,
     ntt_t: Ntt,
     /// Slot i is output `slot_of[i]` of the NTT modulo t (fhe's SIMD order).
     slot_of: Vec<u32>,
@@ -88,7 +90,7 @@ impl ScoreDecryptor {
             s2: Secret(ShoupRow::new(&q, s2.to_vec(), simd)),
             q,
             t,
-            t_over_q: t as f64 / q0 as f64,
+            round: Rounding::new(q0, t, simd),
             ntt_t,
             slot_of,
             narrow_t,
@@ -97,16 +99,15 @@ impl ScoreDecryptor {
 
     /// Decrypts `(c0, c1, c2)` (a full answer) or `(c0, c1)` (a compact one, relinearised):
     /// coefficients modulo q0, each part N values below q0; reads the plaintext as `read` says
-    /// and hands each value, centred modulo t, to `f(index, value)` in index order (the ranking
-    /// folds them straight into its top-k). Works in
-    /// two scratch rows per thread; the phase `c0 + c1·s + c2·s²`, from which the secret could
-    /// be solved for, is overwritten in place by the plaintext before the call returns.
-    pub(crate) fn decrypt_each(&self, parts: &[&[u64]], read: Read, mut f: impl FnMut(usize, i64)) -> Result<()> {
+    /// and writes value i, centred modulo t, to `out[i]` (N of them). Works in two scratch rows
+    /// per thread; the phase `c0 + c1·s + c2·s²`, from which the secret could be solved for,
+    /// is overwritten in place by the plaintext before the call returns.
+    pub(crate) fn decrypt_into(&self, parts: &[&[u64]], read: Read, out: &mut [i64]) -> Result<()> {
         let n = self.n;
         if !(2..=3).contains(&parts.len()) {
             return Err(Error::malformed("response", format!("a score ciphertext of {} parts", parts.len())));
         }
-        if parts.iter().any(|p| p.len() != n) {
+        if parts.iter().any(|p| p.len() != n) || out.len() != n {
             return Err(Error::malformed("response", "polynomial of wrong length"));
         }
         let q0 = *self.q;
@@ -130,28 +131,22 @@ impl ScoreDecryptor {
             }
             self.ntt_q.backward(acc);
             // m = c0 + …, then round(t·m/q0) mod t, in place.
+            self.round.apply(acc, parts[0]);
             let t = self.t;
-            for (a, &c) in acc.iter_mut().zip(parts[0]) {
-                let m = self.q.add(*a, c);
-                // Non-negative: adding one half and truncating rounds (one conversion, where
-                // `f64::round` is a library call).
-                let v = (m as f64 * self.t_over_q + 0.5) as u64;
-                *a = if v >= t { v - t } else { v };
-            }
             let half = t / 2;
             let centre = |v: u64| if v > half { v as i64 - t as i64 } else { v as i64 };
             match read {
-                Read::Coefficients => acc.iter().enumerate().for_each(|(i, &v)| f(i, centre(v))),
+                Read::Coefficients => out.iter_mut().zip(acc.iter()).for_each(|(o, &v)| *o = centre(v)),
                 Read::Slots => match &self.narrow_t {
                     Some((ntt, slot_of)) => NARROW.with_borrow_mut(|w| {
                         w.clear();
                         w.extend(acc.iter().map(|&v| v as u32));
                         ntt.forward(w);
-                        slot_of.iter().enumerate().for_each(|(i, &j)| f(i, centre(u64::from(w[j as usize]))));
+                        out.iter_mut().zip(slot_of).for_each(|(o, &j)| *o = centre(u64::from(w[j as usize])));
                     }),
                     None => {
                         self.ntt_t.forward(acc);
-                        self.slot_of.iter().enumerate().for_each(|(i, &j)| f(i, centre(acc[j as usize])));
+                        out.iter_mut().zip(&self.slot_of).for_each(|(o, &j)| *o = centre(acc[j as usize]));
                     }
                 },
             }

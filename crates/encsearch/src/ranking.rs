@@ -16,6 +16,11 @@ use crate::seal::ChunkSeal;
 use crate::topk::{Hit, TopK};
 use crate::wire::{ChunkScores, IdTable, StreamHeader};
 
+thread_local! {
+    /// One chunk's decrypted scores, per thread.
+    static SCORES: std::cell::RefCell<Vec<i64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// What an answer says about itself, checked against the client's key before anything is
 /// decrypted.
 struct Answer<'a> {
@@ -120,30 +125,74 @@ impl<'c> Ranking<'c> {
         // empty slots).
         let ids = self.slot_ids.get((chunk * n).min(self.slot_ids.len())..).unwrap_or_default();
         let ids = &ids[..n.min(ids.len())];
-        let used = self.chunks.get(chunk).map_or(n, |c| c.used as usize);
-        let (lo, hi) = self.bounds;
-        for (top, cs) in self.tops.iter().zip(scores) {
-            let mut t = TopK::new(self.k);
-            let mut impossible = None;
-            self.client.decrypt_chunk_each(cs, |s, v| {
-                if v < lo || v > hi || (s >= used && v != 0) {
-                    impossible.get_or_insert((s, v));
-                }
-                if matches!(ids.get(s), Some(Some(_))) {
-                    t.push(Hit { index: (chunk * n + s) as u64, score: self.sign * v });
-                }
-            })?;
-            if let Some((s, v)) = impossible {
-                return Err(Error::Integrity {
-                    what: format!(
-                        "slot {s} of chunk {chunk} decrypts to {v}, which no template of this gallery can score                          ({}): the server's answer was not computed on the sealed gallery",
-                        if s >= used { "the slot is empty".to_string() } else { format!("range {lo}..={hi}") }
-                    ),
-                });
+        let used = self.chunks.get(chunk).map_or(n, |c| (c.used as usize).min(n));
+        SCORES.with_borrow_mut(|values| {
+            values.resize(n, 0);
+            for (top, cs) in self.tops.iter().zip(scores) {
+                self.client.decrypt_chunk_into(cs, values)?;
+                self.check(chunk, values, used)?;
+                let floor = top.lock().unwrap_or_else(PoisonError::into_inner).threshold();
+                let t = self.best_of(chunk, values, ids, floor);
+                top.lock().unwrap_or_else(PoisonError::into_inner).merge(t);
             }
-            top.lock().unwrap_or_else(PoisonError::into_inner).merge(t);
+            Ok(())
+        })
+    }
+
+    /// An error unless every score of a chunk is one a genuine answer holds: within the
+    /// quantiser's bound, and 0 in the slots from `used` on, which the id table says are empty.
+    fn check(&self, chunk: usize, values: &[i64], used: usize) -> Result<()> {
+        let (lo, hi) = self.bounds;
+        // Branch-free passes (they vectorise); the slot is looked for only when one fails.
+        let out_of_range = values[..used].iter().fold(false, |bad, &v| bad | (v < lo) | (v > hi));
+        let not_empty = values[used..].iter().fold(false, |bad, &v| bad | (v != 0));
+        if !(out_of_range || not_empty) {
+            return Ok(());
         }
-        Ok(())
+        let (s, v) = values
+            .iter()
+            .enumerate()
+            .find(|&(s, &v)| v < lo || v > hi || (s >= used && v != 0))
+            .map(|(s, &v)| (s, v))
+            .unwrap_or_default();
+        Err(Error::Integrity {
+            what: format!(
+                "slot {s} of chunk {chunk} decrypts to {v}, which no template of this gallery can score ({}): \
+                 the server's answer was not computed on the sealed gallery",
+                if s >= used { "the slot is empty".to_string() } else { format!("range {lo}..={hi}") }
+            ),
+        })
+    }
+
+    /// The best live slots of one chunk's scores, of those that can enter a top-k whose
+    /// threshold is `floor`: only the blocks holding a score at or above the running
+    /// threshold are looked at slot by slot, so the id table is read for a handful of
+    /// slots per chunk rather than for all of them.
+    fn best_of(&self, chunk: usize, values: &[i64], ids: &[Option<String>], floor: Option<i64>) -> TopK {
+        const BLOCK: usize = 64;
+        let (mut t, sign) = (TopK::new(self.k), self.sign);
+        let mut floor = floor;
+        for (b, block) in values.chunks(BLOCK).enumerate() {
+            if let Some(f) = floor {
+                // Whether any `sign·v ≥ f`, written per sign so that the pass vectorises.
+                let any = match sign > 0 {
+                    true => block.iter().fold(false, |a, &v| a | (v >= f)),
+                    false => block.iter().fold(false, |a, &v| a | (v <= -f)),
+                };
+                if !any {
+                    continue;
+                }
+            }
+            for (j, &v) in block.iter().enumerate() {
+                let (s, score) = (b * BLOCK + j, sign * v);
+                if floor.is_some_and(|f| score < f) || !matches!(ids.get(s), Some(Some(_))) {
+                    continue;
+                }
+                t.push(Hit { index: (chunk * values.len() + s) as u64, score });
+                floor = floor.max(t.threshold());
+            }
+        }
+        t
     }
 
     /// The matches: `k` per probe (fewer where the gallery holds fewer), best first, probes in

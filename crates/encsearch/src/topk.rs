@@ -90,6 +90,15 @@ impl<S: Score> TopK<S> {
         }
     }
 
+    /// The score a hit needs at least to enter (a hit of exactly this score enters only with a
+    /// lower index than the worst held): the worst held score once `k` are held, `None` before.
+    pub fn threshold(&self) -> Option<S> {
+        match self.heap.len() == self.k && self.k > 0 {
+            true => self.heap.peek().map(|Reverse(h)| h.score),
+            false => None,
+        }
+    }
+
     /// Merges another accumulator into this one.
     pub fn merge(&mut self, other: TopK<S>) {
         for Reverse(h) in other.heap {
