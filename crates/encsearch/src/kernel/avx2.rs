@@ -10,6 +10,8 @@ mod x86 {
 
     /// 2^52 as a double: adding it puts an integer in `[0, 2^52)` into the low mantissa bits.
     const MAGIC: f64 = 4_503_599_627_370_496.0;
+    /// 1.5·2^52: adding it to a value below 2^51 in magnitude rounds it to an integer.
+    const ROUND_SHIFT: f64 = 6_755_399_441_055_744.0;
 
     /// `a·w mod m`, an integer `r ≡ a·w` with `|r| < m/2 + |a·w|·2^-51 + 1` (the quotient's two
     /// roundings leave it off by at most `3·2^-53·|a·w|/m`), for integers of either sign with
@@ -23,6 +25,30 @@ mod x86 {
         let l = _mm256_fmsub_pd(a, w, h);
         let quot = _mm256_round_pd::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_pd(h, m_inv));
         _mm256_add_pd(_mm256_fnmadd_pd(quot, m, h), l)
+    }
+
+    /// [`mul_mod`] where the quotient is small, `|a·w/m| < 2^50`, with the same bound on the
+    /// result: the quotient `fl(a·w)·m_inv` is rounded to an integer by one fused
+    /// multiply-add of `1.5·2^52` (which leaves the integer part in the low mantissa bits) and
+    /// one subtraction, instead of a product and a rounding instruction.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub(crate) fn mul_mod_small_quotient(a: __m256d, w: __m256d, m: __m256d, m_inv: __m256d) -> __m256d {
+        let h = _mm256_mul_pd(a, w);
+        let l = _mm256_fmsub_pd(a, w, h);
+        let shift = _mm256_set1_pd(ROUND_SHIFT);
+        let quot = _mm256_sub_pd(_mm256_fmadd_pd(h, m_inv, shift), shift);
+        _mm256_add_pd(_mm256_fnmadd_pd(quot, m, h), l)
+    }
+
+    /// `x − m·round(x/m)` for an integer `|x| < 2^50·m` (the quotient rounded as in
+    /// [`mul_mod_small_quotient`]): `x` brought to `|·| ≤ m/2 + 1`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub(crate) fn centre(x: __m256d, m: __m256d, m_inv: __m256d) -> __m256d {
+        let shift = _mm256_set1_pd(ROUND_SHIFT);
+        let quot = _mm256_sub_pd(_mm256_fmadd_pd(x, m_inv, shift), shift);
+        _mm256_fnmadd_pd(quot, m, x)
     }
 
     /// `x mod m` in `[0, m)` for an integer `|x| < 2^52`: subtract the floored quotient, then fix

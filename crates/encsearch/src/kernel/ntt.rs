@@ -14,13 +14,16 @@
 //! lanes of one vector (strides 4, 2, 1) swap partners with a lane permutation.
 //!
 //! The AVX2 build (for CPUs without IFMA, where fhe-math's 64-bit transform emulates 64-bit
-//! products with 32-bit ones) holds values as exact integers in doubles, four per vector,
-//! centred (`|x| ≤ 0.63·p` after each stage of the inverse, after every second one of the
-//! forward transform and below `1.63·p` after the others): products by
-//! [`super::avx2::mul_mod`] (the exact product as `fl(x·w) + fma(x, w, −fl(x·w))`, minus the
-//! rounded quotient times p: the quotient is off by at most `3·2^-53·x·w/p < 2^-6·p` for p < 2^48), sums re-centred by one
-//! rounded quotient. Every value kept, and every difference the fma forms, is an integer below
-//! 2^50 in magnitude, so none is rounded. Its in-vector stages are strides 2 and 1.
+//! products with 32-bit ones) holds values as exact integers in doubles, four per vector, with
+//! centred twiddles (`|w| ≤ p/2`): products by [`super::avx2::mul_mod_small_quotient`] (the
+//! exact product as `fl(x·w) + fma(x, w, −fl(x·w))`, minus the rounded quotient times p; the
+//! result is below `p/2 + |x·w|·2^-51 + 1`), sums left to grow and re-centred only where a
+//! bound tracked per stage could otherwise pass 6p (`LAZY_LIMIT`): every fifth stage or so of
+//! the forward transform, every third of the inverse, and in the in-vector stages (strides 2
+//! and 1, one pass for both). Every value kept is an integer below `6p < 2^51` in magnitude,
+//! every product below 2^100 and every quotient below 2^50, so nothing is rounded. Words are
+//! converted on the way into the first pass and out of the last; the inverse's last stage
+//! carries the factor N⁻¹ in its twiddles.
 
 use fhe_math::ntt::NttOperator;
 use fhe_math::zq::Modulus;
@@ -59,12 +62,17 @@ struct Doubles {
     fwd_lanes: [Vec<f64>; 2],
     inv_lanes: [Vec<f64>; 2],
     n_inv: f64,
+    /// The last inverse stage's twiddle times N⁻¹.
+    last_inv: f64,
 }
 
 impl Doubles {
+    /// The tables of `t` with every twiddle centred (`|w| ≤ p/2`), which halves the error
+    /// of the products' quotients.
     fn of(t: &Tables) -> Self {
-        let f = |v: &[u64]| v.iter().map(|&w| w as f64).collect::<Vec<f64>>();
-        let first = |v: &[(u64, u64)]| v.iter().map(|&(w, _)| w as f64).collect::<Vec<f64>>();
+        let centred = |w: u64| if w > t.p / 2 { w as f64 - t.p as f64 } else { w as f64 };
+        let f = |v: &[u64]| v.iter().map(|&w| centred(w)).collect::<Vec<f64>>();
+        let first = |v: &[(u64, u64)]| v.iter().map(|&(w, _)| centred(w)).collect::<Vec<f64>>();
         Self {
             p: t.p as f64,
             p_inv: 1.0 / t.p as f64,
@@ -73,10 +81,27 @@ impl Doubles {
             // `Tables` rows: [w4, s4, w2, s2, w1, s1].
             fwd_lanes: [f(&t.fwd_lanes[2]), f(&t.fwd_lanes[4])],
             inv_lanes: [f(&t.inv_lanes[2]), f(&t.inv_lanes[4])],
-            n_inv: t.n_inv.0 as f64,
+            n_inv: centred(t.n_inv.0),
+            last_inv: centred((u128::from(t.inv[1].0) * u128::from(t.n_inv.0) % u128::from(t.p)) as u64),
         }
     }
+
+    /// Bound, in units of p, on a product `mul_mod(x, w)` of `|x| ≤ b·p` by a centred
+    /// twiddle: `p/2 + |x·w|·2^-51 + 1` with `|x·w| ≤ b·p²/2`.
+    fn product_bound(&self, b: f64) -> f64 {
+        0.5 + b * self.p * 2f64.powi(-52) + 1.0 / self.p
+    }
+
+    /// Bound, in units of p, of a value just re-centred by [`lanes4::centre`].
+    fn centred_bound(&self) -> f64 {
+        0.5 + 1.0 / self.p
+    }
 }
+
+/// The largest magnitude, in units of p, that the AVX2 build lets a value reach before it
+/// re-centres it: [`lanes4::centre`] needs `|x| < 2^51` (8p for p < 2^48), and products of
+/// such values by centred twiddles stay far inside `mul_mod`'s `|x·w| ≤ 2^100`.
+const LAZY_LIMIT: f64 = 6.0;
 
 /// Twiddles of the fast build, each with its 52-bit Shoup factor.
 #[derive(Debug, Clone)]
@@ -300,7 +325,11 @@ fn as_doubles(a: &mut [u64]) -> &mut [f64] {
 /// Loads, stores and the lane moves of the AVX2 build.
 #[cfg(target_arch = "x86_64")]
 mod lanes4 {
+    pub(super) use super::super::avx2::centre;
     use std::arch::x86_64::*;
+
+    /// 2^52 as a double: an integer in `[0, 2^52)` is the low mantissa bits of itself + 2^52.
+    const MAGIC: f64 = 4_503_599_627_370_496.0;
 
     #[inline]
     #[target_feature(enable = "avx2,fma")]
@@ -324,12 +353,22 @@ mod lanes4 {
         }
     }
 
-    /// `x − p·round(x/p)`: an integer `|x| < 2^51` brought to `|·| ≤ p/2 + 1`.
+    /// Four words (integers below 2^52, in the memory of `x`) as doubles.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    pub(super) fn centre(x: __m256d, p: __m256d, p_inv: __m256d) -> __m256d {
-        let q = _mm256_round_pd::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_pd(x, p_inv));
-        _mm256_fnmadd_pd(q, p, x)
+    pub(super) fn ld_word(x: &[f64], i: usize) -> __m256d {
+        let magic = _mm256_set1_pd(MAGIC);
+        _mm256_sub_pd(_mm256_or_pd(ld(x, i), magic), magic)
+    }
+
+    /// Four integers `|v| < p` stored as words in `[0, p)` (in the memory of `x`).
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn st_word(x: &mut [f64], i: usize, v: __m256d, p: __m256d) {
+        let magic = _mm256_set1_pd(MAGIC);
+        let v = _mm256_add_pd(v, _mm256_and_pd(_mm256_cmp_pd::<_CMP_LT_OQ>(v, _mm256_setzero_pd()), p));
+        let bits = _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(v, magic)), _mm256_castpd_si256(magic));
+        st(x, i, _mm256_castsi256_pd(bits));
     }
 
     /// Each lane's butterfly partner at stride `t` (2 or 1): lane `k ↦ k xor t`.
@@ -351,18 +390,29 @@ mod lanes4 {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn forward_avx2(tb: &Doubles, a: &mut [u64]) {
-    use super::avx2::mul_mod;
+    use super::avx2::mul_mod_small_quotient as mul_mod;
     use lanes4::*;
     use std::arch::x86_64::*;
     let n = a.len();
     let (p, p_inv) = (_mm256_set1_pd(tb.p), _mm256_set1_pd(tb.p_inv));
-    words_to_doubles(a);
     let x = as_doubles(a);
-    let (mut m, mut t) = (1, n / 2);
-    // Sums are re-centred every second stage, and always before the in-vector stages: the
-    // others leave `|x| < 1.63·p` (from inputs below p, products below `0.63·p`).
-    let mut centred = n.trailing_zeros() % 2 == 1;
+    // The first stage, from the words as they came in (below p): its sums stay below
+    // `bound`, in units of p, far from needing a re-centring.
+    let w = _mm256_set1_pd(tb.fwd[1]);
+    for j in (0..n / 2).step_by(4) {
+        let (u, v) = (ld_word(x, j), mul_mod(ld_word(x, j + n / 2), w, p, p_inv));
+        st(x, j, _mm256_add_pd(u, v));
+        st(x, j + n / 2, _mm256_sub_pd(u, v));
+    }
+    // `bound`: the largest |x| before each stage, in units of p. A stage adds a product to
+    // each value; its sums are re-centred only where the next stage could otherwise pass
+    // LAZY_LIMIT — every ~5 stages, and before the in-vector stages, whose sums are centred.
+    let mut bound = 1.0 + tb.product_bound(1.0);
+    debug_assert!(bound + tb.product_bound(bound) <= LAZY_LIMIT);
+    let (mut m, mut t) = (2, n / 4);
     while t >= 4 {
+        let out = bound + tb.product_bound(bound);
+        let centred = out + tb.product_bound(out) > LAZY_LIMIT;
         for i in 0..m {
             let w = _mm256_set1_pd(tb.fwd[m + i]);
             let base = 2 * i * t;
@@ -378,85 +428,79 @@ fn forward_avx2(tb: &Doubles, a: &mut [u64]) {
                 }
             }
         }
-        centred = !centred;
+        bound = if centred { tb.centred_bound() } else { out };
         m *= 2;
         t /= 2;
     }
-    // Strides 2 and 1 inside each vector: the high lane of a pair holds the product.
-    for (s, t) in [(0, 2), (1, 1)] {
-        let wl = &tb.fwd_lanes[s];
-        for j in (0..n).step_by(4) {
-            let v = ld(x, j);
+    debug_assert!(bound + tb.product_bound(bound) <= LAZY_LIMIT);
+    // Strides 2 and 1 inside each vector, one pass: the high lane of a pair holds the
+    // product; the result leaves as words.
+    for j in (0..n).step_by(4) {
+        let mut v = ld(x, j);
+        for (wl, t) in [(&tb.fwd_lanes[0], 2), (&tb.fwd_lanes[1], 1)] {
             let y = mul_mod(v, ld(wl, j), p, p_inv);
             let low = centre(_mm256_add_pd(v, partner(t, y)), p, p_inv);
             let high = centre(_mm256_sub_pd(partner(t, v), y), p, p_inv);
-            st(x, j, pairs(t, low, high));
+            v = pairs(t, low, high);
         }
+        st_word(x, j, v, p);
     }
-    doubles_to_words(a, p);
 }
 
 /// [`backward_ifma`] on four double lanes.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn backward_avx2(tb: &Doubles, a: &mut [u64]) {
-    use super::avx2::mul_mod;
+    use super::avx2::mul_mod_small_quotient as mul_mod;
     use lanes4::*;
     use std::arch::x86_64::*;
     let n = a.len();
     let (p, p_inv) = (_mm256_set1_pd(tb.p), _mm256_set1_pd(tb.p_inv));
-    words_to_doubles(a);
     let x = as_doubles(a);
-    for (s, t) in [(1, 1), (0, 2)] {
-        let wl = &tb.inv_lanes[s];
-        for j in (0..n).step_by(4) {
-            let v = ld(x, j);
+    // Strides 1 and 2 inside each vector, one pass, from the words as they came in.
+    for j in (0..n).step_by(4) {
+        let mut v = ld_word(x, j);
+        for (wl, t) in [(&tb.inv_lanes[1], 1), (&tb.inv_lanes[0], 2)] {
             let vp = partner(t, v);
             let sum = centre(_mm256_add_pd(v, vp), p, p_inv);
             let diff = mul_mod(_mm256_sub_pd(vp, v), ld(wl, j), p, p_inv);
-            st(x, j, pairs(t, sum, diff));
+            v = pairs(t, sum, diff);
         }
+        st(x, j, v);
     }
+    // `bound`: the largest |x| before the stage, in units of p: the in-vector stages centre
+    // their sums and multiply differences of inputs below p, then of values below `first`.
+    // Each stage doubles the sums; they are re-centred only where the next stage's sums could
+    // pass LAZY_LIMIT (every third stage), so no stage's sums pass it; the differences are
+    // products, below `product_bound`.
+    let first = tb.centred_bound().max(tb.product_bound(1.0));
+    let mut bound = tb.centred_bound().max(tb.product_bound(2.0 * first));
     let mut t = 4;
-    while t < n {
+    while t < n / 2 {
         let m = n / (2 * t);
+        let centred = 4.0 * bound > LAZY_LIMIT;
         for i in 0..m {
             let w = _mm256_set1_pd(tb.inv[m + i]);
             let base = 2 * i * t;
             for j in (base..base + t).step_by(4) {
                 let (u, v) = (ld(x, j), ld(x, j + t));
-                st(x, j, centre(_mm256_add_pd(u, v), p, p_inv));
+                let sum = _mm256_add_pd(u, v);
+                st(x, j, if centred { centre(sum, p, p_inv) } else { sum });
                 st(x, j + t, mul_mod(_mm256_sub_pd(u, v), w, p, p_inv));
             }
         }
+        let sums = if centred { tb.centred_bound() } else { 2.0 * bound };
+        bound = sums.max(tb.product_bound(2.0 * bound));
         t *= 2;
     }
-    let w = _mm256_set1_pd(tb.n_inv);
-    for j in (0..n).step_by(4) {
-        st(x, j, mul_mod(ld(x, j), w, p, p_inv));
-    }
-    doubles_to_words(a, p);
-}
-
-/// The AVX2 build's entry: `a`'s words (integers below 2^52) as doubles, in place.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn words_to_doubles(a: &mut [u64]) {
-    for j in (0..a.len()).step_by(4) {
-        let v = super::avx2::load_u64(a, j);
-        lanes4::st(as_doubles(a), j, v);
-    }
-}
-
-/// The AVX2 build's exit: centred doubles `|v| < p` back to words in `[0, p)`, in place.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn doubles_to_words(a: &mut [u64], p: std::arch::x86_64::__m256d) {
-    use std::arch::x86_64::*;
-    for j in (0..a.len()).step_by(4) {
-        let v = lanes4::ld(as_doubles(a), j);
-        let neg = _mm256_cmp_pd::<_CMP_LT_OQ>(v, _mm256_setzero_pd());
-        super::avx2::store_u64(a, j, _mm256_add_pd(v, _mm256_and_pd(neg, p)));
+    // The last stage with N⁻¹ folded into its twiddles: its products, of sums below
+    // LAZY_LIMIT, are below p, and leave as words.
+    debug_assert!(2.0 * bound <= LAZY_LIMIT && tb.product_bound(2.0 * bound) < 1.0);
+    let (w_sum, w_diff) = (_mm256_set1_pd(tb.n_inv), _mm256_set1_pd(tb.last_inv));
+    for j in (0..t).step_by(4) {
+        let (u, v) = (ld(x, j), ld(x, j + t));
+        st_word(x, j, mul_mod(_mm256_add_pd(u, v), w_sum, p, p_inv), p);
+        st_word(x, j + t, mul_mod(_mm256_sub_pd(u, v), w_diff, p, p_inv), p);
     }
 }
 
