@@ -158,12 +158,12 @@ fn dot_ifma(p: u64, rows: &[ShoupRow], x: &[u64], n: usize, out: &mut [u64]) {
 }
 
 /// [`ShoupRow::dot`] four lanes at a time in doubles: each product reduced exactly to
-/// `|r| < p/2 + p²·2^-51 + 1` by `mul_mod`, their sum (below 2^52, checked by the caller)
-/// reduced once.
+/// `|r| < p/2 + p²·2^-51 + 1` by `mul_mod_small_quotient` (values below p: quotients below
+/// p), their sum (below 2^52, checked by the caller) reduced once.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn dot_avx2(p: u64, rows: &[ShoupRow], x: &[u64], n: usize, out: &mut [u64]) {
-    use super::avx2::{load_u64, mul_mod, reduce, store_u64};
+    use super::avx2::{load_u64, mul_mod_small_quotient as mul_mod, reduce, store_u64};
     use std::arch::x86_64::{_mm256_add_pd, _mm256_set1_pd, _mm256_setzero_pd};
     let (vp, vinv) = (_mm256_set1_pd(p as f64), _mm256_set1_pd(1.0 / p as f64));
     for i in (0..out.len()).step_by(4) {
@@ -188,12 +188,13 @@ fn mul_acc_ifma(p: u64, x: &[u64], w: &[u64], w52: &[u64], acc: &mut [u64]) {
 }
 
 /// `acc + x·w mod p` four lanes at a time in doubles: every value below `p < 2^50` is exact,
-/// the product below 2^100 is reduced exactly by `mul_mod`, and the sum lands in `(−p, 2p)`,
-/// which `reduce` brings into `[0, p)`.
+/// the product below 2^100 (its quotient below p) is reduced exactly by
+/// `mul_mod_small_quotient`, and the sum lands in `(−p, 2p)`, which `reduce` brings into
+/// `[0, p)`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn mul_acc_avx2(p: u64, x: &[u64], w: &[u64], acc: &mut [u64]) {
-    use super::avx2::{load_u64, mul_mod, reduce, store_u64};
+    use super::avx2::{load_u64, mul_mod_small_quotient as mul_mod, reduce, store_u64};
     use std::arch::x86_64::{_mm256_add_pd, _mm256_set1_pd};
     let (vp, vinv) = (_mm256_set1_pd(p as f64), _mm256_set1_pd(1.0 / p as f64));
     for i in (0..x.len()).step_by(4) {
