@@ -45,11 +45,18 @@ mod x86 {
     #[inline]
     #[target_feature(enable = "avx512f,avx512ifma")]
     pub(crate) fn mul(x: __m512i, w: __m512i, ws: __m512i, p: __m512i) -> __m512i {
+        reduce(mul_lazy(x, w, ws, p), p)
+    }
+
+    /// `x·w mod p` in `[0, 2p)` for `x < 2^52`, `w < p < 2^50`, `ws` = Shoup factor of w: [`mul`]
+    /// without its last reduction, for lazy butterflies.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    pub(crate) fn mul_lazy(x: __m512i, w: __m512i, ws: __m512i, p: __m512i) -> __m512i {
         let zero = _mm512_setzero_si512();
         let q = _mm512_madd52hi_epu64(zero, x, ws);
         let r = _mm512_sub_epi64(_mm512_madd52lo_epu64(zero, x, w), _mm512_madd52lo_epu64(zero, q, p));
-        let r = _mm512_and_si512(r, _mm512_set1_epi64((1 << 52) - 1));
-        _mm512_min_epu64(r, _mm512_sub_epi64(r, p))
+        _mm512_and_si512(r, _mm512_set1_epi64((1 << 52) - 1))
     }
 
     /// `x mod m` for `x < 2m` (the unsigned min picks `x − m` unless it wrapped).

@@ -9,9 +9,11 @@
 //! reads ψ off fhe-math's transform of `x` and checks every evaluation point before it lets
 //! the fast build run; a test compares both builds on random polynomials.
 //!
-//! The IFMA build keeps every value reduced in `[0, p)`; products use Shoup's method with
-//! 52-bit factors (`x·w − ⌊x·w'/2^52⌋·p ∈ [0, 2p)`). The three stages whose butterflies pair
-//! lanes of one vector (strides 4, 2, 1) swap partners with a lane permutation.
+//! The IFMA build uses Shoup's method with 52-bit factors (`x·w − ⌊x·w'/2^52⌋·p ∈ [0, 2p)` for
+//! any `x < 2^52`) and Harvey's lazy butterflies: values between stages in `[0, 4p)` (forward)
+//! or `[0, 2p)` (inverse), below 2^52 for p < 2^50, and reduced to `[0, p)` only on the way
+//! out. The three stages whose butterflies pair lanes of one vector (strides 4, 2, 1) swap
+//! partners with a lane permutation, in one pass for all three.
 //!
 //! The AVX2 build (for CPUs without IFMA, where fhe-math's 64-bit transform emulates 64-bit
 //! products with 32-bit ones) holds values as exact integers in doubles, four per vector, with
@@ -82,7 +84,7 @@ impl Doubles {
             fwd_lanes: [f(&t.fwd_lanes[2]), f(&t.fwd_lanes[4])],
             inv_lanes: [f(&t.inv_lanes[2]), f(&t.inv_lanes[4])],
             n_inv: centred(t.n_inv.0),
-            last_inv: centred((u128::from(t.inv[1].0) * u128::from(t.n_inv.0) % u128::from(t.p)) as u64),
+            last_inv: centred(t.last_inv.0),
         }
     }
 
@@ -114,6 +116,8 @@ struct Tables {
     fwd_lanes: [Vec<u64>; 6],
     inv_lanes: [Vec<u64>; 6],
     n_inv: (u64, u64),
+    /// The last inverse stage's twiddle times N⁻¹.
+    last_inv: (u64, u64),
 }
 
 fn reverse_bits(k: usize, bits: u32) -> usize {
@@ -217,7 +221,8 @@ impl Tables {
             [w4, s4, w2, s2, w1, s1]
         };
         let n_inv = q.inv(q.reduce(n as u64))?;
-        Some(Self { p, fwd_lanes: build(&fwd), inv_lanes: build(&inv), fwd, inv, n_inv: with_shoup(n_inv) })
+        let last_inv = with_shoup(q.mul(inv[1].0, n_inv));
+        Some(Self { p, fwd_lanes: build(&fwd), inv_lanes: build(&inv), fwd, inv, n_inv: with_shoup(n_inv), last_inv })
     }
 }
 
@@ -233,14 +238,17 @@ fn partner_lanes(t: usize) -> std::arch::x86_64::__m512i {
     std::arch::x86_64::_mm512_set_epi64(l(7), l(6), l(5), l(4), l(3), l(2), l(1), l(0))
 }
 
-/// Cooley–Tukey, natural order in, bit-reversed evaluation order out.
+/// Cooley–Tukey, natural order in, bit-reversed evaluation order out. Harvey's lazy
+/// butterflies: values in `[0, 4p)` between stages, the first of a pair brought to `[0, 2p)`,
+/// the product of the second left in `[0, 2p)`; reduced to `[0, p)` on the way out.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512ifma")]
 fn forward_ifma(tb: &Tables, a: &mut [u64]) {
-    use simd::{load, store};
+    use simd::{load, mul_lazy, reduce, store};
     use std::arch::x86_64::*;
     let n = a.len();
     let p = _mm512_set1_epi64(tb.p as i64);
+    let p2 = _mm512_set1_epi64(2 * tb.p as i64);
     let (mut m, mut t) = (1, n / 2);
     while t >= 8 {
         for i in 0..m {
@@ -248,49 +256,56 @@ fn forward_ifma(tb: &Tables, a: &mut [u64]) {
             let (w, ws) = (_mm512_set1_epi64(w as i64), _mm512_set1_epi64(ws as i64));
             let base = 2 * i * t;
             for j in (base..base + t).step_by(8) {
-                let (u, v) = (load(a, j), simd::mul(load(a, j + t), w, ws, p));
-                store(a, j, simd::add(u, v, p));
-                store(a, j + t, simd::sub(u, v, p));
+                let (u, v) = (reduce(load(a, j), p2), mul_lazy(load(a, j + t), w, ws, p));
+                store(a, j, _mm512_add_epi64(u, v));
+                store(a, j + t, _mm512_add_epi64(_mm512_sub_epi64(u, v), p2));
             }
         }
         m *= 2;
         t /= 2;
     }
-    // Strides 4, 2, 1 inside each vector: the high lane of a pair holds the product.
-    for (s, (t, high)) in IN_VECTOR_STAGES.into_iter().enumerate() {
-        let idx = partner_lanes(t);
-        let (wl, sl) = (&tb.fwd_lanes[2 * s], &tb.fwd_lanes[2 * s + 1]);
-        for j in (0..n).step_by(8) {
-            let x = load(a, j);
-            let y = simd::mul(x, load(wl, j), load(sl, j), p);
-            let low = simd::add(x, _mm512_permutexvar_epi64(idx, y), p);
-            let hi = simd::sub(_mm512_permutexvar_epi64(idx, x), y, p);
-            store(a, j, _mm512_mask_blend_epi64(high, low, hi));
+    // Strides 4, 2, 1 inside each vector, one pass: the high lane of a pair holds the product.
+    let idx = IN_VECTOR_STAGES.map(|(t, _)| partner_lanes(t));
+    for j in (0..n).step_by(8) {
+        let mut x = load(a, j);
+        for (s, (_, high)) in IN_VECTOR_STAGES.into_iter().enumerate() {
+            let (wl, sl) = (&tb.fwd_lanes[2 * s], &tb.fwd_lanes[2 * s + 1]);
+            let u = reduce(x, p2);
+            let y = mul_lazy(x, load(wl, j), load(sl, j), p);
+            let low = _mm512_add_epi64(u, _mm512_permutexvar_epi64(idx[s], y));
+            let hi = _mm512_add_epi64(_mm512_sub_epi64(_mm512_permutexvar_epi64(idx[s], u), y), p2);
+            x = _mm512_mask_blend_epi64(high, low, hi);
         }
+        store(a, j, reduce(reduce(x, p2), p));
     }
 }
 
-/// Gentleman–Sande, bit-reversed evaluation order in, natural order out, times N⁻¹.
+/// Gentleman–Sande, bit-reversed evaluation order in, natural order out, times N⁻¹. Lazy:
+/// values in `[0, 2p)` between stages (sums brought back there, products left there); the
+/// last stage carries N⁻¹ in its twiddles and reduces fully.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512ifma")]
 fn backward_ifma(tb: &Tables, a: &mut [u64]) {
-    use simd::{load, store};
+    use simd::{load, mul, mul_lazy, reduce, store};
     use std::arch::x86_64::*;
     let n = a.len();
     let p = _mm512_set1_epi64(tb.p as i64);
-    for (s, (t, high)) in IN_VECTOR_STAGES.into_iter().enumerate().rev() {
-        let idx = partner_lanes(t);
-        let (wl, sl) = (&tb.inv_lanes[2 * s], &tb.inv_lanes[2 * s + 1]);
-        for j in (0..n).step_by(8) {
-            let x = load(a, j);
-            let xp = _mm512_permutexvar_epi64(idx, x);
-            let sum = simd::add(x, xp, p);
-            let diff = simd::mul(simd::sub(xp, x, p), load(wl, j), load(sl, j), p);
-            store(a, j, _mm512_mask_blend_epi64(high, sum, diff));
+    let p2 = _mm512_set1_epi64(2 * tb.p as i64);
+    // Strides 1, 2, 4 inside each vector, one pass.
+    let idx = IN_VECTOR_STAGES.map(|(t, _)| partner_lanes(t));
+    for j in (0..n).step_by(8) {
+        let mut x = load(a, j);
+        for (s, (_, high)) in IN_VECTOR_STAGES.into_iter().enumerate().rev() {
+            let (wl, sl) = (&tb.inv_lanes[2 * s], &tb.inv_lanes[2 * s + 1]);
+            let xp = _mm512_permutexvar_epi64(idx[s], x);
+            let sum = reduce(_mm512_add_epi64(x, xp), p2);
+            let diff = mul_lazy(_mm512_add_epi64(_mm512_sub_epi64(xp, x), p2), load(wl, j), load(sl, j), p);
+            x = _mm512_mask_blend_epi64(high, sum, diff);
         }
+        store(a, j, x);
     }
     let mut t = 8;
-    while t < n {
+    while t < n / 2 {
         let m = n / (2 * t);
         for i in 0..m {
             let (w, ws) = tb.inv[m + i];
@@ -298,15 +313,18 @@ fn backward_ifma(tb: &Tables, a: &mut [u64]) {
             let base = 2 * i * t;
             for j in (base..base + t).step_by(8) {
                 let (u, v) = (load(a, j), load(a, j + t));
-                store(a, j, simd::add(u, v, p));
-                store(a, j + t, simd::mul(simd::sub(u, v, p), w, ws, p));
+                store(a, j, reduce(_mm512_add_epi64(u, v), p2));
+                store(a, j + t, mul_lazy(_mm512_add_epi64(_mm512_sub_epi64(u, v), p2), w, ws, p));
             }
         }
         t *= 2;
     }
-    let (w, ws) = (_mm512_set1_epi64(tb.n_inv.0 as i64), _mm512_set1_epi64(tb.n_inv.1 as i64));
-    for j in (0..n).step_by(8) {
-        store(a, j, simd::mul(load(a, j), w, ws, p));
+    let [(w0, s0), (w1, s1)] =
+        [tb.n_inv, tb.last_inv].map(|(w, s)| (_mm512_set1_epi64(w as i64), _mm512_set1_epi64(s as i64)));
+    for j in (0..t).step_by(8) {
+        let (u, v) = (load(a, j), load(a, j + t));
+        store(a, j, mul(_mm512_add_epi64(u, v), w0, s0, p));
+        store(a, j + t, mul(_mm512_add_epi64(_mm512_sub_epi64(u, v), p2), w1, s1, p));
     }
 }
 
