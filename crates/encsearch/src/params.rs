@@ -351,7 +351,7 @@ impl SearchParams {
                 // times s) and the client's lift of it (at most 1, times s); the switch of c0
                 // to p_a (two roundings) and its lift are fixed.
                 let gadget = Gadget::for_params(self)?;
-                let at_p = gadget.noise_variance(self.degree, self.variance) + ROUNDING_SECOND_MOMENT * s2;
+                let at_p = gadget.noise_variance(self.degree) + ROUNDING_SECOND_MOMENT * s2;
                 let at_q0 = at_p * (q0 / gadget.prime as f64).powi(2);
                 let c1 = (q0 / p_b as f64).powi(2) * 4.0 * ROUNDING_SECOND_MOMENT * s1;
                 (at_q0 + c1 + s1, 2.0 * q0 / p_a as f64 + 1.0)

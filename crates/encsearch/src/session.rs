@@ -135,7 +135,7 @@ impl<'c> Session<'c> {
     }
 
     /// Asks for compact answers (`compact/`): half the bytes down, more server time per
-    /// chunk, and a key of ≈ 98 KB up with each query — worth it where the answer crosses a
+    /// chunk, and a key of ≈ 74 KB up with each query — worth it where the answer crosses a
     /// network.
     pub fn with_compact_answers(mut self, compact: bool) -> Self {
         self.compact = compact;

@@ -99,16 +99,22 @@ fn mutated_messages_are_errors_not_panics() {
     }
     assert!(ok < 300);
 
-    // A query with the earlier compact-answer key (flag 1: RNS digits of Q), CRC intact, is
-    // refused with the fix. The flag follows the probes, where a query without a key ends.
+    // A query with an earlier compact-answer key (flag 1: RNS digits of Q; flag 2: four digits
+    // with the ciphertexts' error variance), CRC intact, is refused with the fix. The flag
+    // follows the probes, where a query without a key ends.
     let flag = q.to_bytes().len() - 4;
-    let mut earlier = compact_query[..compact_query.len() - 4].to_vec();
-    assert_eq!(earlier[flag], 2, "the compact-key flag");
-    earlier[flag] = 1;
-    let crc = crc32fast::hash(&earlier);
-    earlier.extend_from_slice(&crc.to_le_bytes());
-    let err = Query::from_bytes(&earlier, server.bfv(), dim).expect_err("earlier key refused");
-    assert!(err.to_string().contains("earlier hers version") && err.to_string().contains("--full-answers"), "{err}");
+    for old in [1u8, 2] {
+        let mut earlier = compact_query[..compact_query.len() - 4].to_vec();
+        assert_eq!(earlier[flag], 3, "the compact-key flag");
+        earlier[flag] = old;
+        let crc = crc32fast::hash(&earlier);
+        earlier.extend_from_slice(&crc.to_le_bytes());
+        let err = Query::from_bytes(&earlier, server.bfv(), dim).expect_err("earlier key refused");
+        assert!(
+            err.to_string().contains("earlier hers version") && err.to_string().contains("--full-answers"),
+            "flag {old}: {err}"
+        );
+    }
 }
 
 #[test]

@@ -64,7 +64,7 @@ pub struct ConnectOptions {
     pub timeout: Duration,
     /// What is retried, how often, for how long.
     pub retry: RetryPolicy,
-    /// Ask for compact answers (half the bytes down, a ≈ 98 KB key up with each query).
+    /// Ask for compact answers (half the bytes down, a ≈ 74 KB key up with each query).
     pub compact_answers: bool,
     /// Queries in flight at once when a search needs several.
     pub in_flight: usize,

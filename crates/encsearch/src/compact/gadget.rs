@@ -7,7 +7,8 @@
 //! NTTs and pointwise products run; it is at least 2^8 above the response modulus `q0`, so
 //! rounding `c2` to it costs 2^-8 of what the full answer's rounding of `c2` to `q0` costs.
 //! `K` is the fewest digits whose noise `Σ_k d_k·e_k` stays below that full answer's rounding
-//! noise (see [`Gadget::noise_variance`]): 4 digits of 12 bits at N = 4096, 4 of 15 at 8192.
+//! noise (see [`Gadget::noise_variance`]): 3 digits of 16 bits at N = 4096, 4 of 15 at 8192,
+//! with the key's errors of variance 1 ([`KEY_ERROR_VARIANCE`]).
 //! The decomposition itself is `kernel/digits.rs`.
 
 use fhe_math::zq::primes::generate_prime;
@@ -16,6 +17,12 @@ use crate::error::{Error, Result};
 use crate::kernel::{Digits, NTT_FAST_BITS, Simd};
 use crate::params::{ROUNDING_SECOND_MOMENT, SearchParams};
 
+/// The variance of the compact key's errors `e_k` (a centred binomial of variance 1, values
+/// in [−2, 2], as Kyber's η = 2): RLWE samples modulo a prime of at most 60 bits at N ≥ 4096,
+/// far inside the 128-bit bounds of the homomorphic-encryption standard (which allow 109 bits
+/// at N = 4096 with σ = 3.2; a σ of 1 costs under 2 bits of that). The smaller error lets three
+/// digits do at N = 4096 what four did with the ciphertexts' variance.
+pub(crate) const KEY_ERROR_VARIANCE: usize = 1;
 /// How far above `q0` the gadget's prime is, in bits.
 const ABOVE_Q0_BITS: usize = 8;
 /// The most digits tried.
@@ -34,7 +41,7 @@ pub(crate) struct Gadget {
 }
 
 impl Gadget {
-    /// The gadget for ring degree `degree`, response modulus `q0` and error variance
+    /// The gadget for ring degree `degree`, response modulus `q0` and secret-key variance
     /// `variance`: [`Gadget::prime_for`]'s prime, and the fewest digits whose noise variance
     /// is at most the full answer's rounding one.
     pub(crate) fn new(degree: usize, q0: u64, variance: usize) -> Result<Self> {
@@ -46,7 +53,7 @@ impl Gadget {
         let scale = q0 as f64 / prime as f64;
         (2..=MAX_DIGITS)
             .map(|digits| Self::with_digits(prime, digits))
-            .find(|g| g.noise_variance(degree, variance) * scale * scale <= full)
+            .find(|g| g.noise_variance(degree) * scale * scale <= full)
             .ok_or_else(|| Error::params("no gadget of at most 8 digits for compact answers"))
     }
 
@@ -81,9 +88,9 @@ impl Gadget {
 
     /// Bound on the variance of the relinearisation's noise `Σ_k d_k·e_k` per coefficient, in
     /// units of `P`: `K·N·(B/2 + 1)²·σ²` (every digit at its largest magnitude, the key's
-    /// errors of variance σ²).
-    pub(crate) fn noise_variance(&self, degree: usize, variance: usize) -> f64 {
-        self.digits as f64 * degree as f64 * self.max_digit().powi(2) * variance as f64
+    /// errors of variance σ² = [`KEY_ERROR_VARIANCE`]).
+    pub(crate) fn noise_variance(&self, degree: usize) -> f64 {
+        self.digits as f64 * degree as f64 * self.max_digit().powi(2) * KEY_ERROR_VARIANCE as f64
     }
 
     /// `B^k mod P`.
@@ -105,7 +112,7 @@ mod tests {
     /// the powers the key uses.
     #[test]
     fn presets_gadgets_recombine() {
-        for (degree, q0_bits, bits, digits) in [(4096usize, 40usize, 12u32, 4usize), (8192, 51, 15, 4)] {
+        for (degree, q0_bits, bits, digits) in [(4096usize, 40usize, 16u32, 3usize), (8192, 51, 15, 4)] {
             let q0 = generate_prime(q0_bits, 2 * degree as u64, 1 << q0_bits).expect("q0");
             let g = Gadget::new(degree, q0, 10).expect("gadget");
             assert_eq!((g.bits, g.digits), (bits, digits), "N = {degree}");

@@ -13,6 +13,7 @@ use rayon::prelude::*;
 use zeroize::Zeroizing;
 
 use super::Gadget;
+use super::gadget::KEY_ERROR_VARIANCE;
 use crate::error::{Error, Result};
 use crate::kernel::{ShoupRow, Simd};
 use crate::keys::ClientKeys;
@@ -62,7 +63,7 @@ impl CompactKey {
         rng.fill_bytes(&mut seed);
         let mut b = Vec::with_capacity(gadget.digits);
         for (k, a) in expand_a(&ctx, seed, gadget.digits).iter().enumerate() {
-            let mut bk = Poly::small(&ctx, Representation::Ntt, params.variance, rng)?;
+            let mut bk = Poly::small(&ctx, Representation::Ntt, KEY_ERROR_VARIANCE, rng)?;
             // Products with the secret in wiped buffers: `a·s` and `a` would give `s`.
             let mut a_s = Zeroizing::new(a.clone());
             *a_s.as_mut() *= s.as_ref();

@@ -27,7 +27,7 @@
 //! decrypts as usual ([`crate::Client::decrypt_chunk`]).
 //!
 //! What it costs: the client sends the key once per query (`K` rows of N words modulo `P`,
-//! ≈ 98 KB at N = 4096, beside 632 KB per probe), and the server spends, per (probe, chunk),
+//! ≈ 74 KB at N = 4096, beside 632 KB per probe), and the server spends, per (probe, chunk),
 //! beyond the three down-scalings a full answer has too (`c2`'s to `P` instead of q0): the
 //! split into digits, `K` forward and two inverse NTTs modulo `P`, the key products and the two
 //! switches from `P`.

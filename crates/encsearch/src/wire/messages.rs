@@ -21,9 +21,10 @@ const CHUNK_MAGIC: &[u8; 8] = b"HERSCK01";
 const QUERY_MAGIC_V1: &[u8; 8] = b"HERSQY01";
 /// A query with a flag byte after its probes and, when set, a [`CompactKey`].
 const QUERY_MAGIC: &[u8; 8] = b"HERSQY02";
-/// The flag byte of a query with a compact-answer key (digits of one prime); `1` was the
-/// earlier key of RNS digits, which servers now refuse with the fix.
-const COMPACT_KEY_FLAG: u8 = 2;
+/// The flag byte of a query with a compact-answer key (digits of one prime, errors of
+/// variance 1); earlier keys, which servers refuse with the fix: `1`, RNS digits of Q; `2`,
+/// digits of one prime with the ciphertexts' error variance (four at N = 4096).
+const COMPACT_KEY_FLAG: u8 = 3;
 /// A response of full (3-part) scores (written for full answers, as earlier versions did).
 const RESPONSE_MAGIC_V1: &[u8; 8] = b"HERSRS01";
 /// A response whose header names its [`ScoreForm`] (compact answers).
@@ -231,7 +232,7 @@ impl Query {
             false => match r.take(1)?[0] {
                 0 => None,
                 COMPACT_KEY_FLAG => Some(CompactKey::take(&mut r, bfv, "query")?),
-                1 => {
+                1 | 2 => {
                     return Err(Error::malformed(
                         "query",
                         "a compact-answer key of an earlier hers version: update hers on the client, or ask for full \

@@ -33,7 +33,7 @@ pub struct Args {
     #[arg(long, global = true, default_value_t = 600)]
     timeout_s: u64,
     /// Ask for full answers (3 parts, 15 B per template at N = 4096) instead of compact ones
-    /// (relinearised by the server, 7.6 B per template; the query carries a ≈ 98 KB key). Only
+    /// (relinearised by the server, 7.6 B per template; the query carries a ≈ 74 KB key). Only
     /// `search` asks for compact answers: `verify`'s answer is one chunk (61 KB), less than the
     /// key would add.
     #[arg(long, global = true)]
