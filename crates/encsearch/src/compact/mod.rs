@@ -15,9 +15,9 @@
 //!
 //! Noise, as fractions of the plaintext step `1/t` that decryption may lose (it needs the sum
 //! below `1/2t`): the relinearisation adds `Σ_k d_k·e_k`, of variance at most
-//! `K·N·(B/2 + 1)²·σ_e²` — at N = 4096 (`K = 4`, `B = 2^12`, `σ_e² = 10`) a standard deviation
-//! of at most `2^19.7` in units of `P`, 3,200 in units of q0: a tenth of the full answer's
-//! rounding noise, which [`Gadget::new`] keeps it below. `c2`'s rounding to `P` costs `2^-8` of
+//! `K·N·(B/2 + 1)²·σ_e²` — at N = 4096 (`K = 3`, `B = 2^16`, `σ_e² = 1`) a standard deviation
+//! of at most `2^21.8` in units of `P`, about 13,600 in units of q0: 0.4 of the full answer's
+//! rounding noise (33,444), which [`Gadget::new`] keeps it below. `c2`'s rounding to `P` costs `2^-8` of
 //! the full answer's; rounding `c0` to `p_a` costs `≤ 2/p_a`; rounding `c1` to `p_b` costs
 //! `≤ 2·|e·s|`, `e` uniform in `±1/2`, `|e·s| ≲ 7.5·√(N/12)·σ_s ≈ 2^8.8`. With `p_a ≈ 2^(b+6)` and
 //! `p_b ≈ 2^(b+15)` (`b` = bits of t) each rounding term stays near `2^-5/t` and their sum

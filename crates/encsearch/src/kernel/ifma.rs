@@ -1,6 +1,7 @@
 //! AVX-512 IFMA helpers shared by the NTT, the basis extension and the down-scaling:
-//! arithmetic mod p < 2^50 on eight u64 lanes, values kept reduced in `[0, p)`, products by
-//! Shoup's method with 52-bit factors ([`shoup52`]).
+//! arithmetic mod p < 2^50 on eight u64 lanes, products by Shoup's method with 52-bit factors
+//! ([`shoup52`]): [`mul`] reduced to `[0, p)`, [`mul_lazy`] left in `[0, 2p)` for the NTT's lazy
+//! butterflies.
 
 /// Shoup factor `⌊w·2^52 / p⌋` of a constant `w < p` for [`mul`].
 pub(crate) fn shoup52(w: u64, p: u64) -> u64 {
