@@ -8,7 +8,7 @@
 //! NTT form once per key set, the three transforms (two forward, one inverse, plus the one
 //! modulo t) take the vector builds of `kernel/ntt.rs`, the products are Shoup products
 //! (`kernel/pointwise.rs`), and the scaling is one double-precision product per coefficient
-//! (`kernel/round.rs`, four at a time with AVX2):
+//! (the switch to t of `kernel/switch.rs`, four at a time with AVX2):
 //! `t·m/q0` is within `2^-20` of the exact quotient for any q0 < 2^64, while a decryption
 //! inside its noise bound (`params.rs`) leaves the quotient at least 1/4 away from a rounding
 //! boundary, so the result is exactly fhe's. Tests compare both on real answers, at the
@@ -18,7 +18,7 @@ use fhe_math::zq::Modulus;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
-use crate::kernel::{Ntt, Ntt32, Rounding, ShoupRow, Simd};
+use crate::kernel::{Ntt, Ntt32, ShoupRow, Simd, Switch};
 use crate::keys::ClientKeys;
 
 /// How decrypted coefficients are read: as slots (SIMD, the 1:N scores) or as the coefficients
@@ -39,7 +39,7 @@ pub(crate) struct ScoreDecryptor {
     s2: Secret,
     t: u64,
     /// `m ↦ round(t·m/q0) mod t`.
-    round: Rounding,
+    to_t: Switch,
     ntt_t: Ntt,
     /// Slot i is output `slot_of[i]` of the NTT modulo t (fhe's SIMD order).
     slot_of: Vec<u32>,
@@ -90,7 +90,7 @@ impl ScoreDecryptor {
             s2: Secret(ShoupRow::new(&q, s2.to_vec(), simd)),
             q,
             t,
-            round: Rounding::new(q0, t, simd),
+            to_t: Switch::new(q0, t, simd)?,
             ntt_t,
             slot_of,
             narrow_t,
@@ -131,7 +131,7 @@ impl ScoreDecryptor {
             }
             self.ntt_q.backward(acc);
             // m = c0 + …, then round(t·m/q0) mod t, in place.
-            self.round.apply(acc, parts[0]);
+            self.to_t.round_sum(acc, parts[0]);
             let t = self.t;
             let half = t / 2;
             let centre = |v: u64| if v > half { v as i64 - t as i64 } else { v as i64 };

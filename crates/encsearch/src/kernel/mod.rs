@@ -6,11 +6,10 @@
 //! * `narrow.rs`: the AVX2 scoring kernel of the narrow hot form (29-bit primes in u32 words);
 //! * `ntt.rs`: a negacyclic NTT for primes below 2^48; `ntt32.rs`: the narrow basis' NTT;
 //! * `extend.rs`: exact basis extension Q → Q ∪ P;
-//! * `rescale.rs`: the one down-scaling from Q ∪ P to the response modulus; `round.rs`: the
-//!   key holder's scaling from it to the plaintext modulus;
+//! * `rescale.rs`: the one down-scaling from Q ∪ P to the response modulus;
 //! * `pointwise.rs`: products of NTT-domain rows by constant rows (compact answers' key);
 //!   `digits.rs`: the signed digits they are multiplied with; `switch.rs`: a modulus switch
-//!   from one prime to a smaller one (their last step);
+//!   from one modulus to a smaller one (their last step, and decryption's);
 //! * `ifma.rs`: the AVX-512 IFMA helpers they share; `avx2.rs`: the AVX2/FMA ones of the
 //!   narrow path; `cpu.rs`: the detection.
 //!
@@ -26,7 +25,6 @@ mod ntt;
 mod ntt32;
 mod pointwise;
 mod rescale;
-mod round;
 mod switch;
 mod tensor;
 
@@ -38,7 +36,6 @@ pub(crate) use ntt::{FAST_BITS as NTT_FAST_BITS, Ntt};
 pub(crate) use ntt32::Ntt32;
 pub(crate) use pointwise::ShoupRow;
 pub(crate) use rescale::Rescaler;
-pub(crate) use round::Rounding;
 pub(crate) use switch::Switch;
 pub use tensor::Kernel;
 pub(crate) use tensor::{IFMA_MAX_BITS, LANES, PROBE_ROWS, probe_rows, scatter_row};

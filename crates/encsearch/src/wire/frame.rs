@@ -74,15 +74,13 @@ pub(crate) fn unpack_bits(bytes: &[u8], bits: u32, count: usize) -> Result<Vec<u
     if bits <= 57 {
         // One unaligned 64-bit read per value while eight bytes remain; the tail from a padded copy.
         let mask = (1u64 << bits) - 1;
-        let word = |b: &[u8], at: usize| {
-            u64::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3], b[at + 4], b[at + 5], b[at + 6], b[at + 7]])
-        };
+        // The eight bytes from `at` (callers keep them in bounds).
+        let word = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap_or_default());
         // Value `i` starts at bit `i·bits`; the first `fast` have all eight bytes in `bytes`.
         let fast = if bytes.len() >= 8 { ((bytes.len() - 8) * 8 / bits as usize + 1).min(count) } else { 0 };
         out.extend((0..fast).map(|i| {
             let p = i * bits as usize;
-            let w: [u8; 8] = bytes[p / 8..p / 8 + 8].try_into().unwrap_or_default();
-            (u64::from_le_bytes(w) >> (p % 8)) & mask
+            (word(bytes, p / 8) >> (p % 8)) & mask
         }));
         let pos = fast * bits as usize;
         if out.len() < count {
